@@ -1,0 +1,4 @@
+from sar_colorizer.cli import main
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,77 @@
+"""The ``sarcolor`` command line: a click group with one thin module per command.
+
+Commands parse options, call library functions and turn :class:`SarColorError` into one line
+on stderr and a non-zero exit. Nothing here imports TensorFlow at import time.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import click
+
+from sar_colorizer import __version__
+from sar_colorizer._tf import set_tensorflow_verbose
+from sar_colorizer.errors import SarColorError
+
+logger = logging.getLogger(__name__)
+
+
+class _Group(click.Group):
+    """Turns the package's own errors into one clean line and exit status 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except SarColorError as error:
+            raise click.ClickException(str(error)) from error
+
+
+def configure_logging(verbosity: int) -> None:
+    """Map ``-v``/``-q`` counts to log levels; ``-vv`` also lets TensorFlow's logs through."""
+    level = {-2: logging.ERROR, -1: logging.WARNING, 0: logging.INFO}.get(
+        max(verbosity, -2), logging.DEBUG
+    )
+    logging.basicConfig(level=level, format="%(levelname)s: %(message)s", force=True)
+    set_tensorflow_verbose(verbosity >= 2)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="sarcolor")
+@click.option("-v", "--verbose", count=True, help="More log output (-vv: TensorFlow's own logs too).")
+@click.option("-q", "--quiet", count=True, help="Less log output; -q also hides progress bars.")
+@click.pass_context
+def cli(ctx: click.Context, verbose: int, quiet: int) -> None:
+    """Colorize Sentinel-1 SAR images with a network trained on Sentinel-1/Sentinel-2 pairs.
+
+    \b
+    Quick start:
+      sarcolor predict scene.tif scene_color.png      # shipped default model
+      sarcolor preprocess pairs/ chips/               # your own SAR/optical pairs
+      sarcolor train chips/ my_model
+      sarcolor eval my_model test_pairs/ --report report/
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["verbosity"] = verbose - quiet
+    ctx.obj["quiet"] = quiet > 0
+    configure_logging(verbose - quiet)
+
+
+def _register() -> None:
+    from sar_colorizer.cli import eval as eval_cmd
+    from sar_colorizer.cli import export, predict, preprocess, train
+
+    cli.add_command(preprocess.preprocess)
+    cli.add_command(train.train)
+    cli.add_command(eval_cmd.eval_command)
+    cli.add_command(predict.predict)
+    cli.add_command(export.export)
+
+
+_register()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="sarcolor")

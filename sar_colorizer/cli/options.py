@@ -1,0 +1,53 @@
+"""Option decorators shared by the commands, so that a flag is spelled the same everywhere."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+overwrite_option = click.option(
+    "--overwrite", is_flag=True, default=False, help="Replace outputs that already exist."
+)
+
+model_option = click.option(
+    "--model",
+    "model_path",
+    default="default",
+    show_default=True,
+    metavar="BUNDLE",
+    help="Model bundle directory written by 'sarcolor train', or 'default' for the shipped model.",
+)
+
+
+def creation_options(func: F) -> F:
+    """``--co NAME=VALUE`` GDAL creation options, as in rasterio's ``rio`` commands."""
+    return click.option(
+        "--co",
+        "creation_options",
+        multiple=True,
+        metavar="NAME=VALUE",
+        callback=_parse_creation_options,
+        help="GDAL creation option for the output driver (repeatable), e.g. --co COMPRESS=LZW.",
+    )(func)
+
+
+def _parse_creation_options(
+    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+) -> dict[str, str]:
+    options: dict[str, str] = {}
+    for value in values:
+        name, sep, setting = value.partition("=")
+        if not sep or not name:
+            raise click.BadParameter(f"{value!r} is not NAME=VALUE (e.g. COMPRESS=LZW)")
+        options[name.upper()] = setting
+    return options
+
+
+def progress_enabled(ctx: click.Context) -> bool:
+    """Progress bars are on unless ``-q`` was given (tqdm itself hides them off a terminal)."""
+    obj = ctx.find_root().obj or {}
+    return not obj.get("quiet", False)

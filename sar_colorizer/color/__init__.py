@@ -1,0 +1,1 @@
+"""Colour spaces (sRGB, CIE LAB) in keras.ops."""

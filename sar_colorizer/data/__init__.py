@@ -1,0 +1,1 @@
+"""Finding pairs, cutting chips, TFRecords and the tf.data input pipeline."""

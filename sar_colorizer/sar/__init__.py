@@ -1,0 +1,1 @@
+"""SAR radiometry and speckle filtering."""
