@@ -1,12 +1,58 @@
 """``sarcolor train``: train a colorization model on chips written by ``sarcolor preprocess``."""
 
+from __future__ import annotations
+
+from typing import Any
+
 import click
+
+from sar_colorizer.cli.options import overwrite_option, progress_enabled
+from sar_colorizer.training import STRATEGIES, TrainConfig
 
 
 @click.command("train")
-@click.argument("data_dir", type=click.Path())
+@click.argument("data_dir", type=click.Path(file_okay=False))
 @click.argument("model_out", type=click.Path())
-def train(data_dir: str, model_out: str) -> None:
-    """Train a model on DATA_DIR (from 'sarcolor preprocess') and write the bundle MODEL_OUT."""
-    click.echo("sarcolor train: not implemented in this version yet.", err=True)
-    raise SystemExit(2)
+@click.option("--config", "config_file", type=click.Path(dir_okay=False),
+              help="TOML file with training settings (top level or a [train] table).")
+@click.option("--epochs", type=int, help="Maximum number of epochs.  [default: 30]")
+@click.option("--batch-size", type=int, help="Global batch size.  [default: 16]")
+@click.option("--crop-size", type=int, help="Random crop of the chips in px.  [default: 256]")
+@click.option("--learning-rate", type=float, help="Adam learning rate.  [default: 0.002]")
+@click.option("--depth", type=int, help="U-Net depth.  [default: 4]")
+@click.option("--base-filters", type=int, help="Filters of the first U-Net level.  [default: 16]")
+@click.option("--downsample", type=click.Choice(["1", "2", "4"]),
+              help="Resolution divisor of the network input.  [default: 2]")
+@click.option("--speckle-filter", help="Speckle filter before the network.  [default: boxcar]")
+@click.option("--speckle-window", type=int, help="Speckle filter window (odd).  [default: 5]")
+@click.option("--chroma-weight", type=float, help="Lambda of the chroma loss term.  [default: 0.5]")
+@click.option("--steps-per-epoch", type=int, help="Batches per epoch.  [default: one pass]")
+@click.option("--patience", type=int, help="Early-stopping patience in epochs.  [default: 8]")
+@click.option("--seed", type=int, help="Random seed.  [default: 0]")
+@click.option("--deterministic", is_flag=True, default=None,
+              help="Bit-identical input pipeline and ops (slower).")
+@click.option("--strategy", type=click.Choice(STRATEGIES),
+              help="tf.distribute strategy: one device, all local GPUs, or several workers "
+                   "(TF_CONFIG).  [default: default]")
+@click.option("--init", "init", metavar="PATH|default",
+              help="Fine-tune from a model bundle, or 'default' for the shipped model.")
+@overwrite_option
+@click.pass_context
+def train(ctx: click.Context, data_dir: str, model_out: str, config_file: str | None,
+          init: str | None, overwrite: bool, **flags: Any) -> None:
+    """Train a model on DATA_DIR (from 'sarcolor preprocess'); write the bundle MODEL_OUT.
+
+    An interrupted run resumes from its last finished epoch when the same command is run again
+    (checkpoints live in MODEL_OUT.work/ until the bundle is written).
+    """
+    from sar_colorizer.training import train as run_training
+
+    overrides = {k: v for k, v in flags.items() if v is not None}
+    if "downsample" in overrides:
+        overrides["downsample"] = int(overrides["downsample"])
+    config = (TrainConfig.from_toml(config_file, **overrides) if config_file
+              else TrainConfig.from_dict(overrides))
+    summary = run_training(data_dir, model_out, config, init=init, overwrite=overwrite,
+                           progress=progress_enabled(ctx))
+    click.echo(f"wrote {summary['model']} after {summary['epochs']} epochs "
+               f"in {summary['seconds']:.0f} s")

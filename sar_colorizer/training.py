@@ -1,0 +1,405 @@
+"""Training: chips from ``sarcolor preprocess`` -> tf.data -> U-Net -> a model bundle.
+
+The trained bundle carries everything :mod:`sar_colorizer.inference` needs to treat new input
+exactly as the training chips were treated: bands, input normalisation, speckle filter, tile
+multiple, the tone curve for L and the baselines fitted on the same training data.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import shutil
+import time
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sar_colorizer import __version__
+from sar_colorizer.errors import InputError, OutputExistsError
+
+logger = logging.getLogger(__name__)
+
+STRATEGIES = ("default", "mirrored", "multiworker")
+
+
+@dataclass
+class TrainConfig:
+    """Training settings; every field can come from a TOML file and be overridden by a flag.
+
+    Attributes:
+        epochs: Maximum number of epochs (early stopping may end sooner).
+        batch_size: Global batch size, split across replicas under a distribution strategy.
+        crop_size: Random crop of each chip in pixels (None: the whole chip).
+        learning_rate: Adam learning rate (cosine-decayed to 5% over the run).
+        depth: U-Net depth (number of 2x poolings inside the network).
+        base_filters: Filters of the first U-Net level; doubled at each level.
+        downsample: The network sees the SAR at 1/downsample of its resolution; AB is upsampled.
+        speckle_filter: Speckle filter applied to the SAR before the network.
+        speckle_window: Window of the speckle filter in pixels (odd).
+        speckle_looks: Equivalent number of looks assumed by the adaptive filters.
+        chroma_weight: Lambda of the chroma term of the loss.
+        rarity_weighting: Rebalance the AB loss by colour rarity (Zhang et al. 2016).
+        rarity_mix: Mix of the smoothed AB distribution with uniform (1 = no rebalancing).
+        rarity_sigma: Gaussian smoothing of the AB histogram, in bins.
+        patience: Early stopping patience in epochs (on the validation loss).
+        steps_per_epoch: Batches per epoch (None: one pass over the training chips).
+        seed: Seed for weights, shuffling and augmentation.
+        deterministic: Bit-identical input pipeline (slower).
+        strategy: ``default`` (one device), ``mirrored`` (all local GPUs) or ``multiworker``.
+    """
+
+    epochs: int = 30
+    batch_size: int = 16
+    crop_size: int | None = 256
+    learning_rate: float = 2e-3
+    depth: int = 4
+    base_filters: int = 16
+    downsample: int = 2
+    speckle_filter: str = "boxcar"
+    speckle_window: int = 5
+    speckle_looks: float = 1.0
+    chroma_weight: float = 0.5
+    rarity_weighting: bool = True
+    rarity_mix: float = 0.5
+    rarity_sigma: float = 1.0
+    patience: int = 8
+    steps_per_epoch: int | None = None
+    seed: int = 0
+    deterministic: bool = False
+    strategy: str = "default"
+
+    def validate(self) -> None:
+        """Raise :class:`InputError` for settings that cannot work."""
+        if self.strategy not in STRATEGIES:
+            raise InputError(
+                f"unknown strategy {self.strategy!r}; choose one of {', '.join(STRATEGIES)}"
+            )
+        for name in ("epochs", "batch_size", "depth", "base_filters", "downsample"):
+            if getattr(self, name) < 1:
+                raise InputError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.crop_size is not None:
+            multiple = self.downsample * 2**self.depth
+            if self.crop_size % multiple:
+                raise InputError(
+                    f"crop_size {self.crop_size} is not a multiple of {multiple} "
+                    f"(downsample x 2^depth); choose e.g. {multiple * max(1, self.crop_size // multiple)}"
+                )
+
+    @classmethod
+    def from_toml(cls, path: str | Path, **overrides: Any) -> TrainConfig:
+        """Read a TOML file (keys at top level or under ``[train]``) and apply overrides."""
+        path = Path(path)
+        try:
+            raw = tomllib.loads(path.read_text())
+        except FileNotFoundError:
+            raise InputError(f"{path}: no such config file") from None
+        except tomllib.TOMLDecodeError as error:
+            raise InputError(f"{path}: not valid TOML ({error})") from None
+        settings = raw.get("train", raw)
+        return cls.from_dict({**settings, **overrides})
+
+    @classmethod
+    def from_dict(cls, settings: dict[str, Any]) -> TrainConfig:
+        """Build from a mapping, refusing unknown keys with the list of known ones."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(settings) - known)
+        if unknown:
+            raise InputError(
+                f"unknown training setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            )
+        config = cls(**{k: v for k, v in settings.items() if v is not None or k == "crop_size"})
+        config.validate()
+        return config
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def read_stats(data_dir: str | Path) -> dict[str, Any]:
+    """Read the ``stats.json`` that ``sarcolor preprocess`` wrote into ``data_dir``."""
+    stats_path = Path(data_dir) / "stats.json"
+    if not stats_path.is_file():
+        raise InputError(
+            f"{data_dir}: no stats.json; give a folder written by 'sarcolor preprocess'"
+        )
+    return json.loads(stats_path.read_text())
+
+
+def make_strategy(name: str) -> Any:
+    """Return the ``tf.distribute`` strategy for ``name`` (see :data:`STRATEGIES`)."""
+    from sar_colorizer._tf import import_tensorflow
+
+    tf = import_tensorflow()
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multiworker":
+        if "TF_CONFIG" not in os.environ:
+            raise InputError(
+                "--strategy multiworker needs the TF_CONFIG environment variable describing the "
+                "cluster on every worker; use --strategy mirrored for one machine"
+            )
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise InputError(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}")
+
+
+def build_loss(config: TrainConfig, stats: dict[str, Any]) -> Any:
+    """The weighted-MSE-plus-chroma loss, with rarity weights from the training AB histogram."""
+    import numpy as np
+
+    from sar_colorizer.losses import WeightedChromaLoss, rarity_weights
+
+    weights = None
+    if config.rarity_weighting:
+        counts = np.asarray(stats["ab_histogram"]["counts"], dtype=np.float64)
+        weights = rarity_weights(counts, sigma=config.rarity_sigma, mix=config.rarity_mix)
+    return WeightedChromaLoss(ab_weights=weights, chroma_weight=config.chroma_weight)
+
+
+def build_model(config: TrainConfig, input_channels: int, init: str | None = None) -> Any:
+    """A new :class:`ColorizationUNet`, or the network of an existing bundle to fine-tune."""
+    if init:
+        from sar_colorizer.bundle import load_bundle
+
+        bundle = load_bundle(init)
+        if bundle.input_channels != input_channels:
+            raise InputError(
+                f"--init model takes {bundle.input_channels} band(s) but the data has "
+                f"{input_channels}; preprocess the data with the model's bands {bundle.bands}"
+            )
+        logger.info("fine-tuning from %s", bundle.path)
+        return bundle.model
+    from sar_colorizer.nets.unet import ColorizationUNet
+
+    return ColorizationUNet(
+        input_channels=input_channels,
+        depth=config.depth,
+        base_filters=config.base_filters,
+        downsample=config.downsample,
+    )
+
+
+def plot_learning_curves(log_csv: Path, out_png: Path) -> None:
+    """Plot loss and AB RMSE per epoch (train and validation) from the CSV log."""
+    import csv
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with log_csv.open() as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows:
+        return
+    epochs = [int(r["epoch"]) + 1 for r in rows]
+    panels = [("loss", "loss"), ("ab_rmse", "AB RMSE (CIELAB units)")]
+    fig, axes = plt.subplots(1, len(panels), figsize=(10, 3.8))
+    for ax, (key, label) in zip(axes, panels, strict=True):
+        for prefix, style in (("", "-"), ("val_", "--")):
+            column = prefix + key
+            if column in rows[0]:
+                values = [float(r[column]) for r in rows]
+                ax.plot(epochs, values, style, marker="o", ms=3,
+                        label="validation" if prefix else "train")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle("sarcolor training")
+    fig.tight_layout()
+    tmp = out_png.with_name(out_png.stem + ".tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    os.replace(tmp, out_png)
+
+
+def _cosine_schedule(keras: Any, learning_rate: float, total_steps: int) -> Any:
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=learning_rate, decay_steps=max(total_steps, 1), alpha=0.05
+    )
+
+
+def train(
+    data_dir: str | Path,
+    model_out: str | Path,
+    config: TrainConfig,
+    *,
+    init: str | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Train a model on preprocessed chips and write a bundle to ``model_out``.
+
+    Interrupted runs resume: checkpoints go to ``<model_out>.work/``, and running the same
+    command again continues from the last finished epoch. The bundle is written only at the end
+    (atomically), with the training log (``training_log.csv``) and the learning curves
+    (``learning_curves.png``) beside the model.
+
+    Args:
+        data_dir: Folder written by ``sarcolor preprocess``.
+        model_out: Bundle directory to create.
+        config: Training settings.
+        init: ``"default"`` or a bundle path to fine-tune from; None trains from scratch.
+        overwrite: Replace an existing bundle.
+        progress: Show Keras progress bars (one line per epoch otherwise).
+
+    Returns:
+        A summary: epochs run, best validation loss, wall time, paths.
+    """
+    from sar_colorizer._tf import import_keras, import_tensorflow
+    from sar_colorizer.bundle import save_bundle
+    from sar_colorizer.data.pipeline import make_dataset
+    from sar_colorizer.keras_metrics import MaskedABRMSE
+    from sar_colorizer.sar.speckle import SpeckleFilter
+
+    config.validate()
+    data_dir = Path(data_dir)
+    model_out = Path(model_out)
+    if model_out.exists() and not overwrite:
+        raise OutputExistsError(f"{model_out} exists; pass --overwrite to replace it")
+    stats = read_stats(data_dir)
+    n_train = int(stats["n_chips"]["train"])
+    n_val = int(stats["n_chips"].get("val", 0))
+    if n_train == 0:
+        raise InputError(f"{data_dir}: no training chips; check the preprocess settings")
+
+    tf = import_tensorflow()
+    keras = import_keras()
+    keras.utils.set_random_seed(config.seed)
+    if config.deterministic:
+        tf.config.experimental.enable_op_determinism()
+
+    speckle = SpeckleFilter(config.speckle_filter, config.speckle_window, config.speckle_looks)
+    bands = list(stats.get("bands") or ["band1"])
+    input_channels = len(bands)
+
+    strategy = make_strategy(config.strategy)
+    replicas = strategy.num_replicas_in_sync
+    if config.batch_size % replicas:
+        raise InputError(
+            f"batch size {config.batch_size} does not split over {replicas} replicas; "
+            f"use a multiple of {replicas}"
+        )
+    steps_per_epoch = config.steps_per_epoch or max(1, math.ceil(n_train / config.batch_size))
+    train_ds = make_dataset(
+        data_dir, split="train", batch_size=config.batch_size, crop_size=config.crop_size,
+        speckle_filter=speckle, augment=True, shuffle=True, deterministic=config.deterministic,
+        seed=config.seed, repeat=True,
+    )
+    val_ds = None
+    if n_val:
+        val_ds = make_dataset(
+            data_dir, split="val", batch_size=config.batch_size, crop_size=None,
+            speckle_filter=speckle, augment=False, shuffle=False,
+            deterministic=config.deterministic, seed=config.seed,
+        )
+    else:
+        logger.warning("%s has no validation chips: the last epoch is kept, not the best", data_dir)
+
+    with strategy.scope():
+        model = build_model(config, input_channels, init)
+        loss = build_loss(config, stats)
+        optimizer = keras.optimizers.Adam(
+            _cosine_schedule(keras, config.learning_rate, steps_per_epoch * config.epochs)
+        )
+        model.compile(optimizer=optimizer, loss=loss, metrics=[MaskedABRMSE()])
+
+    work_dir = model_out.with_name(model_out.name + ".work")
+    work_dir.mkdir(parents=True, exist_ok=True)
+    log_csv = work_dir / "training_log.csv"
+    curves_png = work_dir / "learning_curves.png"
+    best_path = work_dir / "best.weights.h5"
+    monitor = "val_loss" if val_ds is not None else "loss"
+
+    class _Curves(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            plot_learning_curves(log_csv, curves_png)
+
+    callbacks = [
+        keras.callbacks.BackupAndRestore(str(work_dir / "backup")),
+        keras.callbacks.ModelCheckpoint(
+            str(best_path), monitor=monitor, save_best_only=True, save_weights_only=True
+        ),
+        keras.callbacks.EarlyStopping(monitor=monitor, patience=config.patience),
+        keras.callbacks.CSVLogger(str(log_csv), append=True),
+        _Curves(),
+    ]
+    start = time.perf_counter()
+    history = model.fit(
+        train_ds,
+        validation_data=val_ds,
+        epochs=config.epochs,
+        steps_per_epoch=steps_per_epoch,
+        callbacks=callbacks,
+        verbose=1 if progress else 2,
+    )
+    seconds = time.perf_counter() - start
+    if best_path.exists():
+        model.load_weights(str(best_path))
+    best = min(history.history.get(monitor, [float("nan")]) or [float("nan")])
+
+    metadata = bundle_metadata(stats, config, model, data_dir=data_dir, init=init,
+                               epochs_run=len(history.history.get("loss", [])),
+                               best_monitor=(monitor, best), seconds=seconds)
+    save_bundle(model_out, model, metadata, overwrite=overwrite)
+    for extra in (log_csv, curves_png):
+        if extra.exists():
+            shutil.copy2(extra, model_out / extra.name)
+    shutil.rmtree(work_dir, ignore_errors=True)
+    logger.info("wrote %s (%.0f s, best %s %.4f)", model_out, seconds, monitor, best)
+    return {"model": str(model_out), "seconds": seconds, monitor: best,
+            "epochs": metadata["training"]["epochs_run"]}
+
+
+def bundle_metadata(
+    stats: dict[str, Any],
+    config: TrainConfig,
+    model: Any,
+    *,
+    data_dir: Path,
+    init: str | None,
+    epochs_run: int,
+    best_monitor: tuple[str, float],
+    seconds: float,
+) -> dict[str, Any]:
+    """Everything ``predict`` and ``eval`` need to reproduce the training input handling."""
+    from sar_colorizer.sar.speckle import SpeckleFilter
+
+    speckle = SpeckleFilter(config.speckle_filter, config.speckle_window, config.speckle_looks)
+    bands = list(stats.get("bands") or ["band1"])
+    return {
+        "format_version": 1,
+        "package_version": __version__,
+        "bands": bands,
+        "input_channels": len(bands),
+        "input_scale_trained": stats.get("input_scale"),
+        "normalization": stats["normalization"],
+        "speckle_filter": speckle.to_dict(),
+        "tile_multiple": int(model.tile_multiple),
+        "model_config": model.get_config(),
+        "tone": {"method": "matched", "l_quantiles": stats["l_quantiles"]},
+        "baselines": {
+            "mean_colour": stats["mean_colour"],
+            "linear_regression": stats["linear_regression"],
+        },
+        "training": {
+            "data_dir": str(data_dir),
+            "n_chips": stats["n_chips"],
+            "n_images": stats.get("n_images"),
+            "chip_size": stats.get("chip_size"),
+            "sources": stats.get("sources"),
+            "config": config.to_dict(),
+            "init": init,
+            "epochs_run": epochs_run,
+            "best": {"metric": best_monitor[0], "value": best_monitor[1]},
+            "seconds": round(seconds, 1),
+            "date": time.strftime("%Y-%m-%d"),
+        },
+    }
