@@ -1,12 +1,40 @@
 """``sarcolor export``: export a model bundle to ONNX or a TensorFlow SavedModel."""
 
+from __future__ import annotations
+
 import click
+
+from sar_colorizer.cli.options import overwrite_option
+from sar_colorizer.export import EXPORT_FORMATS, export_model
 
 
 @click.command("export")
-@click.argument("model", type=click.Path())
+@click.argument("model", metavar="MODEL")
 @click.argument("output", type=click.Path())
-def export(model: str, output: str) -> None:
-    """Export MODEL to OUTPUT."""
-    click.echo("sarcolor export: not implemented in this version yet.", err=True)
-    raise SystemExit(2)
+@click.option(
+    "--format",
+    "export_format",
+    type=click.Choice(EXPORT_FORMATS, case_sensitive=False),
+    default=None,
+    help="Output format.  [default: onnx for an OUTPUT ending in .onnx, otherwise savedmodel]",
+)
+@click.option("--opset", type=int, default=None, help="ONNX opset version.  [default: tf2onnx's]")
+@overwrite_option
+def export(
+    model: str, output: str, export_format: str | None, opset: int | None, overwrite: bool
+) -> None:
+    """Export the network of MODEL (a bundle directory, or 'default') to OUTPUT.
+
+    The exported graph maps relative SAR intensity (batch, height, width, bands), float32 in
+    [0, 1] after speckle filtering and normalisation, to normalised AB (batch, height, width, 2)
+    in [-1, 1]; height and width are dynamic (multiples of the bundle's tile_multiple). The
+    bundle.json goes along: inside the SavedModel folder, or as the ONNX metadata property
+    'sarcolor_bundle'. ONNX needs: pip install "sarcolor[onnx]".
+
+    \b
+    Examples:
+      sarcolor export my_model my_model.onnx
+      sarcolor export default colorizer_savedmodel --format savedmodel
+    """
+    path = export_model(model, output, export_format, overwrite=overwrite, opset=opset)
+    click.echo(f"wrote {path}")

@@ -1,0 +1,435 @@
+"""Model bundles: a trained network together with everything needed to feed it correctly.
+
+A bundle is a directory holding
+
+* ``model.keras``: the Keras model (custom layers registered under ``sar_colorizer``, so it
+  loads with ``safe_mode=True``), and
+* ``bundle.json``: the conventions the model was trained with, which ``predict`` and ``eval``
+  must reproduce on new input: SAR bands (polarisations), radiometric normalisation, speckle
+  filter, tile multiple, the tone curve for L, baselines and a training summary::
+
+    {"format_version": 1, "package_version": "0.1.0", "bands": ["VH"], "input_channels": 1,
+     "normalization": {"method": "percentile", "percentile": 99.0, "db_min": -25.0, "db_max": 5.0},
+     "speckle_filter": {"name": "boxcar", "window": 5, "looks": 1.0},
+     "tile_multiple": 32, "model_config": {...},
+     "tone": {"method": "matched", "l_quantiles": [101 floats]},
+     "baselines": {...}, "training": {...}}
+
+Other files in the directory (learning curves, logs) are allowed and ignored. The shipped
+model lives in ``sar_colorizer/weights/default/`` and is loaded with ``load_bundle("default")``.
+
+Importing this module does not import TensorFlow; :func:`load_bundle` and :func:`save_bundle`
+do.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from sar_colorizer import __version__
+from sar_colorizer.errors import InputError, ModelMismatchError, OutputExistsError, SarColorError
+
+logger = logging.getLogger(__name__)
+
+#: Newest bundle layout this version reads and the one it writes.
+FORMAT_VERSION = 1
+MODEL_FILE = "model.keras"
+METADATA_FILE = "bundle.json"
+DEFAULT_BUNDLE = "default"
+
+_POLARISATION = re.compile(r"(?<![A-Z])(VV|VH|HH|HV)(?![A-Z])")
+
+
+@dataclass
+class Bundle:
+    """A loaded model and its metadata (the parsed ``bundle.json``).
+
+    Attributes:
+        model: The Keras model: relative SAR intensity (B, H, W, C) -> normalised AB (B, H, W, 2).
+        metadata: The bundle.json content.
+        path: The bundle directory it was loaded from (None for an in-memory bundle).
+    """
+
+    model: Any
+    metadata: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+
+    @property
+    def format_version(self) -> int:
+        """Layout version of the bundle."""
+        return int(self.metadata.get("format_version", FORMAT_VERSION))
+
+    @property
+    def input_channels(self) -> int:
+        """Number of SAR bands the model takes."""
+        if "input_channels" in self.metadata:
+            return int(self.metadata["input_channels"])
+        return int(self.model.inputs[0].shape[-1])
+
+    @property
+    def bands(self) -> list[str]:
+        """Band (polarisation) names in model input order, e.g. ``["VH"]`` or ``["VV", "VH"]``."""
+        bands = self.metadata.get("bands")
+        if bands:
+            return [str(band) for band in bands]
+        return [f"band{index + 1}" for index in range(self.input_channels)]
+
+    @property
+    def normalization(self) -> Any:
+        """The :class:`sar_colorizer.sar.radiometry.Normalization` used in training."""
+        from sar_colorizer.sar.radiometry import Normalization
+
+        return Normalization.from_dict(self.metadata.get("normalization") or {})
+
+    @property
+    def speckle_filter(self) -> Any:
+        """The :class:`sar_colorizer.sar.speckle.SpeckleFilter` applied before the network."""
+        from sar_colorizer.sar.speckle import SpeckleFilter
+
+        return SpeckleFilter.from_dict(self.metadata.get("speckle_filter") or {})
+
+    @property
+    def tile_multiple(self) -> int:
+        """Tile height and width must be multiples of this (the network's total stride)."""
+        if "tile_multiple" in self.metadata:
+            return int(self.metadata["tile_multiple"])
+        return int(getattr(self.model, "tile_multiple", 1))
+
+    @property
+    def tone(self) -> dict[str, Any]:
+        """How L is made from the SAR: ``{"method": "matched", "l_quantiles": [...]}`` or similar."""
+        return copy.deepcopy(self.metadata.get("tone") or {})
+
+    def check_input(self, n_channels: int, band_names: Sequence[str | None] | None = None) -> None:
+        """Refuse input whose bands do not match what the model was trained on.
+
+        The count must match. Names are compared only where both sides name a polarisation
+        (VV, VH, HH, HV, also inside names like ``Sigma0_VH``); unnamed bands ("1", None) pass.
+
+        Args:
+            n_channels: Number of bands of the input.
+            band_names: The input's band names (descriptions or file suffixes), if known.
+
+        Raises:
+            ModelMismatchError: The input has a different number of bands or other
+                polarisations; the message says what the model expects and how to choose.
+        """
+        expected = self.bands
+        names = list(band_names) if band_names is not None else []
+        given = [_band_label(name, index) for index, name in enumerate(names)]
+        expected_text = _describe(len(expected), expected)
+        given_text = _describe(n_channels, given if len(given) == n_channels else [])
+        input_pols = [_polarisation(name) for name in names]
+        model_pols = [_polarisation(name) for name in expected]
+
+        if n_channels != len(expected):
+            if n_channels > len(expected):
+                if all(model_pols) and all(pol in input_pols for pol in model_pols):
+                    fix = f"choose {_one_or_them(expected)} with --bands {','.join(model_pols)}"
+                else:
+                    fix = f"choose {_one_or_them(expected)} with --bands (names or 1-based numbers)"
+            else:
+                fix = (
+                    f"give a raster with {', '.join(expected)} bands, or use a model trained on "
+                    f"{n_channels} band{'s' if n_channels != 1 else ''}"
+                )
+            raise ModelMismatchError(
+                f"model expects {expected_text}; input has {given_text}: {fix}"
+            )
+
+        if all(model_pols) and len(input_pols) == n_channels and all(input_pols):
+            if input_pols != model_pols and n_channels == 1:
+                # One band of another polarisation still colorises (VV and VH share most
+                # structure); analysts often only have VV, so warn rather than refuse.
+                logger.warning(
+                    "model was trained on %s; input is %s: colours may be less reliable",
+                    model_pols[0], input_pols[0],
+                )
+                return
+            if input_pols != model_pols:
+                if sorted(input_pols) == sorted(model_pols):
+                    fix = f"reorder with --bands {','.join(model_pols)}"
+                else:
+                    fix = (
+                        f"give {', '.join(model_pols)} data or use a model trained on "
+                        f"{', '.join(input_pols)}"
+                    )
+                raise ModelMismatchError(
+                    f"model expects {expected_text}; input has {given_text}: {fix}"
+                )
+
+
+def _band_label(name: str | None, index: int) -> str:
+    return str(name) if name not in (None, "") else str(index + 1)
+
+
+def _describe(count: int, names: Sequence[str]) -> str:
+    text = f"{count} band{'s' if count != 1 else ''}"
+    return f"{text} ({', '.join(names)})" if names else text
+
+
+def _one_or_them(expected: Sequence[str]) -> str:
+    return "one" if len(expected) == 1 else f"{len(expected)}"
+
+
+def _polarisation(name: str | None) -> str | None:
+    if not name:
+        return None
+    matches = _POLARISATION.findall(str(name).upper())
+    return matches[-1] if len(set(matches)) == 1 else None
+
+
+def default_bundle_path() -> Path:
+    """The directory of the model shipped inside the package.
+
+    Raises:
+        SarColorError: This installation carries no default model.
+    """
+    folder = _package_weights() / DEFAULT_BUNDLE
+    if not (folder.is_dir() and (folder / METADATA_FILE).is_file()):
+        raise SarColorError(
+            "this sarcolor installation has no default model (sar_colorizer/weights/default is "
+            "missing); pass --model BUNDLE with a bundle written by 'sarcolor train'"
+        )
+    return Path(str(folder))
+
+
+def _package_weights() -> Any:
+    return resources.files("sar_colorizer") / "weights"
+
+
+def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read and check a bundle's ``bundle.json`` without loading the model (no TensorFlow).
+
+    Args:
+        path: Bundle directory, or ``"default"`` for the shipped model.
+
+    Returns:
+        The parsed metadata.
+
+    Raises:
+        InputError: The path is missing, is not a bundle, its bundle.json is unreadable, or its
+            format is newer than this version of sarcolor reads.
+        SarColorError: ``"default"`` was asked for and the package carries no default model.
+    """
+    folder = _resolve(path)
+    return _read_metadata(folder)
+
+
+def _resolve(path: str | os.PathLike[str]) -> Path:
+    if str(path) == DEFAULT_BUNDLE:
+        return default_bundle_path()
+    folder = Path(path)
+    if not folder.exists():
+        raise InputError(
+            f"{folder}: no such model bundle; pass a directory written by 'sarcolor train' "
+            "or 'default'"
+        )
+    if not folder.is_dir():
+        raise InputError(
+            f"{folder}: not a model bundle (a bundle is a directory with {MODEL_FILE} and "
+            f"{METADATA_FILE}, written by 'sarcolor train')"
+        )
+    missing = [name for name in (MODEL_FILE, METADATA_FILE) if not (folder / name).is_file()]
+    if missing:
+        raise InputError(
+            f"{folder}: not a model bundle ({' and '.join(missing)} missing; a bundle is a "
+            "directory written by 'sarcolor train')"
+        )
+    return folder
+
+
+def _read_metadata(folder: Path) -> dict[str, Any]:
+    try:
+        metadata = json.loads((folder / METADATA_FILE).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise InputError(
+            f"{folder / METADATA_FILE}: unreadable bundle metadata ({error})"
+        ) from error
+    if not isinstance(metadata, dict):
+        raise InputError(f"{folder / METADATA_FILE}: bundle metadata must be a JSON object")
+    version = metadata.get("format_version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise InputError(
+            f"{folder / METADATA_FILE}: missing or invalid format_version ({version!r})"
+        )
+    if version > FORMAT_VERSION:
+        raise InputError(
+            f"{folder}: bundle format {version} is newer than sarcolor {__version__} reads "
+            f"(up to {FORMAT_VERSION}); upgrade sarcolor"
+        )
+    return metadata
+
+
+def load_bundle(path: str | os.PathLike[str] = DEFAULT_BUNDLE) -> Bundle:
+    """Load a model bundle written by :func:`save_bundle` (``sarcolor train``).
+
+    The model loads with ``keras.saving.load_model(safe_mode=True, compile=False)``: no
+    arbitrary code runs, and the training loss and optimiser are not needed for inference.
+
+    Args:
+        path: Bundle directory, or ``"default"`` for the model shipped with the package.
+
+    Returns:
+        The :class:`Bundle`.
+
+    Raises:
+        InputError: The path is missing or not a bundle, the format is too new, the model file
+            does not load, or bundle.json disagrees with the model's input channels.
+        SarColorError: ``"default"`` was asked for and the package carries no default model.
+    """
+    folder = _resolve(path)
+    metadata = _read_metadata(folder)
+    keras = _import_model_code()
+    try:
+        model = keras.saving.load_model(folder / MODEL_FILE, safe_mode=True, compile=False)
+    except Exception as error:  # Keras raises many types for a corrupt/foreign file
+        raise InputError(f"{folder / MODEL_FILE}: the model does not load ({error})") from error
+    model_channels = int(model.inputs[0].shape[-1])
+    if "input_channels" in metadata and int(metadata["input_channels"]) != model_channels:
+        raise InputError(
+            f"{folder}: bundle.json says {metadata['input_channels']} input channels but the "
+            f"model takes {model_channels}; the bundle is inconsistent, re-export or retrain it"
+        )
+    logger.debug("loaded bundle %s (bands %s)", folder, metadata.get("bands"))
+    return Bundle(model=model, metadata=metadata, path=folder)
+
+
+def _import_model_code() -> Any:
+    """Import keras and register the package's serializable classes before loading a model."""
+    import importlib.util
+
+    from sar_colorizer._tf import import_keras
+
+    keras = import_keras()
+    import sar_colorizer.losses  # noqa: F401  (registers WeightedChromaLoss)
+    import sar_colorizer.nets.unet  # noqa: F401  (registers the model and its layers)
+
+    # Registers SpeckleFilterLayer, for models that filter speckle in-graph.
+    module = "sar_colorizer.sar.speckle_tf"
+    if importlib.util.find_spec(module) is not None:
+        try:
+            importlib.import_module(module)
+        except ImportError as error:  # only models that contain the layer need it
+            logger.debug("could not import %s: %s", module, error)
+    return keras
+
+
+def save_bundle(
+    path: str | os.PathLike[str],
+    model: Any,
+    metadata: dict[str, Any],
+    overwrite: bool = False,
+) -> Path:
+    """Write a bundle directory atomically: into a temporary folder beside it, then renamed.
+
+    Missing ``format_version``, ``package_version``, ``input_channels``, ``tile_multiple`` and
+    ``model_config`` entries are filled in from the model and this package.
+
+    Args:
+        path: Bundle directory to create.
+        model: The Keras model (a :class:`~sar_colorizer.nets.unet.ColorizationUNet`).
+        metadata: bundle.json content (see the module docstring); must be JSON-serialisable
+            (numpy scalars and arrays are converted).
+        overwrite: Replace an existing ``path``.
+
+    Returns:
+        The bundle path.
+
+    Raises:
+        OutputExistsError: ``path`` exists and ``overwrite`` is False.
+        InputError: The metadata's bands disagree with the model's input channels.
+    """
+    target = Path(path)
+    if target.exists() and not overwrite:
+        raise OutputExistsError(f"{target} exists; pass --overwrite to replace it")
+
+    meta = copy.deepcopy(dict(metadata))
+    meta.setdefault("format_version", FORMAT_VERSION)
+    meta.setdefault("package_version", __version__)
+    model_channels = int(model.inputs[0].shape[-1])
+    meta.setdefault("input_channels", model_channels)
+    if int(meta["input_channels"]) != model_channels:
+        raise InputError(
+            f"metadata says {meta['input_channels']} input channels but the model takes "
+            f"{model_channels}"
+        )
+    if meta.get("bands") is not None and len(meta["bands"]) != model_channels:
+        raise InputError(
+            f"metadata lists {len(meta['bands'])} bands ({', '.join(map(str, meta['bands']))}) "
+            f"but the model takes {model_channels}"
+        )
+    if hasattr(model, "tile_multiple"):
+        meta.setdefault("tile_multiple", int(model.tile_multiple))
+    if "model_config" not in meta:
+        try:
+            meta["model_config"] = model.get_config()
+        except NotImplementedError:
+            pass
+    text = json.dumps(meta, indent=2, default=_json_default)
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(
+        tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
+    )
+    try:
+        model.save(staging / MODEL_FILE)
+        (staging / METADATA_FILE).write_text(text + "\n", encoding="utf-8")
+        replace_path(staging, target, overwrite=overwrite)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    logger.info("wrote model bundle %s", target)
+    return target
+
+
+def replace_path(source: Path, target: Path, overwrite: bool) -> None:
+    """Rename ``source`` (file or folder) to ``target``, replacing it only if ``overwrite``.
+
+    An existing target is first moved aside and deleted only once the new one is in place, so
+    an error never leaves neither.
+
+    Raises:
+        OutputExistsError: ``target`` exists and ``overwrite`` is False.
+    """
+    if not (target.exists() or target.is_symlink()):
+        os.replace(source, target)
+        return
+    if not overwrite:
+        raise OutputExistsError(f"{target} exists; pass --overwrite to replace it")
+    aside = target.parent / f".{target.name}.{os.getpid()}.old"
+    os.replace(target, aside)
+    try:
+        os.replace(source, target)
+    except BaseException:
+        os.replace(aside, target)
+        raise
+    if aside.is_dir() and not aside.is_symlink():
+        shutil.rmtree(aside, ignore_errors=True)
+    else:
+        aside.unlink(missing_ok=True)
+
+
+def _json_default(value: Any) -> Any:
+    import numpy as np
+
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(
+        f"bundle metadata value of type {type(value).__name__} is not JSON-serialisable"
+    )

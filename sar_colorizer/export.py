@@ -1,0 +1,154 @@
+"""Export a model bundle's network to ONNX or a TensorFlow SavedModel, for serving elsewhere.
+
+The exported graph is the network only: relative SAR intensity (B, H, W, C) float32 in [0, 1]
+(after speckle filtering and normalisation, as in :mod:`sar_colorizer.inference`) in,
+normalised AB (B, H, W, 2) in [-1, 1] out (multiply by 110 for CIELAB a*, b*). Batch, height
+and width are dynamic; height and width must be multiples of the bundle's ``tile_multiple``.
+The bundle.json travels with the export (inside the SavedModel folder, and as the ONNX model's
+``sarcolor_bundle`` metadata property) so the pre- and post-processing can be reproduced.
+
+ONNX needs the optional extra: ``pip install "sarcolor[onnx]"`` (tf2onnx, onnx, onnxruntime).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+from sar_colorizer.bundle import METADATA_FILE, Bundle, load_bundle, replace_path
+from sar_colorizer.errors import InputError, OutputExistsError, SarColorError
+
+logger = logging.getLogger(__name__)
+
+EXPORT_FORMATS = ("onnx", "savedmodel")
+
+#: Names of the exported graph's input and output.
+INPUT_NAME = "sar_relative_intensity"
+OUTPUT_NAME = "ab_normalized"
+
+#: Metadata key of the ONNX model that holds the bundle.json text.
+ONNX_METADATA_KEY = "sarcolor_bundle"
+
+
+class MissingExtraError(SarColorError, ImportError):
+    """An optional dependency group (``pip install "sarcolor[...]"``) is not installed."""
+
+
+def infer_format(output: str | os.PathLike[str]) -> str:
+    """``"onnx"`` for a ``.onnx`` output path, ``"savedmodel"`` otherwise."""
+    return "onnx" if Path(output).suffix.lower() == ".onnx" else "savedmodel"
+
+
+def export_model(
+    model: str | os.PathLike[str] | Bundle,
+    output: str | os.PathLike[str],
+    export_format: str | None = None,
+    *,
+    overwrite: bool = False,
+    opset: int | None = None,
+) -> Path:
+    """Export a bundle's network with dynamic batch, height and width.
+
+    The output appears atomically (written beside it under a temporary name, then renamed).
+
+    Args:
+        model: Bundle directory, ``"default"``, or a loaded :class:`~sar_colorizer.bundle.Bundle`.
+        output: ``.onnx`` file, or SavedModel directory.
+        export_format: ``"onnx"`` or ``"savedmodel"``; ``None`` infers it from ``output``.
+        overwrite: Replace an existing output.
+        opset: ONNX opset (default: tf2onnx's).
+
+    Returns:
+        The output path.
+
+    Raises:
+        InputError: Unknown format, or the bundle cannot be loaded.
+        OutputExistsError: ``output`` exists and ``overwrite`` is False.
+        MissingExtraError: ONNX was asked for and the ``onnx`` extra is not installed.
+    """
+    export_format = (export_format or infer_format(output)).lower()
+    if export_format not in EXPORT_FORMATS:
+        raise InputError(
+            f"unknown export format {export_format!r}; choose one of {', '.join(EXPORT_FORMATS)}"
+        )
+    target = Path(output)
+    if (target.exists() or target.is_symlink()) and not overwrite:
+        raise OutputExistsError(f"{target} exists; pass --overwrite to replace it")
+    if export_format == "onnx":
+        _require_onnx()
+    bundle = model if isinstance(model, Bundle) else load_bundle(model)
+    metadata_text = json.dumps(bundle.metadata, indent=2)
+
+    from sar_colorizer._tf import import_tensorflow
+
+    tf = import_tensorflow()
+    channels = int(bundle.model.inputs[0].shape[-1])
+    signature = [tf.TensorSpec((None, None, None, channels), tf.float32, name=INPUT_NAME)]
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging_dir = Path(
+        tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
+    )
+    try:
+        if export_format == "onnx":
+            staged = staging_dir / "model.onnx"
+            _export_onnx(bundle.model, staged, signature, opset, metadata_text)
+        else:
+            staged = staging_dir / "saved_model"
+            bundle.model.export(
+                str(staged), format="tf_saved_model", input_signature=signature, verbose=False
+            )
+            (staged / METADATA_FILE).write_text(metadata_text + "\n", encoding="utf-8")
+        replace_path(staged, target, overwrite=overwrite)
+    finally:
+        shutil.rmtree(staging_dir, ignore_errors=True)
+    logger.info("exported %s to %s (%s)", bundle.path or "model", target, export_format)
+    return target
+
+
+def _require_onnx() -> None:
+    try:
+        import onnx  # noqa: F401
+        import tf2onnx  # noqa: F401
+    except ImportError as error:
+        raise MissingExtraError(
+            f"ONNX export needs the onnx extra ({error.name} is missing): "
+            'pip install "sarcolor[onnx]"'
+        ) from error
+
+
+def _export_onnx(
+    model: Any, path: Path, signature: list[Any], opset: int | None, metadata_text: str
+) -> None:
+    import onnx
+
+    with warnings.catch_warnings():
+        # Keras' tf2onnx numpy-2 patch touches np.object; harmless.
+        warnings.filterwarnings("ignore", category=FutureWarning)
+        model.export(
+            str(path), format="onnx", input_signature=signature, opset_version=opset, verbose=False
+        )
+    proto = onnx.load(str(path))
+    _rename_output(proto.graph, OUTPUT_NAME)
+    entry = proto.metadata_props.add()
+    entry.key = ONNX_METADATA_KEY
+    entry.value = metadata_text
+    onnx.checker.check_model(proto)
+    onnx.save(proto, str(path))
+
+
+def _rename_output(graph: Any, new_name: str) -> None:
+    """Give the single graph output a meaningful name (tf2onnx calls it ``Identity:0``)."""
+    if len(graph.output) != 1:
+        return
+    old_name = graph.output[0].name
+    for node in graph.node:
+        node.output[:] = [new_name if name == old_name else name for name in node.output]
+        node.input[:] = [new_name if name == old_name else name for name in node.input]
+    graph.output[0].name = new_name

@@ -1,0 +1,109 @@
+"""Registered serializable layers used by the colorization networks.
+
+Every layer here is registered under the package name ``sar_colorizer`` so that a saved
+``.keras`` file reloads with ``keras.saving.load_model(..., safe_mode=True)`` without
+``custom_objects`` (importing this module is enough). No ``Lambda`` layers: they do not survive
+safe-mode loading.
+
+This module is TensorFlow-only code; it imports keras at module top, so nothing imported by
+``sar_colorizer/__init__.py`` or a CLI module at import time may import it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+from sar_colorizer._tf import import_keras, import_tensorflow
+
+tf = import_tensorflow()
+keras = import_keras()
+
+logger = logging.getLogger(__name__)
+
+#: Lower end of the dB window of the network's input feature. Must equal
+#: ``sar_colorizer.sar.radiometry.FEATURE_DB_MIN`` (a test checks it): relative intensity 1.0
+#: (the image's 99th percentile) maps to 0 dB -> feature 1, -25 dB below it to feature 0.
+FEATURE_DB_MIN = -25.0
+
+#: Relative intensities below this are treated as this value before the logarithm (-100 dB).
+INTENSITY_FLOOR = 1e-10
+
+RESIZE_METHODS = ("bilinear", "nearest", "bicubic", "area")
+
+
+@keras.saving.register_keras_serializable(package="sar_colorizer")
+class LogIntensity(keras.layers.Layer):
+    """Relative SAR intensity in [0, 1] -> dB feature in [0, 1].
+
+    Computes ``clip((10 * log10(max(x, 1e-10)) - db_min) / -db_min, 0, 1)``, the same mapping as
+    :func:`sar_colorizer.sar.radiometry.relative_to_feature`. SAR backscatter spans decades of
+    linear power and its speckle is multiplicative; in dB the speckle becomes additive and the
+    dynamic range fits a network, so the model takes linear relative intensity (what the tiling
+    and normalisation code produce) and takes the logarithm in-graph.
+
+    Args:
+        db_min: dB value mapped to feature 0 (relative intensity 1.0 = 0 dB maps to 1).
+        **kwargs: Standard layer arguments (``name``, ``dtype``...).
+    """
+
+    def __init__(self, db_min: float = FEATURE_DB_MIN, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if not db_min < 0:
+            raise ValueError(f"db_min must be negative (got {db_min})")
+        self.db_min = float(db_min)
+
+    def call(self, inputs: Any) -> Any:
+        ops = keras.ops
+        x = ops.cast(inputs, self.compute_dtype)
+        # NaN (should not reach the model, but a tile edge might carry one) -> floor -> feature 0.
+        x = ops.where(ops.isnan(x), ops.zeros_like(x), x)
+        db = ops.log(ops.maximum(x, INTENSITY_FLOOR)) * (10.0 / math.log(10.0))
+        return ops.clip((db - self.db_min) / -self.db_min, 0.0, 1.0)
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        return tuple(input_shape)
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update({"db_min": self.db_min})
+        return config
+
+
+@keras.saving.register_keras_serializable(package="sar_colorizer")
+class ResizeLike(keras.layers.Layer):
+    """Resize a (B, h, w, C) tensor to the spatial size of a reference (B, H, W, ...) tensor.
+
+    Called as ``ResizeLike()([image, reference])``. The target size is read at run time with
+    ``tf.shape``, so a model built on ``(None, None, C)`` inputs works for every tile size.
+    ``keras.layers.UpSampling2D(interpolation="bilinear")`` does not: in Keras 3.15 it fails on
+    a shape the model was not traced with (see docs/DESIGN_NOTES.md).
+
+    Args:
+        method: ``tf.image.resize`` method, one of :data:`RESIZE_METHODS`.
+        **kwargs: Standard layer arguments.
+    """
+
+    def __init__(self, method: str = "bilinear", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if method not in RESIZE_METHODS:
+            raise ValueError(
+                f"unknown resize method {method!r}; choose one of {', '.join(RESIZE_METHODS)}"
+            )
+        self.method = method
+
+    def call(self, inputs: Any) -> Any:
+        image, reference = inputs
+        size = tf.shape(reference)[1:3]
+        resized = tf.image.resize(image, size, method=self.method)
+        return tf.cast(resized, image.dtype)
+
+    def compute_output_shape(self, input_shape: Any) -> tuple[int | None, ...]:
+        image_shape, reference_shape = input_shape
+        return (image_shape[0], reference_shape[1], reference_shape[2], image_shape[-1])
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update({"method": self.method})
+        return config

@@ -1,0 +1,238 @@
+"""U-Net that predicts the chroma (CIELAB a*, b*) of a SAR image.
+
+The network sees speckle-filtered *relative intensity* (linear power divided by the image's
+99th percentile, clipped to [0, 1]) and returns normalised AB (AB / 110) in [-1, 1]. Lightness
+does not come from the network: it is derived from the SAR itself at full resolution, so the
+network only has to get the slowly varying colour right. That is why it can run at reduced
+resolution (``downsample``): halving the resolution quadruples the receptive field per FLOP,
+and the measured AB error went *down* (docs/DESIGN_NOTES.md).
+
+This module is TensorFlow-only code and imports keras at module top; CLI modules and
+``sar_colorizer/__init__.py`` must import it lazily.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from sar_colorizer._tf import import_keras, import_tensorflow
+from sar_colorizer.errors import InputError
+from sar_colorizer.nets.layers import LogIntensity, ResizeLike
+
+tf = import_tensorflow()
+keras = import_keras()
+
+logger = logging.getLogger(__name__)
+
+DOWNSAMPLE_FACTORS = (1, 2, 4)
+
+
+def _filters_at(level: int, base_filters: int, filter_growth: float) -> int:
+    return max(1, int(round(base_filters * filter_growth**level)))
+
+
+@keras.saving.register_keras_serializable(package="sar_colorizer")
+class ColorizationUNet(keras.Model):
+    """SAR relative intensity (B, H, W, C) -> normalised AB (B, H, W, 2) in [-1, 1].
+
+    Layout: :class:`~sar_colorizer.nets.layers.LogIntensity` (dB feature in [0, 1]) ->
+    ``AveragePooling2D(downsample)`` -> U-Net with ``depth`` max-pool levels and skip
+    connections (two 3x3 convolutions per level, 2x2 transposed convolutions going up) ->
+    1x1 convolution with ``tanh`` -> bilinear resize back to the input's height and width.
+
+    The input is ``(None, None, input_channels)``: one model serves every tile size that is a
+    multiple of :attr:`tile_multiple` (the tiling code pads to it).
+
+    Args:
+        input_channels: Number of SAR bands: 1 for one polarisation (e.g. VH), 2 for VV+VH.
+        depth: Number of 2x down-samplings inside the U-Net.
+        base_filters: Filters of the first level; level ``i`` has
+            ``round(base_filters * filter_growth**i)``.
+        downsample: Average-pooling factor before the U-Net (1, 2 or 4); the AB output is
+            resized back to the input size, bilinearly.
+        filter_growth: Factor between the filters of consecutive levels.
+        batch_norm: Batch normalisation after each 3x3 convolution (the convolution then has no
+            bias).
+        dropout: Dropout rate at the bottleneck (0 disables it).
+        separable: Depthwise-separable 3x3 convolutions (fewer FLOPs and weights).
+        name: Model name.
+
+    Raises:
+        InputError: An argument is out of range.
+    """
+
+    def __init__(
+        self,
+        input_channels: int = 1,
+        depth: int = 4,
+        base_filters: int = 16,
+        downsample: int = 2,
+        filter_growth: float = 2.0,
+        batch_norm: bool = True,
+        dropout: float = 0.0,
+        separable: bool = False,
+        name: str = "colorization_unet",
+    ) -> None:
+        _validate(input_channels, depth, base_filters, downsample, filter_growth, dropout)
+        inputs = keras.Input(shape=(None, None, input_channels), name="sar_relative_intensity")
+        features = LogIntensity(name="log_intensity")(inputs)
+        if downsample > 1:
+            features = keras.layers.AveragePooling2D(downsample, name="downsample")(features)
+
+        skips = []
+        for level in range(depth):
+            filters = _filters_at(level, base_filters, filter_growth)
+            features = _conv_block(features, filters, f"enc{level}", batch_norm, separable)
+            skips.append(features)
+            features = keras.layers.MaxPooling2D(2, name=f"enc{level}_pool")(features)
+
+        filters = _filters_at(depth, base_filters, filter_growth)
+        features = _conv_block(features, filters, "bottleneck", batch_norm, separable)
+        if dropout > 0:
+            features = keras.layers.Dropout(dropout, name="bottleneck_dropout")(features)
+
+        for level in reversed(range(depth)):
+            filters = _filters_at(level, base_filters, filter_growth)
+            features = keras.layers.Conv2DTranspose(
+                filters, 2, strides=2, padding="same", name=f"dec{level}_up"
+            )(features)
+            features = keras.layers.Concatenate(name=f"dec{level}_concat")([features, skips[level]])
+            features = _conv_block(features, filters, f"dec{level}", batch_norm, separable)
+
+        ab = keras.layers.Conv2D(2, 1, activation="tanh", name="ab")(features)
+        if downsample > 1:
+            ab = ResizeLike("bilinear", name="ab_full_resolution")([ab, inputs])
+
+        super().__init__(inputs=inputs, outputs=ab, name=name)
+        self.input_channels = int(input_channels)
+        self.depth = int(depth)
+        self.base_filters = int(base_filters)
+        self.downsample = int(downsample)
+        self.filter_growth = float(filter_growth)
+        self.batch_norm = bool(batch_norm)
+        self.dropout = float(dropout)
+        self.separable = bool(separable)
+
+    @property
+    def tile_multiple(self) -> int:
+        """Height and width of an input must be multiples of this (``downsample * 2**depth``)."""
+        return self.downsample * 2**self.depth
+
+    def get_config(self) -> dict[str, Any]:
+        """The constructor arguments, JSON-serialisable."""
+        return {
+            "input_channels": self.input_channels,
+            "depth": self.depth,
+            "base_filters": self.base_filters,
+            "downsample": self.downsample,
+            "filter_growth": self.filter_growth,
+            "batch_norm": self.batch_norm,
+            "dropout": self.dropout,
+            "separable": self.separable,
+            "name": self.name,
+        }
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any], custom_objects: Any = None) -> ColorizationUNet:
+        """Rebuild from :meth:`get_config` output (weights are restored separately)."""
+        return cls(**config)
+
+
+def _validate(
+    input_channels: int,
+    depth: int,
+    base_filters: int,
+    downsample: int,
+    filter_growth: float,
+    dropout: float,
+) -> None:
+    if int(input_channels) < 1:
+        raise InputError(f"input_channels must be >= 1 (got {input_channels})")
+    if int(depth) < 1:
+        raise InputError(f"depth must be >= 1 (got {depth})")
+    if int(base_filters) < 1:
+        raise InputError(f"base_filters must be >= 1 (got {base_filters})")
+    if downsample not in DOWNSAMPLE_FACTORS:
+        raise InputError(
+            f"downsample must be one of {', '.join(map(str, DOWNSAMPLE_FACTORS))} (got {downsample})"
+        )
+    if filter_growth < 1:
+        raise InputError(f"filter_growth must be >= 1 (got {filter_growth})")
+    if not 0 <= dropout < 1:
+        raise InputError(f"dropout must be in [0, 1) (got {dropout})")
+
+
+def _conv_block(x: Any, filters: int, prefix: str, batch_norm: bool, separable: bool) -> Any:
+    """Two (3x3 convolution -> [batch norm] -> ReLU) units."""
+    for index in (1, 2):
+        conv_name = f"{prefix}_conv{index}"
+        if separable:
+            x = keras.layers.SeparableConv2D(
+                filters, 3, padding="same", use_bias=not batch_norm, name=conv_name
+            )(x)
+        else:
+            x = keras.layers.Conv2D(
+                filters, 3, padding="same", use_bias=not batch_norm, name=conv_name
+            )(x)
+        if batch_norm:
+            x = keras.layers.BatchNormalization(name=f"{prefix}_bn{index}")(x)
+        x = keras.layers.Activation("relu", name=f"{prefix}_relu{index}")(x)
+    return x
+
+
+def count_flops_per_pixel(model: Any, size: int | Sequence[int] = 256) -> float:
+    """Forward-pass FLOPs per input pixel of the model's convolutions, counted analytically.
+
+    A multiply-add counts as 2 FLOPs: a convolution costs ``2 * kh * kw * cin * cout`` per output
+    pixel (transposed: per input pixel), a separable one its depthwise plus pointwise parts.
+    Biases, normalisation, activations, pooling and resizing are left out (they are a few
+    percent of the total). Shapes at ``size`` come from symbolic shape inference; nothing runs.
+
+    Args:
+        model: A Keras model with a single image input ``(None, None, C)`` (channels last).
+        size: Input tile size, ``int`` or ``(height, width)``; must suit the model
+            (a multiple of ``tile_multiple`` for :class:`ColorizationUNet`).
+
+    Returns:
+        FLOPs divided by ``height * width``: multiply by a scene's pixel count for its cost.
+    """
+    height, width = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+    convs = [
+        layer
+        for layer in model.layers
+        if isinstance(
+            layer,
+            keras.layers.Conv2D
+            | keras.layers.Conv2DTranspose
+            | keras.layers.SeparableConv2D
+            | keras.layers.DepthwiseConv2D,
+        )
+    ]
+    if not convs:
+        return 0.0
+    probe = keras.Model(
+        model.inputs[0], [layer.input for layer in convs] + [layer.output for layer in convs]
+    )
+    channels = model.inputs[0].shape[-1]
+    specs = probe.compute_output_spec(keras.KerasTensor((1, height, width, channels)))
+    in_shapes = [spec.shape for spec in specs[: len(convs)]]
+    out_shapes = [spec.shape for spec in specs[len(convs) :]]
+
+    total = 0.0
+    for layer, in_shape, out_shape in zip(convs, in_shapes, out_shapes, strict=True):
+        kh, kw = layer.kernel_size
+        cin = in_shape[-1]
+        if isinstance(layer, keras.layers.Conv2DTranspose):
+            total += 2.0 * kh * kw * cin * layer.filters * in_shape[1] * in_shape[2]
+        elif isinstance(layer, keras.layers.SeparableConv2D | keras.layers.DepthwiseConv2D):
+            multiplier = layer.depth_multiplier
+            pixels = out_shape[1] * out_shape[2]
+            total += 2.0 * kh * kw * cin * multiplier * pixels
+            if isinstance(layer, keras.layers.SeparableConv2D):
+                total += 2.0 * cin * multiplier * layer.filters * pixels
+        else:
+            groups = getattr(layer, "groups", 1)
+            total += 2.0 * kh * kw * (cin // groups) * layer.filters * out_shape[1] * out_shape[2]
+    return total / (height * width)
