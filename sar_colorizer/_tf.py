@@ -6,8 +6,12 @@ inside the functions that need it, through :func:`import_tensorflow`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import sys
+import tempfile
+from collections.abc import Iterator
 from typing import Any
 
 _VERBOSE_TF = False
@@ -21,10 +25,23 @@ def set_tensorflow_verbose(verbose: bool) -> None:
 
 def import_tensorflow() -> Any:
     """Import and return the ``tensorflow`` module with its start-up logs silenced."""
-    if not _VERBOSE_TF:
+    if "tensorflow" in sys.modules:
+        return sys.modules["tensorflow"]
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    if _VERBOSE_TF:
+        import tensorflow as tf
+    else:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    import tensorflow as tf
+        # TensorFlow's C++ start-up messages (CUDA probing, CPU features) are written before
+        # absl logging honours TF_CPP_MIN_LOG_LEVEL; hold them back unless the import fails.
+        with _stderr_captured() as captured:
+            try:
+                import tensorflow as tf
+
+                tf.config.list_physical_devices()  # device probing logs happen here
+            except BaseException:
+                captured.release()
+                raise
 
     if not _VERBOSE_TF:
         tf.get_logger().setLevel(logging.ERROR)
@@ -39,3 +56,35 @@ def import_keras() -> Any:
     import keras
 
     return keras
+
+
+class _Captured:
+    def __init__(self, handle: Any) -> None:
+        self.handle = handle
+        self.released = False
+
+    def release(self) -> None:
+        self.released = True
+
+
+@contextlib.contextmanager
+def _stderr_captured() -> Iterator[_Captured]:
+    """Redirect the process-level stderr (file descriptor 2) to a temporary file."""
+    try:
+        saved = os.dup(2)
+    except OSError:  # no usable stderr: nothing to hide
+        yield _Captured(None)
+        return
+    with tempfile.TemporaryFile() as handle:
+        captured = _Captured(handle)
+        sys.stderr.flush()
+        os.dup2(handle.fileno(), 2)
+        try:
+            yield captured
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            if captured.released:
+                handle.seek(0)
+                sys.stderr.write(handle.read().decode(errors="replace"))

@@ -39,6 +39,7 @@ class TrainConfig:
         depth: U-Net depth (number of 2x poolings inside the network).
         base_filters: Filters of the first U-Net level; doubled at each level.
         downsample: The network sees the SAR at 1/downsample of its resolution; AB is upsampled.
+        separable: Depthwise-separable convolutions (fewer FLOPs and weights).
         speckle_filter: Speckle filter applied to the SAR before the network.
         speckle_window: Window of the speckle filter in pixels (odd).
         speckle_looks: Equivalent number of looks assumed by the adaptive filters.
@@ -60,6 +61,7 @@ class TrainConfig:
     depth: int = 4
     base_filters: int = 16
     downsample: int = 2
+    separable: bool = False
     speckle_filter: str = "boxcar"
     speckle_window: int = 5
     speckle_looks: float = 1.0
@@ -182,6 +184,7 @@ def build_model(config: TrainConfig, input_channels: int, init: str | None = Non
         depth=config.depth,
         base_filters=config.base_filters,
         downsample=config.downsample,
+        separable=config.separable,
     )
 
 
@@ -338,6 +341,7 @@ def train(
         epochs=config.epochs,
         steps_per_epoch=steps_per_epoch,
         callbacks=callbacks,
+        shuffle=False,  # the tf.data pipeline shuffles
         verbose=1 if progress else 2,
     )
     seconds = time.perf_counter() - start

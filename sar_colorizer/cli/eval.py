@@ -1,13 +1,116 @@
 """``sarcolor eval``: score a model against the optical truth and simple baselines."""
 
+from __future__ import annotations
+
+from pathlib import Path
+
 import click
+
+from sar_colorizer.cli.options import overwrite_option, progress_enabled
+
+# Spelled as sar_colorizer.sar.radiometry.INPUT_SCALES (+ "auto"); listed here so that
+# building the command line imports nothing heavy.
+_INPUT_SCALES = ("auto", "linear", "db", "amplitude", "display")
 
 
 @click.command("eval")
-@click.argument("model", type=click.Path())
-@click.argument("input_path", metavar="INPUT", type=click.Path())
-@click.option("--report", "report_dir", type=click.Path(), required=True, help="Report folder.")
-def eval_command(model: str, input_path: str, report_dir: str) -> None:
-    """Evaluate MODEL on the pairs in INPUT and write a report."""
-    click.echo("sarcolor eval: not implemented in this version yet.", err=True)
-    raise SystemExit(2)
+@click.argument("model", metavar="MODEL")
+@click.argument("input_path", metavar="INPUT", type=click.Path(exists=True))
+@click.option(
+    "--report",
+    "report_dir",
+    type=click.Path(file_okay=False),
+    required=True,
+    help="Folder for report.json, report.md and grid.png (created).",
+)
+@click.option(
+    "--split",
+    default=None,
+    help="Evaluate only pairs of this split of a manifest (e.g. test).",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Evaluate at most this many pairs (after --split).",
+)
+@click.option(
+    "--grid",
+    "grid_count",
+    type=click.IntRange(min=0),
+    default=4,
+    show_default=True,
+    help="Images (rows) in grid.png; 0 writes no grid.",
+)
+@click.option(
+    "--bands",
+    default=None,
+    help="SAR bands to read, by name or number (e.g. VH or 1). [default: all]",
+)
+@click.option(
+    "--input-scale",
+    type=click.Choice(_INPUT_SCALES),
+    default="auto",
+    show_default=True,
+    help="Scale of the SAR values; auto: float dB or linear, integer files as display images.",
+)
+@click.option(
+    "--tone",
+    type=click.Choice(["matched", "sar"]),
+    default="matched",
+    show_default=True,
+    help="How L is made from the SAR (matched: training optical brightness; sar: backscatter).",
+)
+@overwrite_option
+@click.pass_context
+def eval_command(
+    ctx: click.Context,
+    model: str,
+    input_path: str,
+    report_dir: str,
+    split: str | None,
+    limit: int | None,
+    grid_count: int,
+    bands: str | None,
+    input_scale: str,
+    tone: str,
+    overwrite: bool,
+) -> None:
+    """Evaluate MODEL on the SAR/optical pairs in INPUT and write a report.
+
+    MODEL is a bundle directory written by 'sarcolor train', or 'default' for the shipped
+    model. INPUT is a folder with sar/ and opt/ (matched by file name), SEN1-2 style s1_*/ and
+    s2_*/ folders, or a CSV manifest 'sar,optical[,split]'.
+
+    The model and three baselines (no colour, mean training colour, per-pixel linear
+    regression on the SAR) are scored on the same images, each against LAB(L of the output,
+    colour of the optical image). The markdown table is printed.
+    """
+    from sar_colorizer.errors import OutputExistsError
+    from sar_colorizer.evaluation import REPORT_JSON, evaluate, format_markdown, select_pairs
+
+    report_path = Path(report_dir) / REPORT_JSON
+    if report_path.exists() and not overwrite:
+        raise OutputExistsError(f"{report_path} exists; pass --overwrite to replace it")
+
+    # Find and select pairs before loading TensorFlow, so input mistakes fail fast.
+    from sar_colorizer.data.pairs import find_pairs
+
+    pairs = select_pairs(find_pairs(Path(input_path)), split=split, limit=limit)
+
+    from sar_colorizer.bundle import load_bundle
+
+    bundle = load_bundle(model)
+    report = evaluate(
+        bundle,
+        pairs,
+        report_dir=report_dir,
+        grid_count=grid_count,
+        progress=progress_enabled(ctx),
+        bands=bands,
+        input_scale=input_scale,
+        tone=tone,
+        overwrite=overwrite,
+    )
+    click.echo(format_markdown(report), nl=False)
+    click.echo(f"report written to {Path(report_dir)}", err=True)

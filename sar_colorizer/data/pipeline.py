@@ -1,0 +1,219 @@
+"""The ``tf.data`` input pipeline over the chips written by ``sarcolor preprocess``.
+
+Order of operations, and why:
+
+1. shards are read interleaved and parsed in parallel;
+2. in the graph, a batch of chips at a time: the speckle filter (``speckle_filter_tf``) over each
+   *whole* chip, as inference filters whole scenes (a filter run on a crop would see fewer
+   neighbours at its edges), and sRGB -> CIE LAB -> the normalised AB target. Both are
+   deterministic, so they run once per chip, before the cache;
+3. cache (in memory by default: ``4 * (C + 3)`` bytes per pixel, about 1 GB per 1000 chips of
+   256 px with one band) - everything after it is random, so every epoch is augmented afresh;
+4. shuffle (seeded, reshuffled every epoch), repeat;
+5. per chip: random flips and 90-degree rotations of SAR, target and mask together, then the
+   random crop. Filtering before these is equivalent to filtering after them: the filters are
+   symmetric under flips and quarter turns, and they saw the whole chip either way;
+6. batch and prefetch.
+
+Each chip's random draws come from a stateless seed ``(seed, position in the stream)``, so with
+``deterministic=True`` two datasets built with the same seed yield bit-identical batches.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from sar_colorizer._tf import import_tensorflow
+from sar_colorizer.data.tfrecord import STATS_FILE, list_shards, parse_example, read_stats
+from sar_colorizer.errors import InputError
+
+logger = logging.getLogger(__name__)
+
+_DEFAULT_SHUFFLE_BUFFER = 1024
+_PREPARE_BATCH = 16  # chips filtered and converted together before the cache
+_MAX_SHUFFLE_BUFFER = 8192
+
+
+def resolve_speckle_filter(speckle_filter: Any, stats: dict[str, Any] | None = None) -> Any:
+    """A :class:`~sar_colorizer.sar.speckle.SpeckleFilter` from a spec, dict, name or None.
+
+    None takes the filter recorded in ``stats.json`` (the one the baselines were computed with),
+    else the default ``SpeckleFilter()`` (boxcar 5x5).
+    """
+    from sar_colorizer.sar.speckle import SpeckleFilter
+
+    if isinstance(speckle_filter, SpeckleFilter):
+        return speckle_filter
+    if isinstance(speckle_filter, dict):
+        return SpeckleFilter.from_dict(speckle_filter)
+    if isinstance(speckle_filter, str):
+        return SpeckleFilter(name=speckle_filter)
+    if speckle_filter is None:
+        recorded = (stats or {}).get("speckle_filter")
+        return SpeckleFilter.from_dict(recorded) if recorded else SpeckleFilter()
+    raise InputError(
+        f"speckle_filter must be a SpeckleFilter, a dict or a filter name, not {type(speckle_filter).__name__}"
+    )
+
+
+def make_dataset(
+    data_dir: str | Path,
+    split: str = "train",
+    batch_size: int = 16,
+    crop_size: int | None = None,
+    speckle_filter: Any = None,
+    augment: bool = True,
+    shuffle: bool = True,
+    deterministic: bool = False,
+    seed: int = 0,
+    repeat: bool = False,
+    cache: bool | str = True,
+    shuffle_buffer: int | None = None,
+    drop_remainder: bool = False,
+) -> Any:
+    """Build the training / validation input pipeline.
+
+    Args:
+        data_dir: Folder written by ``sarcolor preprocess``.
+        split: ``"train"``, ``"val"`` or ``"test"``.
+        batch_size: Chips per batch.
+        crop_size: Side of the crop taken from each chip (random position when ``augment``, the
+            centre otherwise); None keeps whole chips. Must not exceed the chip size.
+        speckle_filter: :class:`~sar_colorizer.sar.speckle.SpeckleFilter` (or its dict, or a filter
+            name) applied in the graph to the SAR relative intensity; None = the filter recorded
+            in ``stats.json`` (default boxcar 5x5). ``"none"`` feeds the unfiltered SAR.
+        augment: Random flips, 90-degree rotations and random crop positions.
+        shuffle: Shuffle chips (seeded, reshuffled every epoch).
+        deterministic: Keep element order fixed through parallel stages, so that equal seeds give
+            bit-identical batches (a little slower).
+        seed: Seed of the shuffle and of every random draw.
+        repeat: Repeat forever (then pass ``steps_per_epoch`` to ``fit``).
+        cache: Keep the prepared (filtered, LAB-converted) chips in memory after the first pass
+            (``4 * (C + 3)`` bytes per pixel); a path caches to files there instead; False
+            recomputes every epoch.
+        shuffle_buffer: Shuffle buffer size; default all chips of the split (at most 8192).
+        drop_remainder: Drop a last, smaller batch (fixed batch shape).
+
+    Returns:
+        A ``tf.data.Dataset`` of ``(x, y)``: ``x`` (B, h, w, C) float32, the speckle-filtered
+        relative intensity in [0, 1] (0 at invalid pixels); ``y`` (B, h, w, 3) float32, channels
+        0-1 the CIELAB a, b of the optical image divided by ``AB_SCALE`` (in [-1, 1]) and channel
+        2 the valid weight (1 valid, 0 nodata; the AB there is 0).
+
+    Raises:
+        InputError: No shards of that split, a bad crop size or batch size.
+    """
+    tf = import_tensorflow()
+    from sar_colorizer.color.lab import AB_SCALE, rgb_to_lab
+    from sar_colorizer.sar.speckle_tf import speckle_filter_tf
+
+    data_dir = Path(data_dir)
+    files = list_shards(data_dir, split)
+    if not files:
+        raise InputError(
+            f"{data_dir}: no {split}-*.tfrecord shards; give a folder written by 'sarcolor preprocess'"
+        )
+    if batch_size < 1:
+        raise InputError(f"batch size must be >= 1, got {batch_size}")
+    stats = read_stats(data_dir) if (data_dir / STATS_FILE).is_file() else {}
+    chip_size = stats.get("chip_size")
+    channels = len(stats["bands"]) if stats.get("bands") else None
+    if crop_size is not None and (crop_size < 1 or (chip_size and crop_size > chip_size)):
+        raise InputError(f"crop size {crop_size} must be between 1 and the chip size {chip_size}")
+    spec = resolve_speckle_filter(speckle_filter, stats)
+    n_chips = (stats.get("n_chips") or {}).get(split)
+    if shuffle_buffer is None:
+        shuffle_buffer = min(n_chips, _MAX_SHUFFLE_BUFFER) if n_chips else _DEFAULT_SHUFFLE_BUFFER
+    autotune = tf.data.AUTOTUNE
+
+    dataset = tf.data.Dataset.from_tensor_slices([str(path) for path in files])
+    dataset = dataset.interleave(
+        tf.data.TFRecordDataset,
+        cycle_length=min(len(files), 8),
+        block_length=1,
+        num_parallel_calls=autotune,
+        deterministic=deterministic,
+    )
+
+    def _parse(serialized: Any) -> tuple[Any, Any, Any]:
+        chip = parse_example(serialized)
+        sar, valid, rgb = chip["sar"], chip["valid"], chip["rgb"]
+        if chip_size:
+            sar = tf.ensure_shape(sar, [chip_size, chip_size, channels])
+            valid = tf.ensure_shape(valid, [chip_size, chip_size, 1])
+            rgb = tf.ensure_shape(rgb, [chip_size, chip_size, 3])
+        return sar, valid, rgb
+
+    dataset = dataset.map(_parse, num_parallel_calls=autotune, deterministic=deterministic)
+
+    def _prepare(sar: Any, valid: Any, rgb: Any) -> tuple[Any, Any]:
+        """Speckle filter over whole chips and the LAB target, batched (runs once per chip)."""
+        is_valid = valid > 0
+        sar = tf.cast(sar, tf.float32)
+        if spec.name != "none":
+            # nodata neither spreads into nor is averaged with valid pixels; 0 there afterwards
+            sar = speckle_filter_tf(sar, spec, valid=is_valid, fill_value=0.0)
+        sar = tf.clip_by_value(tf.where(is_valid, sar, 0.0), 0.0, 1.0)
+        weight = tf.cast(is_valid, tf.float32)
+        lab = rgb_to_lab(tf.cast(rgb, tf.float32) / 255.0)
+        target = tf.concat([lab[..., 1:3] / AB_SCALE * weight, weight], axis=-1)
+        return sar, target
+
+    dataset = dataset.batch(_PREPARE_BATCH).map(
+        _prepare, num_parallel_calls=autotune, deterministic=deterministic
+    )
+    dataset = dataset.unbatch()
+    if cache:
+        dataset = dataset.cache() if cache is True else dataset.cache(str(cache))
+    if shuffle:
+        dataset = dataset.shuffle(max(1, shuffle_buffer), seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        dataset = dataset.repeat()
+    dataset = dataset.enumerate()
+
+    def _augment(index: Any, element: tuple[Any, Any]) -> tuple[Any, Any]:
+        sar, target = element
+        stacked = tf.concat([sar, target], axis=-1)
+        seeds = tf.random.experimental.stateless_split(
+            tf.stack([tf.constant(seed, tf.int64), index]), num=4
+        )
+        if augment:
+            stacked = tf.image.stateless_random_flip_left_right(stacked, seeds[0])
+            stacked = tf.image.stateless_random_flip_up_down(stacked, seeds[1])
+            quarter_turns = tf.random.stateless_uniform([], seeds[2], 0, 4, dtype=tf.int32)
+            stacked = tf.image.rot90(stacked, quarter_turns)
+        if crop_size is not None:
+            stacked = _crop(stacked, seeds[3])
+        sar, target = stacked[..., :-3], stacked[..., -3:]
+        out_size = crop_size or chip_size
+        if out_size:
+            # rot90 and tensor-offset crops lose the static shape; Keras likes it known.
+            sar = tf.ensure_shape(sar, [out_size, out_size, channels])
+            target = tf.ensure_shape(target, [out_size, out_size, 3])
+        return sar, target
+
+    def _crop(image: Any, crop_seed: Any) -> Any:
+        height, width = tf.shape(image)[0], tf.shape(image)[1]
+        if augment:
+            row_seed, col_seed = tf.unstack(
+                tf.random.experimental.stateless_split(crop_seed, num=2)
+            )
+            top = tf.random.stateless_uniform(
+                [], row_seed, 0, height - crop_size + 1, dtype=tf.int32
+            )
+            left = tf.random.stateless_uniform(
+                [], col_seed, 0, width - crop_size + 1, dtype=tf.int32
+            )
+        else:
+            top = (height - crop_size) // 2
+            left = (width - crop_size) // 2
+        return image[top : top + crop_size, left : left + crop_size]
+
+    dataset = dataset.map(_augment, num_parallel_calls=autotune, deterministic=deterministic)
+    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+    dataset = dataset.prefetch(autotune)
+    options = tf.data.Options()
+    options.deterministic = deterministic
+    return dataset.with_options(options)

@@ -1,0 +1,601 @@
+"""Score a colorization model against the optical truth and the three baselines.
+
+For every image and every method (the model, ``no_colour``, ``mean_colour``,
+``linear_regression``) the output is ``LAB(L from the SAR, AB of the method) -> sRGB`` with the
+*same* L (the model's tone-mapped SAR lightness), and the reference is ``LAB(same L, AB of the
+optical image) -> sRGB``. Only colour differs between methods, so the comparison is fair and a
+model that does not beat the baselines has not learned colour (see ``docs/METRICS.md``).
+
+The baselines' parameters come from the bundle (``bundle.json`` ``"baselines"``), fitted on the
+training data at training time; they are never refitted on the evaluation images.
+
+Outputs in ``report_dir`` (each written atomically):
+
+* ``report.json``: ``{"n_images": N, "model": {...}, "baselines": {"no_colour": {...},
+  "mean_colour": {...}, "linear_regression": {...}}}``; each method holds the mean of every
+  metric of :data:`sar_colorizer.metrics.METRIC_NAMES`, plus ``"std"`` and ``"per_image"``;
+  the model also holds ``"advantage"`` over each baseline. Non-finite numbers (PSNR of an exact
+  match) are written as ``null``.
+* ``report.md``: the table and one line per baseline with the model's advantage.
+* ``grid.png``: a few images, columns SAR | model | best baseline | reference | optical.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from sar_colorizer.baselines import BASELINE_NAMES, Baselines
+from sar_colorizer.errors import InputError, OutputExistsError
+from sar_colorizer.metrics import (
+    METRIC_GOALS,
+    METRIC_NAMES,
+    image_metrics,
+    improvement,
+    lab_to_rgb_u8,
+    reference_lab,
+)
+
+logger = logging.getLogger(__name__)
+
+REPORT_JSON = "report.json"
+REPORT_MD = "report.md"
+GRID_PNG = "grid.png"
+MODEL_KEY = "model"
+#: Largest side of an image thumbnail in the grid, in pixels.
+GRID_THUMBNAIL = 256
+
+_METRIC_LABELS = {
+    "psnr": "PSNR dB",
+    "ssim": "SSIM",
+    "ab_rmse": "AB RMSE",
+    "ciede2000": "CIEDE2000",
+    "nrmse": "NRMSE",
+    "sam": "SAM deg",
+    "q4": "Q4",
+    "chroma_ratio": "chroma ratio",
+    "colourfulness_ratio": "colourfulness ratio",
+}
+_METRIC_DECIMALS = {
+    "psnr": 2,
+    "ssim": 3,
+    "ab_rmse": 2,
+    "ciede2000": 2,
+    "nrmse": 3,
+    "sam": 2,
+    "q4": 3,
+    "chroma_ratio": 3,
+    "colourfulness_ratio": 3,
+}
+
+
+# --------------------------------------------------------------------------------------------
+# selecting pairs
+
+
+def select_pairs(
+    pairs: Sequence[Any], split: str | None = None, limit: int | None = None
+) -> list[Any]:
+    """Keep the pairs of one split (e.g. ``"test"`` rows of a manifest), then the first ``limit``.
+
+    Args:
+        pairs: :class:`sar_colorizer.data.pairs.Pair` objects (anything with ``.split``).
+        split: keep only pairs whose ``split`` equals this; None keeps all.
+        limit: keep at most this many (after the split filter); None keeps all.
+
+    Returns:
+        The selected pairs, in their given order.
+
+    Raises:
+        InputError: no pair is left, or ``limit`` is not positive.
+    """
+    selected = list(pairs)
+    if split is not None:
+        available = sorted({str(pair.split) for pair in selected if pair.split})
+        selected = [pair for pair in selected if pair.split == split]
+        if not selected:
+            where = f"splits present: {', '.join(available)}" if available else "no split column"
+            raise InputError(
+                f"no pairs with split {split!r} ({where}); drop --split or give a manifest "
+                "with a split column"
+            )
+    if limit is not None:
+        if limit < 1:
+            raise InputError(f"--limit must be a positive number of images, got {limit}")
+        selected = selected[:limit]
+    if not selected:
+        raise InputError("no image pairs to evaluate; check INPUT")
+    return selected
+
+
+# --------------------------------------------------------------------------------------------
+# one image
+
+
+@dataclass
+class ImageOutputs:
+    """Everything the evaluation keeps of one image for the report and the grid.
+
+    Attributes:
+        name: pair name.
+        metrics: ``{method: {metric: value}}`` for the model and every baseline.
+        thumbnails: ``{column: uint8 (h, w, 3) or float (h, w)}`` for the grid (empty when the
+            image is not in the grid).
+    """
+
+    name: str
+    metrics: dict[str, dict[str, float]]
+    thumbnails: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def optical_to_lab(optical_rgb: np.ndarray) -> np.ndarray:
+    """sRGB in [0, 1] (H, W, 3) -> CIELAB (D65), float64 (scikit-image's ``rgb2lab``)."""
+    from skimage.color import rgb2lab
+
+    return rgb2lab(np.clip(np.asarray(optical_rgb, dtype=np.float64), 0.0, 1.0))
+
+
+def score_methods(
+    lightness: np.ndarray,
+    method_ab: dict[str, np.ndarray],
+    optical_lab: np.ndarray,
+    valid: np.ndarray | None = None,
+) -> tuple[dict[str, dict[str, float]], dict[str, np.ndarray], np.ndarray]:
+    """Score several colourings of one image against the same reference.
+
+    Args:
+        lightness: (H, W) L* of the output, shared by all methods.
+        method_ab: ``{method: (H, W, 2) a*, b*}`` in CIELAB units.
+        optical_lab: (H, W, 3) LAB of the optical image (its AB is the reference colour).
+        valid: optional (H, W) mask of pixels to score.
+
+    Returns:
+        ``(metrics, rgb, reference_rgb)``: ``{method: {metric: value}}``, ``{method: uint8 RGB}``
+        and the uint8 reference RGB.
+    """
+    lightness = np.nan_to_num(np.asarray(lightness, dtype=np.float64))
+    ref_lab = reference_lab(lightness, optical_lab[..., 1:])
+    ref_rgb = lab_to_rgb_u8(ref_lab)
+    scores: dict[str, dict[str, float]] = {}
+    rgbs: dict[str, np.ndarray] = {}
+    for method, ab in method_ab.items():
+        # NaN colour can only sit at nodata pixels (left out of every metric); zero it so the
+        # RGB conversion stays quiet.
+        pred_lab = reference_lab(lightness, np.nan_to_num(np.asarray(ab, dtype=np.float64)))
+        rgbs[method] = lab_to_rgb_u8(pred_lab)
+        scores[method] = image_metrics(rgbs[method], ref_rgb, pred_lab, ref_lab, optical_lab, valid)
+    return scores, rgbs, ref_rgb
+
+
+def sar_feature(bundle: Any, sar: np.ndarray, valid: np.ndarray, input_scale: str) -> np.ndarray:
+    """The baselines' SAR feature ``s`` per pixel, prepared exactly as for the model.
+
+    ``s = relative_to_feature(speckle-filtered relative intensity)``: the model's input
+    (:func:`sar_colorizer.inference.prepare_sar`) on a dB scale mapped to [0, 1]. With several
+    bands the first one is used (the band the baselines were fitted on at training time).
+
+    Args:
+        bundle: the loaded bundle (its normalisation and speckle filter are used).
+        sar: (C, H, W) raw SAR values.
+        valid: (H, W) mask.
+        input_scale: scale of ``sar`` (``"auto"``, ``"db"``, ``"linear"``, ...).
+
+    Returns:
+        (H, W) float32 in [0, 1], NaN where not valid.
+    """
+    from sar_colorizer.inference import prepare_sar
+    from sar_colorizer.sar.radiometry import relative_to_feature
+
+    relative = np.asarray(prepare_sar(sar, valid, bundle, input_scale=input_scale))
+    feature = np.asarray(relative_to_feature(relative[..., 0]), dtype=np.float32)
+    return np.where(valid, feature, np.float32(np.nan))
+
+
+def _thumbnail_step(shape: tuple[int, ...]) -> int:
+    return max(1, int(np.ceil(max(shape[:2]) / GRID_THUMBNAIL)))
+
+
+def evaluate_pair(
+    bundle: Any,
+    baselines: Baselines,
+    pair: Any,
+    *,
+    bands: str | Sequence[str | int] | None = None,
+    input_scale: str = "auto",
+    tone: str = "matched",
+    keep_thumbnails: bool = False,
+) -> ImageOutputs:
+    """Colorize one pair with the model and every baseline and score them.
+
+    Args:
+        bundle: loaded :class:`sar_colorizer.bundle.Bundle`.
+        baselines: the bundle's fitted baselines.
+        pair: a :class:`sar_colorizer.data.pairs.Pair`.
+        bands: SAR bands to read (None: all).
+        input_scale: scale of the SAR values (``"auto"`` detects it).
+        tone: how L is made from the SAR (see :data:`sar_colorizer.inference.TONES`); every
+            method and the reference share it.
+        keep_thumbnails: keep small images of every column for the grid.
+
+    Returns:
+        The :class:`ImageOutputs`.
+
+    Raises:
+        InputError: the pair cannot be read or has no valid pixels.
+    """
+    from sar_colorizer.data.pairs import read_pair
+    from sar_colorizer.inference import colorize_array
+
+    arrays = read_pair(pair, bands=bands, input_scale=input_scale)
+    # read_pair resolves "auto" from the file's own dtype (integer files are display images).
+    scale = getattr(arrays, "input_scale", None) or input_scale
+    result = colorize_array(bundle, arrays.sar, arrays.valid, input_scale=scale, tone=tone)
+    valid = np.asarray(arrays.valid, dtype=bool) & np.asarray(result["valid"], dtype=bool)
+    if not valid.any():
+        raise InputError(f"pair {pair.name}: no pixel is valid in both images; check the pair")
+    lab = np.asarray(result["lab"], dtype=np.float64)
+    if "feature" in result:
+        # The model's own input on the dB feature scale: the baselines see what the model sees.
+        feature = np.where(valid, np.asarray(result["feature"], dtype=np.float32), np.nan)
+    else:
+        feature = sar_feature(bundle, arrays.sar, arrays.valid, scale)
+
+    method_ab = {MODEL_KEY: lab[..., 1:]}
+    for name in BASELINE_NAMES:
+        method_ab[name] = baselines.predict_ab(name, np.nan_to_num(feature))
+    optical_lab = optical_to_lab(arrays.optical_rgb)
+    scores, rgbs, ref_rgb = score_methods(lab[..., 0], method_ab, optical_lab, valid)
+
+    thumbnails: dict[str, np.ndarray] = {}
+    if keep_thumbnails:
+        step = _thumbnail_step(valid.shape)
+        thumbnails = {method: rgb[::step, ::step].copy() for method, rgb in rgbs.items()}
+        thumbnails["sar"] = np.where(valid, np.nan_to_num(feature), 0.0)[::step, ::step]
+        thumbnails["reference"] = ref_rgb[::step, ::step].copy()
+        optical_u8 = np.round(np.clip(arrays.optical_rgb, 0, 1) * 255).astype(np.uint8)
+        thumbnails["optical"] = optical_u8[::step, ::step].copy()
+    logger.debug(
+        "%s: model AB RMSE %.2f, PSNR %.2f dB",
+        pair.name,
+        scores[MODEL_KEY]["ab_rmse"],
+        scores[MODEL_KEY]["psnr"],
+    )
+    return ImageOutputs(name=pair.name, metrics=scores, thumbnails=thumbnails)
+
+
+# --------------------------------------------------------------------------------------------
+# aggregation
+
+
+def _finite_or_none(value: float) -> float | None:
+    value = float(value)
+    return value if np.isfinite(value) else None
+
+
+def _summarise(names: list[str], per_image: list[dict[str, float]]) -> dict[str, Any]:
+    summary: dict[str, Any] = {}
+    std: dict[str, float | None] = {}
+    for metric in METRIC_NAMES:
+        values = np.array([scores[metric] for scores in per_image], dtype=np.float64)
+        finite = values[np.isfinite(values)]
+        if values.size and finite.size == values.size:
+            summary[metric] = float(np.mean(values))
+            std[metric] = float(np.std(values))
+        elif finite.size:
+            # An infinite PSNR (exact match) or an undefined ratio on some image: report the
+            # mean of the others rather than inf/NaN, and say how many counted.
+            summary[metric] = float(np.mean(finite))
+            std[metric] = float(np.std(finite))
+            summary.setdefault("n_finite", {})[metric] = int(finite.size)
+        else:
+            summary[metric] = None
+            std[metric] = None
+    summary["std"] = std
+    summary["per_image"] = [
+        {"name": name, **{metric: _finite_or_none(scores[metric]) for metric in METRIC_NAMES}}
+        for name, scores in zip(names, per_image, strict=True)
+    ]
+    return summary
+
+
+def _advantage(model: dict[str, Any], baseline: dict[str, Any]) -> dict[str, Any]:
+    """Differences of the means, signed so that positive means the model is better.
+
+    For the ratios (best at 1) it is how much closer to 1 the model is.
+    """
+    advantage: dict[str, Any] = {}
+    for metric in METRIC_NAMES:
+        mine, theirs = model.get(metric), baseline.get(metric)
+        if mine is None or theirs is None:
+            advantage[metric] = None
+            continue
+        advantage[metric] = improvement(metric, mine, theirs)
+    # How often the model wins image by image, on the headline colour error.
+    wins = sum(
+        1
+        for mine, theirs in zip(model["per_image"], baseline["per_image"], strict=True)
+        if mine["ab_rmse"] is not None
+        and theirs["ab_rmse"] is not None
+        and mine["ab_rmse"] < theirs["ab_rmse"]
+    )
+    advantage["images_better_ab_rmse"] = wins
+    return advantage
+
+
+def build_report(images: Sequence[ImageOutputs]) -> dict[str, Any]:
+    """Aggregate per-image scores into the ``report.json`` structure.
+
+    Args:
+        images: per-image outputs, each holding scores for the model and every baseline.
+
+    Returns:
+        ``{"n_images": N, "model": {...}, "baselines": {...}}`` (see the module docstring).
+    """
+    names = [image.name for image in images]
+    model = _summarise(names, [image.metrics[MODEL_KEY] for image in images])
+    baselines = {
+        name: _summarise(names, [image.metrics[name] for image in images])
+        for name in BASELINE_NAMES
+    }
+    model["advantage"] = {name: _advantage(model, baselines[name]) for name in BASELINE_NAMES}
+    return {"n_images": len(images), "model": model, "baselines": baselines}
+
+
+# --------------------------------------------------------------------------------------------
+# writing
+
+
+def _format(value: float | None, metric: str) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.{_METRIC_DECIMALS[metric]}f}"
+
+
+def format_markdown(report: dict[str, Any], title: str = "Colorization evaluation") -> str:
+    """The report as markdown: a table (rows = methods, columns = metrics) and advantages.
+
+    Args:
+        report: the structure returned by :func:`build_report` / :func:`evaluate`.
+        title: heading of the document.
+
+    Returns:
+        Markdown text ending with a newline.
+    """
+    arrows = {"max": "↑", "min": "↓", "one": "→1"}
+    arrows = {metric: arrows[METRIC_GOALS[metric]] for metric in METRIC_NAMES}
+    header = "| method | " + " | ".join(
+        f"{_METRIC_LABELS[metric]} {arrows[metric]}" for metric in METRIC_NAMES
+    )
+    lines = [
+        f"# {title}",
+        "",
+        f"{report['n_images']} image(s). Every method's output and the reference share the L "
+        "derived from the SAR; the reference takes its colour (A, B) from the optical image.",
+        "",
+        header + " |",
+        "|---" * (len(METRIC_NAMES) + 1) + "|",
+    ]
+    rows = [(MODEL_KEY, report[MODEL_KEY])] + [
+        (name, report["baselines"][name]) for name in BASELINE_NAMES
+    ]
+    for method, summary in rows:
+        cells = " | ".join(_format(summary.get(metric), metric) for metric in METRIC_NAMES)
+        lines.append(f"| {method.replace('_', ' ')} | {cells} |")
+    lines += ["", "Model against each baseline (positive = model better):", ""]
+    model = report[MODEL_KEY]
+    for name in BASELINE_NAMES:
+        baseline = report["baselines"][name]
+        advantage = model["advantage"][name]
+        parts = []
+        if advantage["ab_rmse"] is not None:
+            parts.append(
+                f"AB RMSE {model['ab_rmse']:.2f} vs {baseline['ab_rmse']:.2f} "
+                f"({advantage['ab_rmse']:+.2f} CIELAB units)"
+            )
+        if advantage["psnr"] is not None:
+            parts.append(
+                f"PSNR {model['psnr']:.2f} vs {baseline['psnr']:.2f} dB "
+                f"({advantage['psnr']:+.2f} dB)"
+            )
+        parts.append(
+            f"lower AB RMSE on {advantage['images_better_ab_rmse']} of {report['n_images']} images"
+        )
+        lines.append(f"- vs {name.replace('_', ' ')}: " + "; ".join(parts))
+    return "\n".join(lines) + "\n"
+
+
+@contextmanager
+def _atomic_file(path: Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; renamed onto it on success, removed on error."""
+    handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    os.close(handle)
+    temporary = Path(name)
+    try:
+        yield temporary
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def _write_text(path: Path, text: str) -> None:
+    with _atomic_file(path) as temporary:
+        temporary.write_text(text, encoding="utf-8")
+
+
+def write_report(report: dict[str, Any], report_dir: str | os.PathLike[str]) -> Path:
+    """Write ``report.json`` and ``report.md`` atomically into ``report_dir``.
+
+    Returns:
+        The path of ``report.json``.
+    """
+    folder = Path(report_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    json_path = folder / REPORT_JSON
+    _write_text(json_path, json.dumps(report, indent=2, allow_nan=False) + "\n")
+    _write_text(folder / REPORT_MD, format_markdown(report))
+    return json_path
+
+
+def best_baseline(report: dict[str, Any]) -> str:
+    """The baseline with the lowest mean AB RMSE (the one the model must beat)."""
+    candidates = [
+        (report["baselines"][name]["ab_rmse"], name)
+        for name in BASELINE_NAMES
+        if report["baselines"][name]["ab_rmse"] is not None
+    ]
+    return min(candidates)[1] if candidates else BASELINE_NAMES[-1]
+
+
+def write_grid(
+    images: Sequence[ImageOutputs], path: str | os.PathLike[str], baseline: str
+) -> Path | None:
+    """Save a PNG grid: one row per image, columns SAR | model | baseline | reference | optical.
+
+    Args:
+        images: outputs holding thumbnails (others are skipped).
+        path: PNG path (written atomically).
+        baseline: which baseline's output to show.
+
+    Returns:
+        The path, or None when no image carries thumbnails.
+    """
+    rows = [image for image in images if image.thumbnails]
+    if not rows:
+        return None
+    from matplotlib.figure import Figure  # Agg canvas; no pyplot, no global state
+
+    columns: list[tuple[str, str]] = [
+        ("sar", "SAR (dB)"),
+        (MODEL_KEY, "model"),
+        (baseline, baseline.replace("_", " ")),
+        ("reference", "reference (SAR L, optical colour)"),
+        ("optical", "optical"),
+    ]
+    figure = Figure(figsize=(2.6 * len(columns), 2.6 * len(rows)), layout="constrained")
+    axes = figure.subplots(len(rows), len(columns), squeeze=False)
+    for row, image in enumerate(rows):
+        for column, (key, title) in enumerate(columns):
+            axis = axes[row, column]
+            picture = image.thumbnails[key]
+            if picture.ndim == 2:
+                axis.imshow(picture, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
+            else:
+                axis.imshow(picture, interpolation="nearest")
+            axis.set_xticks([])
+            axis.set_yticks([])
+            if row == 0:
+                axis.set_title(title, fontsize=9)
+            if column == 0:
+                axis.set_ylabel(image.name, fontsize=8)
+    destination = Path(path)
+    with _atomic_file(destination) as temporary, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        figure.savefig(temporary, format="png", dpi=100)
+    return destination
+
+
+def _grid_indices(n_images: int, grid_count: int) -> set[int]:
+    if grid_count <= 0 or n_images == 0:
+        return set()
+    count = min(grid_count, n_images)
+    return {int(index) for index in np.round(np.linspace(0, n_images - 1, count))}
+
+
+def bundle_baselines(bundle: Any) -> Baselines:
+    """The baselines stored in the bundle's metadata.
+
+    Raises:
+        InputError: the bundle has no ``"baselines"`` entry.
+    """
+    metadata = getattr(bundle, "metadata", None) or {}
+    if "baselines" not in metadata:
+        where = getattr(bundle, "path", None) or "the bundle"
+        raise InputError(
+            f"{where}: bundle.json has no 'baselines' entry; retrain with 'sarcolor train' "
+            "(it stores the baselines fitted on the training data)"
+        )
+    return Baselines.from_dict(metadata["baselines"])
+
+
+def evaluate(
+    bundle: Any,
+    pairs: Sequence[Any],
+    *,
+    report_dir: str | os.PathLike[str],
+    grid_count: int = 4,
+    progress: bool = True,
+    split: str | None = None,
+    limit: int | None = None,
+    bands: str | Sequence[str | int] | None = None,
+    input_scale: str = "auto",
+    tone: str = "matched",
+    overwrite: bool = False,
+    on_image: Callable[[ImageOutputs], None] | None = None,
+) -> dict[str, Any]:
+    """Evaluate a model and the three baselines on the same image pairs and write a report.
+
+    Args:
+        bundle: loaded :class:`sar_colorizer.bundle.Bundle` (its metadata holds the baselines).
+        pairs: :class:`sar_colorizer.data.pairs.Pair` objects (from ``find_pairs``).
+        report_dir: folder for ``report.json``, ``report.md`` and ``grid.png`` (created).
+        grid_count: number of images (rows) in ``grid.png``, spread over the list; 0: no grid.
+        progress: show a progress bar over images (tqdm on stderr).
+        split: evaluate only pairs of this split (e.g. ``"test"``).
+        limit: evaluate at most this many pairs.
+        bands: SAR bands to read (None: all bands of the file).
+        input_scale: scale of the SAR values (``"auto"`` detects it per file).
+        tone: how L is made from the SAR (``"matched"`` or ``"sar"``); shared by all methods.
+        overwrite: replace an existing ``report.json``.
+        on_image: called with each image's outputs as it is scored (for callers that log).
+
+    Returns:
+        The report (the content of ``report.json``).
+
+    Raises:
+        OutputExistsError: ``report.json`` exists and ``overwrite`` is False.
+        InputError: no pairs are selected, the bundle has no baselines, or a pair is unusable.
+    """
+    folder = Path(report_dir)
+    if (folder / REPORT_JSON).exists() and not overwrite:
+        raise OutputExistsError(f"{folder / REPORT_JSON} exists; pass --overwrite to replace it")
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"{folder}: the report path exists and is not a folder; give a folder")
+    baselines = bundle_baselines(bundle)
+    selected = select_pairs(pairs, split=split, limit=limit)
+    in_grid = _grid_indices(len(selected), grid_count)
+
+    images: list[ImageOutputs] = []
+    for index, pair in enumerate(
+        tqdm(selected, desc="evaluate", unit="image", disable=None if progress else True)
+    ):
+        outputs = evaluate_pair(
+            bundle,
+            baselines,
+            pair,
+            bands=bands,
+            input_scale=input_scale,
+            tone=tone,
+            keep_thumbnails=index in in_grid,
+        )
+        images.append(outputs)
+        if on_image is not None:
+            on_image(outputs)
+
+    report = build_report(images)
+    write_report(report, folder)
+    if in_grid:
+        write_grid(images, folder / GRID_PNG, best_baseline(report))
+    logger.info("wrote %s (%d images)", folder / REPORT_JSON, len(images))
+    return report

@@ -1,0 +1,163 @@
+"""Tests for sar_colorizer.evaluation: scoring, aggregation, report files and the grid."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from skimage.color import rgb2lab
+
+from sar_colorizer import evaluation
+from sar_colorizer.baselines import BASELINE_NAMES, Baselines
+from sar_colorizer.errors import InputError, OutputExistsError
+from sar_colorizer.metrics import METRIC_NAMES
+
+
+@dataclass(frozen=True)
+class _Pair:
+    name: str
+    split: str | None = None
+
+
+def _optical_lab(seed: int = 0, shape=(24, 24)) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    base = rng.uniform(0.15, 0.85, (shape[0] // 8, shape[1] // 8, 3))
+    return rgb2lab(np.kron(base, np.ones((8, 8, 1))))
+
+
+def _outputs(name: str, model: dict[str, float], offset: float) -> evaluation.ImageOutputs:
+    scores = {"model": dict(model)}
+    for index, baseline in enumerate(BASELINE_NAMES):
+        scores[baseline] = {metric: value + offset * (index + 1) for metric, value in model.items()}
+    return evaluation.ImageOutputs(name=name, metrics=scores)
+
+
+def _flat_metrics(value: float) -> dict[str, float]:
+    return dict.fromkeys(METRIC_NAMES, value)
+
+
+def test_select_pairs_split_and_limit():
+    pairs = [_Pair("a", "train"), _Pair("b", "test"), _Pair("c", "test"), _Pair("d", None)]
+    assert [p.name for p in evaluation.select_pairs(pairs)] == ["a", "b", "c", "d"]
+    assert [p.name for p in evaluation.select_pairs(pairs, split="test")] == ["b", "c"]
+    assert [p.name for p in evaluation.select_pairs(pairs, split="test", limit=1)] == ["b"]
+    with pytest.raises(InputError, match="splits present: test, train"):
+        evaluation.select_pairs(pairs, split="val")
+    with pytest.raises(InputError, match="positive"):
+        evaluation.select_pairs(pairs, limit=0)
+    with pytest.raises(InputError):
+        evaluation.select_pairs([])
+
+
+def test_score_methods_shares_l_and_reference():
+    optical_lab = _optical_lab()
+    lightness = np.full(optical_lab.shape[:2], 60.0)
+    baselines = Baselines(mean_colour=(2.0, 5.0), linear_a=(1.0, 0.0), linear_b=(3.0, 0.0))
+    feature = np.zeros(lightness.shape)
+    method_ab = {"model": optical_lab[..., 1:]}
+    method_ab.update({name: baselines.predict_ab(name, feature) for name in BASELINE_NAMES})
+    scores, rgbs, ref_rgb = evaluation.score_methods(lightness, method_ab, optical_lab)
+    # The model that predicts the optical colour exactly reproduces the reference.
+    assert scores["model"]["ab_rmse"] == 0.0
+    assert np.array_equal(rgbs["model"], ref_rgb)
+    assert scores["model"]["q4"] == pytest.approx(1.0)
+    assert scores["no_colour"]["chroma_ratio"] == 0.0
+    for name in BASELINE_NAMES:
+        assert scores[name]["ab_rmse"] > 0
+        assert set(scores[name]) == set(METRIC_NAMES)
+    # No colour: AB RMSE is the RMS of the optical AB (the METRICS.md convention).
+    expected = np.sqrt(np.mean(optical_lab[..., 1:] ** 2))
+    assert scores["no_colour"]["ab_rmse"] == pytest.approx(expected)
+
+
+def test_score_methods_mask_hides_nan_colour_at_nodata():
+    optical_lab = _optical_lab(1)
+    lightness = np.full(optical_lab.shape[:2], 50.0)
+    valid = np.ones(lightness.shape, dtype=bool)
+    valid[:, :8] = False
+    ab = optical_lab[..., 1:].copy()
+    ab[:, :8] = np.nan
+    scores, _, _ = evaluation.score_methods(lightness, {"model": ab}, optical_lab, valid)
+    assert scores["model"]["ab_rmse"] == 0.0
+    assert all(np.isfinite(scores["model"][m]) for m in METRIC_NAMES if m != "psnr")
+
+
+def test_build_report_shape_means_std_and_advantage():
+    images = [
+        _outputs("one", {**_flat_metrics(1.0), "ab_rmse": 4.0, "psnr": 20.0}, 1.0),
+        _outputs("two", {**_flat_metrics(3.0), "ab_rmse": 6.0, "psnr": 22.0}, 1.0),
+    ]
+    report = evaluation.build_report(images)
+    assert set(report) == {"n_images", "model", "baselines"}
+    assert report["n_images"] == 2
+    assert set(report["baselines"]) == set(BASELINE_NAMES)
+    model = report["model"]
+    assert model["ab_rmse"] == pytest.approx(5.0) and model["std"]["ab_rmse"] == pytest.approx(1.0)
+    assert [entry["name"] for entry in model["per_image"]] == ["one", "two"]
+    for name in BASELINE_NAMES:
+        assert [e["name"] for e in report["baselines"][name]["per_image"]] == ["one", "two"]
+    # no_colour is worse by 1 on every metric (offset 1): AB RMSE advantage +1, PSNR -1.
+    assert model["advantage"]["no_colour"]["ab_rmse"] == pytest.approx(1.0)
+    assert model["advantage"]["no_colour"]["psnr"] == pytest.approx(-1.0)
+    assert model["advantage"]["linear_regression"]["ab_rmse"] == pytest.approx(3.0)
+    assert model["advantage"]["mean_colour"]["images_better_ab_rmse"] == 2
+
+
+def test_report_files_json_is_strict_and_markdown_has_table(tmp_path: Path):
+    images = [
+        _outputs("one", {**_flat_metrics(0.5), "psnr": float("inf")}, 0.5),
+        _outputs("two", {**_flat_metrics(0.7), "psnr": 30.0}, 0.5),
+    ]
+    report = evaluation.build_report(images)
+    path = evaluation.write_report(report, tmp_path / "out")
+    text = path.read_text()
+    assert "Infinity" not in text and "NaN" not in text
+    loaded = json.loads(text)
+    assert loaded["model"]["psnr"] == pytest.approx(30.0)  # mean over the finite values
+    assert loaded["model"]["per_image"][0]["psnr"] is None
+    markdown = (tmp_path / "out" / "report.md").read_text()
+    table = [line for line in markdown.splitlines() if line.startswith("|")]
+    assert len(table) == 2 + 1 + len(BASELINE_NAMES)
+    assert table[2].startswith("| model |")
+    assert sum(line.startswith("- vs ") for line in markdown.splitlines()) == len(BASELINE_NAMES)
+    assert not list((tmp_path / "out").glob("*.partial"))
+
+
+def test_write_grid_png(tmp_path: Path):
+    rng = np.random.default_rng(2)
+    thumbnails = {
+        key: rng.integers(0, 255, (12, 16, 3), dtype=np.uint8)
+        for key in ("model", "linear_regression", "reference", "optical")
+    }
+    thumbnails["sar"] = rng.uniform(0, 1, (12, 16))
+    images = [
+        evaluation.ImageOutputs("a", {}, thumbnails),
+        evaluation.ImageOutputs("b", {}, {}),  # not in the grid
+        evaluation.ImageOutputs("c", {}, thumbnails),
+    ]
+    path = evaluation.write_grid(images, tmp_path / "grid.png", "linear_regression")
+    assert path is not None and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert evaluation.write_grid(images[1:2], tmp_path / "none.png", "no_colour") is None
+    assert not (tmp_path / "none.png").exists()
+
+
+def test_grid_indices_spread_over_images():
+    assert evaluation._grid_indices(10, 4) == {0, 3, 6, 9}
+    assert evaluation._grid_indices(2, 4) == {0, 1}
+    assert evaluation._grid_indices(5, 0) == set()
+
+
+def test_evaluate_refuses_existing_report_and_missing_baselines(tmp_path: Path):
+    (tmp_path / "report.json").write_text("{}")
+
+    class _Bundle:
+        metadata: dict = {}
+        path = Path("bundle")
+
+    with pytest.raises(OutputExistsError, match="--overwrite"):
+        evaluation.evaluate(_Bundle(), [_Pair("a")], report_dir=tmp_path)
+    with pytest.raises(InputError, match="baselines"):
+        evaluation.evaluate(_Bundle(), [_Pair("a")], report_dir=tmp_path, overwrite=True)
