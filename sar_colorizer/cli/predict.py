@@ -1,11 +1,380 @@
-"""``sarcolor predict``: colorize SAR rasters with a trained model."""
+"""``sarcolor predict``: colorize SAR rasters with a trained model.
+
+A thin layer over :func:`sar_colorizer.inference.colorize_raster`: it parses options, works out
+input and output names (one file, or many with ``--output-dir``), checks outputs before the
+model is loaded (so that a refused output costs no TensorFlow start-up), and reports a summary
+in batch mode. Nothing here imports TensorFlow at import time.
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import click
 
+from sar_colorizer.cli.options import (
+    creation_options,
+    model_option,
+    overwrite_option,
+    progress_enabled,
+)
+from sar_colorizer.errors import InputError, SarColorError
+
+logger = logging.getLogger(__name__)
+
+#: ``--format`` choices -> GDAL driver and the extension used in batch mode.
+FORMATS = {
+    "png": ("PNG", ".png"),
+    "jpeg": ("JPEG", ".jpg"),
+    "gtiff": ("GTiff", ".tif"),
+    "cog": ("COG", ".tif"),
+}
+_GLOB_CHARACTERS = frozenset("*?[")
+
+
+@dataclass
+class _Job:
+    """One input and where its outputs go (``error`` set when it cannot even start)."""
+
+    input: Path
+    output: Path
+    ab_output: Path | None = None
+    quicklook: Path | None = None
+    error: str | None = None
+
+
+def expand_inputs(patterns: tuple[str, ...] | list[str]) -> tuple[list[Path], list[str]]:
+    """Expand glob patterns (also quoted ones the shell left alone) into input files.
+
+    A path that exists is taken literally even if it contains glob characters.
+
+    Returns:
+        ``(inputs, unmatched)``: the files in order, without duplicates, and the patterns that
+        matched nothing.
+    """
+    inputs: list[Path] = []
+    unmatched: list[str] = []
+    seen: set[Path] = set()
+    for pattern in patterns:
+        if _GLOB_CHARACTERS.intersection(pattern) and not Path(pattern).exists():
+            matches = [Path(p) for p in sorted(glob.glob(pattern, recursive=True))]
+            matches = [p for p in matches if p.is_file()]
+            if not matches:
+                unmatched.append(pattern)
+        else:
+            matches = [Path(pattern)]
+        for path in matches:
+            key = path.resolve()
+            if key not in seen:
+                seen.add(key)
+                inputs.append(path)
+    return inputs, unmatched
+
+
+def _batch_jobs(
+    inputs: list[Path],
+    output_dir: Path,
+    suffix: str,
+    ab_dir: Path | None,
+    quicklook_dir: Path | None,
+) -> list[_Job]:
+    jobs = []
+    claimed: dict[Path, Path] = {}
+    for path in inputs:
+        output = output_dir / f"{path.stem}{suffix}"
+        job = _Job(
+            input=path,
+            output=output,
+            ab_output=ab_dir / f"{path.stem}_ab.tif" if ab_dir is not None else None,
+            quicklook=quicklook_dir / f"{path.stem}_quicklook.png" if quicklook_dir else None,
+        )
+        if output.resolve() in claimed:
+            job.error = (
+                f"{path}: output {output} would also be written for {claimed[output.resolve()]}; "
+                "rename one of the inputs or run them separately"
+            )
+        claimed.setdefault(output.resolve(), path)
+        jobs.append(job)
+    return jobs
+
+
+def _precheck(job: _Job, overwrite: bool) -> None:
+    """Fail fast (before loading the model) on a missing input or an existing output."""
+    from sar_colorizer.io.raster import check_output_path, read_info
+
+    read_info(job.input)
+    for path in (job.output, job.ab_output, job.quicklook):
+        if path is not None:
+            check_output_path(path, overwrite)
+
 
 @click.command("predict")
-@click.argument("paths", nargs=-1, required=True, type=click.Path())
-def predict(paths: tuple[str, ...]) -> None:
-    """Colorize INPUT... into OUTPUT with the shipped model or --model BUNDLE."""
-    click.echo("sarcolor predict: not implemented in this version yet.", err=True)
-    raise SystemExit(2)
+@click.argument("paths", nargs=-1, required=True, metavar="INPUT... OUTPUT", type=click.Path())
+@model_option
+@click.option(
+    "--output-dir",
+    type=click.Path(file_okay=False),
+    help="Colorize every INPUT (paths or glob patterns) into this folder, named after the "
+    "input (stem + --suffix).",
+)
+@click.option(
+    "--bands",
+    default=None,
+    metavar="BANDS",
+    help="Band(s) fed to the model: names (VH, or VV,VH; matched against band descriptions or "
+    "the file name) or 1-based numbers (1 or 1,2). Default: all bands.",
+)
+@click.option(
+    "--input-scale",
+    type=click.Choice(["auto", "linear", "db", "amplitude", "display"]),
+    default="auto",
+    show_default=True,
+    help="Radiometric scale of the input: linear power, dB, amplitude, or a display-stretched "
+    "integer image; auto detects linear/dB/display (amplitude must be given).",
+)
+@click.option(
+    "--tone",
+    type=click.Choice(["matched", "sar"]),
+    default="matched",
+    show_default=True,
+    help="Lightness: matched to the brightness of the training optical images (natural look), "
+    "or plain SAR backscatter brightness.",
+)
+@click.option(
+    "--tile-size",
+    type=click.IntRange(min=1),
+    default=512,
+    show_default=True,
+    help="Tile side in pixels (rounded to the model's multiple).",
+)
+@click.option(
+    "--overlap",
+    type=click.IntRange(min=0),
+    default=64,
+    show_default=True,
+    help="Overlap of neighbouring tiles, blended with raised-cosine weights.",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=4,
+    show_default=True,
+    help="Tiles per model call.",
+)
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(sorted(FORMATS)),
+    default=None,
+    help="Output format; default from OUTPUT's extension (.png, .jpg/.jpeg, .tif/.tiff), or "
+    "png with --output-dir.",
+)
+@click.option("--cog", is_flag=True, help="Write a Cloud-Optimised GeoTIFF (same as --format cog).")
+@click.option(
+    "--suffix",
+    default=None,
+    help="With --output-dir: output name = input stem + SUFFIX (default: the format's "
+    "extension, e.g. '.png'; e.g. '_color.tif').",
+)
+@click.option(
+    "--ab-output",
+    type=click.Path(),
+    default=None,
+    help="Also write the predicted a*, b* (CIELAB) as a float32 2-band GeoTIFF (with "
+    "--output-dir: a folder for <stem>_ab.tif files).",
+)
+@click.option(
+    "--quicklook",
+    type=click.Path(),
+    default=None,
+    help="Also write a side-by-side PNG preview, SAR | colorised, at most 2048 px wide (with "
+    "--output-dir: a folder for <stem>_quicklook.png files).",
+)
+@overwrite_option
+@click.option(
+    "--skip-existing", is_flag=True, help="Skip inputs whose output already exists (batch runs)."
+)
+@creation_options
+@click.pass_context
+def predict(
+    ctx: click.Context,
+    paths: tuple[str, ...],
+    model_path: str,
+    output_dir: str | None,
+    bands: str | None,
+    input_scale: str,
+    tone: str,
+    tile_size: int,
+    overlap: int,
+    batch_size: int,
+    output_format: str | None,
+    cog: bool,
+    suffix: str | None,
+    ab_output: str | None,
+    quicklook: str | None,
+    overwrite: bool,
+    skip_existing: bool,
+    creation_options: dict[str, str],
+) -> None:
+    """Colorize SAR rasters with the shipped model or --model BUNDLE.
+
+    \b
+    One file:    sarcolor predict scene_VH.tif scene_color.png
+    Many files:  sarcolor predict 'scenes/*.tif' --output-dir colour/ --format gtiff
+
+    The output keeps the input's georeference (GeoTIFF tags, or an .aux.xml and world file
+    beside a PNG/JPEG); nodata pixels are transparent (alpha 0). Scenes of any size are
+    processed in overlapping tiles, streamed strip by strip.
+    """
+    if overwrite and skip_existing:
+        raise click.UsageError("--overwrite and --skip-existing exclude each other")
+    if cog:
+        if output_format not in (None, "cog"):
+            raise click.UsageError(f"--cog contradicts --format {output_format}")
+        output_format = "cog"
+    driver = FORMATS[output_format][0] if output_format else None
+
+    if output_dir is None and len(paths) >= 2 and Path(paths[-1]).is_dir():
+        output_dir, paths = paths[-1], paths[:-1]  # `predict a.tif b.tif outdir/`, as cp does
+    if output_dir is None:
+        if len(paths) != 2:
+            raise click.UsageError(
+                "give one INPUT and an OUTPUT file, or several inputs with --output-dir DIR"
+            )
+        if suffix is not None:
+            raise click.UsageError("--suffix only applies with --output-dir")
+        inputs, unmatched = expand_inputs([paths[0]])
+        if unmatched:
+            raise InputError(f"{paths[0]}: no such file (no file matches the pattern)")
+        if len(inputs) != 1:
+            raise click.UsageError(
+                f"{paths[0]} matches {len(inputs)} files; use --output-dir DIR for many inputs"
+            )
+        job = _Job(
+            input=inputs[0],
+            output=Path(paths[1]),
+            ab_output=Path(ab_output) if ab_output else None,
+            quicklook=Path(quicklook) if quicklook else None,
+        )
+        if skip_existing and job.output.exists():
+            click.echo(f"{job.output} exists; skipped")
+            return
+        _precheck(job, overwrite)
+        bundle = _load_bundle(model_path)
+        _run(
+            ctx,
+            bundle,
+            job,
+            driver,
+            bands,
+            input_scale,
+            tone,
+            tile_size,
+            overlap,
+            batch_size,
+            overwrite,
+            creation_options,
+        )
+        return
+
+    inputs, unmatched = expand_inputs(list(paths))
+    extension = FORMATS[output_format or "png"][1]
+    jobs = _batch_jobs(
+        inputs,
+        Path(output_dir),
+        suffix if suffix is not None else extension,
+        Path(ab_output) if ab_output else None,
+        Path(quicklook) if quicklook else None,
+    )
+    failed = len(unmatched)
+    for pattern in unmatched:
+        logger.error("%s: no such file (no file matches the pattern)", pattern)
+    runnable = []
+    skipped = 0
+    for job in jobs:
+        if job.error is not None:
+            logger.error("%s", job.error)
+            failed += 1
+        elif skip_existing and job.output.exists():
+            logger.info("%s exists; skipped", job.output)
+            skipped += 1
+        else:
+            runnable.append(job)
+    done = 0
+    # The model loads once, and only when there is work; a model that does not load stops
+    # the whole run (it would fail every file).
+    bundle = _load_bundle(model_path) if runnable else None
+    for job in runnable:
+        try:
+            _precheck(job, overwrite)
+            _run(
+                ctx,
+                bundle,
+                job,
+                driver,
+                bands,
+                input_scale,
+                tone,
+                tile_size,
+                overlap,
+                batch_size,
+                overwrite,
+                creation_options,
+            )
+            done += 1
+        except SarColorError as error:
+            message = str(error)
+            logger.error("%s", message if str(job.input) in message else f"{job.input}: {message}")
+            failed += 1
+        except Exception as error:  # one broken file must not stop the batch
+            logger.error("%s: failed (%s: %s)", job.input, type(error).__name__, error)
+            logger.debug("traceback", exc_info=True)
+            failed += 1
+    click.echo(f"{done} done, {skipped} skipped, {failed} failed")
+    if failed:
+        ctx.exit(1)
+
+
+def _load_bundle(model_path: str) -> Any:
+    from sar_colorizer.bundle import load_bundle
+
+    return load_bundle(model_path)
+
+
+def _run(
+    ctx: click.Context,
+    bundle: Any,
+    job: _Job,
+    driver: str | None,
+    bands: str | None,
+    input_scale: str,
+    tone: str,
+    tile_size: int,
+    overlap: int,
+    batch_size: int,
+    overwrite: bool,
+    creation_options: dict[str, str],
+) -> None:
+    from sar_colorizer.inference import colorize_raster
+
+    colorize_raster(
+        bundle,
+        job.input,
+        job.output,
+        bands=bands,
+        input_scale=input_scale,
+        tone=tone,
+        tile_size=tile_size,
+        overlap=overlap,
+        batch_size=batch_size,
+        driver=driver,
+        ab_path=job.ab_output,
+        quicklook_path=job.quicklook,
+        overwrite=overwrite,
+        progress=progress_enabled(ctx),
+        creation_options=creation_options or None,
+    )

@@ -1,0 +1,1182 @@
+"""Colorize SAR images with a trained model bundle: in memory, or streamed over whole scenes.
+
+The data flow, identical for both paths (:func:`colorize_array` for images in memory, used by
+evaluation; :func:`colorize_raster` for scene-sized rasters on disk)::
+
+    raw values (C, H, W)  --to_linear_power(scale)-->  linear power (NaN at nodata)
+      --Normalization.apply(scene reference)-->        relative intensity in [0, 1]
+      --apply_speckle_filter(bundle's filter)-->        filtered relative intensity (0 at nodata)
+      --model (tiles, batched)-->                       normalised AB in [-1, 1], x AB_SCALE
+    filtered relative --relative_to_feature--> dB feature in [0, 1] --tone curve--> L in [0, 100]
+    L + AB --lab_to_rgb--> sRGB uint8, alpha 0 on nodata
+
+The tone curve maps the scene's SAR feature quantiles to the training optical L quantiles
+stored in the bundle ("matched"), or is ``L = 100 * feature`` ("sar"); it is tabulated once per
+scene (:func:`tone_lut`). The per-pixel end of the chain (feature, tone table, AB scaling,
+:func:`~sar_colorizer.color.lab.lab_to_rgb`, 8-bit rounding, nodata) runs as one XLA-compiled
+TensorFlow function, which fuses its ~50 element-wise steps into one pass over the pixels.
+
+The speckle filter runs on the *normalised* (clipped) intensity, as in training: the training
+chips store the clipped relative intensity and the data pipeline filters it in-graph. The
+filters in :mod:`sar_colorizer.sar.speckle` are scale-equivariant, so this only differs from
+filtering linear power where intensities exceed the reference (the brightest 1 %).
+
+Scene statistics (the normalisation reference, i.e. the 99th percentile of linear power per
+band, and the 101 quantiles of the SAR feature used by the "matched" tone curve) describe the
+whole image. For a raster on disk they come from one decimated read of the whole raster
+(:data:`STATS_MAX_SIDE` pixels on the long side, GDAL nearest-neighbour overview/decimation),
+filtered with the same speckle filter; for rasters no larger than that this is the full image,
+so both paths then give the same colours. Percentiles of a decimated image estimate those of
+the full one without bias; only the feature quantiles of a filtered decimated image are
+slightly wider (the filter averages pixels that lie further apart).
+
+Streaming (:func:`colorize_raster`) works one row of tiles at a time: it reads a strip of
+``tile_size`` rows plus a halo of half the speckle window (so that filtering at strip borders
+matches whole-image filtering), cuts reflect-padded tiles from it, runs them through the
+model in fixed-shape batches, blends the tile outputs with raised-cosine weights
+(:mod:`sar_colorizer.io.tiling`) and writes the rows that are final through
+:class:`~sar_colorizer.io.raster.RasterWriter`. Peak memory is a few strips of
+``tile_size x width`` pixels whatever the scene's height. The next strip is read and
+preprocessed in a background thread while the model runs.
+
+TensorFlow is imported only inside the functions that run the model.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import threading
+import time
+import weakref
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, cast
+
+import numpy as np
+
+from sar_colorizer.errors import InputError
+from sar_colorizer.io.tiling import (
+    StripBlender,
+    TileGrid,
+    fit_tile_size,
+    reflect_indices,
+    reflect_pad_window,
+    round_tile_size,
+)
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "STATS_MAX_SIDE",
+    "TONES",
+    "PredictSummary",
+    "Preprocessing",
+    "SceneStatistics",
+    "colorize_array",
+    "colorize_raster",
+    "prepare_sar",
+    "sar_to_l",
+    "scene_statistics",
+    "tone_lut",
+]
+
+#: How L is made from the SAR: "matched" = quantile matching of the scene's SAR feature to the
+#: training optical L distribution stored in the bundle; "sar" = plain SAR brightness.
+TONES = ("matched", "sar")
+
+#: Long side (pixels) of the decimated read that scene statistics come from.
+STATS_MAX_SIDE = 2048
+
+#: Number of quantiles (0, 1, ..., 100 %) of the tone curve.
+N_QUANTILES = 101
+
+#: Samples of the tone curve table (feature 0..1 -> L) used per pixel.
+TONE_LUT_SIZE = 4097
+
+_QUANTILE_LEVELS = np.linspace(0.0, 1.0, N_QUANTILES)
+
+#: Rows converted to colour and written per call (bounds the colour step's temporaries).
+_WRITE_ROWS = 128
+
+
+#: AB scale of :mod:`sar_colorizer.color.lab` (kept here so that importing this module does not
+#: import Keras; a test checks both agree).
+AB_SCALE = 110.0
+
+
+# --------------------------------------------------------------------------------------------
+# Preprocessing
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """What a model expects of its input, from the bundle: normalisation and speckle filter.
+
+    Attributes:
+        normalization: :class:`sar_colorizer.sar.radiometry.Normalization`.
+        speckle_filter: :class:`sar_colorizer.sar.speckle.SpeckleFilter`.
+    """
+
+    normalization: Any
+    speckle_filter: Any
+
+    @classmethod
+    def from_bundle(cls, bundle: Any) -> Preprocessing:
+        """The preprocessing stored in a :class:`~sar_colorizer.bundle.Bundle`'s metadata."""
+        return cls(normalization=bundle.normalization, speckle_filter=bundle.speckle_filter)
+
+    @property
+    def halo(self) -> int:
+        """Extra rows a strip needs on each side so that filtering it matches the whole image."""
+        if self.speckle_filter.name == "none":
+            return 0
+        return int(self.speckle_filter.window) // 2 + 1
+
+
+def _as_preprocessing(source: Any) -> Preprocessing:
+    if isinstance(source, Preprocessing):
+        return source
+    return Preprocessing.from_bundle(source)
+
+
+@dataclass(frozen=True)
+class SceneStatistics:
+    """Whole-image numbers that every tile of a scene is processed with.
+
+    Attributes:
+        input_scale: Resolved radiometric scale of the raw values ("linear", "db", ...).
+        references: Per band, the linear power mapped to relative intensity 1 (the 99th
+            percentile of valid pixels for the "percentile" normalisation).
+        feature_quantiles: ``(101,)`` quantiles 0..100 % of the SAR feature
+            (:func:`~sar_colorizer.sar.radiometry.relative_to_feature` of the filtered relative
+            intensity of the first band) over valid pixels; the "matched" tone curve's input.
+        valid_fraction: Fraction of valid pixels in the image the statistics come from.
+    """
+
+    input_scale: str
+    references: tuple[float, ...]
+    feature_quantiles: np.ndarray
+    valid_fraction: float = 1.0
+
+
+def _resolve_scale(values: np.ndarray, valid: np.ndarray, input_scale: str) -> str:
+    from sar_colorizer.sar.radiometry import INPUT_SCALES, detect_input_scale
+
+    if input_scale == "auto":
+        return str(detect_input_scale(values, valid))
+    if input_scale not in INPUT_SCALES:
+        raise InputError(
+            f"unknown input scale {input_scale!r}; choose one of auto, {', '.join(INPUT_SCALES)}"
+        )
+    return input_scale
+
+
+def _relative_filtered(
+    values: np.ndarray,
+    valid: np.ndarray,
+    scale: str,
+    references: Sequence[float],
+    preprocessing: Preprocessing,
+) -> np.ndarray:
+    """Raw (C, H, W) values -> speckle-filtered relative intensity (C, H, W), NaN at nodata."""
+    from sar_colorizer.sar.radiometry import to_linear_power
+    from sar_colorizer.sar.speckle import apply_speckle_filter
+
+    linear = np.asarray(to_linear_power(values, scale, valid), dtype=np.float32)
+    relative = np.empty_like(linear)
+    for band, reference in enumerate(references):
+        relative[band] = preprocessing.normalization.apply(linear[band], float(reference))
+    del linear
+    if preprocessing.speckle_filter.name != "none":
+        relative = np.asarray(
+            apply_speckle_filter(relative, preprocessing.speckle_filter), dtype=np.float32
+        )
+    relative[:, ~valid] = np.nan
+    return relative
+
+
+def _check_values(values: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    values = np.asarray(values)
+    if values.ndim == 2:
+        values = values[None]
+    if values.ndim != 3:
+        raise InputError(f"SAR values must be (bands, height, width); got shape {values.shape}")
+    valid = np.asarray(valid, dtype=bool)
+    if valid.shape != values.shape[1:]:
+        raise InputError(f"valid mask {valid.shape} does not match the image {values.shape[1:]}")
+    return values, valid
+
+
+def scene_statistics(
+    values: np.ndarray,
+    valid: np.ndarray,
+    preprocessing: Any,
+    input_scale: str = "auto",
+) -> SceneStatistics:
+    """Normalisation references and SAR feature quantiles of a whole image.
+
+    Args:
+        values: ``(C, H, W)`` raw SAR values (the whole image, or a decimated read of it).
+        valid: ``(H, W)`` True where the data are valid.
+        preprocessing: A :class:`Preprocessing` or a bundle.
+        input_scale: "auto" (detected with
+            :func:`~sar_colorizer.sar.radiometry.detect_input_scale`) or a scale name.
+
+    Returns:
+        The :class:`SceneStatistics`.
+
+    Raises:
+        InputError: No valid pixel, no positive intensity, or an unknown scale.
+    """
+    from sar_colorizer.sar.radiometry import relative_to_feature, to_linear_power
+
+    values, valid = _check_values(values, valid)
+    preprocessing = _as_preprocessing(preprocessing)
+    if not valid.any():
+        raise InputError("the image has no valid pixels (all nodata)")
+    scale = _resolve_scale(values, valid, input_scale)
+    linear = np.asarray(to_linear_power(values, scale, valid), dtype=np.float32)
+    references = []
+    for band in range(linear.shape[0]):
+        reference = float(preprocessing.normalization.reference(linear[band]))
+        if not math.isfinite(reference) or reference <= 0:
+            raise InputError(
+                f"band {band + 1} has no positive intensity to normalise by (reference "
+                f"{reference}); check --input-scale and the nodata value"
+            )
+        references.append(reference)
+    relative = _relative_filtered(values, valid, scale, references, preprocessing)
+    feature = np.asarray(relative_to_feature(relative[0][valid]), dtype=np.float64)
+    feature = feature[np.isfinite(feature)]
+    quantiles = np.quantile(feature, _QUANTILE_LEVELS) if feature.size else _QUANTILE_LEVELS
+    return SceneStatistics(
+        input_scale=scale,
+        references=tuple(references),
+        feature_quantiles=np.asarray(quantiles, dtype=np.float64),
+        valid_fraction=float(valid.mean()),
+    )
+
+
+def prepare_sar(
+    values: np.ndarray,
+    valid: np.ndarray,
+    preprocessing: Any,
+    input_scale: str = "auto",
+    reference: float | Sequence[float] | None = None,
+) -> np.ndarray:
+    """Raw SAR values -> the model's input: speckle-filtered relative intensity.
+
+    Args:
+        values: ``(C, H, W)`` raw values in ``input_scale`` (bands in model order).
+        valid: ``(H, W)`` True where the data are valid.
+        preprocessing: The bundle (its normalisation and speckle filter are used) or a
+            :class:`Preprocessing`.
+        input_scale: "auto" or one of :data:`sar_colorizer.sar.radiometry.INPUT_SCALES`.
+        reference: Linear power that maps to relative intensity 1, one for all bands or one
+            per band; None computes it from this image (the 99th percentile of valid pixels).
+            Pass the scene's reference when ``values`` is only a part of a scene.
+
+    Returns:
+        ``(H, W, C)`` float32 in [0, 1], 0 at invalid pixels.
+
+    Raises:
+        InputError: Shapes do not match, no valid pixel, or an unknown scale.
+    """
+    values, valid = _check_values(values, valid)
+    preprocessing = _as_preprocessing(preprocessing)
+    if reference is None:
+        stats = scene_statistics(values, valid, preprocessing, input_scale)
+        scale, references = stats.input_scale, stats.references
+    else:
+        scale = _resolve_scale(values, valid, input_scale)
+        references = (
+            tuple(float(r) for r in reference)
+            if isinstance(reference, Sequence | np.ndarray)
+            else (float(reference),) * values.shape[0]
+        )
+        if len(references) != values.shape[0]:
+            raise InputError(f"{len(references)} references given for {values.shape[0]} bands")
+    relative = _relative_filtered(values, valid, scale, references, preprocessing)
+    return _to_model_input(relative)
+
+
+def _to_model_input(relative: np.ndarray) -> np.ndarray:
+    """(C, H, W) with NaN nodata -> (H, W, C) contiguous float32 with 0 at nodata."""
+    return np.ascontiguousarray(np.nan_to_num(relative, nan=0.0).transpose(1, 2, 0))
+
+
+def _tone_curve(
+    scene_quantiles: np.ndarray, l_quantiles: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Strictly increasing (feature, L) nodes for ``np.interp``.
+
+    Where several scene quantiles are equal (e.g. many pixels at feature 0), those quantile
+    levels share one feature value and get the mean of their L quantiles.
+    """
+    xp = np.asarray(scene_quantiles, dtype=np.float64)
+    fp = np.asarray(l_quantiles, dtype=np.float64)
+    if xp.shape != fp.shape or xp.ndim != 1 or xp.size < 2:
+        raise InputError(
+            f"tone curve needs two quantile lists of equal length; got {xp.shape} and {fp.shape}"
+        )
+    xp = np.maximum.accumulate(xp)
+    unique, inverse = np.unique(xp, return_inverse=True)
+    l_mean = np.bincount(inverse, weights=fp) / np.bincount(inverse)
+    return unique, l_mean
+
+
+def tone_lut(
+    tone: str = "matched",
+    scene_quantiles: Sequence[float] | np.ndarray | None = None,
+    l_quantiles: Sequence[float] | np.ndarray | None = None,
+) -> np.ndarray:
+    """The tone curve, feature -> L, sampled at :data:`TONE_LUT_SIZE` evenly spaced features.
+
+    L between the samples is interpolated linearly (:func:`sar_to_l`); the curve itself is
+    piecewise linear between the 101 quantile pairs, so the sampled form differs from it only
+    next to its knots, by a tenth of an L unit at most for steep curves (invisible in 8-bit
+    output), and it is the same table for every tile of a scene.
+
+    Args:
+        tone: "matched" or "sar" (see :func:`sar_to_l`).
+        scene_quantiles: ``(101,)`` feature quantiles of the scene ("matched").
+        l_quantiles: ``(101,)`` optical L quantiles from the bundle ("matched").
+
+    Returns:
+        ``(TONE_LUT_SIZE,)`` float32 L values in [0, 100].
+
+    Raises:
+        InputError: Unknown tone, or "matched" without quantiles.
+    """
+    features = np.linspace(0.0, 1.0, TONE_LUT_SIZE)
+    if tone == "sar":
+        lut = 100.0 * features
+    elif tone == "matched":
+        if l_quantiles is None or scene_quantiles is None:
+            raise InputError("tone 'matched' needs the bundle's L quantiles; use --tone sar")
+        xp, fp = _tone_curve(np.asarray(scene_quantiles), np.asarray(l_quantiles))
+        lut = np.interp(features, xp, fp)
+    else:
+        raise InputError(f"unknown tone {tone!r}; choose one of {', '.join(TONES)}")
+    return np.clip(lut, 0.0, 100.0).astype(np.float32)
+
+
+def _lookup(feature: np.ndarray, lut: np.ndarray) -> np.ndarray:
+    """Linear interpolation in a tone table; the numpy twin of the in-graph lookup."""
+    position = np.clip(feature, 0.0, 1.0) * np.float32(len(lut) - 1)
+    index = np.minimum(position.astype(np.int32), len(lut) - 2)
+    fraction = position - index
+    return (lut[index] * (1 - fraction) + lut[index + 1] * fraction).astype(np.float32)
+
+
+def sar_to_l(
+    relative: np.ndarray,
+    valid: np.ndarray,
+    tone: str = "matched",
+    scene_quantiles: Sequence[float] | np.ndarray | None = None,
+    l_quantiles: Sequence[float] | np.ndarray | None = None,
+) -> np.ndarray:
+    """Lightness L from speckle-filtered SAR relative intensity.
+
+    Args:
+        relative: ``(H, W)`` filtered relative intensity (first band) in [0, 1].
+        valid: ``(H, W)`` valid mask; L is 0 elsewhere.
+        tone: "matched": the SAR dB feature
+            (:func:`~sar_colorizer.sar.radiometry.relative_to_feature`) is mapped through the
+            quantile curve ``scene_quantiles -> l_quantiles``, so that the image's brightness
+            distribution becomes the typical optical L distribution of the training set while
+            the SAR's structure (the order of brightness) is kept. "sar": ``L = 100 * feature``
+            (plain backscatter brightness over the 25 dB below the scene's 99th percentile).
+        scene_quantiles: ``(101,)`` feature quantiles of the whole scene; None computes them
+            from this array.
+        l_quantiles: ``(101,)`` optical L quantiles from the bundle (needed for "matched").
+
+    Returns:
+        ``(H, W)`` float32 L in [0, 100].
+
+    Raises:
+        InputError: Unknown tone, or "matched" without ``l_quantiles``.
+    """
+    feature = _feature(np.nan_to_num(relative, nan=0.0))
+    if tone == "matched" and scene_quantiles is None and l_quantiles is not None:
+        scene_quantiles = (
+            np.quantile(feature[valid], _QUANTILE_LEVELS) if valid.any() else _QUANTILE_LEVELS
+        )
+    lightness = _lookup(feature, tone_lut(tone, scene_quantiles, l_quantiles))
+    lightness[~valid] = 0.0
+    return lightness
+
+
+def _feature(relative: np.ndarray) -> np.ndarray:
+    from sar_colorizer.sar.radiometry import relative_to_feature
+
+    return np.asarray(relative_to_feature(relative), dtype=np.float32)
+
+
+def _bundle_l_quantiles(bundle: Any, tone: str) -> tuple[str, np.ndarray | None]:
+    """The tone actually used and the bundle's L quantiles (fallback to "sar" if absent)."""
+    if tone not in TONES:
+        raise InputError(f"unknown tone {tone!r}; choose one of {', '.join(TONES)}")
+    if tone == "sar":
+        return tone, None
+    quantiles = (bundle.tone or {}).get("l_quantiles")
+    if quantiles is None or len(quantiles) != N_QUANTILES:
+        logger.warning("the model bundle has no tone curve (l_quantiles); using --tone sar")
+        return "sar", None
+    return tone, np.asarray(quantiles, dtype=np.float64)
+
+
+# --------------------------------------------------------------------------------------------
+# Running the model and converting colours
+
+
+#: Pixels per call of the compiled colour conversion (fixed, so it compiles once).
+_COLOUR_CHUNK = 1 << 18
+
+_RUNNERS: weakref.WeakKeyDictionary[Any, _ModelRunner] = weakref.WeakKeyDictionary()
+_CONVERTER: list[_ColourConverter] = []
+
+
+class _ModelRunner:
+    """Calls the Keras model through ``tf.function``s traced once per batch shape.
+
+    ``weighted`` calls multiply the output by per-tile blending weights inside the graph (one
+    multi-threaded op instead of a numpy pass).
+    """
+
+    def __init__(self, model: Any) -> None:
+        from sar_colorizer._tf import import_tensorflow
+
+        tf = import_tensorflow()
+        self._tf = tf
+        # A weak reference, so that the per-model cache (_RUNNERS) does not keep models alive.
+        model_ref: Callable[[], Any] = weakref.ref(model)
+
+        def forward(batch: Any) -> Any:
+            return model_ref()(batch, training=False)
+
+        def forward_weighted(batch: Any, weights_y: Any, weights_x: Any) -> Any:
+            weights = weights_y[:, :, None, None] * weights_x[:, None, :, None]
+            return model_ref()(batch, training=False) * weights
+
+        # Keras models need no AutoGraph conversion; skipping it makes tracing fast.
+        self._forward = tf.function(forward, reduce_retracing=True, autograph=False)
+        self._forward_weighted = tf.function(
+            forward_weighted, reduce_retracing=True, autograph=False
+        )
+
+    @classmethod
+    def for_model(cls, model: Any) -> _ModelRunner:
+        """One runner per model, so that repeated calls (evaluation) do not retrace."""
+        if model not in _RUNNERS:
+            _RUNNERS[model] = cls(model)
+        return _RUNNERS[model]
+
+    def __call__(
+        self, batch: np.ndarray, weights: tuple[np.ndarray, np.ndarray] | None = None
+    ) -> np.ndarray:
+        """Model output for ``batch`` (B, H, W, C), times ``wy[:, :, None] * wx[:, None, :]``
+        per tile when separable ``weights = (wy (B, H), wx (B, W))`` are given."""
+        tf = self._tf
+        batch = tf.constant(batch, dtype=tf.float32)
+        if weights is None:
+            return self._forward(batch).numpy()
+        weights_y, weights_x = (tf.constant(w, dtype=tf.float32) for w in weights)
+        return self._forward_weighted(batch, weights_y, weights_x).numpy()
+
+
+class _ColourConverter:
+    """Filtered relative intensity + normalised AB -> LAB and sRGB uint8, per pixel.
+
+    ``feature = relative_to_feature(relative)``, ``L = tone table(feature)`` (linear
+    interpolation, as :func:`sar_to_l`), ``AB = ab_norm * AB_SCALE``, then
+    :func:`~sar_colorizer.color.lab.lab_to_rgb`; 0 outside ``valid``. Runs as one XLA-compiled
+    ``tf.function`` on fixed chunks of :data:`_COLOUR_CHUNK` pixels (one compilation whatever
+    the image size; XLA fuses the ~50 element-wise operations into a single pass, several
+    times faster than running them one by one). Falls back to the uncompiled graph where XLA
+    is unavailable.
+    """
+
+    def __init__(self) -> None:
+        from sar_colorizer._tf import import_tensorflow
+        from sar_colorizer.color.lab import lab_to_rgb
+        from sar_colorizer.sar.radiometry import FEATURE_DB_MIN
+
+        tf = import_tensorflow()
+        ln10 = float(np.log(10.0))
+        steps = float(TONE_LUT_SIZE - 1)
+
+        def convert(relative: Any, ab_norm: Any, valid: Any, lut: Any) -> tuple[Any, Any]:
+            db = 10.0 / ln10 * tf.math.log(tf.maximum(relative, 1e-10))
+            feature = tf.clip_by_value((db - FEATURE_DB_MIN) / -FEATURE_DB_MIN, 0.0, 1.0)
+            position = feature * steps
+            index = tf.minimum(tf.cast(position, tf.int32), TONE_LUT_SIZE - 2)
+            fraction = position - tf.cast(index, tf.float32)
+            lightness = (
+                tf.gather(lut, index) * (1.0 - fraction) + tf.gather(lut, index + 1) * fraction
+            )
+            lab = tf.concat([lightness[:, None], ab_norm * AB_SCALE], axis=-1)
+            rgb = tf.cast(lab_to_rgb(lab) * 255.0 + 0.5, tf.uint8)
+            mask = valid[:, None]
+            return tf.where(mask, lab, 0.0), tf.where(mask, rgb, tf.zeros_like(rgb))
+
+        signature = [
+            tf.TensorSpec([_COLOUR_CHUNK], tf.float32),
+            tf.TensorSpec([_COLOUR_CHUNK, 2], tf.float32),
+            tf.TensorSpec([_COLOUR_CHUNK], tf.bool),
+            tf.TensorSpec([TONE_LUT_SIZE], tf.float32),
+        ]
+        self._compiled = tf.function(
+            convert, input_signature=signature, jit_compile=True, autograph=False
+        )
+        self._plain = tf.function(convert, input_signature=signature, autograph=False)
+        self._convert = self._compiled
+        self._lock = threading.Lock()
+
+    @classmethod
+    def shared(cls) -> _ColourConverter:
+        """The process-wide converter (compiled once)."""
+        if not _CONVERTER:
+            _CONVERTER.append(cls())
+        return _CONVERTER[0]
+
+    def _call(self, *arrays: np.ndarray) -> tuple[Any, Any]:
+        try:
+            return self._convert(*arrays)
+        except Exception as error:  # XLA missing or failing on this platform
+            if self._convert is self._plain:
+                raise
+            logger.debug("XLA colour conversion unavailable (%s); using plain TensorFlow", error)
+            self._convert = self._plain
+            return self._convert(*arrays)
+
+    def __call__(
+        self,
+        relative: np.ndarray,
+        ab_norm: np.ndarray,
+        valid: np.ndarray,
+        lut: np.ndarray,
+        with_lab: bool = True,
+    ) -> tuple[np.ndarray | None, np.ndarray]:
+        """Convert ``(H, W)`` relative intensity, ``(H, W, 2)`` normalised AB, ``(H, W)`` mask.
+
+        Returns:
+            ``(lab float32 (H, W, 3) or None, rgb uint8 (H, W, 3))``.
+        """
+        shape = relative.shape
+        n = relative.size
+        flat = [
+            np.ascontiguousarray(relative, np.float32).reshape(-1),
+            np.ascontiguousarray(ab_norm, np.float32).reshape(-1, 2),
+            np.ascontiguousarray(valid, bool).reshape(-1),
+        ]
+        lut = np.ascontiguousarray(lut, np.float32)
+        rgb = np.empty((n, 3), dtype=np.uint8)
+        lab = np.empty((n, 3), dtype=np.float32) if with_lab else None
+        chunk = _COLOUR_CHUNK
+        with self._lock:
+            for start in range(0, n, chunk):
+                stop = min(n, start + chunk)
+                pieces = [array[start:stop] for array in flat]
+                if stop - start < chunk:
+                    pad = chunk - (stop - start)
+                    pieces = [
+                        np.concatenate([p, np.zeros((pad,) + p.shape[1:], p.dtype)]) for p in pieces
+                    ]
+                lab_chunk, rgb_chunk = self._call(*pieces, lut)
+                rgb[start:stop] = rgb_chunk.numpy()[: stop - start]
+                if lab is not None:
+                    lab[start:stop] = lab_chunk.numpy()[: stop - start]
+        return (
+            lab.reshape(shape + (3,)) if lab is not None else None,
+            rgb.reshape(shape + (3,)),
+        )
+
+
+def _pad_to_multiple(image: np.ndarray, multiple: int) -> np.ndarray:
+    height, width = image.shape[:2]
+    pad_h, pad_w = (-height) % multiple, (-width) % multiple
+    if not (pad_h or pad_w):
+        return image
+    return reflect_pad_window(image, 0, 0, 0, height + pad_h, width + pad_w, height, width)
+
+
+def _predict_ab_whole(model: Any, relative: np.ndarray, multiple: int) -> np.ndarray:
+    """Normalised AB for a whole image in one forward pass (padded to the model's multiple)."""
+    height, width = relative.shape[:2]
+    padded = _pad_to_multiple(relative, multiple)
+    return _ModelRunner.for_model(model)(padded[None])[0, :height, :width]
+
+
+def _run_tile_row(
+    runner: _ModelRunner,
+    relative: np.ndarray,
+    blender: StripBlender,
+    batch_size: int,
+    row: int,
+    data_row0: int = 0,
+) -> None:
+    """Run the tiles of one row through the model, batch by batch, into the blender.
+
+    Args:
+        runner: The model.
+        relative: ``(rows, W, C)`` model input holding (at least) the scene rows the row of
+            tiles covers, reflection included.
+        blender: The blender (its grid and weights).
+        batch_size: Tiles per call; the last batch is padded to this size so that the
+            compiled function sees one shape only.
+        row: Index of the row of tiles.
+        data_row0: Scene row of ``relative[0]``.
+    """
+    grid = blender.grid
+    size = grid.tile_size
+    r0 = grid.row_origins[row]
+    tiles = np.empty((batch_size, size, size, relative.shape[2]), dtype=np.float32)
+    for start in range(0, grid.n_cols, batch_size):
+        cols = range(start, min(grid.n_cols, start + batch_size))
+        for k, col in enumerate(cols):
+            tiles[k] = reflect_pad_window(
+                relative, data_row0, r0, grid.col_origins[col], size, size, grid.height, grid.width
+            )
+        weights_y, weights_x = blender.axis_weights(row, cols)
+        if len(cols) < batch_size:  # pad the batch: one traced shape for every call
+            tiles[len(cols) :] = tiles[len(cols) - 1]
+            pad = batch_size - len(cols)
+            weights_y = np.concatenate([weights_y, np.repeat(weights_y[-1:], pad, axis=0)])
+            weights_x = np.concatenate([weights_x, np.repeat(weights_x[-1:], pad, axis=0)])
+        outputs = runner(tiles, (weights_y, weights_x))
+        blender.add_tiles(row, start, outputs[: len(cols)], weighted=True)
+
+
+def colorize_array(
+    bundle: Any,
+    values: np.ndarray,
+    valid: np.ndarray,
+    input_scale: str = "auto",
+    tone: str = "matched",
+    *,
+    stats: SceneStatistics | None = None,
+    tile_size: int | None = None,
+    overlap: int = 64,
+    batch_size: int = 4,
+) -> dict[str, np.ndarray]:
+    """Colorize a SAR image held in memory (evaluation, notebooks, small images).
+
+    Uses exactly the preprocessing, tone curve and colour conversion of
+    :func:`colorize_raster`; with ``tile_size`` set it also uses the same tiling and blending,
+    and then gives the same result as the streaming path for rasters no larger than
+    :data:`STATS_MAX_SIDE`.
+
+    Args:
+        bundle: A loaded :class:`~sar_colorizer.bundle.Bundle`.
+        values: ``(C, H, W)`` raw SAR values, bands in the model's order.
+        valid: ``(H, W)`` True where the data are valid.
+        input_scale: "auto" or a scale of :data:`sar_colorizer.sar.radiometry.INPUT_SCALES`.
+        tone: One of :data:`TONES`.
+        stats: Scene statistics to use instead of this image's own (e.g. when ``values`` is a
+            crop of a larger scene).
+        tile_size: None runs the whole image through the model at once (padded to the model's
+            multiple); otherwise tiles of this size (rounded to the multiple) are blended.
+        overlap: Tile overlap in pixels (tiled mode).
+        batch_size: Tiles per model call (tiled mode).
+
+    Returns:
+        ``{"rgb": uint8 (H, W, 3) (0 at nodata), "lab": float32 (H, W, 3), "ab": float32
+        (H, W, 2) in CIELAB units, "feature": float32 (H, W) SAR dB feature in [0, 1],
+        "relative": float32 (H, W, C) model input, "valid": bool (H, W)}``.
+
+    Raises:
+        InputError: Bad shapes, no valid pixels, unknown scale or tone.
+        ModelMismatchError: The number of bands differs from the model's.
+    """
+
+    values, valid = _check_values(values, valid)
+    bundle.check_input(values.shape[0])
+    preprocessing = Preprocessing.from_bundle(bundle)
+    tone, l_quantiles = _bundle_l_quantiles(bundle, tone)
+    if stats is None:
+        stats = scene_statistics(values, valid, preprocessing, input_scale)
+    relative = _relative_filtered(values, valid, stats.input_scale, stats.references, preprocessing)
+    model_input = _to_model_input(relative)
+    if tile_size is None:
+        ab_norm = _predict_ab_whole(bundle.model, model_input, bundle.tile_multiple)
+    else:
+        height, width = valid.shape
+        tile = fit_tile_size(tile_size, bundle.tile_multiple, height, width, overlap)
+        grid = TileGrid.for_shape(valid.shape[0], valid.shape[1], tile, overlap)
+        runner = _ModelRunner.for_model(bundle.model)
+        blender = StripBlender(grid, 2)
+        ab_norm = np.empty(valid.shape + (2,), dtype=np.float32)
+        for row in range(grid.n_rows):
+            _run_tile_row(runner, model_input, blender, batch_size, row)
+            start, stop, block = blender.finish_row(row)
+            ab_norm[start:stop] = block
+    lut = tone_lut(tone, stats.feature_quantiles, l_quantiles)
+    converted, rgb = _ColourConverter.shared()(model_input[..., 0], ab_norm, valid, lut)
+    lab = cast(np.ndarray, converted)  # with_lab=True: never None
+    ab = np.ascontiguousarray(lab[..., 1:])
+    feature = _feature(model_input[..., 0])
+    feature[~valid] = 0.0
+    return {
+        "rgb": rgb,
+        "lab": lab,
+        "ab": ab,
+        "feature": feature,
+        "relative": model_input,
+        "valid": valid,
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Streaming over rasters on disk
+
+
+@dataclass
+class PredictSummary:
+    """What :func:`colorize_raster` did.
+
+    Attributes:
+        input: Input raster.
+        output: Colorized raster written.
+        width, height: Scene size in pixels.
+        bands: 1-based band indexes fed to the model.
+        input_scale: Radiometric scale used (detected when "auto" was asked for).
+        tone: Tone used for L.
+        tile_size, overlap: Tiling used (tile size after rounding to the model's multiple
+            and shrinking for scenes smaller than a tile).
+        tiles: Number of tiles run through the model.
+        references: Normalisation references (linear power) per band.
+        valid_fraction: Fraction of valid pixels (from the decimated statistics read).
+        seconds: Wall time of the whole call.
+        ab_output: Written AB raster, if asked for.
+        quicklook: Written quicklook PNG, if asked for.
+        stage_seconds: Wall time per stage (statistics, read + preprocess, model + blend,
+            colour + write, finish outputs; the middle three run in parallel threads) and the
+            CPU time of the reading and colour threads (", cpu").
+    """
+
+    input: Path
+    output: Path
+    width: int
+    height: int
+    bands: tuple[int, ...]
+    input_scale: str
+    tone: str
+    tile_size: int
+    overlap: int
+    tiles: int
+    references: tuple[float, ...]
+    valid_fraction: float
+    seconds: float
+    ab_output: Path | None = None
+    quicklook: Path | None = None
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def megapixels_per_second(self) -> float:
+        """Scene pixels (not tile pixels) per second, in millions."""
+        return self.width * self.height / max(self.seconds, 1e-9) / 1e6
+
+
+def _band_names(info: Any, band_indexes: Sequence[int], bands: Any) -> list[str | None]:
+    """Names to check against the model: user's names, band descriptions or the file name."""
+    if isinstance(bands, str):
+        tokens = [token.strip() for token in bands.split(",") if token.strip()]
+    elif bands is None:
+        tokens = []
+    else:
+        tokens = [str(token) for token in bands]
+    if tokens and len(tokens) == len(band_indexes) and not any(t.isdigit() for t in tokens):
+        return list(tokens)
+    descriptions = tuple(getattr(info, "descriptions", ()) or ())
+    names: list[str | None] = []
+    for index in band_indexes:
+        description = descriptions[index - 1] if index - 1 < len(descriptions) else None
+        names.append(description or None)
+    if info.count == 1 and names == [None]:
+        names = [Path(info.path).stem]  # e.g. ..._VH.tif, as BigEarthNet names its bands
+    return names
+
+
+def _stats_shape(height: int, width: int) -> tuple[int, int]:
+    """Size of the decimated statistics read: at most :data:`STATS_MAX_SIDE` on the long side."""
+    factor = max(1.0, max(height, width) / STATS_MAX_SIDE)
+    return max(1, round(height / factor)), max(1, round(width / factor))
+
+
+class _Quicklook:
+    """Accumulates a block-averaged, side-by-side (SAR | colorised) preview while streaming."""
+
+    def __init__(self, height: int, width: int, max_width: int = 2048) -> None:
+        self.factor = max(1, math.ceil(2 * width / max_width))
+        self.width = width
+        self.q_height = math.ceil(height / self.factor)
+        self.q_width = math.ceil(width / self.factor)
+        # Channels: grey SAR, R, G, B; summed over valid pixels, plus valid and total counts.
+        self._sums = np.zeros((self.q_height, self.q_width, 4), dtype=np.float64)
+        self._valid = np.zeros((self.q_height, self.q_width), dtype=np.float64)
+        self._total = np.zeros((self.q_height, self.q_width), dtype=np.float64)
+
+    def add(self, start: int, feature: np.ndarray, rgb: np.ndarray, valid: np.ndarray) -> None:
+        """Add rows ``start...`` of the scene: feature (h, W), rgb uint8 (h, W, 3), valid (h, W)."""
+        if not len(valid):
+            return
+        f = self.factor
+        channels = np.concatenate([feature[..., None] * 255.0, rgb.astype(np.float32)], axis=-1)
+        weight = valid.astype(np.float32)
+        channels *= weight[..., None]
+        pad = self.q_width * f - self.width
+        if pad:
+            channels = np.pad(channels, [(0, 0), (0, pad), (0, 0)])
+            weight = np.pad(weight, [(0, 0), (0, pad)])
+            ones = np.pad(np.ones_like(valid, dtype=np.float32), [(0, 0), (0, pad)])
+        else:
+            ones = np.ones_like(weight)
+        rows = start + np.arange(len(valid))
+        q_rows = rows // f
+        cuts = np.flatnonzero(np.diff(q_rows)) + 1
+        starts = np.concatenate([[0], cuts])
+        targets = q_rows[starts]
+
+        def reduce(array: np.ndarray) -> np.ndarray:
+            array = array.reshape(array.shape[0], self.q_width, f, *array.shape[2:]).sum(axis=2)
+            return np.add.reduceat(array, starts, axis=0)
+
+        self._sums[targets] += reduce(channels)
+        self._valid[targets] += reduce(weight)
+        self._total[targets] += reduce(ones)
+
+    def image(self) -> np.ndarray:
+        """RGBA uint8 ``(h, 2 w, 4)``: SAR in grey on the left, colours on the right."""
+        mean = self._sums / np.maximum(self._valid, 1.0)[..., None]
+        alpha = np.where(self._valid * 2 >= np.maximum(self._total, 1), 255, 0).astype(np.uint8)
+        grey = np.clip(mean[..., 0] + 0.5, 0, 255).astype(np.uint8)
+        colour = np.clip(mean[..., 1:] + 0.5, 0, 255).astype(np.uint8)
+        left = np.dstack([grey, grey, grey, alpha])
+        right = np.dstack([colour, alpha])
+        return np.concatenate([left, right], axis=1)
+
+
+def _write_png(path: Path, rgba: np.ndarray, overwrite: bool) -> None:
+    import cv2
+
+    from sar_colorizer.io.raster import atomic_path
+
+    ok, encoded = cv2.imencode(".png", cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGRA))
+    if not ok:
+        raise InputError(f"{path}: could not encode the quicklook PNG")
+    with atomic_path(path, overwrite=overwrite) as temporary:
+        Path(temporary).write_bytes(encoded.tobytes())
+
+
+@dataclass
+class _Strip:
+    """Preprocessed input of one row of tiles."""
+
+    row: int
+    data_row0: int  # scene row of model_input[0]
+    model_input: np.ndarray  # (rows, W, C) float32, 0 at nodata
+    valid: np.ndarray  # (rows, W) bool
+    seconds: float = 0.0
+    cpu_seconds: float = 0.0
+
+
+def colorize_raster(
+    bundle: Any,
+    in_path: str | os.PathLike[str],
+    out_path: str | os.PathLike[str],
+    *,
+    bands: str | Sequence[str | int] | None = None,
+    input_scale: str = "auto",
+    tone: str = "matched",
+    tile_size: int = 512,
+    overlap: int = 64,
+    batch_size: int = 4,
+    driver: str | None = None,
+    ab_path: str | os.PathLike[str] | None = None,
+    quicklook_path: str | os.PathLike[str] | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+    creation_options: dict[str, str] | None = None,
+) -> PredictSummary:
+    """Colorize a SAR raster of any size, streaming it tile row by tile row.
+
+    The scene is never loaded whole: statistics come from one decimated read
+    (:data:`STATS_MAX_SIDE` px on the long side), then strips of ``tile_size`` rows (plus a
+    speckle-filter halo) are read, preprocessed, cut into reflect-padded overlapping tiles, run
+    through the model in batches of ``batch_size`` and blended; finished rows are converted to
+    colour and written. The output keeps the source's CRS and transform (GeoTIFF tags, or an
+    .aux.xml / world file beside a PNG or JPEG), has an alpha band that is 0 exactly on nodata
+    (PNG, GeoTIFF, COG; JPEG has no alpha: nodata is black) and is written atomically.
+
+    Args:
+        bundle: A loaded :class:`~sar_colorizer.bundle.Bundle`.
+        in_path: SAR raster readable by GDAL.
+        out_path: Colorized output; driver from the extension (.png, .jpg/.jpeg, .tif/.tiff)
+            unless ``driver`` is given.
+        bands: Band(s) fed to the model: names ("VH", "VV,VH", matched against band
+            descriptions or the file name) or 1-based numbers ("1"); None takes all bands.
+        input_scale: "auto" (detected, logged) or "linear", "db", "amplitude", "display".
+        tone: "matched" (L quantile-matched to the training optical L) or "sar".
+        tile_size: Tile side, rounded to the model's ``tile_multiple``.
+        overlap: Overlap of neighbouring tiles in pixels (at most half a tile).
+        batch_size: Tiles per model call.
+        driver: GDAL driver ("PNG", "JPEG", "GTiff", "COG") to override the extension.
+        ab_path: Also write the predicted AB (CIELAB units) as a float32 2-band GeoTIFF, NaN
+            on nodata.
+        quicklook_path: Also write a side-by-side PNG (SAR | colorised), at most 2048 px wide.
+        overwrite: Replace existing outputs.
+        progress: Show a progress bar on stderr (tqdm hides it when stderr is not a terminal).
+        creation_options: GDAL creation options for the output driver.
+
+    Returns:
+        A :class:`PredictSummary`.
+
+    Raises:
+        RasterError: The input is missing or not a raster.
+        OutputExistsError: An output exists and ``overwrite`` is False.
+        ModelMismatchError: The chosen bands do not match the model's.
+        InputError: Bad options (tile size, overlap, scale, tone) or an all-nodata input.
+    """
+    import rasterio
+    from rasterio.windows import Window
+    from tqdm.auto import tqdm
+
+    from sar_colorizer.io.raster import (
+        RasterWriter,
+        check_output_path,
+        read_info,
+        read_raster,
+        resolve_bands,
+    )
+
+    started = time.perf_counter()
+    in_path, out_path = Path(in_path), Path(out_path)
+    outputs = [Path(p) for p in (out_path, ab_path, quicklook_path) if p is not None]
+    if len({p.resolve() for p in outputs + [in_path]}) != len(outputs) + 1:
+        raise InputError(f"{in_path}: input and outputs must all be different files")
+    for path in outputs:
+        check_output_path(path, overwrite)
+    if batch_size < 1:
+        raise InputError(f"--batch-size must be >= 1, got {batch_size}")
+
+    info = read_info(in_path)
+    band_indexes = list(resolve_bands(info, bands))  # None: every band but alpha
+    bundle.check_input(len(band_indexes), _band_names(info, band_indexes, bands))
+    preprocessing = Preprocessing.from_bundle(bundle)
+    tone, l_quantiles = _bundle_l_quantiles(bundle, tone)
+    if round_tile_size(tile_size, bundle.tile_multiple) != tile_size:
+        logger.info(
+            "tile size %d rounded to %d (multiple of %d)",
+            tile_size,
+            round_tile_size(tile_size, bundle.tile_multiple),
+            bundle.tile_multiple,
+        )
+    tile = fit_tile_size(tile_size, bundle.tile_multiple, info.height, info.width, overlap)
+    grid = TileGrid.for_shape(info.height, info.width, tile, overlap)
+
+    # Scene statistics from one decimated read of the whole raster.
+    stats_shape = _stats_shape(info.height, info.width)
+    small, small_valid = read_raster(
+        in_path, bands=band_indexes, out_shape=(len(band_indexes),) + stats_shape
+    )
+    if not small_valid.any():
+        raise InputError(f"{in_path}: no valid pixels (everything is nodata)")
+    stats = scene_statistics(small, small_valid, preprocessing, input_scale)
+    logger.info(
+        "%s: %d x %d px, bands %s, input scale %s%s, reference %s (linear power)",
+        in_path,
+        info.width,
+        info.height,
+        ",".join(map(str, band_indexes)),
+        stats.input_scale,
+        " (detected)" if input_scale == "auto" else "",
+        ", ".join(f"{r:.4g}" for r in stats.references),
+    )
+    del small, small_valid
+
+    halo = preprocessing.halo
+    stages = {
+        "statistics": time.perf_counter() - started,
+        "read + preprocess": 0.0,
+        "model + blend": 0.0,
+        "colour + write": 0.0,
+        "read + preprocess, cpu": 0.0,
+        "colour + write, cpu": 0.0,
+    }
+
+    def load_strip(row: int) -> _Strip:
+        t0, cpu0 = time.perf_counter(), time.thread_time()
+        r0, r1 = grid.strip_rows(row)
+        needed = _reflected_range(r0, r1, info.height)
+        lo, hi = max(0, needed[0] - halo), min(info.height, needed[1] + halo)
+        values, valid = read_raster(
+            in_path, bands=band_indexes, window=Window(0, lo, info.width, hi - lo)
+        )
+        relative = _relative_filtered(
+            values, valid, stats.input_scale, stats.references, preprocessing
+        )
+        cut = slice(needed[0] - lo, needed[1] - lo)
+        model_input = _to_model_input(relative[:, cut])
+        seconds = time.perf_counter() - t0
+        return _Strip(row, needed[0], model_input, valid[cut], seconds, time.thread_time() - cpu0)
+
+    runner = _ModelRunner.for_model(bundle.model)
+    converter = _ColourConverter.shared()
+    lut = tone_lut(tone, stats.feature_quantiles, l_quantiles)
+    blender = StripBlender(grid, 2)
+    quicklook = _Quicklook(info.height, info.width) if quicklook_path is not None else None
+    rgb_profile, ab_profile = _output_profiles(info.profile)
+
+    bar = tqdm(
+        total=len(grid),
+        unit="tile",
+        desc=in_path.name,
+        disable=None if progress else True,
+        leave=False,
+        dynamic_ncols=True,
+    )
+    with (
+        ExitStack() as stack,
+        ThreadPoolExecutor(max_workers=1) as reader_pool,
+        ThreadPoolExecutor(max_workers=1) as writer_pool,
+    ):
+        stack.callback(bar.close)
+        # GDAL's block cache defaults to 5 % of RAM; a strip of input and output blocks is all
+        # this loop reuses, so cap it (rasterio takes bytes here and restores it afterwards).
+        stack.enter_context(rasterio.Env(GDAL_CACHEMAX=_gdal_cache_bytes(info, ab_path)))
+        writer = stack.enter_context(
+            RasterWriter(
+                out_path,
+                rgb_profile,
+                driver=driver,
+                overwrite=overwrite,
+                creation_options=creation_options,
+            )
+        )
+        ab_writer = None
+        if ab_path is not None:
+            ab_writer = stack.enter_context(
+                RasterWriter(Path(ab_path), ab_profile, driver="GTiff", overwrite=overwrite)
+            )
+
+        def finish_block(strip: _Strip, start: int, stop: int, ab_norm: np.ndarray) -> None:
+            t0, cpu0 = time.perf_counter(), time.thread_time()
+            # In slices of _WRITE_ROWS rows: the colour temporaries stay small.
+            for top in range(start, stop, _WRITE_ROWS):
+                bottom = min(stop, top + _WRITE_ROWS)
+                local = slice(top - strip.data_row0, bottom - strip.data_row0)
+                valid = strip.valid[local]
+                relative = strip.model_input[local, :, 0]
+                ab_block = ab_norm[top - start : bottom - start]
+                _, rgb = converter(relative, ab_block, valid, lut, with_lab=False)
+                window = Window(0, top, info.width, bottom - top)
+                writer.write(rgb.transpose(2, 0, 1), window, valid=valid)
+                if ab_writer is not None:
+                    ab = ab_block * np.float32(AB_SCALE)
+                    ab[~valid] = np.nan
+                    ab_writer.write(ab.transpose(2, 0, 1), window, valid=valid)
+                if quicklook is not None:
+                    quicklook.add(top, _feature(relative), rgb, valid)
+            stages["colour + write"] += time.perf_counter() - t0
+            stages["colour + write, cpu"] += time.thread_time() - cpu0
+
+        pending: Future[_Strip] = reader_pool.submit(load_strip, 0)
+        written: list[Future[None]] = []
+        for row in range(grid.n_rows):
+            strip = pending.result()
+            stages["read + preprocess"] += strip.seconds
+            stages["read + preprocess, cpu"] += strip.cpu_seconds
+            if row + 1 < grid.n_rows:
+                pending = reader_pool.submit(load_strip, row + 1)
+            t0 = time.perf_counter()
+            _run_tile_row(runner, strip.model_input, blender, batch_size, row, strip.data_row0)
+            start, stop, block = blender.finish_row(row)
+            stages["model + blend"] += time.perf_counter() - t0
+            # Keep at most one block in flight: bounded memory, errors surface promptly.
+            while written:
+                written.pop(0).result()
+            written.append(writer_pool.submit(finish_block, strip, start, stop, block))
+            bar.update(grid.n_cols)
+            elapsed = time.perf_counter() - started
+            done_px = min(stop, info.height) * info.width
+            bar.set_postfix_str(f"{done_px / max(elapsed, 1e-9) / 1e6:.2f} Mpx/s", refresh=False)
+        for future in written:
+            future.result()
+        t0 = time.perf_counter()
+        stack.close()  # finish the outputs (PNG/JPEG/COG conversion) and rename them
+        stages["finish outputs"] = time.perf_counter() - t0
+    if quicklook is not None and quicklook_path is not None:
+        _write_png(Path(quicklook_path), quicklook.image(), overwrite)
+
+    seconds = time.perf_counter() - started
+    summary = PredictSummary(
+        input=in_path,
+        output=out_path,
+        width=info.width,
+        height=info.height,
+        bands=tuple(band_indexes),
+        input_scale=stats.input_scale,
+        tone=tone,
+        tile_size=tile,
+        overlap=overlap,
+        tiles=len(grid),
+        references=stats.references,
+        valid_fraction=stats.valid_fraction,
+        seconds=seconds,
+        ab_output=Path(ab_path) if ab_path is not None else None,
+        quicklook=Path(quicklook_path) if quicklook_path is not None else None,
+        stage_seconds=stages,
+    )
+    logger.debug(
+        "%s: seconds per stage (threads overlap): %s",
+        in_path,
+        ", ".join(f"{name} {value:.2f}" for name, value in stages.items()),
+    )
+    logger.info(
+        "wrote %s (%d x %d px, %d tiles) in %.1f s, %.2f Mpx/s",
+        out_path,
+        info.width,
+        info.height,
+        len(grid),
+        seconds,
+        summary.megapixels_per_second,
+    )
+    return summary
+
+
+#: Source creation options that do not carry over to outputs of another data type.
+_SOURCE_ONLY_OPTIONS = ("predictor", "nbits", "pixeltype", "photometric", "alpha")
+
+
+def _output_profiles(profile: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Profiles of the RGB output and the AB output, starting from the source's profile."""
+    base = {k: v for k, v in profile.items() if k.lower() not in _SOURCE_ONLY_OPTIONS}
+    rgb = dict(base, count=3, dtype="uint8", nodata=None)
+    ab = dict(base, count=2, dtype="float32", nodata=float("nan"))
+    return rgb, ab
+
+
+def _gdal_cache_bytes(info: Any, ab_path: Any) -> int:
+    """GDAL block cache for streaming: two block rows (up to 512 px) of input and outputs.
+
+    Strips are written in slices narrower than a block row, so a block row of the output must
+    stay cached until it is complete; the input's block rows are read by two strips each.
+    GDAL's default (5 % of RAM) would grow the process by hundreds of MB on large machines.
+    """
+    profile = info.profile
+    block_rows = min(max(int(profile.get("blockysize") or 1), 512), 2048)
+    in_bytes = info.count * np.dtype(info.dtype).itemsize
+    out_bytes = 4 + (8 if ab_path is not None else 0)  # RGBA uint8, AB 2 x float32
+    return max(32 * 2**20, 2 * block_rows * info.width * (in_bytes + out_bytes))
+
+
+def _reflected_range(start: int, stop: int, length: int) -> tuple[int, int]:
+    """Scene rows that rows ``[start, stop)`` map to under reflection about the scene edges."""
+    rows = reflect_indices(np.arange(start, stop), length)
+    return int(rows.min()), int(rows.max()) + 1

@@ -1,0 +1,381 @@
+"""Inference: preprocessing, tone curve, in-memory and streamed colorization agree."""
+
+import math
+from pathlib import Path
+
+import cv2
+import keras
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+
+from sar_colorizer import inference
+from sar_colorizer.bundle import load_bundle, save_bundle
+from sar_colorizer.color.lab import AB_SCALE, lab_to_rgb
+from sar_colorizer.errors import InputError, ModelMismatchError, OutputExistsError
+from sar_colorizer.inference import (
+    Preprocessing,
+    colorize_array,
+    colorize_raster,
+    prepare_sar,
+    sar_to_l,
+    scene_statistics,
+)
+from sar_colorizer.io.tiling import TileGrid, reflect_pad_window
+from sar_colorizer.nets.unet import ColorizationUNet
+from sar_colorizer.sar.radiometry import Normalization
+from sar_colorizer.sar.speckle import SpeckleFilter, apply_speckle_filter
+
+TILE, OVERLAP = 64, 16
+
+
+def _make_bundle(path: Path, bands: list[str]) -> Path:
+    keras.utils.set_random_seed(0)
+    model = ColorizationUNet(input_channels=len(bands), depth=2, base_filters=4, downsample=2)
+    metadata = {
+        "bands": bands,
+        "normalization": {"method": "percentile", "percentile": 99.0},
+        "speckle_filter": {"name": "boxcar", "window": 5, "looks": 1.0},
+        "tone": {"method": "matched", "l_quantiles": np.linspace(0.0, 100.0, 101).tolist()},
+    }
+    return save_bundle(path, model, metadata)
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    return load_bundle(_make_bundle(tmp_path_factory.mktemp("bundle") / "vh", ["VH"]))
+
+
+@pytest.fixture(scope="module")
+def dual_bundle(tmp_path_factory):
+    return load_bundle(_make_bundle(tmp_path_factory.mktemp("bundle") / "vvvh", ["VV", "VH"]))
+
+
+def _sigma0_db(shape, seed=0):
+    """Speckled dB backscatter with some structure (a bright block, a dark stripe)."""
+    rng = np.random.default_rng(seed)
+    height, width = shape
+    mean = np.full(shape, 0.03)
+    mean[height // 4 : height // 2, width // 3 : 2 * width // 3] = 0.3
+    mean[:, width // 5 : width // 5 + 6] = 0.002
+    linear = mean * rng.gamma(4.0, 0.25, size=shape)
+    return (10 * np.log10(linear)).astype(np.float32)
+
+
+@pytest.fixture
+def db_scene(make_geotiff):
+    """A float32 dB raster with NaN nodata in a corner and along the right edge."""
+    db = _sigma0_db((150, 170))
+    db[:30, :25] = np.nan
+    db[:, -7:] = np.nan
+    return make_geotiff("scene_VH.tif", db, nodata=float("nan"))
+
+
+def test_ab_scale_matches_the_colour_module():
+    assert inference.AB_SCALE == AB_SCALE
+
+
+def test_prepare_sar_gives_filtered_relative_intensity(bundle):
+    db = _sigma0_db((40, 50))
+    valid = np.ones(db.shape, bool)
+    valid[:5, :5] = False
+    relative = prepare_sar(db[None], valid, bundle)
+    assert relative.shape == (40, 50, 1) and relative.dtype == np.float32
+    assert np.all(relative[~valid] == 0) and relative.min() >= 0 and relative.max() <= 1
+    # Same as the documented chain: linear power, clip(x / p99), 5x5 boxcar (NaN-aware).
+    linear = np.where(valid, 10 ** (db / 10), np.nan).astype(np.float32)
+    reference = np.percentile(linear[valid], 99)
+    expected = apply_speckle_filter(np.clip(linear / reference, 0, 1), SpeckleFilter("boxcar", 5))
+    np.testing.assert_allclose(relative[..., 0][valid], expected[valid], rtol=1e-5, atol=1e-7)
+
+
+def test_prepare_sar_is_independent_of_the_input_scale(bundle):
+    db = _sigma0_db((30, 30))
+    valid = np.ones(db.shape, bool)
+    from_db = prepare_sar(db[None], valid, bundle)  # detected as dB
+    from_linear = prepare_sar(10 ** (db[None] / 10), valid, bundle)  # detected as linear
+    from_amplitude = prepare_sar(10 ** (db[None] / 20), valid, bundle, input_scale="amplitude")
+    np.testing.assert_allclose(from_db, from_linear, atol=1e-5)
+    np.testing.assert_allclose(from_db, from_amplitude, atol=1e-5)
+
+
+def test_prepare_sar_uses_a_given_scene_reference():
+    preprocessing = Preprocessing(Normalization(), SpeckleFilter("none"))
+    values = np.array([[[1.0, 2.0], [4.0, 8.0]]], np.float32)
+    relative = prepare_sar(values, np.ones((2, 2), bool), preprocessing, "linear", reference=4.0)
+    np.testing.assert_allclose(relative[..., 0], [[0.25, 0.5], [1.0, 1.0]])
+
+
+def test_prepare_sar_rejects_mismatched_shapes_and_all_nodata(bundle):
+    with pytest.raises(InputError, match="valid mask"):
+        prepare_sar(np.ones((1, 4, 4), np.float32), np.ones((3, 3), bool), bundle)
+    with pytest.raises(InputError, match="no valid pixels"):
+        prepare_sar(np.ones((1, 4, 4), np.float32), np.zeros((4, 4), bool), bundle)
+
+
+def test_sar_tone_is_the_plain_feature():
+    relative = np.array([[1.0, 10**-1.25, 1e-4]], np.float32)
+    valid = np.array([[True, True, False]])
+    lightness = sar_to_l(relative, valid, "sar")
+    np.testing.assert_allclose(lightness, [[100.0, 50.0, 0.0]], atol=1e-4)
+
+
+def test_matched_tone_maps_the_scene_onto_the_target_distribution():
+    rng = np.random.default_rng(0)
+    relative = (10 ** -rng.uniform(0.0, 2.4, (64, 64))).astype(np.float32)  # above the floor
+    valid = np.ones(relative.shape, bool)
+    target = np.linspace(20.0, 80.0, 101)
+    lightness = sar_to_l(relative, valid, "matched", l_quantiles=target)
+    # The scene's L quantiles become the target's, and brighter SAR stays brighter.
+    np.testing.assert_allclose(
+        np.percentile(lightness, [0, 25, 50, 75, 100]), [20, 35, 50, 65, 80], atol=0.5
+    )
+    order = np.argsort(relative.ravel())
+    assert np.all(np.diff(lightness.ravel()[order]) >= -1e-4)
+
+
+def test_matched_tone_handles_tied_quantiles():
+    relative = np.zeros((10, 10), np.float32)  # half the scene at the feature floor
+    relative[5:] = np.linspace(0.1, 1.0, 50).reshape(5, 10)
+    valid = np.ones(relative.shape, bool)
+    lightness = sar_to_l(relative, valid, "matched", l_quantiles=np.linspace(0, 100, 101))
+    # The floor pixels occupy quantiles 0..50 of the scene: they get the mean L of that range.
+    np.testing.assert_allclose(lightness[:5], 25.0, atol=0.6)
+    assert np.all(np.isfinite(lightness)) and lightness[5:].min() > 45
+
+
+def test_unknown_tone_lists_the_valid_ones():
+    with pytest.raises(InputError, match="matched, sar"):
+        sar_to_l(np.ones((2, 2), np.float32), np.ones((2, 2), bool), "pastel")
+
+
+def test_colorize_array_outputs(bundle):
+    db = _sigma0_db((48, 80))
+    valid = np.isfinite(db)
+    valid[:6, :6] = False
+    result = colorize_array(bundle, db[None], valid)
+    rgb, lab, ab = result["rgb"], result["lab"], result["ab"]
+    assert rgb.shape == (48, 80, 3) and rgb.dtype == np.uint8
+    assert lab.shape == (48, 80, 3) and lab.dtype == np.float32
+    assert ab.shape == (48, 80, 2) and result["feature"].shape == (48, 80)
+    assert np.all(rgb[~valid] == 0) and np.all(ab[~valid] == 0)
+    assert np.abs(ab).max() <= AB_SCALE and np.abs(ab[valid]).max() > 0
+    # LAB and RGB agree; L spans the tone curve.
+    expected = np.round(keras.ops.convert_to_numpy(lab_to_rgb(lab)) * 255)
+    assert np.abs(expected[valid] - rgb[valid]).max() <= 1
+    assert lab[..., 0][valid].min() < 10 and lab[..., 0][valid].max() > 90
+
+
+def test_colorize_array_refuses_the_wrong_number_of_bands(bundle):
+    with pytest.raises(ModelMismatchError, match="expects 1 band"):
+        colorize_array(bundle, np.ones((2, 16, 16), np.float32), np.ones((16, 16), bool))
+
+
+def _read(path):
+    with rasterio.open(path) as src:
+        return src.read(), src.profile, src.colorinterp
+
+
+def test_streaming_matches_in_memory_tiling(bundle, db_scene, tmp_path):
+    out = tmp_path / "out.tif"
+    summary = colorize_raster(
+        bundle,
+        db_scene,
+        out,
+        tile_size=TILE,
+        overlap=OVERLAP,
+        batch_size=3,
+        ab_path=tmp_path / "ab.tif",
+        progress=False,
+    )
+    assert summary.input_scale == "db" and summary.tiles > 4 and summary.width == 170
+    with rasterio.open(db_scene) as src:
+        db = src.read()
+    valid = np.isfinite(db[0])
+    expected = colorize_array(bundle, db, valid, tile_size=TILE, overlap=OVERLAP)
+
+    data, profile, interp = _read(out)
+    assert profile["driver"] == "GTiff" and data.shape == (4, 150, 170) and data.dtype == np.uint8
+    assert interp[3] == rasterio.enums.ColorInterp.alpha
+    with rasterio.open(db_scene) as src:
+        assert profile["crs"] == src.crs and profile["transform"] == src.transform
+    np.testing.assert_array_equal(data[3] == 0, ~valid)  # alpha 0 exactly on nodata
+    assert np.abs(data[:3].transpose(1, 2, 0).astype(int) - expected["rgb"]).max() <= 1
+    ab, ab_profile, _ = _read(tmp_path / "ab.tif")
+    assert ab.dtype == np.float32 and ab.shape == (2, 150, 170)
+    assert ab_profile["crs"] == profile["crs"]
+    assert np.all(np.isnan(ab[:, ~valid])) and np.all(np.isfinite(ab[:, valid]))
+    np.testing.assert_allclose(ab.transpose(1, 2, 0)[valid], expected["ab"][valid], atol=1e-4)
+
+
+def test_streaming_matches_per_tile_inference_inside_tiles(bundle, db_scene, tmp_path):
+    """Where a tile has weight 1 (its centre), the scene output is that tile's own output."""
+    colorize_raster(
+        bundle,
+        db_scene,
+        tmp_path / "out.tif",
+        tile_size=TILE,
+        overlap=OVERLAP,
+        ab_path=tmp_path / "ab.tif",
+        progress=False,
+    )
+    ab, _, _ = _read(tmp_path / "ab.tif")
+    with rasterio.open(db_scene) as src:
+        db = src.read()
+    valid = np.isfinite(db[0])
+    relative = prepare_sar(db, valid, bundle)
+    grid = TileGrid.for_shape(150, 170, TILE, OVERLAP)
+    for row, col in [(1, 1), (2, 2), (1, 2)]:
+        r0, c0 = grid.row_origins[row], grid.col_origins[col]
+        tile = reflect_pad_window(relative, 0, r0, c0, TILE, TILE, 150, 170)
+        direct = keras.ops.convert_to_numpy(bundle.model(tile[None], training=False))[0]
+        centre = (slice(OVERLAP, TILE - OVERLAP),) * 2
+        scene = ab[:, r0 + OVERLAP : r0 + TILE - OVERLAP, c0 + OVERLAP : c0 + TILE - OVERLAP]
+        scene_valid = valid[r0 + OVERLAP : r0 + TILE - OVERLAP, c0 + OVERLAP : c0 + TILE - OVERLAP]
+        np.testing.assert_allclose(
+            scene.transpose(1, 2, 0)[scene_valid],
+            direct[centre][scene_valid] * AB_SCALE,
+            atol=1e-3,
+        )
+
+
+def test_whole_image_and_tiled_inference_agree_closely(bundle):
+    db = _sigma0_db((128, 128))
+    valid = np.ones(db.shape, bool)
+    whole = colorize_array(bundle, db[None], valid)
+    tiled = colorize_array(bundle, db[None], valid, tile_size=TILE, overlap=32)
+    # The tiny U-Net sees less context in a tile; with blending the difference stays small.
+    assert np.abs(whole["ab"] - tiled["ab"]).mean() < 1.0
+    np.testing.assert_allclose(whole["lab"][..., 0], tiled["lab"][..., 0], atol=1e-3)
+
+
+def test_integer_display_input_with_zero_nodata(bundle, make_geotiff, tmp_path):
+    rng = np.random.default_rng(3)
+    values = rng.integers(1, 256, (1, 70, 90)).astype(np.uint8)
+    values[0, 60:, :] = 0
+    path = make_geotiff("display.tif", values, nodata=0)
+    summary = colorize_raster(
+        bundle, path, tmp_path / "out.png", tile_size=TILE, overlap=OVERLAP, progress=False
+    )
+    assert summary.input_scale == "display"
+    data, profile, _ = _read(tmp_path / "out.png")
+    assert profile["driver"] == "PNG" and data.shape == (4, 70, 90)
+    np.testing.assert_array_equal(data[3] == 0, values[0] == 0)
+    assert np.all(data[:3, 60:] == 0)
+    # Georeference travels in the .aux.xml / world file beside the PNG.
+    assert profile["crs"] == rasterio.crs.CRS.from_epsg(32631)
+    assert profile["transform"] == Affine(10.0, 0.0, 600000.0, 0.0, -10.0, 4800000.0)
+
+
+def test_dual_polarisation_bands_by_name(dual_bundle, bundle, make_geotiff, tmp_path):
+    db = np.stack([_sigma0_db((40, 60), 1) + 6, _sigma0_db((40, 60), 2)])
+    path = make_geotiff("dual.tif", db, descriptions=["VV", "VH"])
+    summary = colorize_raster(
+        dual_bundle, path, tmp_path / "dual.png", tile_size=TILE, overlap=OVERLAP, progress=False
+    )
+    assert summary.bands == (1, 2)
+    with pytest.raises(ModelMismatchError, match="reorder with --bands VV,VH"):
+        colorize_raster(dual_bundle, path, tmp_path / "x.png", bands="VH,VV", progress=False)
+    with pytest.raises(ModelMismatchError, match="choose one with --bands VH"):
+        colorize_raster(bundle, path, tmp_path / "y.png", progress=False)
+    summary = colorize_raster(
+        bundle,
+        path,
+        tmp_path / "vh.png",
+        bands="VH",
+        tile_size=TILE,
+        overlap=OVERLAP,
+        progress=False,
+    )
+    assert summary.bands == (2,)
+    assert not (tmp_path / "x.png").exists() and not (tmp_path / "y.png").exists()
+
+
+def test_refuses_existing_outputs_before_any_work(bundle, db_scene, tmp_path):
+    out = tmp_path / "out.png"
+    out.write_bytes(b"keep me")
+    with pytest.raises(OutputExistsError, match="--overwrite"):
+        colorize_raster(bundle, db_scene, out, progress=False)
+    assert out.read_bytes() == b"keep me"
+
+
+def test_failure_midway_leaves_no_partial_output(bundle, db_scene, tmp_path, monkeypatch):
+    calls = {"n": 0}
+    original = inference._run_tile_row
+
+    def failing(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("disk on fire")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(inference, "_run_tile_row", failing)
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        colorize_raster(
+            bundle,
+            db_scene,
+            tmp_path / "out.png",
+            tile_size=TILE,
+            overlap=OVERLAP,
+            ab_path=tmp_path / "ab.tif",
+            progress=False,
+        )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scene_VH.tif"]
+
+
+def test_quicklook_is_side_by_side_and_small(bundle, make_geotiff, tmp_path):
+    db = _sigma0_db((40, 2600))
+    path = make_geotiff("wide.tif", db)
+    colorize_raster(
+        bundle,
+        path,
+        tmp_path / "out.tif",
+        tile_size=128,
+        overlap=16,
+        batch_size=8,
+        quicklook_path=tmp_path / "ql.png",
+        progress=False,
+    )
+    bgra = cv2.imread(str(tmp_path / "ql.png"), cv2.IMREAD_UNCHANGED)
+    quicklook = bgra[..., [2, 1, 0, 3]].transpose(2, 0, 1)
+    assert quicklook.shape[0] == 4 and quicklook.shape[2] <= 2048
+    half = quicklook.shape[2] // 2
+    factor = math.ceil(2600 / half)  # block-averaged by an integer factor
+    assert quicklook.shape[2] == 2 * half and quicklook.shape[1] == math.ceil(40 / factor)
+    left, right = quicklook[:3, :, :half], quicklook[:3, :, half:]
+    assert np.all(left[0] == left[1]) and np.all(left[1] == left[2])  # SAR in grey
+    assert np.any(right[0] != right[1])  # colours
+
+
+def test_scene_statistics_come_from_a_decimated_read(bundle, db_scene, monkeypatch):
+    """Statistics of a decimated read approximate those of the full image."""
+    with rasterio.open(db_scene) as src:
+        full = src.read()
+        small = src.read(out_shape=(1, 75, 85), resampling=rasterio.enums.Resampling.nearest)
+    preprocessing = Preprocessing.from_bundle(bundle)
+    full_stats = scene_statistics(full, np.isfinite(full[0]), preprocessing)
+    small_stats = scene_statistics(small, np.isfinite(small[0]), preprocessing)
+    assert small_stats.references[0] == pytest.approx(full_stats.references[0], rel=0.3)
+    assert np.median(np.abs(small_stats.feature_quantiles - full_stats.feature_quantiles)) < 0.03
+    monkeypatch.setattr(inference, "STATS_MAX_SIDE", 64)
+    assert inference._stats_shape(150, 170) == (56, 64)
+    summary = colorize_raster(
+        bundle,
+        db_scene,
+        db_scene.with_name("out.tif"),
+        tile_size=TILE,
+        overlap=OVERLAP,
+        progress=False,
+    )
+    assert summary.references[0] == pytest.approx(full_stats.references[0], rel=0.3)
+
+
+def test_tone_table_follows_the_exact_quantile_curve():
+    rng = np.random.default_rng(5)
+    scene = np.sort(rng.uniform(0.2, 0.9, 101))
+    target = np.sort(rng.uniform(5, 95, 101))
+    feature = rng.uniform(0, 1, 10_000).astype(np.float32)
+    relative = (10 ** ((feature * 25 - 25) / 10)).astype(np.float32)
+    lightness = sar_to_l(relative, np.ones(feature.shape, bool), "matched", scene, target)
+    np.testing.assert_allclose(lightness, np.interp(feature, scene, target), atol=0.15)
