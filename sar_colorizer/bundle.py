@@ -384,7 +384,7 @@ def save_bundle(
         tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
     )
     try:
-        model.save(staging / MODEL_FILE)
+        _inference_copy(model).save(staging / MODEL_FILE)
         (staging / METADATA_FILE).write_text(text + "\n", encoding="utf-8")
         replace_path(staging, target, overwrite=overwrite)
     except BaseException:
@@ -433,3 +433,14 @@ def _json_default(value: Any) -> Any:
     raise TypeError(
         f"bundle metadata value of type {type(value).__name__} is not JSON-serialisable"
     )
+
+
+def _inference_copy(model: Any) -> Any:
+    """The model without optimizer state or compile settings: a bundle is for inference and
+    fine-tuning, and Adam's two moments would triple the file size (a model loaded from a
+    compiled save keeps them too, so always rebuild)."""
+    if not (hasattr(model, "from_config") and hasattr(model, "get_weights")):
+        return model
+    copy = model.__class__.from_config(model.get_config())
+    copy.set_weights(model.get_weights())
+    return copy
