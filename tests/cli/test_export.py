@@ -114,7 +114,9 @@ def test_refuses_to_overwrite_unless_asked(tmp_path, bundle_dir):
 
 
 def test_clear_errors(tmp_path, bundle_dir):
-    result = CliRunner().invoke(cli, ["export", str(tmp_path / "nope"), str(tmp_path / "m.onnx")])
+    result = CliRunner().invoke(
+        cli, ["export", str(tmp_path / "nope"), str(tmp_path / "m"), "--format", "savedmodel"]
+    )
     assert result.exit_code == 1
     assert "no such model bundle" in result.output
     assert "Traceback" not in result.output
