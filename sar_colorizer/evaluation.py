@@ -25,10 +25,8 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 import warnings
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +36,7 @@ from tqdm.auto import tqdm
 
 from sar_colorizer.baselines import BASELINE_NAMES, Baselines
 from sar_colorizer.errors import InputError, OutputExistsError
+from sar_colorizer.io.raster import atomic_path
 from sar_colorizer.metrics import (
     METRIC_GOALS,
     METRIC_NAMES,
@@ -415,22 +414,8 @@ def format_markdown(report: dict[str, Any], title: str = "Colorization evaluatio
     return "\n".join(lines) + "\n"
 
 
-@contextmanager
-def _atomic_file(path: Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; renamed onto it on success, removed on error."""
-    handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    os.close(handle)
-    temporary = Path(name)
-    try:
-        yield temporary
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-
-
 def _write_text(path: Path, text: str) -> None:
-    with _atomic_file(path) as temporary:
+    with atomic_path(path, overwrite=True) as temporary:
         temporary.write_text(text, encoding="utf-8")
 
 
@@ -500,7 +485,7 @@ def write_grid(
             if column == 0:
                 axis.set_ylabel(image.name, fontsize=8)
     destination = Path(path)
-    with _atomic_file(destination) as temporary, warnings.catch_warnings():
+    with atomic_path(destination, overwrite=True) as temporary, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         figure.savefig(temporary, format="png", dpi=100)
     return destination
