@@ -260,7 +260,7 @@ def evaluate_pair(
     if keep_thumbnails:
         step = _thumbnail_step(valid.shape)
         thumbnails = {method: rgb[::step, ::step].copy() for method, rgb in rgbs.items()}
-        thumbnails["sar"] = np.where(valid, np.nan_to_num(feature), 0.0)[::step, ::step]
+        thumbnails["sar"] = _display_stretch(feature, valid)[::step, ::step]
         thumbnails["reference"] = ref_rgb[::step, ::step].copy()
         optical_u8 = np.round(np.clip(arrays.optical_rgb, 0, 1) * 255).astype(np.uint8)
         thumbnails["optical"] = optical_u8[::step, ::step].copy()
@@ -584,3 +584,13 @@ def evaluate(
         write_grid(images, folder / GRID_PNG, best_baseline(report))
     logger.info("wrote %s (%d images)", folder / REPORT_JSON, len(images))
     return report
+
+
+def _display_stretch(feature: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """The SAR dB feature stretched between its 2nd and 98th percentiles for display."""
+    values = feature[valid & np.isfinite(feature)]
+    if values.size == 0:
+        return np.zeros(feature.shape, dtype=np.float32)
+    low, high = np.percentile(values, [2, 98])
+    stretched = (np.nan_to_num(feature) - low) / max(float(high - low), 1e-6)
+    return np.where(valid, np.clip(stretched, 0.0, 1.0), 0.0).astype(np.float32)

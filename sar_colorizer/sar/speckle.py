@@ -36,7 +36,9 @@ Filters (:data:`SPECKLE_FILTERS`):
 
 from __future__ import annotations
 
+import itertools
 import logging
+import threading
 from dataclasses import asdict, dataclass, fields
 from functools import lru_cache
 from typing import Any
@@ -251,15 +253,17 @@ def apply_speckle_filter(
 
 
 class _Workspace:
-    """Arrays reused from one strip to the next, by name.
+    """Arrays reused from one strip (and one call) to the next, by name and shape.
 
     Strip-sized temporaries allocated afresh cost page faults (the allocator hands freed
     blocks of this size back to the OS), which made the Lee filters up to twice as slow; the
-    hot paths write into these buffers instead (``out=`` / ``dst=``).
+    hot paths write into these buffers instead (``out=`` / ``dst=``). One workspace per
+    thread; it is emptied when it grows past ``_WORKSPACE_BYTES``.
     """
 
     def __init__(self) -> None:
         self._arrays: dict[tuple[str, tuple[int, ...], np.dtype], np.ndarray] = {}
+        self._bytes = 0
 
     def __call__(
         self, name: str, shape: tuple[int, ...], dtype: npt.DTypeLike = np.float32
@@ -267,8 +271,24 @@ class _Workspace:
         key = (name, tuple(shape), np.dtype(dtype))
         array = self._arrays.get(key)
         if array is None:
-            array = self._arrays[key] = np.empty(shape, dtype=dtype)
+            array = np.empty(shape, dtype=dtype)
+            if self._bytes + array.nbytes > _WORKSPACE_BYTES:
+                self._arrays.clear()
+                self._bytes = 0
+            self._arrays[key] = array
+            self._bytes += array.nbytes
         return array
+
+
+_WORKSPACE_BYTES = 128 << 20
+_workspaces = threading.local()
+
+
+def _thread_workspace() -> _Workspace:
+    workspace = getattr(_workspaces, "workspace", None)
+    if workspace is None:
+        workspace = _workspaces.workspace = _Workspace()
+    return workspace
 
 
 def _filter_plane(x: np.ndarray, spec: SpeckleFilter, mask: np.ndarray | None) -> np.ndarray:
@@ -287,25 +307,37 @@ def _filter_plane(x: np.ndarray, spec: SpeckleFilter, mask: np.ndarray | None) -
     full_rows = np.concatenate([[False] * radius, valid.all(axis=1), [False] * radius])
     full_rows_below = np.concatenate([[0], np.cumsum(full_rows)])
     kernel = _KERNELS[spec.name]
-    workspace = _Workspace()
+    workspace = _thread_workspace()
     out = np.empty((height, width), dtype=np.float32)
     rows = max(8, _STRIP_PIXELS // (width + 2 * radius))
+    # The first and last `radius` rows get strips of their own, so that the strips between
+    # them can be row-uniform (see below) when the image has no nodata.
+    cuts = {0, height, min(radius, height), max(height - radius, 0)}
+    cuts.update(range(radius, max(height - radius, radius), rows))
+    cuts = sorted(cuts)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        for top in range(0, height, rows):
-            bottom = min(height, top + rows)
+        for top, bottom in itertools.pairwise(cuts):
             strip_weight = weight[top : bottom + 2 * radius]
-            if full_rows_below[bottom + 2 * radius] - full_rows_below[top] == len(strip_weight):
-                # Every row of the strip's mask is the same (no nodata, away from the top and
-                # bottom edges): window counts depend on the column only, computed once.
-                strip_weight = strip_weight[: 2 * radius + 1]
-            result = kernel(data[top : bottom + 2 * radius], strip_weight, spec, workspace)
+            # Every row of the strip's mask is the same (no nodata, away from the top and
+            # bottom edges): window counts depend on the column only and come from the first
+            # 2 * radius + 1 rows ("row-uniform").
+            uniform = bool(
+                full_rows_below[bottom + 2 * radius] - full_rows_below[top] == len(strip_weight)
+            )
+            result = kernel(data[top : bottom + 2 * radius], strip_weight, spec, workspace, uniform)
             # 0 / weight is NaN at nodata and 0 elsewhere: marks nodata without a masked copy.
-            centre_weight = _centre(strip_weight, radius)
+            centre_weight = _centre(_count_source(strip_weight, radius, uniform), radius)
             nodata = np.divide(
                 np.float32(0.0), centre_weight, out=workspace("nodata", centre_weight.shape)
             )
             np.add(result, nodata, out=out[top:bottom])
     return out
+
+
+def _count_source(weight: np.ndarray, radius: int, uniform: bool) -> np.ndarray:
+    """The mask rows window counts are computed from: all, or for a row-uniform strip its
+    first 2 * radius + 1 rows (their results, one row, stand for every row)."""
+    return weight[: 2 * radius + 1] if uniform else weight
 
 
 def _centre(array: np.ndarray, radius: int, dy: int = 0, dx: int = 0) -> np.ndarray:
@@ -389,25 +421,40 @@ def _lee_estimate(
 
 
 def _boxcar(
-    data: np.ndarray, weight: np.ndarray, spec: SpeckleFilter, workspace: _Workspace
+    data: np.ndarray,
+    weight: np.ndarray,
+    spec: SpeckleFilter,
+    workspace: _Workspace,
+    uniform: bool,
 ) -> np.ndarray:
     radius, window = spec.window // 2, spec.window
+    weight = _count_source(weight, radius, uniform)
     count = _centre(_box(weight, window, window, workspace("box_weight", weight.shape)), radius)
     total = _centre(_box(data, window, window, workspace("box_data", data.shape)), radius)
     return np.divide(total, count, out=workspace("estimate", _output_shape(data, radius)))
 
 
 def _lee(
-    data: np.ndarray, weight: np.ndarray, spec: SpeckleFilter, workspace: _Workspace
+    data: np.ndarray,
+    weight: np.ndarray,
+    spec: SpeckleFilter,
+    workspace: _Workspace,
+    uniform: bool,
 ) -> np.ndarray:
+    weight = _count_source(weight, spec.window // 2, uniform)
     mean, variance = _moments(data, weight, spec.window, workspace)
     centre = _centre(data, spec.window // 2)
     return _lee_estimate(centre, mean, variance, spec.looks, workspace)
 
 
 def _gamma_map(
-    data: np.ndarray, weight: np.ndarray, spec: SpeckleFilter, workspace: _Workspace
+    data: np.ndarray,
+    weight: np.ndarray,
+    spec: SpeckleFilter,
+    workspace: _Workspace,
+    uniform: bool,
 ) -> np.ndarray:
+    weight = _count_source(weight, spec.window // 2, uniform)
     mean, variance = _moments(data, weight, spec.window, workspace)
     centre = _centre(data, spec.window // 2)
     looks = np.float32(spec.looks)
@@ -426,9 +473,14 @@ def _gamma_map(
 
 
 def _frost(
-    data: np.ndarray, weight: np.ndarray, spec: SpeckleFilter, workspace: _Workspace
+    data: np.ndarray,
+    weight: np.ndarray,
+    spec: SpeckleFilter,
+    workspace: _Workspace,
+    uniform: bool,
 ) -> np.ndarray:
     radius = spec.window // 2
+    weight = _count_source(weight, radius, uniform)
     mean, variance = _moments(data, weight, spec.window, workspace)
     shape = mean.shape
     # alpha = (2 / window) * Ci / Cu, from Ci**2 = variance / mean**2 and Cu**2 = 1 / looks.
@@ -581,12 +633,17 @@ def _refined_lee_window_sums(plane: np.ndarray, window: int, slots: np.ndarray) 
 
 
 def _refined_lee(
-    data: np.ndarray, weight: np.ndarray, spec: SpeckleFilter, workspace: _Workspace
+    data: np.ndarray,
+    weight: np.ndarray,
+    spec: SpeckleFilter,
+    workspace: _Workspace,
+    uniform: bool,
 ) -> np.ndarray:
     window = spec.window
     radius = window // 2
     shape = _output_shape(data, radius)
-    choice = _refined_lee_choice(data, weight, window, workspace)
+    source = _count_source(weight, radius, uniform)
+    choice = _refined_lee_choice(data, source, window, workspace)
     offsets = _refined_lee_offsets(window)
     rows, cols = data.shape
 
@@ -607,27 +664,60 @@ def _refined_lee(
     square = np.multiply(data, data, out=workspace("square", data.shape))
     _refined_lee_window_sums(square, window, slots)
     total_square = np.take(flat, index, out=workspace("total_square", shape), mode="clip")
-    count = workspace("count", shape)
-    if weight.shape == data.shape:
-        _refined_lee_window_sums(weight, window, slots)
-        np.take(flat, index, out=count, mode="clip")
-    else:
-        # Row-uniform mask (its rows stand for every row): all 8 windows hold
-        # window * (radius + 1) pixels except near the left and right edges.
-        count.fill(window * (radius + 1))
-        weight_slots = _refined_lee_window_sums(
-            weight, window, workspace("weight_slots", (6, *weight.shape))
-        )
-        counts = np.stack(
-            [_centre(weight_slots[slot], radius, dy, dx)[0] for slot, dy, dx in offsets]
-        )
-        edges = np.r_[0 : min(radius, shape[1]), max(shape[1] - radius, radius) : shape[1]]
-        count[:, edges] = counts[choice[:, edges], edges]
+    count = _refined_lee_counts(weight, source, choice, index, window, workspace)
     mean = np.divide(total, count, out=total)
     variance = np.divide(total_square, count, out=total_square)
     variance -= np.multiply(mean, mean, out=count)
     np.maximum(variance, np.float32(0.0), out=variance)
     return _lee_estimate(_centre(data, radius), mean, variance, spec.looks, workspace)
+
+
+def _refined_lee_counts(
+    weight: np.ndarray,
+    source: np.ndarray,
+    choice: np.ndarray,
+    index: np.ndarray,
+    window: int,
+    workspace: _Workspace,
+) -> np.ndarray:
+    """Valid pixels in each pixel's chosen window (``index``: its flat index in the slots).
+
+    All 8 windows hold window * (radius + 1) pixels where the whole square window is valid;
+    only pixels near nodata or the image edge (usually few) count their window's taps.
+    """
+    radius = window // 2
+    shape = choice.shape
+    cols = weight.shape[1]
+    count = workspace("count", shape)
+    count.fill(window * (radius + 1))
+    square = _centre(_box(source, window, window, workspace("box_weight", source.shape)), radius)
+    # Pixels whose square window is cut by nodata or the edge; nodata pixels themselves come
+    # out as NaN anyway.
+    partial = np.broadcast_to(square < window * window - 0.5, shape) & np.broadcast_to(
+        _centre(source, radius) > 0, shape
+    )
+    ys, xs = np.nonzero(partial)
+    if len(ys) > count.size // 8:  # much nodata: count all windows with filters
+        slots = _refined_lee_window_sums(weight, window, workspace("slots", (6, *weight.shape)))
+        return np.take(slots.reshape(-1), index, out=count, mode="clip")
+    if len(ys):
+        taps = _refined_lee_taps(window, cols)
+        centres = (ys + radius) * cols + (xs + radius)
+        pixels = weight.reshape(-1)[centres[:, np.newaxis] + taps[choice[ys, xs]]]
+        count[ys, xs] = pixels.sum(axis=1)
+    return count
+
+
+@lru_cache(maxsize=8)
+def _refined_lee_taps(window: int, cols: int) -> np.ndarray:
+    """Flat offsets (8, window * (radius + 1)) of each window's pixels from its centre in an
+    image ``cols`` wide."""
+    radius = window // 2
+    di, dj = np.mgrid[-radius : radius + 1, -radius : radius + 1]
+    offsets = (di * cols + dj).astype(np.intp)
+    taps = np.stack([offsets[mask] for mask in refined_lee_window_masks(window)])
+    taps.setflags(write=False)
+    return taps
 
 
 @lru_cache(maxsize=8)
@@ -640,12 +730,15 @@ def _flat_base(shape: tuple[int, int], cols: int, radius: int) -> np.ndarray:
 
 
 def _median(
-    data: np.ndarray, weight: np.ndarray, spec: SpeckleFilter, workspace: _Workspace
+    data: np.ndarray,
+    weight: np.ndarray,
+    spec: SpeckleFilter,
+    workspace: _Workspace,
+    uniform: bool,
 ) -> np.ndarray:
     window = spec.window
     radius = window // 2
     taps = window * window
-    weight = np.broadcast_to(weight[:1], data.shape) if weight.shape != data.shape else weight
     count = _centre(_box(weight, window, window), radius)
     full = count >= taps - 0.5
     if window <= 5:
