@@ -188,6 +188,13 @@ def build_model(config: TrainConfig, input_channels: int, init: str | None = Non
     )
 
 
+def _float_or_nan(text: str | None) -> float:
+    try:
+        return float(text) if text else math.nan
+    except ValueError:
+        return math.nan
+
+
 def plot_learning_curves(log_csv: Path, out_png: Path) -> None:
     """Plot loss and AB RMSE per epoch (train and validation) from the CSV log."""
     import csv
@@ -207,8 +214,9 @@ def plot_learning_curves(log_csv: Path, out_png: Path) -> None:
     for ax, (key, label) in zip(axes, panels, strict=True):
         for prefix, style in (("", "-"), ("val_", "--")):
             column = prefix + key
-            if column in rows[0]:
-                values = [float(r[column]) for r in rows]
+            # Keras' CSVLogger writes "NA" in the val_ columns when there is no validation data.
+            values = [_float_or_nan(r.get(column)) for r in rows]
+            if not all(math.isnan(v) for v in values):
                 ax.plot(epochs, values, style, marker="o", ms=3,
                         label="validation" if prefix else "train")
         ax.set_xlabel("epoch")
@@ -237,6 +245,7 @@ def train(
     init: str | None = None,
     overwrite: bool = False,
     progress: bool = True,
+    callbacks: list[Any] | None = None,
 ) -> dict[str, Any]:
     """Train a model on preprocessed chips and write a bundle to ``model_out``.
 
@@ -252,6 +261,7 @@ def train(
         init: ``"default"`` or a bundle path to fine-tune from; None trains from scratch.
         overwrite: Replace an existing bundle.
         progress: Show Keras progress bars (one line per epoch otherwise).
+        callbacks: Extra Keras callbacks, run after the built-in ones.
 
     Returns:
         A summary: epochs run, best validation loss, wall time, paths.
@@ -333,11 +343,13 @@ def train(
         keras.callbacks.EarlyStopping(monitor=monitor, patience=config.patience),
         keras.callbacks.CSVLogger(str(log_csv), append=True),
         _Curves(),
+        *(callbacks or []),
     ]
     start = time.perf_counter()
     history = model.fit(
         train_ds,
         validation_data=val_ds,
+        validation_steps=math.ceil(n_val / config.batch_size) if val_ds is not None else None,
         epochs=config.epochs,
         steps_per_epoch=steps_per_epoch,
         callbacks=callbacks,
