@@ -318,6 +318,14 @@ def train(
 
     with strategy.scope():
         model = build_model(config, input_channels, init)
+        if init:
+            # Record (and check crops against) the network actually trained, not the defaults.
+            net = model.get_config()
+            config = dataclasses.replace(
+                config, **{key: net[key] for key in ("depth", "base_filters", "downsample",
+                                                     "separable") if key in net}
+            )
+            config.validate()
         loss = build_loss(config, stats)
         optimizer = keras.optimizers.Adam(
             _cosine_schedule(keras, config.learning_rate, steps_per_epoch * config.epochs)
@@ -325,7 +333,8 @@ def train(
         model.compile(optimizer=optimizer, loss=loss, metrics=[MaskedABRMSE()])
 
     work_dir = model_out.with_name(model_out.name + ".work")
-    work_dir.mkdir(parents=True, exist_ok=True)
+    _prepare_work_dir(work_dir, {"config": config.to_dict(), "init": init,
+                                 "data_dir": str(data_dir.resolve())})
     log_csv = work_dir / "training_log.csv"
     curves_png = work_dir / "learning_curves.png"
     best_path = work_dir / "best.weights.h5"
@@ -372,6 +381,25 @@ def train(
     logger.info("wrote %s (%.0f s, best %s %.4f)", model_out, seconds, monitor, best)
     return {"model": str(model_out), "seconds": seconds, monitor: best,
             "epochs": metadata["training"]["epochs_run"]}
+
+
+def _prepare_work_dir(work_dir: Path, run: dict[str, Any]) -> None:
+    """Keep checkpoints of an interrupted run only if it had the same settings and data.
+
+    Resuming restores the weights, optimizer and epoch of the interrupted run; checkpoints of a
+    run with other settings would silently continue the wrong training, so they are discarded.
+    """
+    run_file = work_dir / "run.json"
+    if work_dir.exists():
+        previous = json.loads(run_file.read_text()) if run_file.is_file() else None
+        if previous == run:
+            logger.info("resuming the interrupted run in %s", work_dir)
+            return
+        logger.warning("discarding checkpoints in %s: they come from a run with other settings",
+                       work_dir)
+        shutil.rmtree(work_dir)
+    work_dir.mkdir(parents=True)
+    run_file.write_text(json.dumps(run, indent=2))
 
 
 def bundle_metadata(

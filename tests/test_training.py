@@ -163,3 +163,14 @@ def test_loss_falls_on_real_chips(tmp_path):
     with (tmp_path / "model" / "training_log.csv").open() as handle:
         losses = [float(row["loss"]) for row in csv_module.DictReader(handle)]
     assert losses[-1] < losses[0]
+
+
+def test_checkpoints_of_a_run_with_other_settings_are_not_resumed(chips, tmp_path, caplog):
+    work = tmp_path / "model.work"
+    (work / "backup").mkdir(parents=True)
+    (work / "run.json").write_text('{"config": {"epochs": 99}}')
+    with caplog.at_level("WARNING", logger="sar_colorizer.training"):
+        train(chips, tmp_path / "model", TrainConfig.from_dict({**TINY, "epochs": 1}),
+              progress=False)
+    assert "discarding checkpoints" in caplog.text
+    assert (tmp_path / "model" / "model.keras").is_file()
