@@ -1,11 +1,14 @@
 PY ?= .venv/bin/python
+SARCOLOR ?= .venv/bin/sarcolor
+DATA ?= ../shared/data/s1s2-la-texas
+RUNS ?= runs
 
-.PHONY: install test test-all lint bench
+.PHONY: install test test-all lint bench train-default eval-default
 
 install:
 	python3 -m venv .venv
 	$(PY) -m pip install --upgrade pip
-	$(PY) -m pip install -e ".[dev]"
+	$(PY) -m pip install -e ".[dev,onnx]"
 
 test:
 	$(PY) -m pytest
@@ -19,3 +22,15 @@ lint:
 
 bench:
 	$(PY) bench/speckle_bench.py
+	$(PY) bench/pipeline_bench.py
+	$(PY) bench/predict_bench.py
+
+# Reproduce the shipped default model on CPU (about an hour on 2 cores), then score it on the
+# unseen Texas test split. Copy $(RUNS)/default/{model.keras,bundle.json} into
+# sar_colorizer/weights/default/ to ship it.
+train-default:
+	$(SARCOLOR) preprocess $(DATA) $(RUNS)/chips256 --band-names VH --overwrite
+	$(SARCOLOR) train $(RUNS)/chips256 $(RUNS)/default --config models/default.toml --overwrite
+
+eval-default:
+	$(SARCOLOR) eval $(RUNS)/default $(DATA) --split test --report $(RUNS)/eval_test --overwrite

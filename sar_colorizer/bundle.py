@@ -132,11 +132,14 @@ class Bundle:
         given_text = _describe(n_channels, given if len(given) == n_channels else [])
         input_pols = [_polarisation(name) for name in names]
         model_pols = [_polarisation(name) for name in expected]
+        # Only used where all() has established that every entry is a polarisation name.
+        input_names = [pol or "" for pol in input_pols]
+        model_names = [pol or "" for pol in model_pols]
 
         if n_channels != len(expected):
             if n_channels > len(expected):
                 if all(model_pols) and all(pol in input_pols for pol in model_pols):
-                    fix = f"choose {_one_or_them(expected)} with --bands {','.join(model_pols)}"
+                    fix = f"choose {_one_or_them(expected)} with --bands {','.join(model_names)}"
                 else:
                     fix = f"choose {_one_or_them(expected)} with --bands (names or 1-based numbers)"
             else:
@@ -158,12 +161,12 @@ class Bundle:
                 )
                 return
             if input_pols != model_pols:
-                if sorted(input_pols) == sorted(model_pols):
-                    fix = f"reorder with --bands {','.join(model_pols)}"
+                if sorted(input_names) == sorted(model_names):
+                    fix = f"reorder with --bands {','.join(model_names)}"
                 else:
                     fix = (
-                        f"give {', '.join(model_pols)} data or use a model trained on "
-                        f"{', '.join(input_pols)}"
+                        f"give {', '.join(model_names)} data or use a model trained on "
+                        f"{', '.join(input_names)}"
                     )
                 raise ModelMismatchError(
                     f"model expects {expected_text}; input has {given_text}: {fix}"

@@ -312,9 +312,9 @@ def _filter_plane(x: np.ndarray, spec: SpeckleFilter, mask: np.ndarray | None) -
     rows = max(8, _STRIP_PIXELS // (width + 2 * radius))
     # The first and last `radius` rows get strips of their own, so that the strips between
     # them can be row-uniform (see below) when the image has no nodata.
-    cuts = {0, height, min(radius, height), max(height - radius, 0)}
-    cuts.update(range(radius, max(height - radius, radius), rows))
-    cuts = sorted(cuts)
+    cut_set = {0, height, min(radius, height), max(height - radius, 0)}
+    cut_set.update(range(radius, max(height - radius, radius), rows))
+    cuts = sorted(cut_set)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         for top, bottom in itertools.pairwise(cuts):
             strip_weight = weight[top : bottom + 2 * radius]
