@@ -6,11 +6,16 @@ from pathlib import Path
 
 import click
 
-from sar_colorizer.cli.options import overwrite_option, progress_enabled
+from sar_colorizer.cli.options import (
+    bands_option,
+    input_scale_option,
+    overwrite_option,
+    progress_enabled,
+    tone_option,
+)
 
 # Spelled as sar_colorizer.sar.radiometry.INPUT_SCALES (+ "auto"); listed here so that
 # building the command line imports nothing heavy.
-_INPUT_SCALES = ("auto", "linear", "db", "amplitude", "display")
 
 
 @click.command("eval")
@@ -42,25 +47,9 @@ _INPUT_SCALES = ("auto", "linear", "db", "amplitude", "display")
     show_default=True,
     help="Images (rows) in grid.png; 0 writes no grid.",
 )
-@click.option(
-    "--bands",
-    default=None,
-    help="SAR bands to read, by name or number (e.g. VH or 1). [default: all]",
-)
-@click.option(
-    "--input-scale",
-    type=click.Choice(_INPUT_SCALES),
-    default="auto",
-    show_default=True,
-    help="Scale of the SAR values; auto: float dB or linear, integer files as display images.",
-)
-@click.option(
-    "--tone",
-    type=click.Choice(["matched", "sar"]),
-    default="matched",
-    show_default=True,
-    help="How L is made from the SAR (matched: training optical brightness; sar: backscatter).",
-)
+@bands_option
+@input_scale_option
+@tone_option
 @overwrite_option
 @click.pass_context
 def eval_command(

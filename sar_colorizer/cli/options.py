@@ -51,3 +51,30 @@ def progress_enabled(ctx: click.Context) -> bool:
     """Progress bars are on unless ``-q`` was given (tqdm itself hides them off a terminal)."""
     obj = ctx.find_root().obj or {}
     return not obj.get("quiet", False)
+
+
+bands_option = click.option(
+    "--bands",
+    default=None,
+    metavar="BANDS",
+    help="SAR band(s) to use: names (VH, or VV,VH; matched against band descriptions or the "
+    "file name) or 1-based numbers (1 or 1,2).  [default: all bands]",
+)
+
+input_scale_option = click.option(
+    "--input-scale",
+    type=click.Choice(["auto", "linear", "db", "amplitude", "display"]),
+    default="auto",
+    show_default=True,
+    help="Radiometric scale of the SAR: linear power, dB, amplitude, or a display-stretched "
+    "integer image; auto detects linear/dB/display (amplitude must be given).",
+)
+
+tone_option = click.option(
+    "--tone",
+    type=click.Choice(["matched", "sar"]),
+    default="matched",
+    show_default=True,
+    help="Lightness: matched to the brightness of the training optical images (natural look), "
+    "or plain SAR backscatter brightness.",
+)

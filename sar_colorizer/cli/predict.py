@@ -17,10 +17,13 @@ from typing import Any
 import click
 
 from sar_colorizer.cli.options import (
+    bands_option,
     creation_options,
+    input_scale_option,
     model_option,
     overwrite_option,
     progress_enabled,
+    tone_option,
 )
 from sar_colorizer.errors import InputError, SarColorError
 
@@ -121,29 +124,9 @@ def _precheck(job: _Job, overwrite: bool) -> None:
     help="Colorize every INPUT (paths or glob patterns) into this folder, named after the "
     "input (stem + --suffix).",
 )
-@click.option(
-    "--bands",
-    default=None,
-    metavar="BANDS",
-    help="Band(s) fed to the model: names (VH, or VV,VH; matched against band descriptions or "
-    "the file name) or 1-based numbers (1 or 1,2). Default: all bands.",
-)
-@click.option(
-    "--input-scale",
-    type=click.Choice(["auto", "linear", "db", "amplitude", "display"]),
-    default="auto",
-    show_default=True,
-    help="Radiometric scale of the input: linear power, dB, amplitude, or a display-stretched "
-    "integer image; auto detects linear/dB/display (amplitude must be given).",
-)
-@click.option(
-    "--tone",
-    type=click.Choice(["matched", "sar"]),
-    default="matched",
-    show_default=True,
-    help="Lightness: matched to the brightness of the training optical images (natural look), "
-    "or plain SAR backscatter brightness.",
-)
+@bands_option
+@input_scale_option
+@tone_option
 @click.option(
     "--tile-size",
     type=click.IntRange(min=1),

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import click
 
-from sar_colorizer.cli.options import overwrite_option, progress_enabled
+from sar_colorizer.cli.options import (
+    bands_option,
+    input_scale_option,
+    overwrite_option,
+    progress_enabled,
+)
 
 # Spelled out here (not imported) so that ``sarcolor --help`` stays cheap; the library validates.
-_INPUT_SCALES = ("auto", "linear", "db", "amplitude", "display")
 _NORMALIZATIONS = ("percentile", "db_range")
 
 
@@ -58,12 +62,7 @@ def _split_names(ctx: click.Context, param: click.Parameter, value: str | None) 
     type=click.FloatRange(min=0.0),
     help="Drop chips whose optical RGB (0-1) is flatter than this in every channel.",
 )
-@click.option(
-    "--bands",
-    default=None,
-    metavar="BANDS",
-    help="SAR bands to use, by name or number: 'VV,VH' or '1,2'  [default: all].",
-)
+@bands_option
 @click.option(
     "--band-names",
     default=None,
@@ -72,13 +71,7 @@ def _split_names(ctx: click.Context, param: click.Parameter, value: str | None) 
     help="Names of the selected SAR bands, e.g. VH for the s1s2-la-texas PNGs  "
     "[default: band descriptions, a polarisation in the file name, else band1...].",
 )
-@click.option(
-    "--input-scale",
-    default="auto",
-    show_default=True,
-    type=click.Choice(_INPUT_SCALES),
-    help="Scale of the SAR values (integer files are 'display' images).",
-)
+@input_scale_option
 @click.option(
     "--normalization",
     default="percentile",
