@@ -188,3 +188,22 @@ def test_single_band_of_another_polarisation_warns_but_runs(caplog):
     assert "trained on VH; input is VV" in caplog.text
     with pytest.raises(ModelMismatchError, match="give VV, VH data"):
         _bundle(["VV", "VH"]).check_input(2, ["HH", "HV"])
+
+
+def test_bundle_leaves_optimizer_state_out(tmp_path):
+    import io
+    import zipfile
+
+    import h5py
+
+    model = ColorizationUNet(input_channels=1, depth=2, base_filters=4, downsample=2)
+    model.compile(optimizer="adam", loss="mse")
+    x = np.zeros((1, 32, 32, 1), dtype="float32")
+    model.fit(x, np.zeros((1, 32, 32, 2), dtype="float32"), epochs=1, verbose=0)
+    path = save_bundle(tmp_path / "trained", model, METADATA)
+    with zipfile.ZipFile(path / "model.keras") as archive:
+        weights = h5py.File(io.BytesIO(archive.read("model.weights.h5")), "r")
+        assert "optimizer" not in weights  # Adam's moments would triple the file
+    reloaded = load_bundle(path)
+    np.testing.assert_allclose(reloaded.model.predict(x, verbose=0), model.predict(x, verbose=0),
+                               atol=1e-6)
