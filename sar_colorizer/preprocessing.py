@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from sar_colorizer import __version__
+from sar_colorizer.baselines import BaselineAccumulator
 from sar_colorizer.data.chips import ChipFilter, chip_grid, cut_chips
 from sar_colorizer.data.pairs import Pair, assign_splits, check_pair, find_pairs, read_pair
 from sar_colorizer.data.tfrecord import (
@@ -56,7 +57,7 @@ class TrainingStatistics:
     """Accumulates colour and SAR statistics over the training pixels, image by image.
 
     Quantiles come from fine histograms (exact to the bin width), so no pixel list is kept.
-    The regression is fitted from running sums (float64).
+    The baselines are fitted from running sums (:class:`BaselineAccumulator`).
     """
 
     def __init__(self) -> None:
@@ -66,8 +67,8 @@ class TrainingStatistics:
         self.l_counts = np.zeros(_QUANTILE_BINS, dtype=np.int64)
         self.feature_edges = np.linspace(0.0, 1.0, _QUANTILE_BINS + 1)
         self.feature_counts = np.zeros(_QUANTILE_BINS, dtype=np.int64)
-        # sums for a = w0 + w1 s and b = w0 + w1 s: n, s, s^2, a, s a, b, s b
-        self.sums = np.zeros(7, dtype=np.float64)
+        # Running sums for the mean-colour and linear-regression baselines.
+        self.baselines = BaselineAccumulator()
 
     def add(self, lab: np.ndarray, feature: np.ndarray) -> None:
         """Add pixels: ``lab`` (N, 3) CIE LAB of the optical image, ``feature`` (N,) SAR feature."""
@@ -82,36 +83,22 @@ class TrainingStatistics:
         self.ab_counts += counts.astype(np.int64)
         self.l_counts += np.histogram(np.clip(lightness, 0, 100), bins=self.l_edges)[0]
         self.feature_counts += np.histogram(np.clip(s, 0, 1), bins=self.feature_edges)[0]
-        self.sums += [
-            s.size,
-            s.sum(),
-            (s * s).sum(),
-            a.sum(),
-            (s * a).sum(),
-            b.sum(),
-            (s * b).sum(),
-        ]
+        self.baselines.update(s, np.stack([a, b], axis=-1))
 
     @property
     def n_pixels(self) -> int:
-        return int(self.sums[0])
+        return int(self.baselines.count)
 
     def regression(self) -> dict[str, list[float]]:
         """Least-squares ``a = w0 + w1 s`` and ``b = w0 + w1 s`` (CIELAB units)."""
-        n, s, ss, a, sa, b, sb = self.sums
-        if n == 0:
+        if self.n_pixels == 0:
             return {"a": [0.0, 0.0], "b": [0.0, 0.0]}
-        variance = ss - s * s / n
-        out = {}
-        for key, total, cross in (("a", a, sa), ("b", b, sb)):
-            slope = (cross - s * total / n) / variance if variance > 1e-12 * max(n, 1.0) else 0.0
-            intercept = (total - slope * s) / n
-            out[key] = [float(intercept), float(slope)]
-        return out
+        return self.baselines.linear_regression()
 
     def mean_colour(self) -> list[float]:
-        n = max(self.sums[0], 1.0)
-        return [float(self.sums[3] / n), float(self.sums[5] / n)]
+        if self.n_pixels == 0:
+            return [0.0, 0.0]
+        return self.baselines.mean_colour()
 
     def to_dict(self) -> dict[str, Any]:
         return {
