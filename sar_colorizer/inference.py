@@ -661,7 +661,7 @@ def colorize_array(
     tone: str = "matched",
     *,
     stats: SceneStatistics | None = None,
-    tile_size: int | None = None,
+    tile_size: int | str | None = "model",
     overlap: int = 64,
     batch_size: int = 4,
 ) -> dict[str, np.ndarray]:
@@ -680,8 +680,11 @@ def colorize_array(
         tone: One of :data:`TONES`.
         stats: Scene statistics to use instead of this image's own (e.g. when ``values`` is a
             crop of a larger scene).
-        tile_size: None runs the whole image through the model at once (padded to the model's
-            multiple); otherwise tiles of this size (rounded to the multiple) are blended.
+        tile_size: ``"model"``: blend tiles of the size the network was trained on
+            (:attr:`~sar_colorizer.bundle.Bundle.tile_size`), as ``predict`` does; an int: tiles
+            of that size (rounded to the model's multiple); None: the whole image through the
+            model at once (padded to the multiple), which on images larger than the training
+            tiles gives other colours.
         overlap: Tile overlap in pixels (tiled mode).
         batch_size: Tiles per model call (tiled mode).
 
@@ -703,6 +706,10 @@ def colorize_array(
         stats = scene_statistics(values, valid, preprocessing, input_scale)
     relative = _relative_filtered(values, valid, stats.input_scale, stats.references, preprocessing)
     model_input = _to_model_input(relative)
+    if tile_size == "model":
+        tile_size = int(bundle.tile_size)
+    elif isinstance(tile_size, str):
+        raise InputError(f"tile_size must be 'model', a number of pixels or None, not {tile_size!r}")
     if tile_size is None:
         ab_norm = _predict_ab_whole(bundle.model, model_input, bundle.tile_multiple)
     else:
@@ -894,7 +901,7 @@ def colorize_raster(
     bands: str | Sequence[str | int] | None = None,
     input_scale: str = "auto",
     tone: str = "matched",
-    tile_size: int = 512,
+    tile_size: int | None = None,
     overlap: int = 64,
     batch_size: int = 4,
     driver: str | None = None,
@@ -923,7 +930,8 @@ def colorize_raster(
             descriptions or the file name) or 1-based numbers ("1"); None takes all bands.
         input_scale: "auto" (detected, logged) or "linear", "db", "amplitude", "display".
         tone: "matched" (L quantile-matched to the training optical L) or "sar".
-        tile_size: Tile side, rounded to the model's ``tile_multiple``.
+        tile_size: Tile side, rounded to the model's ``tile_multiple``; None takes the size the
+            network was trained on (:attr:`~sar_colorizer.bundle.Bundle.tile_size`).
         overlap: Overlap of neighbouring tiles in pixels (at most half a tile).
         batch_size: Tiles per model call.
         driver: GDAL driver ("PNG", "JPEG", "GTiff", "COG") to override the extension.
@@ -970,6 +978,14 @@ def colorize_raster(
     bundle.check_input(len(band_indexes), _band_names(info, band_indexes, bands))
     preprocessing = Preprocessing.from_bundle(bundle)
     tone, l_quantiles = _bundle_l_quantiles(bundle, tone)
+    if tile_size is None:
+        tile_size = int(bundle.tile_size)
+    elif tile_size != bundle.tile_size:
+        logger.warning(
+            "tile size %d differs from the %d px the model was trained on; colours may drift",
+            tile_size,
+            bundle.tile_size,
+        )
     if round_tile_size(tile_size, bundle.tile_multiple) != tile_size:
         logger.info(
             "tile size %d rounded to %d (multiple of %d)",

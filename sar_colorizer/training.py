@@ -427,6 +427,8 @@ def bundle_metadata(
         "normalization": stats["normalization"],
         "speckle_filter": speckle.to_dict(),
         "tile_multiple": int(model.tile_multiple),
+        # predict and eval tile at the size the network was trained on (Bundle.tile_size)
+        "tile_size": int(config.crop_size or stats.get("chip_size") or model.tile_multiple),
         "model_config": model.get_config(),
         "tone": {"method": "matched", "l_quantiles": stats["l_quantiles"]},
         "baselines": {

@@ -9,6 +9,7 @@ keras = pytest.importorskip("keras")
 
 from sar_colorizer import bundle as bundle_module  # noqa: E402
 from sar_colorizer.bundle import (  # noqa: E402
+    DEFAULT_TILE_SIZE,
     FORMAT_VERSION,
     Bundle,
     load_bundle,
@@ -207,3 +208,18 @@ def test_bundle_leaves_optimizer_state_out(tmp_path):
     reloaded = load_bundle(path)
     np.testing.assert_allclose(reloaded.model.predict(x, verbose=0), model.predict(x, verbose=0),
                                atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("metadata", "expected"),
+    [
+        ({"tile_size": 256}, 256),
+        ({"tile_size": 250}, 256),  # rounded up to the multiple (64)
+        ({"training": {"config": {"crop_size": 384}, "chip_size": 512}}, 384),
+        ({"training": {"config": {"crop_size": None}, "chip_size": 128}}, 128),
+        ({}, DEFAULT_TILE_SIZE),
+    ],
+)
+def test_tile_size_is_the_training_tile_size(metadata, expected):
+    bundle = Bundle(model=None, metadata={"tile_multiple": 64, **metadata})
+    assert bundle.tile_size == expected

@@ -1,5 +1,6 @@
 """Inference: preprocessing, tone curve, in-memory and streamed colorization agree."""
 
+import json
 import math
 from pathlib import Path
 
@@ -243,7 +244,7 @@ def test_streaming_matches_per_tile_inference_inside_tiles(bundle, db_scene, tmp
 def test_whole_image_and_tiled_inference_agree_closely(bundle):
     db = _sigma0_db((128, 128))
     valid = np.ones(db.shape, bool)
-    whole = colorize_array(bundle, db[None], valid)
+    whole = colorize_array(bundle, db[None], valid, tile_size=None)
     tiled = colorize_array(bundle, db[None], valid, tile_size=TILE, overlap=32)
     # The tiny U-Net sees less context in a tile; with blending the difference stays small.
     assert np.abs(whole["ab"] - tiled["ab"]).mean() < 1.0
@@ -379,3 +380,40 @@ def test_tone_table_follows_the_exact_quantile_curve():
     relative = (10 ** ((feature * 25 - 25) / 10)).astype(np.float32)
     lightness = sar_to_l(relative, np.ones(feature.shape, bool), "matched", scene, target)
     np.testing.assert_allclose(lightness, np.interp(feature, scene, target), atol=0.15)
+
+
+@pytest.fixture(scope="module")
+def tile32_bundle(tmp_path_factory):
+    """A bundle whose network was trained on 32-px tiles (recorded in bundle.json)."""
+    path = _make_bundle(tmp_path_factory.mktemp("bundle") / "vh32", ["VH"])
+    metadata = json.loads((path / "bundle.json").read_text())
+    metadata["tile_size"] = 32
+    (path / "bundle.json").write_text(json.dumps(metadata))
+    return load_bundle(path)
+
+
+def test_colorize_array_tiles_at_the_training_tile_size_by_default(tile32_bundle):
+    db = _sigma0_db((96, 128))
+    valid = np.ones(db.shape, bool)
+    default = colorize_array(tile32_bundle, db[None], valid, overlap=8)
+    explicit = colorize_array(tile32_bundle, db[None], valid, tile_size=32, overlap=8)
+    whole = colorize_array(tile32_bundle, db[None], valid, tile_size=None)
+    np.testing.assert_array_equal(default["ab"], explicit["ab"])
+    # the whole-image pass sees other context, so its colours are not those of the tiles
+    assert np.abs(default["ab"] - whole["ab"]).max() > 1e-3
+    with pytest.raises(InputError, match="tile_size"):
+        colorize_array(tile32_bundle, db[None], valid, tile_size="big")
+
+
+def test_colorize_raster_tiles_at_the_training_tile_size_by_default(
+    tile32_bundle, make_geotiff, tmp_path
+):
+    path = make_geotiff("scene_VH.tif", _sigma0_db((96, 128)), nodata=float("nan"))
+    summary = colorize_raster(
+        tile32_bundle, path, tmp_path / "out.tif", overlap=8, progress=False
+    )
+    assert summary.tile_size == 32
+    summary = colorize_raster(
+        tile32_bundle, path, tmp_path / "out64.tif", tile_size=64, overlap=16, progress=False
+    )
+    assert summary.tile_size == 64

@@ -130,9 +130,9 @@ def _precheck(job: _Job, overwrite: bool) -> None:
 @click.option(
     "--tile-size",
     type=click.IntRange(min=1),
-    default=512,
-    show_default=True,
-    help="Tile side in pixels (rounded to the model's multiple).",
+    default=None,
+    help="Tile side in pixels (rounded to the model's multiple).  [default: the tile size the "
+    "model was trained on, recorded in its bundle]",
 )
 @click.option(
     "--overlap",
@@ -191,7 +191,7 @@ def predict(
     bands: str | None,
     input_scale: str,
     tone: str,
-    tile_size: int,
+    tile_size: int | None,
     overlap: int,
     batch_size: int,
     output_format: str | None,
@@ -336,7 +336,7 @@ def _run(
     bands: str | None,
     input_scale: str,
     tone: str,
-    tile_size: int,
+    tile_size: int | None,
     overlap: int,
     batch_size: int,
     overwrite: bool,
