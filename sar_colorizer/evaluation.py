@@ -54,6 +54,7 @@ GRID_PNG = "grid.png"
 MODEL_KEY = "model"
 #: Largest side of an image thumbnail in the grid, in pixels.
 GRID_THUMBNAIL = 256
+PREDICT_OVERLAP = 64  # tile overlap of ``sarcolor predict`` (its --overlap default)
 
 _METRIC_LABELS = {
     "psnr": "PSNR dB",
@@ -213,6 +214,7 @@ def evaluate_pair(
     bands: str | Sequence[str | int] | None = None,
     input_scale: str = "auto",
     tone: str = "matched",
+    tile_size: int | None = None,
     keep_thumbnails: bool = False,
 ) -> ImageOutputs:
     """Colorize one pair with the model and every baseline and score them.
@@ -225,6 +227,7 @@ def evaluate_pair(
         input_scale: scale of the SAR values (``"auto"`` detects it).
         tone: how L is made from the SAR (see :data:`sar_colorizer.inference.TONES`); every
             method and the reference share it.
+        tile_size: tile side for the model; None: the size it was trained on, as ``predict``.
         keep_thumbnails: keep small images of every column for the grid.
 
     Returns:
@@ -239,7 +242,16 @@ def evaluate_pair(
     arrays = read_pair(pair, bands=bands, input_scale=input_scale)
     # read_pair resolves "auto" from the file's own dtype (integer files are display images).
     scale = getattr(arrays, "input_scale", None) or input_scale
-    result = colorize_array(bundle, arrays.sar, arrays.valid, input_scale=scale, tone=tone)
+    tile = int(bundle.tile_size if tile_size is None else tile_size)
+    result = colorize_array(
+        bundle,
+        arrays.sar,
+        arrays.valid,
+        input_scale=scale,
+        tone=tone,
+        tile_size=tile,
+        overlap=min(PREDICT_OVERLAP, tile // 4),
+    )
     valid = np.asarray(arrays.valid, dtype=bool) & np.asarray(result["valid"], dtype=bool)
     if not valid.any():
         raise InputError(f"pair {pair.name}: no pixel is valid in both images; check the pair")
@@ -526,6 +538,7 @@ def evaluate(
     bands: str | Sequence[str | int] | None = None,
     input_scale: str = "auto",
     tone: str = "matched",
+    tile_size: int | None = None,
     overwrite: bool = False,
     on_image: Callable[[ImageOutputs], None] | None = None,
 ) -> dict[str, Any]:
@@ -542,6 +555,7 @@ def evaluate(
         bands: SAR bands to read (None: all bands of the file).
         input_scale: scale of the SAR values (``"auto"`` detects it per file).
         tone: how L is made from the SAR (``"matched"`` or ``"sar"``); shared by all methods.
+        tile_size: tile side for the model; None: the size it was trained on (as ``predict``).
         overwrite: replace an existing ``report.json``.
         on_image: called with each image's outputs as it is scored (for callers that log).
 
@@ -572,6 +586,7 @@ def evaluate(
             bands=bands,
             input_scale=input_scale,
             tone=tone,
+            tile_size=tile_size,
             keep_thumbnails=index in in_grid,
         )
         images.append(outputs)
@@ -579,6 +594,10 @@ def evaluate(
             on_image(outputs)
 
     report = build_report(images)
+    report["settings"] = {
+        "tile_size": int(bundle.tile_size if tile_size is None else tile_size),
+        "tone": tone,
+    }
     write_report(report, folder)
     if in_grid:
         write_grid(images, folder / GRID_PNG, best_baseline(report))

@@ -47,6 +47,13 @@ from sar_colorizer.cli.options import (
     show_default=True,
     help="Images (rows) in grid.png; 0 writes no grid.",
 )
+@click.option(
+    "--tile-size",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Tile side for the model, as in predict.  [default: the tile size the model was "
+    "trained on]",
+)
 @bands_option
 @input_scale_option
 @tone_option
@@ -60,6 +67,7 @@ def eval_command(
     split: str | None,
     limit: int | None,
     grid_count: int,
+    tile_size: int | None,
     bands: str | None,
     input_scale: str,
     tone: str,
@@ -99,6 +107,7 @@ def eval_command(
         bands=bands,
         input_scale=input_scale,
         tone=tone,
+        tile_size=tile_size,
         overwrite=overwrite,
     )
     click.echo(format_markdown(report), nl=False)

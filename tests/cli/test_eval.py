@@ -93,7 +93,8 @@ def test_eval_writes_report_grid_and_prints_table(
     assert "| model |" in result.stdout and "| linear regression |" in result.stdout
 
     report = json.loads((report_dir / "report.json").read_text())
-    assert set(report) == {"n_images", "model", "baselines"}
+    assert set(report) == {"n_images", "model", "baselines", "settings"}
+    assert report["settings"] == {"tile_size": 512, "tone": "matched"}  # the bundle's default
     assert report["n_images"] == 2
     assert set(report["baselines"]) == set(BASELINES)
     test_names = sorted(name for name, split in SPLITS.items() if split == "test")
@@ -130,10 +131,11 @@ def test_eval_refuses_existing_report_unless_overwrite(
     assert "--overwrite" in refused.output
     assert (report_dir / "report.json").read_text() == "{}"
 
-    replaced = CliRunner().invoke(cli, args + ["--overwrite", "--limit", "1", "--grid", "0"])
+    replaced = CliRunner().invoke(cli, args + ["--overwrite", "--limit", "1", "--grid", "0", "--tile-size", "16"])
     assert replaced.exit_code == 0, replaced.output
     report = json.loads((report_dir / "report.json").read_text())
     assert report["n_images"] == 1
+    assert report["settings"]["tile_size"] == 16
     assert not (report_dir / "grid.png").exists()
 
 
