@@ -64,7 +64,9 @@ def parse_args() -> argparse.Namespace:
         choices=["tif", "png"],
         help="output format of the runs (default tif)",
     )
-    parser.add_argument("--tile-size", type=int, default=512)
+    parser.add_argument(
+        "--tile-size", type=int, default=None, help="default: the model's training tile size"
+    )
     parser.add_argument("--overlap", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--pix2pix-batch", type=int, default=2)
@@ -128,8 +130,7 @@ def run_predict(args: argparse.Namespace, source: Path, output: Path) -> dict:
         str(source),
         str(output),
         "--overwrite",
-        "--tile-size",
-        str(args.tile_size),
+        *(["--tile-size", str(args.tile_size)] if args.tile_size else []),
         "--overlap",
         str(args.overlap),
         "--batch-size",
@@ -247,7 +248,7 @@ def model_facts(args: argparse.Namespace) -> dict:
 
     tf = import_tensorflow()
     bundle = load_bundle(args.model)
-    tile = round_tile_size(args.tile_size, bundle.tile_multiple)
+    tile = round_tile_size(args.tile_size or bundle.tile_size, bundle.tile_multiple)
     return {
         "path": bundle.path,
         "config": bundle.metadata.get("model_config", {}),

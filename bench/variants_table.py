@@ -1,10 +1,13 @@
 """Compare trained model variants: validation quality, parameters, FLOPs and network speed.
 
 Reads bundles written by ``sarcolor train`` (their ``training_log.csv`` holds the validation AB
-RMSE per epoch, on validation fragments carved out of the training split) and times each
-network on 512 x 512 tiles on this machine.
+RMSE per epoch on validation chips carved out of the training split) and times each network on
+512 x 512 tiles on this machine. With ``--val-pairs`` (a manifest of the validation fragments,
+e.g. built from the ``sources`` of the preprocess ``stats.json``), each model also colours those
+whole images as ``predict`` would (tiles of its training size) and is scored beside the best
+baseline: that column is the one to choose by.
 
-    python bench/variants_table.py /path/to/bundle_a /path/to/bundle_b ...
+    python bench/variants_table.py /path/to/bundle_a /path/to/bundle_b ... --val-pairs val.csv
 """
 
 from __future__ import annotations
@@ -46,15 +49,23 @@ def main() -> None:
     parser.add_argument("--tile", type=int, default=512)
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--val-pairs", type=Path, default=None,
+                        help="manifest of validation pairs to score whole images on")
     args = parser.parse_args()
+    pairs = []
+    if args.val_pairs is not None:
+        from sar_colorizer.data.pairs import find_pairs
+
+        pairs = find_pairs(args.val_pairs)
 
     from sar_colorizer.bundle import load_bundle
     from sar_colorizer.nets.unet import count_flops_per_pixel
 
     print(f"command: python {' '.join(sys.argv)}\n")
     print("| variant | downsample | base filters | separable | rarity weights | parameters "
-          "| kFLOP/px | network Mpx/s | best val AB RMSE (epoch / run) | training time |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          "| crop px | kFLOP/px | network Mpx/s | best val chip AB RMSE (epoch / run) "
+          "| val images AB RMSE / best baseline | val chroma ratio | training time |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for path in args.bundles:
         bundle = load_bundle(path)
         config = bundle.metadata["model_config"]
@@ -63,12 +74,22 @@ def main() -> None:
         flops = count_flops_per_pixel(bundle.model, args.tile) / 1e3
         speed = network_speed(bundle.model, args.tile, args.batch, args.repeats)
         minutes = bundle.metadata["training"]["seconds"] / 60
+        images, chroma = "-", "-"
+        if pairs:
+            from tile_size_effect import score_tiles
+
+            scores = score_tiles(bundle, pairs, [bundle.tile_size])
+            best = min(v[0] for k, v in scores.items() if k.startswith("baseline"))
+            rmse, ratio = scores[f"tiles of {bundle.tile_size} px"]
+            images, chroma = f"{rmse:.2f} / {best:.2f} = {rmse / best:.3f}", f"{ratio:.3f}"
         print(f"| {path.name} | {config['downsample']} | {config['base_filters']} "
               f"| {config['separable']} | {train_config['rarity_weighting']} "
-              f"| {bundle.model.count_params():,} | {flops:.1f} | {speed:.2f} "
-              f"| {value:.2f} ({epoch} / {epochs}) | {minutes:.0f} min |")
-    print(f"\ntiles {args.tile} px, batch {args.batch}; validation AB RMSE in CIELAB units on "
-          "256-px validation chips; training times include other work sharing the 2 cores.")
+              f"| {bundle.model.count_params():,} | {bundle.tile_size} | {flops:.1f} | {speed:.2f} "
+              f"| {value:.2f} ({epoch} / {epochs}) | {images} | {chroma} | {minutes:.0f} min |")
+    print(f"\nnetwork speed on tiles of {args.tile} px, batch {args.batch}; validation chip AB "
+          "RMSE in CIELAB units during training; val images: whole validation fragments coloured "
+          "with tiles of the model's training size, mean AB RMSE over images; training times "
+          "include other work sharing the 2 cores.")
 
 
 if __name__ == "__main__":

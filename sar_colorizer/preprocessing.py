@@ -16,6 +16,7 @@ value range and every setting used.
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import os
@@ -43,6 +44,7 @@ from sar_colorizer.errors import InputError, OutputExistsError
 logger = logging.getLogger(__name__)
 
 STATS_FORMAT_VERSION = 1
+SOURCES_MANIFEST = "pairs.csv"  # the source images and their split, readable by eval/find_pairs
 #: Edges of the AB histogram bins, CIELAB units: 5-unit bins over [-110, 110].
 AB_EDGES = np.arange(-110.0, 110.0 + 2.5, 5.0)
 _QUANTILE_BINS = 20000  # histogram resolution for the 101 quantiles: 0.005 L units, 5e-5 feature
@@ -267,6 +269,7 @@ def preprocess(
         }
         with open(temporary / STATS_FILE, "w", encoding="utf-8") as handle:
             json.dump(stats, handle, indent=1)
+        _write_sources_manifest(temporary / SOURCES_MANIFEST, stats["sources"])
         _replace_folder(temporary, out_dir, overwrite)
     except BaseException:
         shutil.rmtree(temporary, ignore_errors=True)
@@ -277,6 +280,18 @@ def preprocess(
     )
     logger.info("Wrote %s: %s", out_dir, summary)
     return stats
+
+
+def _write_sources_manifest(path: Path, sources: dict[str, dict[str, Any]]) -> None:
+    """``sar,optical,split`` of every source image, absolute paths: ``sarcolor eval OUT_DIR
+    --split val`` then scores whole validation images (what ``predict`` would produce)."""
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["sar", "optical", "split"])
+        for source in sources.values():
+            writer.writerow(
+                [Path(source["sar"]).resolve(), Path(source["optical"]).resolve(), source["split"]]
+            )
 
 
 def _write_chips(

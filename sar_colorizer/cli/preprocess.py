@@ -153,7 +153,7 @@ def preprocess(
     chips_per_shard: int,
     overwrite: bool,
 ) -> None:
-    """Cut pairs from INPUT into TFRecord chips and stats.json in OUT_DIR.
+    """Cut pairs from INPUT into TFRecord chips, stats.json and pairs.csv in OUT_DIR.
 
     INPUT is a folder with sar/ and opt/ sub-folders (files matched by name), SEN1-2 style
     s1_*/ and s2_*/ folders, a folder holding a pairs.csv manifest, or a CSV manifest with columns

@@ -128,6 +128,13 @@ def test_cli_writes_shards_and_stats(tmp_path) -> None:
     val_sources = {c["source"] for c in iter_chips(list_shards(out, "val"))}
     assert len(train_sources) == 2 and len(val_sources) == 1 and not train_sources & val_sources
     assert {s for s, v in stats["sources"].items() if v["split"] == "val"} == val_sources
+    # pairs.csv lists the source images with their split: eval can score whole val images
+    from sar_colorizer.data.pairs import find_pairs
+
+    listed = find_pairs(out)
+    assert {p.name: p.split for p in listed} == {n: v["split"] for n, v in stats["sources"].items()}
+    assert all(Path(p.sar).is_absolute() and Path(p.sar).is_file() for p in listed)
+    assert {p.name for p in listed if p.split == "val"} == val_sources
 
 
 def test_chips_hold_normalised_unfiltered_sar_and_rgb(tmp_path) -> None:
