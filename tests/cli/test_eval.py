@@ -161,3 +161,32 @@ def test_eval_help_lists_options_without_importing_tensorflow():
     for option in ("--report", "--split", "--limit", "--overwrite", "--grid"):
         assert option in result.stdout
     assert result.stdout.strip().splitlines()[-1] == "no TF"
+
+
+def test_eval_scores_the_validation_images_of_a_preprocessed_folder(
+    tiny_bundle: Path, pairs_dir: Path, tmp_path: Path
+):
+    # The README's "sarcolor eval my_model chips/ --split val": preprocess lists its sources
+    # with their split in chips/pairs.csv.
+    manifest = pairs_dir / "pairs.csv"
+    manifest.write_text(manifest.read_text().replace("p1.png,test", "p1.png,val"))
+    chips = tmp_path / "chips"
+    prepared = CliRunner().invoke(
+        cli,
+        ["-q", "preprocess", str(pairs_dir), str(chips), "--chip-size", "16",
+         "--band-names", "VH"],
+    )
+    assert prepared.exit_code == 0, prepared.output
+    stats = json.loads((chips / "stats.json").read_text())
+    val_names = sorted(n for n, s in stats["sources"].items() if s["split"] == "val")
+    assert val_names == ["p1"]
+
+    report_dir = tmp_path / "val_report"
+    result = CliRunner().invoke(
+        cli,
+        ["-q", "eval", str(tiny_bundle), str(chips), "--split", "val",
+         "--report", str(report_dir), "--grid", "0"],
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads((report_dir / "report.json").read_text())
+    assert sorted(e["name"] for e in report["model"]["per_image"]) == val_names
