@@ -67,7 +67,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--tile-size", type=int, default=None, help="default: the model's training tile size"
     )
-    parser.add_argument("--overlap", type=int, default=64)
+    parser.add_argument(
+        "--overlap", type=int, default=None, help="default: predict's (64, at most tile / 4)"
+    )
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--pix2pix-batch", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3, help="timed pix2pix/matmul repeats")
@@ -131,8 +133,7 @@ def run_predict(args: argparse.Namespace, source: Path, output: Path) -> dict:
         str(output),
         "--overwrite",
         *(["--tile-size", str(args.tile_size)] if args.tile_size else []),
-        "--overlap",
-        str(args.overlap),
+        *(["--overlap", str(args.overlap)] if args.overlap is not None else []),
         "--batch-size",
         str(args.batch_size),
     ]
@@ -243,7 +244,7 @@ def pix2pix_throughput(batch: int, repeats: int) -> dict:
 def model_facts(args: argparse.Namespace) -> dict:
     from sar_colorizer._tf import import_tensorflow
     from sar_colorizer.bundle import load_bundle
-    from sar_colorizer.io.tiling import round_tile_size
+    from sar_colorizer.io.tiling import default_overlap, round_tile_size
     from sar_colorizer.nets.unet import count_flops_per_pixel
 
     tf = import_tensorflow()
@@ -255,6 +256,7 @@ def model_facts(args: argparse.Namespace) -> dict:
         "params_m": bundle.model.count_params() / 1e6,
         "flops_px": count_flops_per_pixel(bundle.model, tile),
         "tile": tile,
+        "overlap": args.overlap if args.overlap is not None else default_overlap(tile),
         "intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
         "inter_op": tf.config.threading.get_inter_op_parallelism_threads(),
         "tf_version": tf.__version__,
@@ -302,7 +304,7 @@ def main() -> None:
         f"{facts['config']}), speckle filter {facts['speckle_filter']}"
     )
     print(
-        f"- tiles {facts['tile']} px, overlap {args.overlap}, batch {args.batch_size}; "
+        f"- tiles {facts['tile']} px, overlap {facts['overlap']}, batch {args.batch_size}; "
         f"output .{args.format}"
     )
     print(f"- per-run command: `{shlex.join(runs[0]['command'])}`\n")

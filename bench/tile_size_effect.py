@@ -36,12 +36,14 @@ def parse_args() -> argparse.Namespace:
         default="256,512,whole",
         help="comma-separated tile sizes in pixels; 'whole' runs each image at once",
     )
-    parser.add_argument("--overlap", type=int, default=64, help="tile overlap in pixels")
+    parser.add_argument(
+        "--overlap", type=int, default=None, help="tile overlap (default: predict's)"
+    )
     return parser.parse_args()
 
 
 def score_tiles(
-    bundle, pairs, tiles: list[int | None], overlap: int = 64
+    bundle, pairs, tiles: list[int | None], overlap: int | None = None
 ) -> dict[str, tuple[float, float]]:
     """Mean AB RMSE and chroma ratio over ``pairs`` for each inference tile size.
 
@@ -69,7 +71,7 @@ def score_tiles(
                 arrays.valid,
                 input_scale=scale,
                 tile_size=tile,
-                overlap=min(overlap, (tile or overlap * 4) // 4),
+                overlap=overlap,
             )
             ab = np.asarray(result["ab"], dtype=np.float64)
             key = "whole image" if tile is None else f"tiles of {tile} px"
@@ -106,7 +108,7 @@ def main() -> int:
     best = min(value[0] for key, value in scores.items() if key.startswith("baseline"))
     print(f"`{' '.join(shlex.quote(a) for a in [Path(sys.argv[0]).name, *sys.argv[1:]])}`")
     print(f"({len(pairs)} image pairs, model trained on {bundle.tile_size}-px tiles, "
-          f"overlap {args.overlap} px, {time.perf_counter() - started:.0f} s)\n")
+          f"overlap {args.overlap or 'default'}, {time.perf_counter() - started:.0f} s)\n")
     print("| inference | AB RMSE | / best baseline | chroma ratio |")
     print("|---|---:|---:|---:|")
     for key, (rmse, chroma) in scores.items():

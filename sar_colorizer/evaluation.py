@@ -54,7 +54,6 @@ GRID_PNG = "grid.png"
 MODEL_KEY = "model"
 #: Largest side of an image thumbnail in the grid, in pixels.
 GRID_THUMBNAIL = 256
-PREDICT_OVERLAP = 64  # tile overlap of ``sarcolor predict`` (its --overlap default)
 
 _METRIC_LABELS = {
     "psnr": "PSNR dB",
@@ -250,7 +249,7 @@ def evaluate_pair(
         input_scale=scale,
         tone=tone,
         tile_size=tile,
-        overlap=min(PREDICT_OVERLAP, tile // 4),
+        overlap=None,  # predict's default for this tile size
     )
     valid = np.asarray(arrays.valid, dtype=bool) & np.asarray(result["valid"], dtype=bool)
     if not valid.any():

@@ -63,6 +63,7 @@ from sar_colorizer.errors import InputError
 from sar_colorizer.io.tiling import (
     StripBlender,
     TileGrid,
+    default_overlap,
     fit_tile_size,
     reflect_indices,
     reflect_pad_window,
@@ -662,7 +663,7 @@ def colorize_array(
     *,
     stats: SceneStatistics | None = None,
     tile_size: int | str | None = "model",
-    overlap: int = 64,
+    overlap: int | None = None,
     batch_size: int = 4,
 ) -> dict[str, np.ndarray]:
     """Colorize a SAR image held in memory (evaluation, notebooks, small images).
@@ -685,7 +686,7 @@ def colorize_array(
             of that size (rounded to the model's multiple); None: the whole image through the
             model at once (padded to the multiple), which on images larger than the training
             tiles gives other colours.
-        overlap: Tile overlap in pixels (tiled mode).
+        overlap: Tile overlap in pixels (tiled mode); None: :func:`default_overlap` of the tile.
         batch_size: Tiles per model call (tiled mode).
 
     Returns:
@@ -714,6 +715,8 @@ def colorize_array(
         ab_norm = _predict_ab_whole(bundle.model, model_input, bundle.tile_multiple)
     else:
         height, width = valid.shape
+        if overlap is None:
+            overlap = default_overlap(round_tile_size(tile_size, bundle.tile_multiple))
         tile = fit_tile_size(tile_size, bundle.tile_multiple, height, width, overlap)
         grid = TileGrid.for_shape(valid.shape[0], valid.shape[1], tile, overlap)
         runner = _ModelRunner.for_model(bundle.model)
@@ -902,7 +905,7 @@ def colorize_raster(
     input_scale: str = "auto",
     tone: str = "matched",
     tile_size: int | None = None,
-    overlap: int = 64,
+    overlap: int | None = None,
     batch_size: int = 4,
     driver: str | None = None,
     ab_path: str | os.PathLike[str] | None = None,
@@ -932,7 +935,8 @@ def colorize_raster(
         tone: "matched" (L quantile-matched to the training optical L) or "sar".
         tile_size: Tile side, rounded to the model's ``tile_multiple``; None takes the size the
             network was trained on (:attr:`~sar_colorizer.bundle.Bundle.tile_size`).
-        overlap: Overlap of neighbouring tiles in pixels (at most half a tile).
+        overlap: Overlap of neighbouring tiles in pixels (at most half a tile); None:
+            :func:`~sar_colorizer.io.tiling.default_overlap` (64 px, at most a quarter tile).
         batch_size: Tiles per model call.
         driver: GDAL driver ("PNG", "JPEG", "GTiff", "COG") to override the extension.
         ab_path: Also write the predicted AB (CIELAB units) as a float32 2-band GeoTIFF, NaN
@@ -986,6 +990,8 @@ def colorize_raster(
             tile_size,
             bundle.tile_size,
         )
+    if overlap is None:
+        overlap = default_overlap(round_tile_size(tile_size, bundle.tile_multiple))
     if round_tile_size(tile_size, bundle.tile_multiple) != tile_size:
         logger.info(
             "tile size %d rounded to %d (multiple of %d)",

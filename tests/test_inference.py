@@ -395,7 +395,7 @@ def tile32_bundle(tmp_path_factory):
 def test_colorize_array_tiles_at_the_training_tile_size_by_default(tile32_bundle):
     db = _sigma0_db((96, 128))
     valid = np.ones(db.shape, bool)
-    default = colorize_array(tile32_bundle, db[None], valid, overlap=8)
+    default = colorize_array(tile32_bundle, db[None], valid)
     explicit = colorize_array(tile32_bundle, db[None], valid, tile_size=32, overlap=8)
     whole = colorize_array(tile32_bundle, db[None], valid, tile_size=None)
     np.testing.assert_array_equal(default["ab"], explicit["ab"])
@@ -409,10 +409,9 @@ def test_colorize_raster_tiles_at_the_training_tile_size_by_default(
     tile32_bundle, make_geotiff, tmp_path
 ):
     path = make_geotiff("scene_VH.tif", _sigma0_db((96, 128)), nodata=float("nan"))
-    summary = colorize_raster(
-        tile32_bundle, path, tmp_path / "out.tif", overlap=8, progress=False
-    )
-    assert summary.tile_size == 32
+    summary = colorize_raster(tile32_bundle, path, tmp_path / "out.tif", progress=False)
+    # the default overlap (64 px) is cut to a quarter of so small a tile
+    assert (summary.tile_size, summary.overlap) == (32, 8)
     summary = colorize_raster(
         tile32_bundle, path, tmp_path / "out64.tif", tile_size=64, overlap=16, progress=False
     )

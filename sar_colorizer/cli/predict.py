@@ -137,9 +137,9 @@ def _precheck(job: _Job, overwrite: bool) -> None:
 @click.option(
     "--overlap",
     type=click.IntRange(min=0),
-    default=64,
-    show_default=True,
-    help="Overlap of neighbouring tiles, blended with raised-cosine weights.",
+    default=None,
+    help="Overlap of neighbouring tiles, blended with raised-cosine weights.  [default: 64, "
+    "at most a quarter of the tile]",
 )
 @click.option(
     "--batch-size",
@@ -192,7 +192,7 @@ def predict(
     input_scale: str,
     tone: str,
     tile_size: int | None,
-    overlap: int,
+    overlap: int | None,
     batch_size: int,
     output_format: str | None,
     cog: bool,
@@ -337,7 +337,7 @@ def _run(
     input_scale: str,
     tone: str,
     tile_size: int | None,
-    overlap: int,
+    overlap: int | None,
     batch_size: int,
     overwrite: bool,
     creation_options: dict[str, str],

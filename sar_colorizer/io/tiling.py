@@ -66,6 +66,14 @@ def round_tile_size(tile_size: int, multiple: int) -> int:
     return max(multiple, int(round(tile_size / multiple)) * multiple)
 
 
+DEFAULT_OVERLAP = 64  # px; at most a quarter of the tile (default_overlap)
+
+
+def default_overlap(tile_size: int) -> int:
+    """The default overlap for tiles of ``tile_size``: 64 px, at most a quarter of a tile."""
+    return max(0, min(DEFAULT_OVERLAP, int(tile_size) // 4))
+
+
 def fit_tile_size(tile_size: int, multiple: int, height: int, width: int, overlap: int) -> int:
     """Tile side for a scene: ``tile_size`` rounded to ``multiple``, shrunk for small scenes.
 

@@ -10,6 +10,7 @@ from sar_colorizer.io.tiling import (
     TileGrid,
     axis_origins,
     blend_ramp,
+    default_overlap,
     fit_tile_size,
     reflect_pad_window,
     round_tile_size,
@@ -39,6 +40,11 @@ def test_fit_tile_size_shrinks_tiles_for_small_scenes(height, width, expected):
     grid = TileGrid.for_shape(height, width, tile, 64)
     if tile < 512:
         assert len(grid) == 1  # one tile covers the scene and its margins
+
+
+@pytest.mark.parametrize(("tile", "expected"), [(512, 64), (256, 64), (128, 32), (32, 8), (2, 0)])
+def test_default_overlap_is_64_px_at_most_a_quarter_tile(tile, expected):
+    assert default_overlap(tile) == expected
 
 
 def test_ramps_of_neighbouring_tiles_sum_to_one():
