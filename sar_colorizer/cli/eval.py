@@ -11,6 +11,7 @@ from sar_colorizer.cli.options import (
     input_scale_option,
     overwrite_option,
     progress_enabled,
+    tile_size_option,
     tone_option,
 )
 
@@ -47,13 +48,7 @@ from sar_colorizer.cli.options import (
     show_default=True,
     help="Images (rows) in grid.png; 0 writes no grid.",
 )
-@click.option(
-    "--tile-size",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Tile side for the model, as in predict.  [default: the tile size the model was "
-    "trained on]",
-)
+@tile_size_option
 @bands_option
 @input_scale_option
 @tone_option

@@ -78,3 +78,11 @@ tone_option = click.option(
     help="Lightness: matched to the brightness of the training optical images (natural look), "
     "or plain SAR backscatter brightness.",
 )
+
+tile_size_option = click.option(
+    "--tile-size",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Tile side in pixels for the network (rounded to the model's multiple).  [default: the "
+    "tile size the model was trained on, recorded in its bundle]",
+)

@@ -23,6 +23,7 @@ from sar_colorizer.cli.options import (
     model_option,
     overwrite_option,
     progress_enabled,
+    tile_size_option,
     tone_option,
 )
 from sar_colorizer.errors import InputError, SarColorError
@@ -127,13 +128,7 @@ def _precheck(job: _Job, overwrite: bool) -> None:
 @bands_option
 @input_scale_option
 @tone_option
-@click.option(
-    "--tile-size",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Tile side in pixels (rounded to the model's multiple).  [default: the tile size the "
-    "model was trained on, recorded in its bundle]",
-)
+@tile_size_option
 @click.option(
     "--overlap",
     type=click.IntRange(min=0),
