@@ -2,12 +2,12 @@
 
 Reads bundles written by ``sarcolor train`` (their ``training_log.csv`` holds the validation AB
 RMSE per epoch on validation chips carved out of the training split) and times each network on
-512 x 512 tiles on this machine. With ``--val-pairs`` (a manifest of the validation fragments,
-e.g. built from the ``sources`` of the preprocess ``stats.json``), each model also colours those
-whole images as ``predict`` would (tiles of its training size) and is scored beside the best
-baseline: that column is the one to choose by.
+512 x 512 tiles on this machine. With ``--val-pairs`` (the preprocess folder, whose
+``pairs.csv`` lists the source images by split, or any manifest), each model also colours the
+whole validation images as ``predict`` would (tiles of its training size) and is scored beside
+the best baseline on them: that column is the one to choose by.
 
-    python bench/variants_table.py /path/to/bundle_a /path/to/bundle_b ... --val-pairs val.csv
+    python bench/variants_table.py runs/bundle_a runs/bundle_b ... --val-pairs runs/chips256
 """
 
 from __future__ import annotations
@@ -50,13 +50,17 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--val-pairs", type=Path, default=None,
-                        help="manifest of validation pairs to score whole images on")
+                        help="pairs to score whole images on: a manifest, or the preprocess "
+                             "folder (its pairs.csv)")
+    parser.add_argument("--split", default="val",
+                        help="only the pairs of this split (default: val)")
     args = parser.parse_args()
     pairs = []
     if args.val_pairs is not None:
         from sar_colorizer.data.pairs import find_pairs
+        from sar_colorizer.evaluation import select_pairs
 
-        pairs = find_pairs(args.val_pairs)
+        pairs = select_pairs(find_pairs(args.val_pairs), split=args.split)
 
     from sar_colorizer.bundle import load_bundle
     from sar_colorizer.nets.unet import count_flops_per_pixel
