@@ -68,7 +68,7 @@ def parse_args() -> argparse.Namespace:
         "--tile-size", type=int, default=None, help="default: the model's training tile size"
     )
     parser.add_argument(
-        "--overlap", type=int, default=None, help="default: predict's (64, at most tile / 4)"
+        "--overlap", type=int, default=None, help="default: predict's (tile / 8, at most 64)"
     )
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--pix2pix-batch", type=int, default=2)

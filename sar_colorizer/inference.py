@@ -446,6 +446,9 @@ _CONVERTER: list[_ColourConverter] = []
 class _ModelRunner:
     """Calls the Keras model through ``tf.function``s traced once per batch shape.
 
+    A :class:`~sar_colorizer.nets.unet.ColorizationUNet` runs with its batch normalisations
+    folded into the convolutions (:func:`~sar_colorizer.nets.unet.fold_batch_norm`).
+
     ``weighted`` calls multiply the output by per-tile blending weights inside the graph (one
     multi-threaded op instead of a numpy pass).
     """
@@ -455,8 +458,14 @@ class _ModelRunner:
 
         tf = import_tensorflow()
         self._tf = tf
-        # A weak reference, so that the per-model cache (_RUNNERS) does not keep models alive.
-        model_ref: Callable[[], Any] = weakref.ref(model)
+        from sar_colorizer.nets.unet import ColorizationUNet, fold_batch_norm
+
+        # Same numbers without a pass over the feature maps per batch normalisation.
+        network = fold_batch_norm(model) if isinstance(model, ColorizationUNet) else model
+        # The runner owns the folded copy; the caller's model is only weakly referenced, so
+        # that the per-model cache (_RUNNERS) does not keep models alive.
+        self._network = network if network is not model else None
+        model_ref: Callable[[], Any] = weakref.ref(network)
 
         def forward(batch: Any) -> Any:
             return model_ref()(batch, training=False)
@@ -936,7 +945,7 @@ def colorize_raster(
         tile_size: Tile side, rounded to the model's ``tile_multiple``; None takes the size the
             network was trained on (:attr:`~sar_colorizer.bundle.Bundle.tile_size`).
         overlap: Overlap of neighbouring tiles in pixels (at most half a tile); None:
-            :func:`~sar_colorizer.io.tiling.default_overlap` (64 px, at most a quarter tile).
+            :func:`~sar_colorizer.io.tiling.default_overlap` (an eighth of the tile).
         batch_size: Tiles per model call.
         driver: GDAL driver ("PNG", "JPEG", "GTiff", "COG") to override the extension.
         ab_path: Also write the predicted AB (CIELAB units) as a float32 2-band GeoTIFF, NaN

@@ -396,7 +396,7 @@ def test_colorize_array_tiles_at_the_training_tile_size_by_default(tile32_bundle
     db = _sigma0_db((96, 128))
     valid = np.ones(db.shape, bool)
     default = colorize_array(tile32_bundle, db[None], valid)
-    explicit = colorize_array(tile32_bundle, db[None], valid, tile_size=32, overlap=8)
+    explicit = colorize_array(tile32_bundle, db[None], valid, tile_size=32, overlap=4)
     whole = colorize_array(tile32_bundle, db[None], valid, tile_size=None)
     np.testing.assert_array_equal(default["ab"], explicit["ab"])
     # the whole-image pass sees other context, so its colours are not those of the tiles
@@ -410,8 +410,8 @@ def test_colorize_raster_tiles_at_the_training_tile_size_by_default(
 ):
     path = make_geotiff("scene_VH.tif", _sigma0_db((96, 128)), nodata=float("nan"))
     summary = colorize_raster(tile32_bundle, path, tmp_path / "out.tif", progress=False)
-    # the default overlap (64 px) is cut to a quarter of so small a tile
-    assert (summary.tile_size, summary.overlap) == (32, 8)
+    # the default overlap is an eighth of the tile
+    assert (summary.tile_size, summary.overlap) == (32, 4)
     summary = colorize_raster(
         tile32_bundle, path, tmp_path / "out64.tif", tile_size=64, overlap=16, progress=False
     )

@@ -133,8 +133,8 @@ def _precheck(job: _Job, overwrite: bool) -> None:
     "--overlap",
     type=click.IntRange(min=0),
     default=None,
-    help="Overlap of neighbouring tiles, blended with raised-cosine weights.  [default: 64, "
-    "at most a quarter of the tile]",
+    help="Overlap of neighbouring tiles, blended with raised-cosine weights.  [default: an "
+    "eighth of the tile, at most 64]",
 )
 @click.option(
     "--batch-size",

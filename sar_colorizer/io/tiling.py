@@ -66,12 +66,17 @@ def round_tile_size(tile_size: int, multiple: int) -> int:
     return max(multiple, int(round(tile_size / multiple)) * multiple)
 
 
-DEFAULT_OVERLAP = 64  # px; at most a quarter of the tile (default_overlap)
+DEFAULT_OVERLAP = 64  # px at most; an eighth of the tile (default_overlap)
 
 
 def default_overlap(tile_size: int) -> int:
-    """The default overlap for tiles of ``tile_size``: 64 px, at most a quarter of a tile."""
-    return max(0, min(DEFAULT_OVERLAP, int(tile_size) // 4))
+    """The default overlap for tiles of ``tile_size``: an eighth of the tile, at most 64 px.
+
+    On the validation fragments of the s1s2-la-texas data the shipped model (256-px tiles) scored
+    the same AB RMSE with 32 px of overlap as with 64 (5.41 and 5.42) and a little worse with 16
+    (5.45), while 64 px costs a third more network work than 32.
+    """
+    return max(0, min(DEFAULT_OVERLAP, int(tile_size) // 8))
 
 
 def fit_tile_size(tile_size: int, multiple: int, height: int, width: int, overlap: int) -> int:

@@ -42,8 +42,10 @@ def test_fit_tile_size_shrinks_tiles_for_small_scenes(height, width, expected):
         assert len(grid) == 1  # one tile covers the scene and its margins
 
 
-@pytest.mark.parametrize(("tile", "expected"), [(512, 64), (256, 64), (128, 32), (32, 8), (2, 0)])
-def test_default_overlap_is_64_px_at_most_a_quarter_tile(tile, expected):
+@pytest.mark.parametrize(
+    ("tile", "expected"), [(1024, 64), (512, 64), (256, 32), (128, 16), (32, 4), (4, 0)]
+)
+def test_default_overlap_is_an_eighth_of_the_tile_at_most_64_px(tile, expected):
     assert default_overlap(tile) == expected
 
 

@@ -7,7 +7,11 @@ keras = pytest.importorskip("keras")
 
 from sar_colorizer.errors import InputError  # noqa: E402
 from sar_colorizer.nets.layers import FEATURE_DB_MIN, LogIntensity, ResizeLike  # noqa: E402
-from sar_colorizer.nets.unet import ColorizationUNet, count_flops_per_pixel  # noqa: E402
+from sar_colorizer.nets.unet import (  # noqa: E402
+    ColorizationUNet,
+    count_flops_per_pixel,
+    fold_batch_norm,
+)
 
 TINY = {"depth": 2, "base_filters": 4}
 
@@ -200,3 +204,30 @@ def test_downsampling_and_separable_convolutions_cut_flops():
     separable = count_flops_per_pixel(ColorizationUNet(downsample=1, separable=True, **TINY), 64)
     assert half == pytest.approx(full / 4)
     assert separable < full
+
+
+@pytest.mark.parametrize("separable", [False, True])
+def test_folding_batch_norm_keeps_the_predictions(separable):
+    keras.utils.set_random_seed(3)
+    model = ColorizationUNet(
+        input_channels=2, depth=2, base_filters=4, downsample=2, separable=separable
+    )
+    rng = np.random.default_rng(0)
+    for weight in model.weights:  # batch normalisations that are far from the identity
+        if "gamma" in weight.path or "beta" in weight.path or "moving_mean" in weight.path:
+            weight.assign(rng.normal(0.0, 1.0, weight.shape).astype("float32"))
+        elif "moving_variance" in weight.path:
+            weight.assign(rng.uniform(0.2, 3.0, weight.shape).astype("float32"))
+    folded = fold_batch_norm(model)
+    assert not folded.batch_norm
+    assert not any(isinstance(layer, keras.layers.BatchNormalization) for layer in folded.layers)
+    x = rng.random((2, 24, 40, 2), dtype=np.float32)
+    expected = model(x, training=False).numpy()
+    np.testing.assert_allclose(folded(x, training=False).numpy(), expected, atol=1e-5)
+    # the statistics matter: without them the outputs differ
+    assert np.abs(ColorizationUNet.from_config(folded.get_config())(x).numpy() - expected).max() > 1e-3
+
+
+def test_folding_a_model_without_batch_norm_returns_it():
+    model = ColorizationUNet(depth=1, base_filters=2, downsample=1, batch_norm=False)
+    assert fold_batch_norm(model) is model
