@@ -296,8 +296,10 @@ def main() -> None:
     )
     print(
         f"- TensorFlow {facts['tf_version']}: intra-op threads {threads(facts['intra_op'])}, "
-        f"inter-op threads {threads(facts['inter_op'])}; sarcolor runs the model, the strip "
-        "reader and the colour/writer in three Python threads"
+        f"inter-op threads {threads(facts['inter_op'])}, TF_ENABLE_ONEDNN_OPTS="
+        f"{os.environ.get('TF_ENABLE_ONEDNN_OPTS')} (oneDNN CPU kernels); sarcolor runs the "
+        "model (batch normalisation folded into the convolutions), the strip reader and the "
+        "colour/writer in three Python threads"
     )
     print(
         f"- model: {facts['path']} ({facts['params_m']:.3f} M parameters, config "

@@ -28,6 +28,10 @@ def import_tensorflow() -> Any:
     if "tensorflow" in sys.modules:
         return sys.modules["tensorflow"]
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    # TensorFlow turns its oneDNN CPU kernels on by itself only on some Intel CPUs; elsewhere
+    # (e.g. AMD EPYC) the shipped network runs about half as fast without them
+    # (bench/predict_bench.py prints the setting). Set TF_ENABLE_ONEDNN_OPTS=0 to opt out.
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
     if _VERBOSE_TF:
         import tensorflow as tf
     else:
