@@ -72,7 +72,9 @@ def eval_command(
 
     MODEL is a bundle directory written by 'sarcolor train', or 'default' for the shipped
     model. INPUT is a folder with sar/ and opt/ (matched by file name), SEN1-2 style s1_*/ and
-    s2_*/ folders, or a CSV manifest 'sar,optical[,split]'.
+    s2_*/ folders, a CSV manifest 'sar,optical[,split]', or a folder written by 'sarcolor
+    preprocess' (its pairs.csv lists the source images: add --split val for the validation
+    images). Images are coloured in tiles of the size the model was trained on, as by predict.
 
     The model and three baselines (no colour, mean training colour, per-pixel linear
     regression on the SAR) are scored on the same images, each against LAB(L of the output,
