@@ -215,6 +215,17 @@ def predict(
             raise click.UsageError(f"--cog contradicts --format {output_format}")
         output_format = "cog"
     driver = FORMATS[output_format][0] if output_format else None
+    settings: dict[str, Any] = {
+        "driver": driver,
+        "bands": bands,
+        "input_scale": input_scale,
+        "tone": tone,
+        "tile_size": tile_size,
+        "overlap": overlap,
+        "batch_size": batch_size,
+        "overwrite": overwrite,
+        "creation_options": creation_options,
+    }
 
     if output_dir is None and len(paths) >= 2 and Path(paths[-1]).is_dir():
         output_dir, paths = paths[-1], paths[:-1]  # `predict a.tif b.tif outdir/`, as cp does
@@ -242,21 +253,7 @@ def predict(
             click.echo(f"{job.output} exists; skipped")
             return
         _precheck(job, overwrite)
-        bundle = _load_bundle(model_path)
-        _run(
-            ctx,
-            bundle,
-            job,
-            driver,
-            bands,
-            input_scale,
-            tone,
-            tile_size,
-            overlap,
-            batch_size,
-            overwrite,
-            creation_options,
-        )
+        _run(ctx, _load_bundle(model_path), job, **settings)
         return
 
     inputs, unmatched = expand_inputs(list(paths))
@@ -289,20 +286,7 @@ def predict(
     for job in runnable:
         try:
             _precheck(job, overwrite)
-            _run(
-                ctx,
-                bundle,
-                job,
-                driver,
-                bands,
-                input_scale,
-                tone,
-                tile_size,
-                overlap,
-                batch_size,
-                overwrite,
-                creation_options,
-            )
+            _run(ctx, bundle, job, **settings)
             done += 1
         except SarColorError as error:
             message = str(error)
