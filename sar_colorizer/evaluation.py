@@ -241,15 +241,13 @@ def evaluate_pair(
     arrays = read_pair(pair, bands=bands, input_scale=input_scale)
     # read_pair resolves "auto" from the file's own dtype (integer files are display images).
     scale = getattr(arrays, "input_scale", None) or input_scale
-    tile = int(bundle.tile_size if tile_size is None else tile_size)
     result = colorize_array(
         bundle,
         arrays.sar,
         arrays.valid,
         input_scale=scale,
         tone=tone,
-        tile_size=tile,
-        overlap=None,  # predict's default for this tile size
+        tile_size="model" if tile_size is None else tile_size,  # overlap: predict's default
     )
     valid = np.asarray(arrays.valid, dtype=bool) & np.asarray(result["valid"], dtype=bool)
     if not valid.any():

@@ -21,6 +21,7 @@ from typing import Any
 
 from sar_colorizer import __version__
 from sar_colorizer.errors import InputError, OutputExistsError
+from sar_colorizer.settings import check_known_keys
 
 logger = logging.getLogger(__name__)
 
@@ -108,12 +109,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, settings: dict[str, Any]) -> TrainConfig:
         """Build from a mapping, refusing unknown keys with the list of known ones."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(settings) - known)
-        if unknown:
-            raise InputError(
-                f"unknown training setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
-            )
+        check_known_keys(cls, settings, "training setting(s)")
         config = cls(**{k: v for k, v in settings.items() if v is not None or k == "crop_size"})
         config.validate()
         return config

@@ -22,13 +22,14 @@ valid linear pixels (:class:`Normalization`), which reproduces the training PNGs
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from sar_colorizer.errors import InputError
+from sar_colorizer.settings import check_known_keys
 
 logger = logging.getLogger(__name__)
 
@@ -409,12 +410,7 @@ class Normalization:
         Raises:
             InputError: For unknown keys or invalid values.
         """
-        known = {field.name for field in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise InputError(
-                f"unknown normalization settings {unknown}; expected some of: {sorted(known)}"
-            )
+        check_known_keys(cls, data, "normalization settings")
         return cls(**data)
 
 

@@ -39,7 +39,7 @@ from __future__ import annotations
 import itertools
 import logging
 import threading
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -48,6 +48,7 @@ import numpy as np
 import numpy.typing as npt
 
 from sar_colorizer.errors import InputError
+from sar_colorizer.settings import check_known_keys
 
 logger = logging.getLogger(__name__)
 
@@ -142,12 +143,7 @@ class SpeckleFilter:
         Raises:
             InputError: For unknown keys or invalid values.
         """
-        known = {field.name for field in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise InputError(
-                f"unknown speckle filter settings {unknown}; expected some of: {sorted(known)}"
-            )
+        check_known_keys(cls, data, "speckle filter settings")
         return cls(**data)
 
     def __call__(self, linear: npt.ArrayLike) -> np.ndarray:
