@@ -70,7 +70,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--overlap", type=int, default=None, help="default: predict's (tile / 8, at most 64)"
     )
-    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument(
+        "--batch-size", type=int, default=None, help="most tiles per call (default: predict's)"
+    )
     parser.add_argument("--pix2pix-batch", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3, help="timed pix2pix/matmul repeats")
     return parser.parse_args()
@@ -134,8 +136,7 @@ def run_predict(args: argparse.Namespace, source: Path, output: Path) -> dict:
         "--overwrite",
         *(["--tile-size", str(args.tile_size)] if args.tile_size else []),
         *(["--overlap", str(args.overlap)] if args.overlap is not None else []),
-        "--batch-size",
-        str(args.batch_size),
+        *(["--batch-size", str(args.batch_size)] if args.batch_size else []),
     ]
     started = time.perf_counter()
     process = subprocess.Popen(
@@ -241,22 +242,29 @@ def pix2pix_throughput(batch: int, repeats: int) -> dict:
     }
 
 
-def model_facts(args: argparse.Namespace) -> dict:
+def model_facts(args: argparse.Namespace, scene: Path) -> dict:
     from sar_colorizer._tf import import_tensorflow
     from sar_colorizer.bundle import load_bundle
-    from sar_colorizer.io.tiling import default_overlap, round_tile_size
+    from sar_colorizer.inference import tiles_per_call
+    from sar_colorizer.io.raster import read_info
+    from sar_colorizer.io.tiling import TileGrid, default_overlap, round_tile_size
     from sar_colorizer.nets.unet import count_flops_per_pixel
 
     tf = import_tensorflow()
     bundle = load_bundle(args.model)
     tile = round_tile_size(args.tile_size or bundle.tile_size, bundle.tile_multiple)
+    overlap = args.overlap if args.overlap is not None else default_overlap(tile)
+    info = read_info(scene)
+    grid = TileGrid.for_shape(info.height, info.width, tile, overlap)
     return {
         "path": bundle.path,
         "config": bundle.metadata.get("model_config", {}),
         "params_m": bundle.model.count_params() / 1e6,
         "flops_px": count_flops_per_pixel(bundle.model, tile),
         "tile": tile,
-        "overlap": args.overlap if args.overlap is not None else default_overlap(tile),
+        "overlap": overlap,
+        "n_cols": grid.n_cols,
+        "per_call": tiles_per_call(grid.n_cols, tile, args.batch_size),
         "intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
         "inter_op": tf.config.threading.get_inter_op_parallelism_threads(),
         "tf_version": tf.__version__,
@@ -280,7 +288,7 @@ def main() -> None:
     runs = [
         run_predict(args, path, out_dir / f"{path.stem}_colour.{args.format}") for path in inputs
     ]
-    facts = model_facts(args)
+    facts = model_facts(args, scene)
     ceiling = matmul_ceiling(args.repeats)
     pix2pix = pix2pix_throughput(args.pix2pix_batch, args.repeats)
     load_after = os.getloadavg()
@@ -306,8 +314,9 @@ def main() -> None:
         f"{facts['config']}), speckle filter {facts['speckle_filter']}"
     )
     print(
-        f"- tiles {facts['tile']} px, overlap {facts['overlap']}, batch {args.batch_size}; "
-        f"output .{args.format}"
+        f"- tiles {facts['tile']} px, overlap {facts['overlap']}; {facts['per_call']} tiles "
+        f"per model call on rows of {facts['n_cols']} tiles (--batch-size "
+        f"{args.batch_size or 'default: about 1 Mpx per call'}); output .{args.format}"
     )
     print(f"- per-run command: `{shlex.join(runs[0]['command'])}`\n")
 

@@ -104,6 +104,11 @@ _QUANTILE_LEVELS = np.linspace(0.0, 1.0, N_QUANTILES)
 #: Rows converted to colour and written per call (bounds the colour step's temporaries).
 _WRITE_ROWS = 128
 
+#: Default pixels per model call (tiles x tile side squared). On a CPU each call of the network
+#: costs a fixed overhead of tens of operations on small feature maps; around a megapixel per
+#: call (16 tiles of 256 px) amortises it (``python bench/predict_bench.py --batch-size N``).
+BATCH_PIXELS = 1 << 20
+
 
 #: AB scale of :mod:`sar_colorizer.color.lab` (kept here so that importing this module does not
 #: import Keras; a test checks both agree).
@@ -623,6 +628,21 @@ def _predict_ab_whole(model: Any, relative: np.ndarray, multiple: int) -> np.nda
     return _ModelRunner.for_model(model)(padded[None])[0, :height, :width]
 
 
+def tiles_per_call(n_cols: int, tile: int, batch_size: int | None = None) -> int:
+    """Tiles per model call for rows of ``n_cols`` tiles of ``tile`` px.
+
+    At most ``batch_size`` tiles (None: as many as fit in :data:`BATCH_PIXELS`, at least one),
+    spread evenly over the row so that padding the last call of a row wastes little: 55
+    tiles with at most 16 per call give 4 calls of 14.
+    """
+    if batch_size is None:
+        batch_size = max(1, BATCH_PIXELS // (tile * tile))
+    if batch_size < 1:
+        raise InputError(f"--batch-size must be >= 1, got {batch_size}")
+    calls = -(-n_cols // batch_size)
+    return -(-n_cols // calls)
+
+
 def _run_tile_row(
     runner: _ModelRunner,
     relative: np.ndarray,
@@ -638,8 +658,8 @@ def _run_tile_row(
         relative: ``(rows, W, C)`` model input holding (at least) the scene rows the row of
             tiles covers, reflection included.
         blender: The blender (its grid and weights).
-        batch_size: Tiles per call; the last batch is padded to this size so that the
-            compiled function sees one shape only.
+        batch_size: Tiles per call (:func:`tiles_per_call`); the last batch of the row is
+            padded to this size so that the compiled function sees one shape only.
         row: Index of the row of tiles.
         data_row0: Scene row of ``relative[0]``.
     """
@@ -673,7 +693,7 @@ def colorize_array(
     stats: SceneStatistics | None = None,
     tile_size: int | str | None = "model",
     overlap: int | None = None,
-    batch_size: int = 4,
+    batch_size: int | None = None,
 ) -> dict[str, np.ndarray]:
     """Colorize a SAR image held in memory (evaluation, notebooks, small images).
 
@@ -696,7 +716,8 @@ def colorize_array(
             model at once (padded to the multiple), which on images larger than the training
             tiles gives other colours.
         overlap: Tile overlap in pixels (tiled mode); None: :func:`default_overlap` of the tile.
-        batch_size: Tiles per model call (tiled mode).
+        batch_size: Most tiles per model call (tiled mode); None: about a megapixel per call
+            (:func:`tiles_per_call`).
 
     Returns:
         ``{"rgb": uint8 (H, W, 3) (0 at nodata), "lab": float32 (H, W, 3), "ab": float32
@@ -731,8 +752,9 @@ def colorize_array(
         runner = _ModelRunner.for_model(bundle.model)
         blender = StripBlender(grid, 2)
         ab_norm = np.empty(valid.shape + (2,), dtype=np.float32)
+        per_call = tiles_per_call(grid.n_cols, tile, batch_size)
         for row in range(grid.n_rows):
-            _run_tile_row(runner, model_input, blender, batch_size, row)
+            _run_tile_row(runner, model_input, blender, per_call, row)
             start, stop, block = blender.finish_row(row)
             ab_norm[start:stop] = block
     lut = tone_lut(tone, stats.feature_quantiles, l_quantiles)
@@ -915,7 +937,7 @@ def colorize_raster(
     tone: str = "matched",
     tile_size: int | None = None,
     overlap: int | None = None,
-    batch_size: int = 4,
+    batch_size: int | None = None,
     driver: str | None = None,
     ab_path: str | os.PathLike[str] | None = None,
     quicklook_path: str | os.PathLike[str] | None = None,
@@ -946,7 +968,8 @@ def colorize_raster(
             network was trained on (:attr:`~sar_colorizer.bundle.Bundle.tile_size`).
         overlap: Overlap of neighbouring tiles in pixels (at most half a tile); None:
             :func:`~sar_colorizer.io.tiling.default_overlap` (an eighth of the tile).
-        batch_size: Tiles per model call.
+        batch_size: Most tiles per model call; None: about a megapixel per call
+            (:func:`tiles_per_call`).
         driver: GDAL driver ("PNG", "JPEG", "GTiff", "COG") to override the extension.
         ab_path: Also write the predicted AB (CIELAB units) as a float32 2-band GeoTIFF, NaN
             on nodata.
@@ -983,7 +1006,7 @@ def colorize_raster(
         raise InputError(f"{in_path}: input and outputs must all be different files")
     for path in outputs:
         check_output_path(path, overwrite)
-    if batch_size < 1:
+    if batch_size is not None and batch_size < 1:
         raise InputError(f"--batch-size must be >= 1, got {batch_size}")
 
     info = read_info(in_path)
@@ -1010,6 +1033,7 @@ def colorize_raster(
         )
     tile = fit_tile_size(tile_size, bundle.tile_multiple, info.height, info.width, overlap)
     grid = TileGrid.for_shape(info.height, info.width, tile, overlap)
+    per_call = tiles_per_call(grid.n_cols, tile, batch_size)
 
     # Scene statistics from one decimated read of the whole raster.
     stats_shape = _stats_shape(info.height, info.width)
@@ -1126,7 +1150,7 @@ def colorize_raster(
             if row + 1 < grid.n_rows:
                 pending = reader_pool.submit(load_strip, row + 1)
             t0 = time.perf_counter()
-            _run_tile_row(runner, strip.model_input, blender, batch_size, row, strip.data_row0)
+            _run_tile_row(runner, strip.model_input, blender, per_call, row, strip.data_row0)
             start, stop, block = blender.finish_row(row)
             stages["model + blend"] += time.perf_counter() - t0
             # Keep at most one block in flight: bounded memory, errors surface promptly.

@@ -22,6 +22,7 @@ from sar_colorizer.inference import (
     prepare_sar,
     sar_to_l,
     scene_statistics,
+    tiles_per_call,
 )
 from sar_colorizer.io.tiling import TileGrid, reflect_pad_window
 from sar_colorizer.nets.unet import ColorizationUNet
@@ -171,6 +172,33 @@ def test_colorize_array_outputs(bundle):
 def test_colorize_array_refuses_the_wrong_number_of_bands(bundle):
     with pytest.raises(ModelMismatchError, match="expects 1 band"):
         colorize_array(bundle, np.ones((2, 16, 16), np.float32), np.ones((16, 16), bool))
+
+
+@pytest.mark.parametrize(
+    ("n_cols", "tile", "batch_size", "expected"),
+    [
+        (55, 256, None, 14),  # at most 16 tiles of 256 px: 4 calls of 14 (one padded tile)
+        (16, 256, None, 16),
+        (17, 256, None, 9),  # two calls, not 16 + 1
+        (3, 512, None, 3),  # at most 4 tiles of 512 px
+        (9, 512, None, 3),
+        (5, 2048, None, 1),  # a tile larger than the pixel budget still runs
+        (55, 256, 4, 4),
+        (10, 256, 4, 4),  # three calls of at most 4: 4, 4, 2 + 2 padded
+        (7, 256, 100, 7),
+    ],
+)
+def test_tiles_per_call_spreads_the_row_evenly(n_cols, tile, batch_size, expected):
+    per_call = tiles_per_call(n_cols, tile, batch_size)
+    assert per_call == expected
+    calls = -(-n_cols // per_call)
+    limit = batch_size or max(1, (1 << 20) // tile**2)
+    assert per_call <= limit and calls == -(-n_cols // limit)  # no more calls than needed
+
+
+def test_tiles_per_call_refuses_an_empty_batch():
+    with pytest.raises(InputError, match="batch-size"):
+        tiles_per_call(10, 256, 0)
 
 
 def _read(path):

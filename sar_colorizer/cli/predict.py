@@ -139,9 +139,9 @@ def _precheck(job: _Job, overwrite: bool) -> None:
 @click.option(
     "--batch-size",
     type=click.IntRange(min=1),
-    default=4,
-    show_default=True,
-    help="Tiles per model call.",
+    default=None,
+    help="Most tiles per model call; larger batches run faster per pixel and use more "
+    "memory.  [default: about a megapixel per call, 16 tiles of 256 px]",
 )
 @click.option(
     "--format",
@@ -188,7 +188,7 @@ def predict(
     tone: str,
     tile_size: int | None,
     overlap: int | None,
-    batch_size: int,
+    batch_size: int | None,
     output_format: str | None,
     cog: bool,
     suffix: str | None,
@@ -317,7 +317,7 @@ def _run(
     tone: str,
     tile_size: int | None,
     overlap: int | None,
-    batch_size: int,
+    batch_size: int | None,
     overwrite: bool,
     creation_options: dict[str, str],
 ) -> None:
