@@ -73,7 +73,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--batch-size", type=int, default=None, help="most tiles per call (default: predict's)"
     )
-    parser.add_argument("--pix2pix-batch", type=int, default=2)
+    parser.add_argument("--pix2pix-batch", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=3, help="timed pix2pix/matmul repeats")
     return parser.parse_args()
 

@@ -281,6 +281,30 @@ def test_cog_round_trip(tmp_path, source_profile, sigma0_db, ring_valid):
     assert files_in(tmp_path) == {"source.tif", "out.tif"}
 
 
+@pytest.mark.parametrize("cog", [False, True])
+def test_image_outputs_use_the_horizontal_predictor_unless_told_otherwise(
+    tmp_path, source_profile, rgb_u8, ring_valid, cog
+):
+    # A deflate source: the 8-bit image output gets horizontal differencing, which compresses
+    # images smaller; the data are unchanged.
+    profile = dict(source_profile, count=3, dtype="uint8")
+    out = write_raster(tmp_path / "rgb.tif", rgb_u8, profile, valid=ring_valid, cog=cog)
+    with rasterio.open(out) as dst:
+        structure = dst.tags(ns="IMAGE_STRUCTURE")
+        assert structure["COMPRESSION"] == "DEFLATE" and structure["PREDICTOR"] == "2"
+    values, valid = read_raster(out)
+    np.testing.assert_array_equal(values[:, ring_valid], rgb_u8[:, ring_valid])
+    chosen = write_raster(tmp_path / "plain.tif", rgb_u8, profile, valid=ring_valid, cog=cog,
+                          creation_options={"PREDICTOR": 1})
+    with rasterio.open(chosen) as dst:
+        assert dst.tags(ns="IMAGE_STRUCTURE").get("PREDICTOR", "1") == "1"
+    # Float outputs (AB, LAB) are not images: no integer predictor is added.
+    floats = write_raster(tmp_path / "float.tif", np.zeros((1, HEIGHT, WIDTH), np.float32),
+                          source_profile, cog=cog)
+    with rasterio.open(floats) as dst:
+        assert dst.tags(ns="IMAGE_STRUCTURE").get("PREDICTOR") != "2"
+
+
 def test_rgb_png_keeps_georeference_in_sidecars_and_validity_in_alpha(
     tmp_path, source_profile, rgb_u8, ring_valid
 ):
