@@ -94,7 +94,8 @@ def test_eval_writes_report_grid_and_prints_table(
 
     report = json.loads((report_dir / "report.json").read_text())
     assert set(report) == {"n_images", "model", "baselines", "settings"}
-    assert report["settings"] == {"tile_size": 512, "tone": "matched"}  # the bundle's default
+    # The bundle's default tile and predict's default overlap (an eighth of the tile).
+    assert report["settings"] == {"tile_size": 512, "overlap": 64, "tone": "matched"}
     assert report["n_images"] == 2
     assert set(report["baselines"]) == set(BASELINES)
     test_names = sorted(name for name, split in SPLITS.items() if split == "test")
@@ -135,7 +136,7 @@ def test_eval_refuses_existing_report_unless_overwrite(
     assert replaced.exit_code == 0, replaced.output
     report = json.loads((report_dir / "report.json").read_text())
     assert report["n_images"] == 1
-    assert report["settings"]["tile_size"] == 16
+    assert report["settings"]["tile_size"] == 16 and report["settings"]["overlap"] == 2
     assert not (report_dir / "grid.png").exists()
 
 
