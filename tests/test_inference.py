@@ -196,6 +196,36 @@ def test_tiles_per_call_spreads_the_row_evenly(n_cols, tile, batch_size, expecte
     assert per_call <= limit and calls == -(-n_cols // limit)  # no more calls than needed
 
 
+@pytest.mark.parametrize("downsample", [1, 2, 4])
+def test_model_runner_gives_the_network_s_output(downsample):
+    """The runner folds batch normalisation and, for a network that predicts AB at reduced
+    resolution, upsamples with OpenCV outside TensorFlow: the result must be the model's."""
+    from sar_colorizer.inference import _ModelRunner
+
+    keras = pytest.importorskip("keras")
+    keras.utils.set_random_seed(5)
+    model = ColorizationUNet(depth=2, base_filters=4, downsample=downsample)
+    rng = np.random.default_rng(1)
+    for weight in model.weights:  # trained-looking batch normalisation and a varied output
+        if "moving_variance" in weight.path:
+            weight.assign(rng.uniform(0.2, 3.0, weight.shape).astype("float32"))
+        elif "gamma" in weight.path or "beta" in weight.path or "moving_mean" in weight.path:
+            weight.assign(rng.normal(0.0, 1.0, weight.shape).astype("float32"))
+    runner = _ModelRunner(model)
+    assert runner.upsample == (downsample > 1)
+    multiple = 4 * downsample
+    for shape in [(2, 4 * multiple, 4 * multiple, 1), (1, 3 * multiple, 5 * multiple, 1)]:
+        x = rng.random(shape, dtype=np.float32)
+        expected = model(x, training=False).numpy()
+        assert np.abs(np.diff(expected, axis=2)).max() > 1e-3  # not a flat output
+        np.testing.assert_allclose(runner(x), expected, atol=2e-5)
+        wy = rng.random(shape[:2], dtype=np.float32)
+        wx = rng.random((shape[0], shape[2]), dtype=np.float32)
+        np.testing.assert_allclose(
+            runner(x, (wy, wx)), expected * wy[:, :, None, None] * wx[:, None, :, None], atol=2e-5
+        )
+
+
 def test_tiles_per_call_refuses_an_empty_batch():
     with pytest.raises(InputError, match="batch-size"):
         tiles_per_call(10, 256, 0)
