@@ -202,7 +202,8 @@ def _relative_filtered(
         relative = np.asarray(
             apply_speckle_filter(relative, preprocessing.speckle_filter), dtype=np.float32
         )
-    relative[:, ~valid] = np.nan
+    # (Already NaN there through to_linear_power's mask; boolean indexing would cost 5x more.)
+    np.copyto(relative, np.float32(np.nan), where=~valid)
     return relative
 
 

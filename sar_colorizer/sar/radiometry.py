@@ -82,7 +82,8 @@ def db_to_linear(db: npt.ArrayLike) -> np.ndarray:
     """Convert decibels to linear power, ``10 ** (db / 10)``; NaN stays NaN."""
     array = _as_float(db)
     # exp(db * ln(10) / 10): the same to a float32 ulp and ~2.5x faster than np.power.
-    return np.exp(array * array.dtype.type(math.log(10.0) / 10.0))
+    linear = np.multiply(array, array.dtype.type(math.log(10.0) / 10.0))
+    return np.exp(linear, out=linear)
 
 
 def amplitude_to_linear(amplitude: npt.ArrayLike) -> np.ndarray:
@@ -206,17 +207,16 @@ def to_linear_power(
         # An all-nodata raster (or tile) has no scale to detect and converts to all NaN.
         name = detect_input_scale(array, valid) if has_valid else "linear"
     if name == "linear" or name == "display":
-        linear = array.astype(np.float32)
+        linear = np.array(array, dtype=np.float32)  # a copy: NaN is written into it below
     elif name == "db":
-        linear = db_to_linear(array.astype(np.float32))
+        linear = db_to_linear(np.asarray(array, dtype=np.float32))
     else:
-        linear = amplitude_to_linear(array.astype(np.float32))
-    linear = np.asarray(linear, dtype=np.float32)
-    invalid = ~np.isfinite(linear)
+        linear = amplitude_to_linear(np.asarray(array, dtype=np.float32))
+    valid_now = np.isfinite(linear)
     if broadcast is not None:
-        invalid |= ~broadcast
-    if invalid.any():
-        linear = np.where(invalid, np.float32(np.nan), linear)
+        valid_now &= broadcast
+    if not valid_now.all():
+        linear[~valid_now] = np.nan
     return linear
 
 
@@ -395,7 +395,8 @@ class Normalization:
             reference = self.reference(array)
         if not reference > 0.0:
             raise InputError(f"normalization reference must be positive, got {reference!r}")
-        relative = np.clip(array / np.float32(reference), 0.0, 1.0)
+        relative = np.divide(array, np.float32(reference))
+        np.clip(relative, 0.0, 1.0, out=relative)
         if self.method == "db_range":
             floor = np.float32(10.0 ** (self.db_min / 10.0))
             relative = np.where(array < floor, np.float32(0.0), relative)
