@@ -1,8 +1,9 @@
 """Compare trained model variants: validation quality, parameters, FLOPs and network speed.
 
 Reads bundles written by ``sarcolor train`` (their ``training_log.csv`` holds the validation AB
-RMSE per epoch on validation chips carved out of the training split) and times each network on
-512 x 512 tiles on this machine. With ``--val-pairs`` (the preprocess folder, whose
+RMSE per epoch on validation chips carved out of the training split) and times each network as
+``predict`` runs it (batch normalisation folded, low-resolution output upsampled by OpenCV) on
+tiles of its training size, about a megapixel per call, on this machine. With ``--val-pairs`` (the preprocess folder, whose
 ``pairs.csv`` lists the source images by split, or any manifest), each model also colours the
 whole validation images as ``predict`` would (tiles of its training size) and is scored beside
 the best baseline on them: that column is the one to choose by.
@@ -29,16 +30,18 @@ def best_validation(bundle: Path) -> tuple[float, int, int]:
 
 
 def network_speed(model, tile: int, batch: int, repeats: int) -> float:
-    """Megapixels per second of the network alone (input pixels, full resolution)."""
+    """Megapixels per second of the network alone (input pixels, full resolution), called
+    through predict's runner."""
     import numpy as np
-    import tensorflow as tf
 
-    forward = tf.function(lambda x: model(x, training=False))
-    x = tf.constant(np.random.default_rng(0).random((batch, tile, tile, 1), dtype=np.float32))
-    forward(x).numpy()
+    from sar_colorizer.inference import _ModelRunner
+
+    runner = _ModelRunner.for_model(model)
+    x = np.random.default_rng(0).random((batch, tile, tile, 1), dtype=np.float32)
+    runner(x)
     start = time.perf_counter()
     for _ in range(repeats):
-        forward(x).numpy()
+        runner(x)
     return batch * tile * tile * repeats / (time.perf_counter() - start) / 1e6
 
 
@@ -46,8 +49,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("bundles", nargs="+", type=Path)
-    parser.add_argument("--tile", type=int, default=512)
-    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--tile", type=int, default=None,
+                        help="tile side for the speed column (default: each model's training "
+                             "tile size)")
+    parser.add_argument("--batch", type=int, default=None,
+                        help="tiles per call (default: predict's, about a megapixel)")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--val-pairs", type=Path, default=None,
                         help="pairs to score whole images on: a manifest, or the preprocess "
@@ -63,6 +69,7 @@ def main() -> None:
         pairs = select_pairs(find_pairs(args.val_pairs), split=args.split)
 
     from sar_colorizer.bundle import load_bundle
+    from sar_colorizer.inference import BATCH_PIXELS
     from sar_colorizer.nets.unet import count_flops_per_pixel
 
     print(f"command: python {' '.join(sys.argv)}\n")
@@ -75,8 +82,10 @@ def main() -> None:
         config = bundle.metadata["model_config"]
         train_config = bundle.metadata["training"]["config"]
         value, epoch, epochs = best_validation(path)
-        flops = count_flops_per_pixel(bundle.model, args.tile) / 1e3
-        speed = network_speed(bundle.model, args.tile, args.batch, args.repeats)
+        tile = args.tile or bundle.tile_size
+        batch = args.batch or max(1, BATCH_PIXELS // tile**2)
+        flops = count_flops_per_pixel(bundle.model, tile) / 1e3
+        speed = network_speed(bundle.model, tile, batch, args.repeats)
         minutes = bundle.metadata["training"]["seconds"] / 60
         images, chroma = "-", "-"
         if pairs:
@@ -90,7 +99,9 @@ def main() -> None:
               f"| {config['separable']} | {train_config['rarity_weighting']} "
               f"| {bundle.model.count_params():,} | {bundle.tile_size} | {flops:.1f} | {speed:.2f} "
               f"| {value:.2f} ({epoch} / {epochs}) | {images} | {chroma} | {minutes:.0f} min |")
-    print(f"\nnetwork speed on tiles of {args.tile} px, batch {args.batch}; validation chip AB "
+    tiles = f"{args.tile} px" if args.tile else "each model's training size"
+    batch = args.batch or "about 1 Mpx"
+    print(f"\nnetwork speed on tiles of {tiles}, {batch} per call; validation chip AB "
           "RMSE in CIELAB units during training; val images: whole validation fragments coloured "
           "with tiles of the model's training size, mean AB RMSE over images; training times "
           "include other work sharing the 2 cores.")
