@@ -245,15 +245,15 @@ def pix2pix_throughput(batch: int, repeats: int) -> dict:
 def model_facts(args: argparse.Namespace, scene: Path) -> dict:
     from sar_colorizer._tf import import_tensorflow
     from sar_colorizer.bundle import load_bundle
-    from sar_colorizer.inference import tiles_per_call
+    from sar_colorizer.inference import tile_settings, tiles_per_call
     from sar_colorizer.io.raster import read_info
-    from sar_colorizer.io.tiling import TileGrid, default_overlap, round_tile_size
+    from sar_colorizer.io.tiling import TileGrid, round_tile_size
     from sar_colorizer.nets.unet import count_flops_per_pixel
 
     tf = import_tensorflow()
     bundle = load_bundle(args.model)
-    tile = round_tile_size(args.tile_size or bundle.tile_size, bundle.tile_multiple)
-    overlap = args.overlap if args.overlap is not None else default_overlap(tile)
+    tile_size, overlap = tile_settings(bundle, args.tile_size, args.overlap)
+    tile = round_tile_size(tile_size, bundle.tile_multiple)
     info = read_info(scene)
     grid = TileGrid.for_shape(info.height, info.width, tile, overlap)
     return {

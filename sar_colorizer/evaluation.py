@@ -37,7 +37,6 @@ from tqdm.auto import tqdm
 from sar_colorizer.baselines import BASELINE_NAMES, Baselines
 from sar_colorizer.errors import InputError, OutputExistsError
 from sar_colorizer.io.raster import atomic_path
-from sar_colorizer.io.tiling import default_overlap, round_tile_size
 from sar_colorizer.metrics import (
     METRIC_GOALS,
     METRIC_NAMES,
@@ -592,12 +591,10 @@ def evaluate(
             on_image(outputs)
 
     report = build_report(images)
-    tile = int(bundle.tile_size if tile_size is None else tile_size)
-    report["settings"] = {
-        "tile_size": tile,
-        "overlap": default_overlap(round_tile_size(tile, bundle.tile_multiple)),
-        "tone": tone,
-    }
+    from sar_colorizer.inference import tile_settings
+
+    tile, overlap = tile_settings(bundle, tile_size)
+    report["settings"] = {"tile_size": tile, "overlap": overlap, "tone": tone}
     write_report(report, folder)
     if in_grid:
         write_grid(images, folder / GRID_PNG, best_baseline(report))

@@ -518,14 +518,12 @@ def _resize_bilinear(images: np.ndarray, height: int, width: int) -> np.ndarray:
     rounding)."""
     import cv2
 
-    channels = images.shape[3]
-    resized = np.empty((images.shape[0], height, width, channels), dtype=np.float32)
-    for index, image in enumerate(images):
-        # OpenCV takes up to 4 channels per call and returns (H, W) for a single channel.
-        for start in range(0, channels, 4):
-            stop = min(channels, start + 4)
-            out = cv2.resize(image[..., start:stop], (width, height), interpolation=cv2.INTER_LINEAR)
-            resized[index, :, :, start:stop] = out.reshape(height, width, stop - start)
+    resized = np.empty(images.shape[:1] + (height, width) + images.shape[3:], dtype=np.float32)
+    for image, out in zip(images, resized, strict=True):
+        # OpenCV drops a single channel axis; the reshape puts it back.
+        out[...] = cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR).reshape(
+            out.shape
+        )
     return resized
 
 
@@ -652,6 +650,18 @@ def _predict_ab_whole(model: Any, relative: np.ndarray, multiple: int) -> np.nda
     return _ModelRunner.for_model(model)(padded[None])[0, :height, :width]
 
 
+def tile_settings(bundle: Any, tile_size: int | None = None, overlap: int | None = None
+                  ) -> tuple[int, int]:
+    """``(tile_size, overlap)`` that inference uses for ``bundle`` when given None for either:
+    the tile size the network was trained on (:attr:`~sar_colorizer.bundle.Bundle.tile_size`),
+    and :func:`~sar_colorizer.io.tiling.default_overlap` of that tile (after rounding it to the
+    model's multiple)."""
+    tile_size = int(bundle.tile_size) if tile_size is None else int(tile_size)
+    if overlap is None:
+        overlap = default_overlap(round_tile_size(tile_size, bundle.tile_multiple))
+    return tile_size, overlap
+
+
 def tiles_per_call(n_cols: int, tile: int, batch_size: int | None = None) -> int:
     """Tiles per model call for rows of ``n_cols`` tiles of ``tile`` px.
 
@@ -761,16 +771,17 @@ def colorize_array(
         stats = scene_statistics(values, valid, preprocessing, input_scale)
     relative = _relative_filtered(values, valid, stats.input_scale, stats.references, preprocessing)
     model_input = _to_model_input(relative)
-    if tile_size == "model":
-        tile_size = int(bundle.tile_size)
-    elif isinstance(tile_size, str):
-        raise InputError(f"tile_size must be 'model', a number of pixels or None, not {tile_size!r}")
+    if isinstance(tile_size, str):
+        if tile_size != "model":
+            raise InputError(
+                f"tile_size must be 'model', a number of pixels or None, not {tile_size!r}"
+            )
+        tile_size, overlap = tile_settings(bundle, None, overlap)
     if tile_size is None:
         ab_norm = _predict_ab_whole(bundle.model, model_input, bundle.tile_multiple)
     else:
         height, width = valid.shape
-        if overlap is None:
-            overlap = default_overlap(round_tile_size(tile_size, bundle.tile_multiple))
+        tile_size, overlap = tile_settings(bundle, tile_size, overlap)
         tile = fit_tile_size(tile_size, bundle.tile_multiple, height, width, overlap)
         grid = TileGrid.for_shape(valid.shape[0], valid.shape[1], tile, overlap)
         runner = _ModelRunner.for_model(bundle.model)
@@ -1030,24 +1041,18 @@ def colorize_raster(
         raise InputError(f"{in_path}: input and outputs must all be different files")
     for path in outputs:
         check_output_path(path, overwrite)
-    if batch_size is not None and batch_size < 1:
-        raise InputError(f"--batch-size must be >= 1, got {batch_size}")
-
     info = read_info(in_path)
     band_indexes = list(resolve_bands(info, bands))  # None: every band but alpha
     bundle.check_input(len(band_indexes), _band_names(info, band_indexes, bands))
     preprocessing = Preprocessing.from_bundle(bundle)
     tone, l_quantiles = _bundle_l_quantiles(bundle, tone)
-    if tile_size is None:
-        tile_size = int(bundle.tile_size)
-    elif tile_size != bundle.tile_size:
+    if tile_size is not None and tile_size != bundle.tile_size:
         logger.warning(
             "tile size %d differs from the %d px the model was trained on; colours may drift",
             tile_size,
             bundle.tile_size,
         )
-    if overlap is None:
-        overlap = default_overlap(round_tile_size(tile_size, bundle.tile_multiple))
+    tile_size, overlap = tile_settings(bundle, tile_size, overlap)
     if round_tile_size(tile_size, bundle.tile_multiple) != tile_size:
         logger.info(
             "tile size %d rounded to %d (multiple of %d)",

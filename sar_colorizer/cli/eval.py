@@ -15,9 +15,6 @@ from sar_colorizer.cli.options import (
     tone_option,
 )
 
-# Spelled as sar_colorizer.sar.radiometry.INPUT_SCALES (+ "auto"); listed here so that
-# building the command line imports nothing heavy.
-
 
 @click.command("eval")
 @click.argument("model", metavar="MODEL")

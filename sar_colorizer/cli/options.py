@@ -61,6 +61,8 @@ bands_option = click.option(
     "file name) or 1-based numbers (1 or 1,2).  [default: all bands]",
 )
 
+# The scales of sar_colorizer.sar.radiometry.INPUT_SCALES (+ "auto"), spelled out so that
+# building the command line imports nothing heavy.
 input_scale_option = click.option(
     "--input-scale",
     type=click.Choice(["auto", "linear", "db", "amplitude", "display"]),
