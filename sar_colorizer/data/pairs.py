@@ -497,24 +497,33 @@ def sar_band_names(info: Any, band_indexes: Sequence[int]) -> tuple[str, ...]:
     return tuple(name or f"band{index}" for name, index in zip(names, band_indexes, strict=True))
 
 
-def optical_to_unit(values: np.ndarray, valid: np.ndarray, dtype: str) -> np.ndarray:
-    """Scale optical values (3, H, W) to sRGB in [0, 1].
+def render_optical(
+    path: Path,
+    values: np.ndarray,
+    valid: np.ndarray,
+    dtype: str,
+    convention: str,
+    offset: float | None = None,
+) -> np.ndarray:
+    """The optical image (3, H, W) in a colour convention (see :mod:`sar_colorizer.color.convention`)."""
+    from sar_colorizer.color.convention import offset_from_tags, to_convention
 
-    8-bit images are display images already (value / 255). Other types (e.g. Sentinel-2
-    reflectance x 10000 in uint16, or float reflectance) are stretched per image the way the
-    training fragments were: divided by the 99th percentile of the valid values over all three
-    bands, then clipped to [0, 1].
-    """
-    values = values.astype(np.float32, copy=False)
-    if np.dtype(dtype) == np.uint8:
-        rgb = values / 255.0
-    else:
-        sample = values[:, valid]
-        sample = sample[np.isfinite(sample)]
-        scale = float(np.percentile(sample, 99)) if sample.size else 1.0
-        rgb = values / (scale if scale > 0 else 1.0)
-    rgb = np.clip(np.nan_to_num(rgb, nan=0.0), 0.0, 1.0)
-    return np.where(valid[None], rgb, 0.0).astype(np.float32)
+    if offset is None:
+        offset = offset_from_tags(_raster_tags(path)) or 0.0
+    return to_convention(values, valid, dtype, convention, offset=offset)
+
+
+def _raster_tags(path: Path) -> dict[str, str]:
+    """Dataset-level metadata of a raster (empty when it cannot be read)."""
+    import rasterio
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", category=_not_georeferenced_warning())
+            with rasterio.open(path) as src:
+                return dict(src.tags())
+    except rasterio.errors.RasterioError:
+        return {}
 
 
 def read_pair(
@@ -522,6 +531,8 @@ def read_pair(
     bands: str | Sequence[str | int] | None = None,
     input_scale: str = "auto",
     band_names: Sequence[str] | None = None,
+    optical_convention: str = "as-is",
+    optical_offset: float | None = None,
 ) -> PairArrays:
     """Read a pair onto the SAR grid.
 
@@ -534,6 +545,12 @@ def read_pair(
             ``"amplitude"`` or ``"display"``. The values are returned unchanged; the resolved scale
             is recorded in the result.
         band_names: Names to give the selected bands (overrides descriptions); one per band.
+        optical_convention: How the optical image is rendered as RGB: ``"dos"`` (haze removed,
+            one display stretch) or ``"as-is"`` (earlier versions' rendering); see
+            :func:`sar_colorizer.color.convention.to_convention`.
+        optical_offset: Offset added to integer reflectance before dividing by 10000 (-1000 for
+            Sentinel-2 Level-2A from processing baseline 04.00 on); None takes it from the file's
+            ``BOA_ADD_OFFSET`` / ``RADIO_ADD_OFFSET`` metadata, else 0.
 
     Returns:
         :class:`PairArrays` with the optical image in sRGB [0, 1] on the SAR grid. When both rasters
@@ -578,7 +595,14 @@ def read_pair(
         # Detection looks at the file's own dtype (integer files are display images).
         scale = detect_input_scale(_native(np.asarray(sar_values), sar_info.dtype), sar_valid)
     sar_values = np.asarray(sar_values, dtype=np.float32)
-    rgb = optical_to_unit(np.asarray(opt_values), np.asarray(opt_valid, dtype=bool), opt_info.dtype)
+    rgb = render_optical(
+        pair.optical,
+        np.asarray(opt_values),
+        np.asarray(opt_valid, dtype=bool),
+        opt_info.dtype,
+        optical_convention,
+        optical_offset,
+    )
     opt_valid = np.asarray(opt_valid, dtype=bool)
     if reproject_needed:
         rgb, opt_valid = reproject_to_grid(

@@ -46,6 +46,8 @@ STATS_KEYS = {
     "shards",
     "sources",
     "excluded",
+    "optical_convention",
+    "baseline_sums",
     "settings",
 }
 
@@ -140,7 +142,10 @@ def test_cli_writes_shards_and_stats(tmp_path) -> None:
 def test_chips_hold_normalised_unfiltered_sar_and_rgb(tmp_path) -> None:
     images = _write_pairs(tmp_path / "in", n=2)
     out = tmp_path / "chips"
-    stats = preprocess(tmp_path / "in", out, chip_size=32, val_fraction=0.0, progress=False)
+    stats = preprocess(
+        tmp_path / "in", out, chip_size=32, val_fraction=0.0, progress=False,
+        optical_convention="as-is",
+    )
     sar, rgb = images["001"]
     reference = np.percentile(sar.astype(np.float32), 99)
     assert stats["sources"]["001"]["reference"] == [pytest.approx(reference)]
@@ -164,7 +169,8 @@ def test_chips_hold_normalised_unfiltered_sar_and_rgb(tmp_path) -> None:
 def test_stats_match_direct_computation(tmp_path) -> None:
     images = _write_pairs(tmp_path / "in", n=2, size=32)
     stats = preprocess(
-        tmp_path / "in", tmp_path / "chips", chip_size=32, val_fraction=0.0, progress=False
+        tmp_path / "in", tmp_path / "chips", chip_size=32, val_fraction=0.0, progress=False,
+        optical_convention="as-is",
     )
     lab, feature = [], []
     for sar, rgb in images.values():
@@ -266,7 +272,7 @@ def test_refusals_leave_no_output(tmp_path, problem) -> None:
         cv2.imwrite(str(tmp_path / "in" / "opt" / "002.png"), np.ones((40, 40, 3), np.uint8) * 9)
         expected = "no georeference"
     elif problem == "no_chips":
-        args = ["--chip-size", "128"]
+        args = ["--chip-size", "32", "--min-sar-std", "1"]
         expected = "no usable training chip"
     else:
         (tmp_path / "in" / "pairs.csv").write_text(
