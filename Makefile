@@ -3,6 +3,7 @@ SARCOLOR ?= .venv/bin/sarcolor
 DATA ?= ../shared/data/s1s2-la-texas
 BEN ?= ../shared/data/bigearthnet-configilm
 RUNS ?= runs
+TRAIN_FLAGS ?=
 
 .PHONY: install test test-all lint bench train-default eval-default
 
@@ -34,7 +35,7 @@ bench:
 train-default:
 	$(SARCOLOR) preprocess $(DATA) $(RUNS)/chips_la --band-names VH --optical-convention dos --overwrite
 	$(SARCOLOR) preprocess $(BEN) $(RUNS)/chips_ben --bands VH --optical-convention dos --overwrite
-	$(SARCOLOR) train $(RUNS)/chips_la $(RUNS)/chips_ben $(RUNS)/default --config models/default.toml --overwrite
+	$(SARCOLOR) train $(RUNS)/chips_la $(RUNS)/chips_ben $(RUNS)/default --config models/default.toml --overwrite $(TRAIN_FLAGS)
 
 eval-default:
 	$(SARCOLOR) eval $(RUNS)/default $(DATA) --split test --report $(RUNS)/eval_test --overwrite
