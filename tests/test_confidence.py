@@ -264,3 +264,32 @@ def test_split_outputs_follows_the_channel_names():
         split_outputs(outputs, ["a", "b"])
     ab, sigma = colour_from_outputs(outputs[:, :2], ["a", "b"], 1.0)
     assert sigma is None
+
+
+# -- export ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("export_format", ["savedmodel", "onnx"])
+def test_export_keeps_the_confidence_channels(tmp_path, export_format):
+    from sar_colorizer.export import export_model
+
+    if export_format == "onnx":
+        pytest.importorskip("tf2onnx")
+        ort = pytest.importorskip("onnxruntime")
+    bundle = load_bundle(make_head_bundle(tmp_path / "head"))
+    x = np.random.default_rng(0).random((2, 32, 48, 1), dtype=np.float32)
+    expected = bundle.model(x).numpy()
+    if export_format == "onnx":
+        path = export_model(bundle, tmp_path / "head.onnx")
+        session = ort.InferenceSession(str(path))
+        got = session.run(None, {session.get_inputs()[0].name: x})[0]
+    else:
+        import tensorflow as tf
+
+        path = export_model(bundle, tmp_path / "head_savedmodel")
+        loaded = tf.saved_model.load(str(path))  # kept: its variables die with it
+        got = loaded.serve(x).numpy()
+        assert json.loads((path / "bundle.json").read_text())["outputs"]["channels"][2:] == [
+            "log_var_a", "log_var_b"]
+    assert got.shape == (2, 32, 48, 4)
+    np.testing.assert_allclose(got, expected, atol=1e-4)
