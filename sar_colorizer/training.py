@@ -49,6 +49,9 @@ class TrainConfig:
         rarity_weighting: Rebalance the AB loss by colour rarity (Zhang et al. 2016).
         rarity_mix: Mix of the smoothed AB distribution with uniform (1 = no rebalancing).
         rarity_sigma: Gaussian smoothing of the AB histogram, in bins.
+        confidence_head: Also predict the per-pixel variance of a*, b* (Gaussian NLL with a
+            stop-gradient on the mean; the colour loss and the best-epoch choice are unchanged).
+        nll_weight: Weight of the NLL term of the confidence head.
         patience: Early stopping patience in epochs (on the validation loss).
         steps_per_epoch: Batches per epoch (None: one pass over the training chips).
         seed: Seed for weights, shuffling and augmentation.
@@ -73,6 +76,8 @@ class TrainConfig:
     rarity_weighting: bool = True
     rarity_mix: float = 0.5
     rarity_sigma: float = 1.0
+    confidence_head: bool = True
+    nll_weight: float = 1.0
     patience: int = 8
     steps_per_epoch: int | None = None
     seed: int = 0
@@ -161,7 +166,31 @@ def build_loss(config: TrainConfig, stats: dict[str, Any]) -> Any:
     if config.rarity_weighting:
         counts = np.asarray(stats["ab_histogram"]["counts"], dtype=np.float64)
         weights = rarity_weights(counts, sigma=config.rarity_sigma, mix=config.rarity_mix)
+    if config.confidence_head:
+        from sar_colorizer.losses import GaussianNLLChromaLoss
+
+        return GaussianNLLChromaLoss(ab_weights=weights, chroma_weight=config.chroma_weight,
+                                     nll_weight=config.nll_weight)
     return WeightedChromaLoss(ab_weights=weights, chroma_weight=config.chroma_weight)
+
+
+def build_metrics(config: TrainConfig, loss: Any) -> list[Any]:
+    """AB RMSE always; with the confidence head also the NLL (calibration) and the colour part
+    of the loss (:class:`~sar_colorizer.keras_metrics.ColourLoss`), on which the best epoch is
+    chosen."""
+    from sar_colorizer.keras_metrics import ColourLoss, MaskedABRMSE, MaskedGaussianNLL
+
+    metrics = [MaskedABRMSE()]
+    if config.confidence_head:
+        metrics += [MaskedGaussianNLL(),
+                    ColourLoss(ab_weights=loss.ab_weights, chroma_weight=loss.chroma_weight)]
+    return metrics
+
+
+def monitored_metric(config: TrainConfig, has_validation: bool) -> str:
+    """What early stopping and the best checkpoint watch: the colour loss, never the NLL."""
+    name = "colour_loss" if config.confidence_head else "loss"
+    return f"val_{name}" if has_validation else name
 
 
 def build_model(config: TrainConfig, input_channels: int, init: str | None = None) -> Any:
@@ -176,7 +205,7 @@ def build_model(config: TrainConfig, input_channels: int, init: str | None = Non
                 f"{input_channels}; preprocess the data with the model's bands {bundle.bands}"
             )
         logger.info("fine-tuning from %s", bundle.path)
-        return bundle.model
+        return with_confidence_head(bundle.model, config.confidence_head)
     from sar_colorizer.nets.unet import ColorizationUNet
 
     return ColorizationUNet(
@@ -185,7 +214,30 @@ def build_model(config: TrainConfig, input_channels: int, init: str | None = Non
         base_filters=config.base_filters,
         downsample=config.downsample,
         separable=config.separable,
+        confidence_head=config.confidence_head,
     )
+
+
+def with_confidence_head(model: Any, confidence_head: bool) -> Any:
+    """``model`` with the confidence head added or removed, every shared layer's weights kept.
+
+    Fine-tuning a bundle trained without the head (such as the shipped default model) with
+    ``confidence_head`` on adds a freshly initialised head; the AB network is unchanged.
+    """
+    config = model.get_config()
+    if bool(config.get("confidence_head", False)) == bool(confidence_head):
+        return model
+    rebuilt = model.__class__.from_config({**config, "confidence_head": bool(confidence_head)})
+    for layer in rebuilt.layers:
+        if not layer.weights:
+            continue
+        try:
+            source = model.get_layer(layer.name)
+        except ValueError:
+            continue  # a layer of the head that the source has not got
+        layer.set_weights(source.get_weights())
+    logger.info("%s the confidence head", "added" if confidence_head else "removed")
+    return rebuilt
 
 
 def _float_or_nan(text: str | None) -> float:
@@ -210,6 +262,8 @@ def plot_learning_curves(log_csv: Path, out_png: Path) -> None:
         return
     epochs = [int(r["epoch"]) + 1 for r in rows]
     panels = [("loss", "loss"), ("ab_rmse", "AB RMSE (CIELAB units)")]
+    if rows and "nll" in rows[0]:
+        panels.append(("nll", "NLL of a*, b* (CIELAB units)"))
     fig, axes = plt.subplots(1, len(panels), figsize=(10, 3.8))
     for ax, (key, label) in zip(axes, panels, strict=True):
         for prefix, style in (("", "-"), ("val_", "--")):
@@ -278,7 +332,6 @@ def train(
         source_crop,
         source_weights,
     )
-    from sar_colorizer.keras_metrics import MaskedABRMSE
     from sar_colorizer.sar.speckle import SpeckleFilter
 
     config.validate()
@@ -354,14 +407,14 @@ def train(
             net = model.get_config()
             config = dataclasses.replace(
                 config, **{key: net[key] for key in ("depth", "base_filters", "downsample",
-                                                     "separable") if key in net}
+                                                     "separable", "confidence_head") if key in net}
             )
             config.validate()
         loss = build_loss(config, stats)
         optimizer = keras.optimizers.Adam(
             _cosine_schedule(keras, config.learning_rate, steps_per_epoch * config.epochs)
         )
-        model.compile(optimizer=optimizer, loss=loss, metrics=[MaskedABRMSE()])
+        model.compile(optimizer=optimizer, loss=loss, metrics=build_metrics(config, loss))
 
     work_dir = model_out.with_name(model_out.name + ".work")
     _prepare_work_dir(work_dir, {"config": config.to_dict(), "init": init,
@@ -369,7 +422,7 @@ def train(
     log_csv = work_dir / "training_log.csv"
     curves_png = work_dir / "learning_curves.png"
     best_path = work_dir / "best.weights.h5"
-    monitor = "val_loss" if val_ds is not None else "loss"
+    monitor = monitored_metric(config, val_ds is not None)
 
     class _Curves(keras.callbacks.Callback):
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
@@ -378,9 +431,10 @@ def train(
     callbacks = [
         keras.callbacks.BackupAndRestore(str(work_dir / "backup")),
         keras.callbacks.ModelCheckpoint(
-            str(best_path), monitor=monitor, save_best_only=True, save_weights_only=True
+            str(best_path), monitor=monitor, mode="min", save_best_only=True,
+            save_weights_only=True,
         ),
-        keras.callbacks.EarlyStopping(monitor=monitor, patience=config.patience),
+        keras.callbacks.EarlyStopping(monitor=monitor, mode="min", patience=config.patience),
         keras.callbacks.CSVLogger(str(log_csv), append=True),
         _Curves(),
         *(callbacks or []),
@@ -420,6 +474,8 @@ def train(
             for folder, weight, crop, folder_stats in zip(sources, weights, crops, source_stats,
                                                           strict=True)
         ]
+    if getattr(model, "confidence_head", False):
+        metadata["confidence"] = calibrate_shrink(model, val_ds, seed=config.seed)
     save_bundle(model_out, model, metadata, overwrite=overwrite)
     for extra in (log_csv, curves_png):
         if extra.exists():
@@ -481,6 +537,7 @@ def bundle_metadata(
         "tile_size": int(tile_size or config.crop_size or stats.get("chip_size")
                          or model.tile_multiple),
         "model_config": model.get_config(),
+        "outputs": output_description(model),
         "tone": {"method": "matched", "l_quantiles": stats["l_quantiles"]},
         "baselines": {
             "mean_colour": stats["mean_colour"],
@@ -500,3 +557,62 @@ def bundle_metadata(
             "date": time.strftime("%Y-%m-%d"),
         },
     }
+
+
+def output_description(model: Any) -> dict[str, Any]:
+    """bundle.json's ``outputs``: what each channel of the network's output is.
+
+    Bundles without this entry (trained before the confidence head) output normalised AB only;
+    :attr:`sar_colorizer.bundle.Bundle.output_channels` reads it.
+    """
+    channels = list(getattr(model, "output_names_by_channel", ("a", "b")))
+    description = {
+        "channels": channels,
+        "ab": "normalised CIELAB a*, b* (multiply by 110), channels a and b",
+    }
+    if "log_var_a" in channels:
+        description["log_variance"] = (
+            "natural log of the predicted variance of normalised a*, b* (Gaussian around the "
+            "mean; standard deviation in CIELAB units = 110 * exp(log_var / 2)), channels "
+            "log_var_a and log_var_b"
+        )
+    return description
+
+
+def calibrate_shrink(model: Any, val_ds: Any, *, seed: int = 0,
+                     max_pixels_per_batch: int = 20000) -> dict[str, Any]:
+    """Choose the shrink constant of :mod:`sar_colorizer.confidence` on the validation chips.
+
+    Runs the trained model over ``val_ds`` (never a test split), keeps up to
+    ``max_pixels_per_batch`` random valid pixels per batch and picks the constant with the
+    lowest AB RMSE (:func:`~sar_colorizer.confidence.choose_shrink`). Without validation data
+    the default constant is recorded, saying so.
+
+    Returns:
+        bundle.json's ``confidence`` entry.
+    """
+    import numpy as np
+
+    from sar_colorizer.confidence import DEFAULT_SHRINK_K, choose_shrink
+
+    if val_ds is None:
+        logger.warning("no validation chips: the confidence shrink keeps its default k = %g",
+                       DEFAULT_SHRINK_K)
+        return {"shrink_k": DEFAULT_SHRINK_K, "chosen_on": "default (no validation data)"}
+    rng = np.random.default_rng(seed)
+    truths, means, log_variances = [], [], []
+    for inputs, targets in val_ds:
+        outputs = np.asarray(model(inputs, training=False))
+        targets = np.asarray(targets)
+        index = np.flatnonzero(targets[..., 2].reshape(-1) > 0)
+        if len(index) > max_pixels_per_batch:
+            index = rng.choice(index, max_pixels_per_batch, replace=False)
+        truths.append(targets[..., :2].reshape(-1, 2)[index])
+        means.append(outputs[..., :2].reshape(-1, 2)[index])
+        log_variances.append(outputs[..., 2:4].reshape(-1, 2)[index])
+    choice = choose_shrink(np.concatenate(truths), np.concatenate(means),
+                           np.concatenate(log_variances))
+    logger.info("confidence shrink: k = %g chosen on %d validation pixels (AB RMSE %s)",
+                choice["shrink_k"], choice["n_pixels"],
+                ", ".join(f"k={k}: {v:.3f}" for k, v in choice["ab_rmse"].items()))
+    return {**choice, "chosen_on": "validation chips"}
