@@ -534,15 +534,16 @@ def bundle_baselines(bundle: Any) -> Baselines:
 def model_bands_for(bundle: Any, sar_path: Any) -> list[str] | None:
     """The model's bands, by name, when a SAR file has more bands than the model takes and
     names them (a VV + VH file for a VH model); None (every band) otherwise."""
+    from sar_colorizer.data.bandfiles import stack_info
     from sar_colorizer.errors import SarColorError
-    from sar_colorizer.io.raster import read_info, resolve_bands
+    from sar_colorizer.io.raster import resolve_bands
 
     channels = getattr(bundle, "input_channels", None)
     names = list(getattr(bundle, "bands", None) or [])
     if not channels or not names:
         return None
     try:
-        info = read_info(sar_path)
+        info = stack_info(sar_path, "sar")
         if len(info.data_bands) <= int(channels):
             return None
         resolve_bands(info, names)
