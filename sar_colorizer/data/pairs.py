@@ -189,7 +189,7 @@ def read_manifest(csv_path: str | Path) -> list[Pair]:
         sar = _resolve(base, row[sar_key])
         optical = _resolve(base, row[opt_key])
         for file in (sar, optical):
-            if not file.is_file():
+            if not (file.is_file() or file.is_dir()):  # a folder: one file per band
                 missing.append(str(file))
         split = (row.get(split_key) or "").strip().lower() if split_key else ""
         pairs.append(Pair(name=sar.stem, sar=sar, optical=optical, split=split or None))

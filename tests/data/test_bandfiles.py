@@ -124,6 +124,9 @@ def test_preprocess_and_train_on_the_samples_with_default_flags(tmp_path) -> Non
     stats = json.loads((tmp_path / "chips" / "stats.json").read_text())
     assert stats["bands"] == ["VV", "VH"] and stats["chip_size"] == 128
     assert sum(stats["n_images"].values()) == 6
+    # the chips' pairs.csv names the image folders; eval --split val reads it back
+    val = [p for p in find_pairs(tmp_path / "chips") if p.split == "val"]
+    assert len(val) == stats["n_images"]["val"] and val[0].sar.is_dir()
     result = runner.invoke(cli, ["-q", "train", str(tmp_path / "chips"), str(tmp_path / "m"),
                                  "--epochs", "1", "--steps-per-epoch", "1"])
     assert result.exit_code == 0, result.output
