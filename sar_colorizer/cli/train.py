@@ -18,7 +18,8 @@ from sar_colorizer.training import STRATEGIES, TrainConfig
               help="TOML file with training settings (top level or a [train] table).")
 @click.option("--epochs", type=int, help="Maximum number of epochs.  [default: 30]")
 @click.option("--batch-size", type=int, help="Global batch size.  [default: 16]")
-@click.option("--crop-size", type=int, help="Random crop of the chips in px.  [default: 256]")
+@click.option("--crop-size", type=int, help="Random crop of the chips in px; smaller chips are used "
+              "whole.  [default: 256]")
 @click.option("--learning-rate", type=float, help="Adam learning rate.  [default: 0.002]")
 @click.option("--depth", type=int, help="U-Net depth.  [default: 4]")
 @click.option("--base-filters", type=int, help="Filters of the first U-Net level.  [default: 16]")
