@@ -131,3 +131,22 @@ def test_preprocess_and_train_on_the_samples_with_default_flags(tmp_path) -> Non
                                  "--epochs", "1", "--steps-per-epoch", "1"])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "m" / "model.keras").is_file()
+
+
+def test_level2a_offset_from_metadata_or_option(tmp_path, make_geotiff, rng) -> None:
+    """Baseline-04.00 reflectance (x 10000 + 1000): the offset comes from BOA_ADD_OFFSET in
+    the file's metadata or from the option; in as-is it changes the rendering."""
+    optical = _reflectance(rng)
+    sar = make_geotiff("sar.tif", rng.gamma(1.0, 0.05, (24, 24)).astype(np.float32))
+    plain = make_geotiff("plain.tif", optical)
+    shifted = make_geotiff("shifted.tif", optical + 1000)
+    tagged = make_geotiff("tagged.tif", optical + 1000)
+    with rasterio.open(tagged, "r+") as dst:
+        dst.update_tags(BOA_ADD_OFFSET="-1000")
+    expected = read_pair(Pair("p", sar, plain), optical_convention="as-is").optical_rgb
+    from_tag = read_pair(Pair("t", sar, tagged), optical_convention="as-is").optical_rgb
+    given = read_pair(Pair("s", sar, shifted), optical_convention="as-is", optical_offset=-1000)
+    ignored = read_pair(Pair("s", sar, shifted), optical_convention="as-is").optical_rgb
+    np.testing.assert_allclose(from_tag, expected, atol=1e-6)
+    np.testing.assert_allclose(given.optical_rgb, expected, atol=1e-6)
+    assert np.abs(ignored - expected).max() > 0.02
