@@ -49,7 +49,8 @@ def train(ctx: click.Context, data_dirs: tuple[str, ...], model_out: str, config
 
     Several DATA_DIRs train on all of them: each batch comes from one folder, drawn with
     --source-weights, so a small dataset is not drowned by a large one; validation uses the
-    validation images of every folder. The optical colour convention comes from the chips.
+    validation images of every folder, weighted the same way. The optical colour convention
+    comes from the chips.
 
     An interrupted run resumes from its last finished epoch when the same command is run again
     (checkpoints live in MODEL_OUT.work/ until the bundle is written).
