@@ -216,6 +216,7 @@ def evaluate_pair(
     tile_size: int | None = None,
     keep_thumbnails: bool = False,
     optical_convention: str | None = None,
+    optical_offset: float | None = None,
 ) -> ImageOutputs:
     """Colorize one pair with the model and every baseline and score them.
 
@@ -231,6 +232,8 @@ def evaluate_pair(
         keep_thumbnails: keep small images of every column for the grid.
         optical_convention: how the optical image is rendered for the reference (``"dos"`` or
             ``"as-is"``); None: the convention the model was trained in (its bundle's).
+        optical_offset: added to integer reflectance before dividing by 10000 (-1000 for
+            Level-2A from processing baseline 04.00); None: from the file's metadata, else 0.
 
     Returns:
         The :class:`ImageOutputs`.
@@ -246,6 +249,7 @@ def evaluate_pair(
         bands=bands if bands is not None else model_bands_for(bundle, pair.sar),
         input_scale=input_scale,
         optical_convention=optical_convention or bundle_convention(bundle),
+        optical_offset=optical_offset,
     )
     # read_pair resolves "auto" from the file's own dtype (integer files are display images).
     scale = getattr(arrays, "input_scale", None) or input_scale
@@ -534,15 +538,16 @@ def bundle_baselines(bundle: Any) -> Baselines:
 def model_bands_for(bundle: Any, sar_path: Any) -> list[str] | None:
     """The model's bands, by name, when a SAR file has more bands than the model takes and
     names them (a VV + VH file for a VH model); None (every band) otherwise."""
+    from sar_colorizer.data.bandfiles import stack_info
     from sar_colorizer.errors import SarColorError
-    from sar_colorizer.io.raster import read_info, resolve_bands
+    from sar_colorizer.io.raster import resolve_bands
 
     channels = getattr(bundle, "input_channels", None)
     names = list(getattr(bundle, "bands", None) or [])
     if not channels or not names:
         return None
     try:
-        info = read_info(sar_path)
+        info = stack_info(sar_path, "sar")
         if len(info.data_bands) <= int(channels):
             return None
         resolve_bands(info, names)
@@ -577,6 +582,7 @@ def evaluate(
     overwrite: bool = False,
     on_image: Callable[[ImageOutputs], None] | None = None,
     optical_convention: str | None = None,
+    optical_offset: float | None = None,
 ) -> dict[str, Any]:
     """Evaluate a model and the three baselines on the same image pairs and write a report.
 
@@ -596,6 +602,7 @@ def evaluate(
         on_image: called with each image's outputs as it is scored (for callers that log).
         optical_convention: how optical images are rendered for the references (``"dos"`` or
             ``"as-is"``); None: the convention the model was trained in (its bundle's).
+        optical_offset: see :func:`evaluate_pair`.
 
     Returns:
         The report (the content of ``report.json``).
@@ -628,6 +635,7 @@ def evaluate(
             tile_size=tile_size,
             keep_thumbnails=index in in_grid,
             optical_convention=convention,
+            optical_offset=optical_offset,
         )
         images.append(outputs)
         if on_image is not None:

@@ -331,6 +331,7 @@ def train(
         mixed_dataset,
         source_crop,
         source_weights,
+        validation_repeats,
     )
     from sar_colorizer.sar.speckle import SpeckleFilter
 
@@ -386,8 +387,9 @@ def train(
             for folder, weight, s in zip(sources, weights, source_stats, strict=True)))
     val_ds = None
     validation_steps = 0
-    for folder, folder_stats in zip(sources, source_stats, strict=True):
-        n_folder_val = int(folder_stats["n_chips"].get("val", 0))
+    n_val_chips = [int(s["n_chips"].get("val", 0)) for s in source_stats]
+    repeats = validation_repeats(n_val_chips, weights)
+    for folder, n_folder_val, repeat in zip(sources, n_val_chips, repeats, strict=True):
         if not n_folder_val:
             continue
         folder_val = make_dataset(
@@ -395,8 +397,11 @@ def train(
             speckle_filter=speckle, augment=False, shuffle=False,
             deterministic=config.deterministic, seed=config.seed,
         )
+        if repeat > 1:
+            # full batches of the repeated chips (few small sources: few model calls)
+            folder_val = folder_val.unbatch().repeat(repeat).batch(config.batch_size)
         val_ds = folder_val if val_ds is None else val_ds.concatenate(folder_val)
-        validation_steps += math.ceil(n_folder_val / config.batch_size)
+        validation_steps += math.ceil(repeat * n_folder_val / config.batch_size)
     if val_ds is None:
         logger.warning("%s has no validation chips: the last epoch is kept, not the best", data_dir)
 

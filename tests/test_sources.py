@@ -10,7 +10,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from sar_colorizer.data.sources import combine_stats, source_crop, source_weights
+from sar_colorizer.data.sources import (
+    combine_stats,
+    source_crop,
+    source_weights,
+    validation_repeats,
+)
 from sar_colorizer.errors import InputError
 from sar_colorizer.preprocessing import adapt_chip_size, preprocess
 from sar_colorizer.training import TrainConfig, read_stats, train
@@ -83,6 +88,16 @@ def test_source_weights_and_crops() -> None:
     assert source_crop(256, 128, 64) == 128
     assert source_crop(256, 120, 64) == 64
     assert source_crop(None, 128, 64) is None
+
+
+def test_validation_follows_the_source_weights() -> None:
+    # 176 LA validation chips and 4 BigEarthNet ones weigh equally at weights 0.5 / 0.5
+    repeats = validation_repeats([176, 4], [0.5, 0.5])
+    assert repeats == [1, 44] and 176 * repeats[0] == 4 * repeats[1]
+    repeats = validation_repeats([30, 100], [0.75, 0.25])
+    assert repeats == [10, 1] and 30 * repeats[0] == 3 * 100 * repeats[1]
+    assert validation_repeats([0, 0], [0.5, 0.5]) == [1, 1]
+    assert validation_repeats([10, 5], [1.0, 0.0]) == [1, 1]
 
 
 def test_combined_statistics_follow_the_weights(two_sources) -> None:

@@ -18,7 +18,8 @@ from sar_colorizer.training import STRATEGIES, TrainConfig
               help="TOML file with training settings (top level or a [train] table).")
 @click.option("--epochs", type=int, help="Maximum number of epochs.  [default: 30]")
 @click.option("--batch-size", type=int, help="Global batch size.  [default: 16]")
-@click.option("--crop-size", type=int, help="Random crop of the chips in px.  [default: 256]")
+@click.option("--crop-size", type=int, help="Random crop of the chips in px; smaller chips are used "
+              "whole.  [default: 256]")
 @click.option("--learning-rate", type=float, help="Adam learning rate.  [default: 0.002]")
 @click.option("--depth", type=int, help="U-Net depth.  [default: 4]")
 @click.option("--base-filters", type=int, help="Filters of the first U-Net level.  [default: 16]")
@@ -48,7 +49,8 @@ def train(ctx: click.Context, data_dirs: tuple[str, ...], model_out: str, config
 
     Several DATA_DIRs train on all of them: each batch comes from one folder, drawn with
     --source-weights, so a small dataset is not drowned by a large one; validation uses the
-    validation images of every folder. The optical colour convention comes from the chips.
+    validation images of every folder, weighted the same way. The optical colour convention
+    comes from the chips.
 
     An interrupted run resumes from its last finished epoch when the same command is run again
     (checkpoints live in MODEL_OUT.work/ until the bundle is written).

@@ -8,7 +8,9 @@ training batch is drawn from one source, chosen at random with the source's weig
 has one shape, while sources may differ in crop size: the network is fully convolutional.
 
 Validation uses the validation images of every source (split by source image in each
-``preprocess`` run, never by chip). The statistics the model and its baselines need (AB
+``preprocess`` run, never by chip), each source's chips repeated so that the sources weigh in
+the validation loss as in training (:func:`validation_repeats`): the model is chosen for the
+mixture it is trained on, not for whichever source has the most validation chips. The statistics the model and its baselines need (AB
 histogram, tone curve, mean colour, linear regression) are combined with the same weights, so
 they describe the mixture the network is trained on.
 """
@@ -151,6 +153,25 @@ def source_crop(crop_size: int | None, chip_size: int, multiple: int = 1) -> int
             "preprocess with a larger --chip-size or train a shallower network"
         )
     return fitted
+
+
+def validation_repeats(n_val_chips: Sequence[int], weights: Sequence[float]) -> list[int]:
+    """How many times to repeat each source's validation chips so that each source's share of
+    the validation chips follows its sampling weight (the largest share is not repeated).
+
+    >>> validation_repeats([176, 4], [0.5, 0.5])   # 176 LA chips, 4 BigEarthNet chips
+    [1, 44]
+    >>> validation_repeats([176, 4], [0.8, 0.2]), validation_repeats([10, 0], [0.5, 0.5])
+    ([1, 11], [1, 1])
+    """
+    per_weight = [n / w for n, w in zip(n_val_chips, weights, strict=True) if n and w > 0]
+    if not per_weight:
+        return [1] * len(n_val_chips)
+    base = max(per_weight)
+    return [
+        max(1, round(w * base / n)) if n and w > 0 else 1
+        for n, w in zip(n_val_chips, weights, strict=True)
+    ]
 
 
 def mixed_dataset(datasets: Sequence[Any], weights: Sequence[float], seed: int) -> Any:

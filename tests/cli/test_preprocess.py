@@ -323,3 +323,25 @@ def test_real_pairs(tmp_path) -> None:
     assert 20 < stats["l_quantiles"][50] < 90
     assert -30 < stats["mean_colour"][0] < 30
     assert time.perf_counter() - start < 60
+
+
+def test_optical_convention_is_chosen_and_recorded(tmp_path) -> None:
+    images = _write_pairs(tmp_path / "in", n=2)
+    rgb = {name: pair[1] for name, pair in images.items()}
+    for convention in ("as-is", "dos"):
+        out = tmp_path / convention
+        result = _run(str(tmp_path / "in"), str(out), "--chip-size", "64", "--val-fraction", "0",
+                      "--optical-convention", convention)
+        assert result.exit_code == 0, result.output
+        stats = json.loads((out / "stats.json").read_text())
+        assert stats["optical_convention"] == convention
+        assert stats["settings"]["optical_convention"] == convention
+        chips = {c["source"]: c["rgb"] for c in iter_chips(list_shards(out, "train"))}
+        same = all(np.array_equal(chips[name], rgb[name]) for name in chips)
+        # as-is keeps 8-bit images as stored; dos stretches each channel from its dark object
+        assert same == (convention == "as-is")
+        if convention == "dos":
+            for chip in chips.values():
+                assert np.percentile(chip.reshape(-1, 3), 1, axis=0).max() <= 1
+    result = _run(str(tmp_path / "in"), str(tmp_path / "x"), "--optical-convention", "natural")
+    assert result.exit_code != 0 and "dos" in result.output
