@@ -492,12 +492,25 @@ def write_grid(
             if row == 0:
                 axis.set_title(title, fontsize=9)
             if column == 0:
-                axis.set_ylabel(image.name, fontsize=8)
+                axis.set_ylabel(grid_label(image.name), fontsize=8)
     destination = Path(path)
     with atomic_path(destination, overwrite=True) as temporary, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         figure.savefig(temporary, format="png", dpi=100)
     return destination
+
+
+def grid_label(name: str, width: int = 26) -> str:
+    """A grid row label that fits beside a thumbnail: at most two lines of ``width``
+    characters, shortened with an ellipsis in the middle beyond that."""
+    from sar_colorizer.report_html import shorten
+
+    if len(name) <= width:
+        return name
+    if len(name) <= 2 * width:
+        return f"{name[:width]}\n{name[width:]}"
+    short = shorten(name, 2 * width)
+    return f"{short[:width]}\n{short[width:]}"
 
 
 def _grid_indices(n_images: int, grid_count: int) -> set[int]:
@@ -538,6 +551,7 @@ def evaluate(
     tile_size: int | None = None,
     overwrite: bool = False,
     on_image: Callable[[ImageOutputs], None] | None = None,
+    html: bool = True,
 ) -> dict[str, Any]:
     """Evaluate a model and the three baselines on the same image pairs and write a report.
 
@@ -555,6 +569,8 @@ def evaluate(
         tile_size: tile side for the model; None: the size it was trained on (as ``predict``).
         overwrite: replace an existing ``report.json``.
         on_image: called with each image's outputs as it is scored (for callers that log).
+        html: also write ``report.html`` (:mod:`sar_colorizer.report_html`), which shows every
+            image.
 
     Returns:
         The report (the content of ``report.json``).
@@ -572,6 +588,9 @@ def evaluate(
     selected = select_pairs(pairs, split=split, limit=limit)
     in_grid = _grid_indices(len(selected), grid_count)
 
+    from sar_colorizer.report_html import REPORT_HTML, HtmlCollector
+
+    page = HtmlCollector() if html else None
     images: list[ImageOutputs] = []
     for index, pair in enumerate(
         tqdm(selected, desc="evaluate", unit="image", disable=None if progress else True)
@@ -584,8 +603,12 @@ def evaluate(
             input_scale=input_scale,
             tone=tone,
             tile_size=tile_size,
-            keep_thumbnails=index in in_grid,
+            keep_thumbnails=index in in_grid or page is not None,
         )
+        if page is not None:
+            page.add(outputs)  # small PNGs; the arrays are kept only for the grid
+            if index not in in_grid:
+                outputs.thumbnails = {}
         images.append(outputs)
         if on_image is not None:
             on_image(outputs)
@@ -598,6 +621,10 @@ def evaluate(
     write_report(report, folder)
     if in_grid:
         write_grid(images, folder / GRID_PNG, best_baseline(report))
+    if page is not None:
+        from sar_colorizer.report_html import write_html
+
+        write_html(report, page.entries, folder / REPORT_HTML)
     logger.info("wrote %s (%d images)", folder / REPORT_JSON, len(images))
     return report
 
