@@ -11,8 +11,9 @@ workers keep dying is reported as failed. Nothing is ever left under an output's
 unless it is complete.
 
 Inputs are read by the workers, so they must be paths every worker can open: a shared file
-system, or GDAL virtual paths such as ``/vsis3/bucket/scene.tif`` (with the usual
-``AWS_*`` variables set on the workers) or ``/vsicurl/`` URLs.
+system, or GDAL virtual paths such as ``/vsis3/bucket/scene.tif`` (with the usual ``AWS_*``
+variables set on the workers). Outputs go to a folder every worker can write to (local or
+shared file system: the atomic rename needs one).
 """
 
 from __future__ import annotations
