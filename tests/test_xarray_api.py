@@ -11,7 +11,7 @@ import pytest
 import rasterio
 
 import sar_colorizer as sc
-from sar_colorizer.errors import InputError, MissingExtraError
+from sar_colorizer.errors import InputError
 
 xr = pytest.importorskip("xarray", reason="needs the xarray extra: pip install 'sarcolor[xarray]'")
 rioxarray = pytest.importorskip("rioxarray", reason="needs the xarray extra")
@@ -129,12 +129,6 @@ def test_statistics_sample_the_pixels_gdal_decimation_reads(tmp_path):
             dst.write(np.stack([index, index])[None])
         values, _ = read_raster(path, out_shape=(2, out))
         np.testing.assert_array_equal(values[0, 0].astype(np.int64), decimation_indices(length, out))
-
-
-def test_missing_extra_is_a_one_line_error(monkeypatch, scene):
-    monkeypatch.setitem(sys.modules, "xarray", None)
-    with pytest.raises(MissingExtraError, match=r'pip install "sarcolor\[xarray\]"'):
-        sc.colorize_dataarray(object())
 
 
 def test_notebook_example_runs(tmp_path):
