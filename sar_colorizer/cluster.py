@@ -21,6 +21,7 @@ from __future__ import annotations
 import glob
 import logging
 import os
+import uuid
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -151,9 +152,11 @@ def run_batch(
         raise
     except Exception as error:
         raise InputError(f"{model}: the model does not load on the workers ({error})") from None
+    run = uuid.uuid4().hex[:8]  # task keys unique to this run: never a cached result
     futures = {
-        client.submit(colour_scene, model, job, settings, key=f"sarcolor-{i}-{Path(job['input']).name}",
-                      pure=False): job
+        client.submit(
+            colour_scene, model, job, settings, key=f"sarcolor-{run}-{i}-{Path(job['input']).name}"
+        ): job
         for i, job in enumerate(jobs)
     }
     done: list[dict[str, Any]] = []
@@ -165,7 +168,8 @@ def run_batch(
             try:
                 done.append(future.result())
             except distributed.KilledWorker:
-                failed.append((job["input"], "failed: the workers colouring it died (out of memory?)"))
+                message = "failed: the workers colouring it died (out of memory?)"
+                failed.append((job["input"], message))
             except SarColorError as error:
                 failed.append((job["input"], str(error)))
             except Exception as error:  # one broken scene must not stop the batch
