@@ -143,3 +143,40 @@ def test_real_texas_report_renders(shared_data, chromium, tmp_path):
         )
         assert loaded == 12
         assert page.errors() == []
+
+
+def test_grid_row_labels_stay_beside_their_row_and_inside_the_figure(tmp_path, monkeypatch):
+    """grid.png: long names used to run over the neighbouring rows and off the figure."""
+    from matplotlib.figure import Figure
+
+    from sar_colorizer.evaluation import ImageOutputs, write_grid
+
+    figures: list[Figure] = []
+    original = Figure.savefig
+
+    def keep(self, *args, **kwargs):
+        figures.append(self)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", keep)
+    rng = np.random.default_rng(0)
+    colour = rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)
+    thumbnails = {"sar": rng.uniform(0, 1, (64, 64)), "model": colour, "mean_colour": colour,
+                  "reference": colour, "optical": colour}
+    names = [LONG.format(i) * 2 for i in range(3)]  # 150+ characters
+    images = [ImageOutputs(name, {}, dict(thumbnails)) for name in names]
+    write_grid(images, tmp_path / "grid.png", "mean_colour")
+    figure = figures[-1]
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    frame = figure.bbox
+    axes = [ax for ax in figure.axes if ax.get_ylabel()]
+    assert len(axes) == 3
+    for ax in axes:
+        label = ax.yaxis.label.get_window_extent(renderer)
+        row = ax.get_window_extent(renderer)
+        assert label.y0 >= row.y0 - 1 and label.y1 <= row.y1 + 1  # beside its own row only
+        assert label.x0 >= frame.x0 and label.y0 >= frame.y0 and label.y1 <= frame.y1
