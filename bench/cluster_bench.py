@@ -84,7 +84,24 @@ def ensure_crops(scene_dir: Path, crop: int, count: int) -> list[Path]:
 
 
 def peak_rss_mb() -> float:
+    """Peak resident memory of this process (MB): VmHWM of its address space.
+
+    Not ``getrusage``'s ``ru_maxrss``, which survives ``exec``: a worker process forked from
+    this one would report this process's peak as its own.
+    """
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def rss_mb() -> float:
+    """Resident memory of this process now (MB)."""
+    import psutil
+
+    return psutil.Process().memory_info().rss / 2**20
 
 
 def main() -> None:
@@ -123,10 +140,12 @@ def main() -> None:
         done, failed = run_batch(client, args.model, jobs, {}, progress=False)
         parallel = time.perf_counter() - t1
         worker_mb = client.run(peak_rss_mb)
+        worker_now = client.run(rss_mb)
     assert not failed, failed
     print(f"{args.workers} workers: start-up (processes + model) {startup:.1f} s, colouring "
           f"{parallel:.1f} s ({megapixels / parallel:.2f} Mpx/s)")
-    print("per-worker peak memory: " + ", ".join(f"{mb:.0f} MB" for mb in worker_mb.values()))
+    print("per-worker peak memory: " + ", ".join(f"{mb:.0f} MB" for mb in worker_mb.values())
+          + " (resident at the end: " + ", ".join(f"{mb:.0f} MB" for mb in worker_now.values()) + ")")
     print(f"speed-up: {sequential / parallel:.2f}x colouring only, "
           f"{sequential / (parallel + startup):.2f}x counting the cluster's start-up "
           f"(sequential model load {load_seconds:.1f} s not counted)")
