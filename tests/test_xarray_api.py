@@ -140,3 +140,26 @@ def test_notebook_example_runs(tmp_path):
     assert "identical to the in-memory result" in result.stdout
     with rasterio.open(tmp_path / "camargue_colour.tif") as src:
         assert src.count == 4 and src.crs is not None
+
+
+def test_dask_equals_predict_on_a_scene_wider_than_the_statistics_read(tmp_path):
+    """2300 px wide: predict's statistics come from a decimated read (STATS_MAX_SIDE 2048),
+    and the lazy path samples the same pixels."""
+    from affine import Affine
+
+    from sar_colorizer.inference import STATS_MAX_SIDE
+
+    height, width = 260, 2300
+    assert width > STATS_MAX_SIDE
+    path = tmp_path / "wide_VH.tif"
+    db = _scene_db(height, width, seed=3)
+    with rasterio.open(
+        path, "w", driver="GTiff", width=width, height=height, count=1, dtype="float32",
+        nodata=-9999.0, crs="EPSG:32631", transform=Affine(10, 0, 600000, 0, -10, 4800000),
+    ) as dst:
+        dst.write(db[None])
+    sc.colorize_file(path, tmp_path / "predicted.tif")
+    with rasterio.open(tmp_path / "predicted.tif") as src:
+        predicted = src.read()
+    sar = rioxarray.open_rasterio(path, chunks={"y": 260, "x": 700})
+    np.testing.assert_array_equal(sc.colorize_dataarray(sar).compute().values, predicted)
