@@ -163,3 +163,19 @@ def test_dask_equals_predict_on_a_scene_wider_than_the_statistics_read(tmp_path)
         predicted = src.read()
     sar = rioxarray.open_rasterio(path, chunks={"y": 260, "x": 700})
     np.testing.assert_array_equal(sc.colorize_dataarray(sar).compute().values, predicted)
+
+
+@pytest.mark.slow
+def test_dask_chunks_on_a_distributed_cluster_equal_predict(scene, monkeypatch):
+    """Chunk tasks on 2 worker processes (one model per worker, loaded from the bundle path)."""
+    import os
+
+    distributed = pytest.importorskip("distributed", reason="needs the dask extra")
+    from sar_colorizer.cluster import local_cluster
+
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    path, predicted = scene
+    with local_cluster(2) as cluster, distributed.Client(cluster):
+        sar = rioxarray.open_rasterio(path, chunks={"y": 300, "x": 300})
+        values = sc.colorize_dataarray(sar).compute().values
+    np.testing.assert_array_equal(values, predicted)
