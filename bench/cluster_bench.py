@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import shlex
 import shutil
 import subprocess
 import sys
@@ -158,6 +159,7 @@ def main() -> None:
         for p in crops
     )
     print(f"outputs identical: {same}")
+    print("command: " + shlex.join([Path(sys.executable).name, *sys.argv]))
     shutil.rmtree(out)
 
 
