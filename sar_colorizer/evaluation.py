@@ -504,12 +504,25 @@ def write_grid(
             if row == 0:
                 axis.set_title(title, fontsize=9)
             if column == 0:
-                axis.set_ylabel(image.name, fontsize=8)
+                axis.set_ylabel(grid_label(image.name), fontsize=8)
     destination = Path(path)
     with atomic_path(destination, overwrite=True) as temporary, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         figure.savefig(temporary, format="png", dpi=100)
     return destination
+
+
+def grid_label(name: str, width: int = 26) -> str:
+    """A grid row label that fits beside a thumbnail: at most two lines of ``width``
+    characters, shortened with an ellipsis in the middle beyond that."""
+    from sar_colorizer.report_html import shorten
+
+    if len(name) <= width:
+        return name
+    if len(name) <= 2 * width:
+        return f"{name[:width]}\n{name[width:]}"
+    short = shorten(name, 2 * width)
+    return f"{short[:width]}\n{short[width:]}"
 
 
 def _grid_indices(n_images: int, grid_count: int) -> set[int]:
@@ -583,6 +596,7 @@ def evaluate(
     on_image: Callable[[ImageOutputs], None] | None = None,
     optical_convention: str | None = None,
     optical_offset: float | None = None,
+    html: bool = True,
 ) -> dict[str, Any]:
     """Evaluate a model and the three baselines on the same image pairs and write a report.
 
@@ -603,6 +617,8 @@ def evaluate(
         optical_convention: how optical images are rendered for the references (``"dos"`` or
             ``"as-is"``); None: the convention the model was trained in (its bundle's).
         optical_offset: see :func:`evaluate_pair`.
+        html: also write ``report.html`` (:mod:`sar_colorizer.report_html`), which shows every
+            image.
 
     Returns:
         The report (the content of ``report.json``).
@@ -621,6 +637,9 @@ def evaluate(
     selected = select_pairs(pairs, split=split, limit=limit)
     in_grid = _grid_indices(len(selected), grid_count)
 
+    from sar_colorizer.report_html import REPORT_HTML, HtmlCollector
+
+    page = HtmlCollector() if html else None
     images: list[ImageOutputs] = []
     for index, pair in enumerate(
         tqdm(selected, desc="evaluate", unit="image", disable=None if progress else True)
@@ -633,10 +652,14 @@ def evaluate(
             input_scale=input_scale,
             tone=tone,
             tile_size=tile_size,
-            keep_thumbnails=index in in_grid,
+            keep_thumbnails=index in in_grid or page is not None,
             optical_convention=convention,
             optical_offset=optical_offset,
         )
+        if page is not None:
+            page.add(outputs)  # small PNGs; the arrays are kept only for the grid
+            if index not in in_grid:
+                outputs.thumbnails = {}
         images.append(outputs)
         if on_image is not None:
             on_image(outputs)
@@ -654,6 +677,10 @@ def evaluate(
     write_report(report, folder)
     if in_grid:
         write_grid(images, folder / GRID_PNG, best_baseline(report))
+    if page is not None:
+        from sar_colorizer.report_html import write_html
+
+        write_html(report, page.entries, folder / REPORT_HTML)
     logger.info("wrote %s (%d images)", folder / REPORT_JSON, len(images))
     return report
 

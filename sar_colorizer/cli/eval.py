@@ -26,7 +26,7 @@ from sar_colorizer.cli.options import (
     "report_dir",
     type=click.Path(file_okay=False),
     required=True,
-    help="Folder for report.json, report.md and grid.png (created).",
+    help="Folder for report.json, report.md, report.html and grid.png (created).",
 )
 @click.option(
     "--split",
