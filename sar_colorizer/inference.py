@@ -110,6 +110,10 @@ _WRITE_ROWS = 128
 BATCH_PIXELS = 1 << 20
 
 
+#: Display filter for L by default (:data:`sar_colorizer.sar.display.DEFAULT_DISPLAY_FILTER`,
+#: repeated so that importing this module does not import OpenCV; a test checks both agree).
+DISPLAY_FILTER = "median_guided"
+
 #: AB scale of :mod:`sar_colorizer.color.lab` (kept here so that importing this module does not
 #: import Keras; a test checks both agree).
 AB_SCALE = 110.0
@@ -190,6 +194,20 @@ def _relative_filtered(
     preprocessing: Preprocessing,
 ) -> np.ndarray:
     """Raw (C, H, W) values -> speckle-filtered relative intensity (C, H, W), NaN at nodata."""
+    return _relative_and_display(values, valid, scale, references, preprocessing, "network")[0]
+
+
+def _relative_and_display(
+    values: np.ndarray,
+    valid: np.ndarray,
+    scale: str,
+    references: Sequence[float],
+    preprocessing: Preprocessing,
+    display_filter: str,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Raw (C, H, W) values -> (speckle-filtered relative intensity (C, H, W) for the network,
+    relative intensity (H, W) of the first band filtered with ``display_filter`` for L), both
+    NaN at nodata (:mod:`sar_colorizer.sar.display`; "network": the network's input band)."""
     from sar_colorizer.sar.radiometry import to_linear_power
     from sar_colorizer.sar.speckle import apply_speckle_filter
 
@@ -198,13 +216,18 @@ def _relative_filtered(
     for band, reference in enumerate(references):
         relative[band] = preprocessing.normalization.apply(linear[band], float(reference))
     del linear
+    display = None
+    if display_filter != "network":
+        from sar_colorizer.sar.display import apply_display_filter
+
+        display = apply_display_filter(relative[0], valid, display_filter)
     if preprocessing.speckle_filter.name != "none":
         relative = np.asarray(
             apply_speckle_filter(relative, preprocessing.speckle_filter), dtype=np.float32
         )
     # (Already NaN there through to_linear_power's mask; boolean indexing would cost 5x more.)
     np.copyto(relative, np.float32(np.nan), where=~valid)
-    return relative
+    return relative, relative[0] if display is None else display
 
 
 def _check_values(values: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -224,6 +247,7 @@ def scene_statistics(
     valid: np.ndarray,
     preprocessing: Any,
     input_scale: str = "auto",
+    display_filter: str = "network",
 ) -> SceneStatistics:
     """Normalisation references and SAR feature quantiles of a whole image.
 
@@ -233,6 +257,8 @@ def scene_statistics(
         preprocessing: A :class:`Preprocessing` or a bundle.
         input_scale: "auto" (detected with
             :func:`~sar_colorizer.sar.radiometry.detect_input_scale`) or a scale name.
+        display_filter: The filter L is made with (:mod:`sar_colorizer.sar.display`); the
+            feature quantiles describe its output. "network": the bundle's speckle filter.
 
     Returns:
         The :class:`SceneStatistics`.
@@ -257,8 +283,10 @@ def scene_statistics(
                 f"{reference}); check --input-scale and the nodata value"
             )
         references.append(reference)
-    relative = _relative_filtered(values, valid, scale, references, preprocessing)
-    feature = np.asarray(relative_to_feature(relative[0][valid]), dtype=np.float64)
+    _, display = _relative_and_display(
+        values, valid, scale, references, preprocessing, display_filter
+    )
+    feature = np.asarray(relative_to_feature(display[valid]), dtype=np.float64)
     feature = feature[np.isfinite(feature)]
     quantiles = np.quantile(feature, _QUANTILE_LEVELS) if feature.size else _QUANTILE_LEVELS
     return SceneStatistics(
@@ -446,7 +474,7 @@ def _bundle_l_quantiles(bundle: Any, tone: str) -> tuple[str, np.ndarray | None]
 _COLOUR_CHUNK = 1 << 18
 
 _RUNNERS: weakref.WeakKeyDictionary[Any, _ModelRunner] = weakref.WeakKeyDictionary()
-_CONVERTER: list[_ColourConverter] = []
+_CONVERTER: dict[bool, _ColourConverter] = {}
 
 
 class _ModelRunner:
@@ -498,13 +526,27 @@ class _ModelRunner:
         return _RUNNERS[model]
 
     def __call__(
-        self, batch: np.ndarray, weights: tuple[np.ndarray, np.ndarray] | None = None
+        self,
+        batch: np.ndarray,
+        weights: tuple[np.ndarray, np.ndarray] | None = None,
+        guide: np.ndarray | None = None,
+        size: tuple[int, int] | None = None,
     ) -> np.ndarray:
         """Model output for ``batch`` (B, H, W, C), times ``wy[:, :, None] * wx[:, None, :]``
-        per tile when separable ``weights = (wy (B, H), wx (B, W))`` are given."""
+        per tile when separable ``weights = (wy (B, h), wx (B, w))`` are given.
+
+        The output has the size of ``guide`` (B, h, w), upsampled along its edges
+        (:func:`~sar_colorizer.color.upsampling.guided_upsample`), when a guide is given; else
+        ``size`` (h, w) (default: the batch's), upsampled bilinearly.
+        """
         outputs = self._forward(self._tf.constant(batch, dtype=self._tf.float32)).numpy()
-        if self.upsample:
-            outputs = _resize_bilinear(outputs, batch.shape[1], batch.shape[2])
+        height, width = size if size is not None else batch.shape[1:3]
+        if guide is not None:
+            from sar_colorizer.color.upsampling import guided_upsample
+
+            outputs = guided_upsample(outputs, guide)
+        elif outputs.shape[1:3] != (height, width):
+            outputs = _resize_bilinear(outputs, height, width)
         if weights is not None:
             weights_y, weights_x = weights
             outputs *= weights_y[:, :, None, None]
@@ -531,7 +573,9 @@ class _ColourConverter:
     """Filtered relative intensity + normalised AB -> LAB and sRGB uint8, per pixel.
 
     ``feature = relative_to_feature(relative)``, ``L = tone table(feature)`` (linear
-    interpolation, as :func:`sar_to_l`), ``AB = ab_norm * AB_SCALE``, then
+    interpolation, as :func:`sar_to_l`), ``AB = ab_norm * AB_SCALE``, with ``chroma_limit``
+    its chroma capped to the sRGB gamut at its L and hue
+    (:func:`~sar_colorizer.color.gamut.limit_chroma`), then
     :func:`~sar_colorizer.color.lab.lab_to_rgb`; 0 outside ``valid``. Runs as one XLA-compiled
     ``tf.function`` on fixed chunks of :data:`_COLOUR_CHUNK` pixels (one compilation whatever
     the image size; XLA fuses the ~50 element-wise operations into a single pass, several
@@ -539,12 +583,14 @@ class _ColourConverter:
     is unavailable.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, chroma_limit: bool = True) -> None:
         from sar_colorizer._tf import import_tensorflow
+        from sar_colorizer.color.gamut import limit_chroma, max_chroma_table
         from sar_colorizer.color.lab import lab_to_rgb
         from sar_colorizer.sar.radiometry import FEATURE_DB_MIN
 
         tf = import_tensorflow()
+        gamut = tf.constant(max_chroma_table())
         ln10 = float(np.log(10.0))
         steps = float(TONE_LUT_SIZE - 1)
 
@@ -557,7 +603,10 @@ class _ColourConverter:
             lightness = (
                 tf.gather(lut, index) * (1.0 - fraction) + tf.gather(lut, index + 1) * fraction
             )
-            lab = tf.concat([lightness[:, None], ab_norm * AB_SCALE], axis=-1)
+            ab = ab_norm * AB_SCALE
+            if chroma_limit:  # keep hue, reduce chroma to what sRGB shows at this L
+                ab = limit_chroma(lightness, ab, gamut)
+            lab = tf.concat([lightness[:, None], ab], axis=-1)
             rgb = tf.cast(lab_to_rgb(lab) * 255.0 + 0.5, tf.uint8)
             mask = valid[:, None]
             return tf.where(mask, lab, 0.0), tf.where(mask, rgb, tf.zeros_like(rgb))
@@ -576,11 +625,11 @@ class _ColourConverter:
         self._lock = threading.Lock()
 
     @classmethod
-    def shared(cls) -> _ColourConverter:
-        """The process-wide converter (compiled once)."""
-        if not _CONVERTER:
-            _CONVERTER.append(cls())
-        return _CONVERTER[0]
+    def shared(cls, chroma_limit: bool = True) -> _ColourConverter:
+        """The process-wide converter (compiled once per ``chroma_limit``)."""
+        if chroma_limit not in _CONVERTER:
+            _CONVERTER[chroma_limit] = cls(chroma_limit)
+        return _CONVERTER[chroma_limit]
 
     def _call(self, *arrays: np.ndarray) -> tuple[Any, Any]:
         try:
@@ -643,11 +692,28 @@ def _pad_to_multiple(image: np.ndarray, multiple: int) -> np.ndarray:
     return reflect_pad_window(image, 0, 0, 0, height + pad_h, width + pad_w, height, width)
 
 
-def _predict_ab_whole(model: Any, relative: np.ndarray, multiple: int) -> np.ndarray:
+def _predict_ab_whole(
+    model: Any, relative: np.ndarray, multiple: int, guide: np.ndarray | None = None
+) -> np.ndarray:
     """Normalised AB for a whole image in one forward pass (padded to the model's multiple)."""
     height, width = relative.shape[:2]
     padded = _pad_to_multiple(relative, multiple)
-    return _ModelRunner.for_model(model)(padded[None])[0, :height, :width]
+    padded_guide = None if guide is None else _pad_to_multiple(guide, multiple)[None]
+    runner = _ModelRunner.for_model(model)
+    return runner(padded[None], guide=padded_guide)[0, :height, :width]
+
+
+def _display_options(display_filter: str, colour_upsampling: str) -> tuple[str, str]:
+    """Checked names of the display filter and the colour upsampling."""
+    from sar_colorizer.color.upsampling import UPSAMPLINGS
+    from sar_colorizer.sar.display import check_display_filter
+
+    if colour_upsampling not in UPSAMPLINGS:
+        raise InputError(
+            f"unknown colour upsampling {colour_upsampling!r}; choose one of "
+            f"{', '.join(UPSAMPLINGS)}"
+        )
+    return check_display_filter(display_filter), colour_upsampling
 
 
 def tile_settings(bundle: Any, tile_size: int | None = None, overlap: int | None = None
@@ -677,6 +743,41 @@ def tiles_per_call(n_cols: int, tile: int, batch_size: int | None = None) -> int
     return -(-n_cols // calls)
 
 
+def _resample_tile(tile: np.ndarray, side: int) -> np.ndarray:
+    """``(h, w, C)`` model input -> ``(side, side, C)``: bilinear when growing, block averages
+    when shrinking."""
+    import cv2
+
+    method = cv2.INTER_LINEAR if side >= tile.shape[0] else cv2.INTER_AREA
+    return cv2.resize(tile, (side, side), interpolation=method).reshape(side, side, -1)
+
+
+def _tiling_plan(
+    bundle: Any,
+    height: int,
+    width: int,
+    tile_size: int,
+    overlap: int,
+    factor: float,
+) -> tuple[int, TileGrid]:
+    """``(network tile side, grid on the input)`` for a scene whose pixels are ``factor``
+    training pixels wide (:func:`~sar_colorizer.io.pixel_size.resample_factor`).
+
+    The network runs on tiles of ``tile_size`` (rounded to the model's multiple, shrunk for
+    small scenes) of training-size pixels; on the input grid a tile is ``tile_size / factor``
+    pixels with ``overlap / factor`` overlap, and is resampled to the network's tile.
+    """
+    multiple = bundle.tile_multiple
+    if factor == 1.0:
+        tile = fit_tile_size(tile_size, multiple, height, width, overlap)
+        return tile, TileGrid.for_shape(height, width, tile, overlap)
+    net_height, net_width = math.ceil(height * factor), math.ceil(width * factor)
+    net_tile = fit_tile_size(tile_size, multiple, net_height, net_width, overlap)
+    tile = max(2, round(net_tile / factor))
+    grid_overlap = min(round(overlap / factor), tile // 2)
+    return net_tile, TileGrid.for_shape(height, width, tile, grid_overlap)
+
+
 def _run_tile_row(
     runner: _ModelRunner,
     relative: np.ndarray,
@@ -684,6 +785,8 @@ def _run_tile_row(
     batch_size: int,
     row: int,
     data_row0: int = 0,
+    guide: np.ndarray | None = None,
+    net_tile: int | None = None,
 ) -> None:
     """Run the tiles of one row through the model, batch by batch, into the blender.
 
@@ -696,24 +799,38 @@ def _run_tile_row(
             padded to this size so that the compiled function sees one shape only.
         row: Index of the row of tiles.
         data_row0: Scene row of ``relative[0]``.
+        guide: ``(rows, W)`` guide for the colour upsampling (the displayed SAR feature), rows as
+            ``relative``; None: bilinear upsampling.
+        net_tile: Tile side the network sees; when it differs from the grid's tile (input pixel
+            size other than the training one), each tile is resampled to it and the output
+            back to the grid's tile.
     """
     grid = blender.grid
     size = grid.tile_size
+    net_tile = size if net_tile is None else net_tile
     r0 = grid.row_origins[row]
-    tiles = np.empty((batch_size, size, size, relative.shape[2]), dtype=np.float32)
+    tiles = np.empty((batch_size, net_tile, net_tile, relative.shape[2]), dtype=np.float32)
+    guides = None if guide is None else np.empty((batch_size, size, size), dtype=np.float32)
     for start in range(0, grid.n_cols, batch_size):
         cols = range(start, min(grid.n_cols, start + batch_size))
         for k, col in enumerate(cols):
-            tiles[k] = reflect_pad_window(
+            window = reflect_pad_window(
                 relative, data_row0, r0, grid.col_origins[col], size, size, grid.height, grid.width
             )
+            tiles[k] = window if net_tile == size else _resample_tile(window, net_tile)
+            if guides is not None and guide is not None:
+                guides[k] = reflect_pad_window(
+                    guide, data_row0, r0, grid.col_origins[col], size, size, grid.height, grid.width
+                )
         weights_y, weights_x = blender.axis_weights(row, cols)
         if len(cols) < batch_size:  # pad the batch: one traced shape for every call
             tiles[len(cols) :] = tiles[len(cols) - 1]
+            if guides is not None:
+                guides[len(cols) :] = guides[len(cols) - 1]
             pad = batch_size - len(cols)
             weights_y = np.concatenate([weights_y, np.repeat(weights_y[-1:], pad, axis=0)])
             weights_x = np.concatenate([weights_x, np.repeat(weights_x[-1:], pad, axis=0)])
-        outputs = runner(tiles, (weights_y, weights_x))
+        outputs = runner(tiles, (weights_y, weights_x), guide=guides, size=(size, size))
         blender.add_tiles(row, start, outputs[: len(cols)], weighted=True)
 
 
@@ -728,6 +845,10 @@ def colorize_array(
     tile_size: int | str | None = "model",
     overlap: int | None = None,
     batch_size: int | None = None,
+    display_filter: str = DISPLAY_FILTER,
+    colour_upsampling: str = "guided",
+    chroma_limit: bool = True,
+    pixel_size: float | None = None,
 ) -> dict[str, np.ndarray]:
     """Colorize a SAR image held in memory (evaluation, notebooks, small images).
 
@@ -752,25 +873,44 @@ def colorize_array(
         overlap: Tile overlap in pixels (tiled mode); None: :func:`default_overlap` of the tile.
         batch_size: Most tiles per model call (tiled mode); None: about a megapixel per call
             (:func:`tiles_per_call`).
+        display_filter: Filter of the SAR that L is made from
+            (:data:`~sar_colorizer.sar.display.DISPLAY_FILTERS`; "network": the bundle's
+            speckle filter, which always feeds the network).
+        colour_upsampling: "guided" (the network's low-resolution AB follows the edges of L,
+            :mod:`sar_colorizer.color.upsampling`) or "bilinear".
+        chroma_limit: Cap chroma to the sRGB gamut at each pixel's L and hue
+            (:mod:`sar_colorizer.color.gamut`) instead of clipping RGB channels.
+        pixel_size: Ground pixel size of ``values`` in metres; the network sees tiles resampled
+            to the bundle's :attr:`~sar_colorizer.bundle.Bundle.pixel_size` (tiled mode).
+            None: the training pixel size.
 
     Returns:
         ``{"rgb": uint8 (H, W, 3) (0 at nodata), "lab": float32 (H, W, 3), "ab": float32
-        (H, W, 2) in CIELAB units, "feature": float32 (H, W) SAR dB feature in [0, 1],
-        "relative": float32 (H, W, C) model input, "valid": bool (H, W)}``.
+        (H, W, 2) in CIELAB units (as shown), "feature": float32 (H, W) SAR dB feature in
+        [0, 1] of L, "relative": float32 (H, W, C) model input, "display": float32 (H, W)
+        relative intensity that L is made from (0 at nodata), "valid": bool (H, W)}``.
 
     Raises:
         InputError: Bad shapes, no valid pixels, unknown scale or tone.
         ModelMismatchError: The number of bands differs from the model's.
     """
 
+    from sar_colorizer.io.pixel_size import resample_factor
+
     values, valid = _check_values(values, valid)
     bundle.check_input(values.shape[0])
+    display_filter, colour_upsampling = _display_options(display_filter, colour_upsampling)
+    factor = resample_factor(pixel_size, bundle.pixel_size)
     preprocessing = Preprocessing.from_bundle(bundle)
     tone, l_quantiles = _bundle_l_quantiles(bundle, tone)
     if stats is None:
-        stats = scene_statistics(values, valid, preprocessing, input_scale)
-    relative = _relative_filtered(values, valid, stats.input_scale, stats.references, preprocessing)
+        stats = scene_statistics(values, valid, preprocessing, input_scale, display_filter)
+    relative, display = _relative_and_display(
+        values, valid, stats.input_scale, stats.references, preprocessing, display_filter
+    )
     model_input = _to_model_input(relative)
+    display = np.nan_to_num(display, nan=0.0)
+    guide = _feature(display) if colour_upsampling == "guided" else None
     if isinstance(tile_size, str):
         if tile_size != "model":
             raise InputError(
@@ -778,25 +918,27 @@ def colorize_array(
             )
         tile_size, overlap = tile_settings(bundle, None, overlap)
     if tile_size is None:
-        ab_norm = _predict_ab_whole(bundle.model, model_input, bundle.tile_multiple)
+        if factor != 1.0:
+            raise InputError("a pixel size other than the model's needs tiled inference")
+        ab_norm = _predict_ab_whole(bundle.model, model_input, bundle.tile_multiple, guide)
     else:
         height, width = valid.shape
         tile_size, overlap = tile_settings(bundle, tile_size, overlap)
-        tile = fit_tile_size(tile_size, bundle.tile_multiple, height, width, overlap)
-        grid = TileGrid.for_shape(valid.shape[0], valid.shape[1], tile, overlap)
+        net_tile, grid = _tiling_plan(bundle, height, width, tile_size, overlap, factor)
         runner = _ModelRunner.for_model(bundle.model)
         blender = StripBlender(grid, 2)
         ab_norm = np.empty(valid.shape + (2,), dtype=np.float32)
-        per_call = tiles_per_call(grid.n_cols, tile, batch_size)
+        per_call = tiles_per_call(grid.n_cols, net_tile, batch_size)
         for row in range(grid.n_rows):
-            _run_tile_row(runner, model_input, blender, per_call, row)
+            _run_tile_row(runner, model_input, blender, per_call, row, 0, guide, net_tile)
             start, stop, block = blender.finish_row(row)
             ab_norm[start:stop] = block
     lut = tone_lut(tone, stats.feature_quantiles, l_quantiles)
-    converted, rgb = _ColourConverter.shared()(model_input[..., 0], ab_norm, valid, lut)
+    converter = _ColourConverter.shared(chroma_limit)
+    converted, rgb = converter(display, ab_norm, valid, lut)
     lab = cast(np.ndarray, converted)  # with_lab=True: never None
     ab = np.ascontiguousarray(lab[..., 1:])
-    feature = _feature(model_input[..., 0])
+    feature = _feature(display)
     feature[~valid] = 0.0
     return {
         "rgb": rgb,
@@ -804,6 +946,7 @@ def colorize_array(
         "ab": ab,
         "feature": feature,
         "relative": model_input,
+        "display": display,
         "valid": valid,
     }
 
@@ -958,6 +1101,8 @@ class _Strip:
     data_row0: int  # scene row of model_input[0]
     model_input: np.ndarray  # (rows, W, C) float32, 0 at nodata
     valid: np.ndarray  # (rows, W) bool
+    display: np.ndarray | None = None  # (rows, W) float32 relative intensity for L, 0 at nodata
+    guide: np.ndarray | None = None  # (rows, W) float32 feature of display (guided upsampling)
     seconds: float = 0.0
     cpu_seconds: float = 0.0
 
@@ -979,6 +1124,10 @@ def colorize_raster(
     overwrite: bool = False,
     progress: bool = True,
     creation_options: dict[str, str] | None = None,
+    display_filter: str = DISPLAY_FILTER,
+    colour_upsampling: str = "guided",
+    chroma_limit: bool = True,
+    pixel_size: float | None = None,
 ) -> PredictSummary:
     """Colorize a SAR raster of any size, streaming it tile row by tile row.
 
@@ -1012,6 +1161,11 @@ def colorize_raster(
         overwrite: Replace existing outputs.
         progress: Show a progress bar on stderr (tqdm hides it when stderr is not a terminal).
         creation_options: GDAL creation options for the output driver.
+        display_filter, colour_upsampling, chroma_limit: As for :func:`colorize_array`.
+        pixel_size: Ground pixel size of the input in metres; None takes it from the
+            georeference (:func:`~sar_colorizer.io.pixel_size.pixel_size_metres`), or the
+            model's training pixel size where the raster has none. The network sees tiles
+            resampled to the training pixel size; the output keeps the input's grid.
 
     Returns:
         A :class:`PredictSummary`.
@@ -1026,6 +1180,7 @@ def colorize_raster(
     from rasterio.windows import Window
     from tqdm.auto import tqdm
 
+    from sar_colorizer.io.pixel_size import pixel_size_metres, resample_factor
     from sar_colorizer.io.raster import (
         RasterWriter,
         check_output_path,
@@ -1033,6 +1188,7 @@ def colorize_raster(
         read_raster,
         resolve_bands,
     )
+    from sar_colorizer.sar.display import display_halo
 
     started = time.perf_counter()
     in_path, out_path = Path(in_path), Path(out_path)
@@ -1041,6 +1197,7 @@ def colorize_raster(
         raise InputError(f"{in_path}: input and outputs must all be different files")
     for path in outputs:
         check_output_path(path, overwrite)
+    display_filter, colour_upsampling = _display_options(display_filter, colour_upsampling)
     info = read_info(in_path)
     band_indexes = list(resolve_bands(info, bands))  # None: every band but alpha
     bundle.check_input(len(band_indexes), _band_names(info, band_indexes, bands))
@@ -1060,9 +1217,19 @@ def colorize_raster(
             round_tile_size(tile_size, bundle.tile_multiple),
             bundle.tile_multiple,
         )
-    tile = fit_tile_size(tile_size, bundle.tile_multiple, info.height, info.width, overlap)
-    grid = TileGrid.for_shape(info.height, info.width, tile, overlap)
-    per_call = tiles_per_call(grid.n_cols, tile, batch_size)
+    if pixel_size is None:
+        pixel_size = pixel_size_metres(info.crs, info.transform, info.width, info.height)
+    factor = resample_factor(pixel_size, bundle.pixel_size)
+    if factor != 1.0:
+        logger.info(
+            "%s: %.4g m pixels; the network sees them resampled to its %.4g m training pixels",
+            in_path,
+            pixel_size,
+            bundle.pixel_size,
+        )
+    net_tile, grid = _tiling_plan(bundle, info.height, info.width, tile_size, overlap, factor)
+    tile = grid.tile_size
+    per_call = tiles_per_call(grid.n_cols, net_tile, batch_size)
 
     # Scene statistics from one decimated read of the whole raster.
     stats_shape = _stats_shape(info.height, info.width)
@@ -1071,7 +1238,7 @@ def colorize_raster(
     )
     if not small_valid.any():
         raise InputError(f"{in_path}: no valid pixels (everything is nodata)")
-    stats = scene_statistics(small, small_valid, preprocessing, input_scale)
+    stats = scene_statistics(small, small_valid, preprocessing, input_scale, display_filter)
     logger.info(
         "%s: %d x %d px, bands %s, input scale %s%s, reference %s (linear power)",
         in_path,
@@ -1084,7 +1251,7 @@ def colorize_raster(
     )
     del small, small_valid
 
-    halo = preprocessing.halo
+    halo = max(preprocessing.halo, display_halo(display_filter))
     stages = {
         "statistics": time.perf_counter() - started,
         "read + preprocess": 0.0,
@@ -1102,16 +1269,27 @@ def colorize_raster(
         values, valid = read_raster(
             in_path, bands=band_indexes, window=Window(0, lo, info.width, hi - lo)
         )
-        relative = _relative_filtered(
-            values, valid, stats.input_scale, stats.references, preprocessing
+        relative, display = _relative_and_display(
+            values, valid, stats.input_scale, stats.references, preprocessing, display_filter
         )
         cut = slice(needed[0] - lo, needed[1] - lo)
         model_input = _to_model_input(relative[:, cut])
+        display = np.nan_to_num(display[cut], nan=0.0)
+        guide = _feature(display) if colour_upsampling == "guided" else None
         seconds = time.perf_counter() - t0
-        return _Strip(row, needed[0], model_input, valid[cut], seconds, time.thread_time() - cpu0)
+        return _Strip(
+            row,
+            needed[0],
+            model_input,
+            valid[cut],
+            display=display,
+            guide=guide,
+            seconds=seconds,
+            cpu_seconds=time.thread_time() - cpu0,
+        )
 
     runner = _ModelRunner.for_model(bundle.model)
-    converter = _ColourConverter.shared()
+    converter = _ColourConverter.shared(chroma_limit)
     lut = tone_lut(tone, stats.feature_quantiles, l_quantiles)
     blender = StripBlender(grid, 2)
     quicklook = _Quicklook(info.height, info.width) if quicklook_path is not None else None
@@ -1156,17 +1334,19 @@ def colorize_raster(
                 bottom = min(stop, top + _WRITE_ROWS)
                 local = slice(top - strip.data_row0, bottom - strip.data_row0)
                 valid = strip.valid[local]
-                relative = strip.model_input[local, :, 0]
+                display = cast(np.ndarray, strip.display)[local]
                 ab_block = ab_norm[top - start : bottom - start]
-                _, rgb = converter(relative, ab_block, valid, lut, with_lab=False)
+                lab, rgb = converter(
+                    display, ab_block, valid, lut, with_lab=ab_writer is not None
+                )
                 window = Window(0, top, info.width, bottom - top)
                 writer.write(rgb.transpose(2, 0, 1), window, valid=valid)
                 if ab_writer is not None:
-                    ab = ab_block * np.float32(AB_SCALE)
+                    ab = np.ascontiguousarray(cast(np.ndarray, lab)[..., 1:])  # as shown
                     ab[~valid] = np.nan
                     ab_writer.write(ab.transpose(2, 0, 1), window, valid=valid)
                 if quicklook is not None:
-                    quicklook.add(top, _feature(relative), rgb, valid)
+                    quicklook.add(top, _feature(display), rgb, valid)
             stages["colour + write"] += time.perf_counter() - t0
             stages["colour + write, cpu"] += time.thread_time() - cpu0
 
@@ -1179,7 +1359,16 @@ def colorize_raster(
             if row + 1 < grid.n_rows:
                 pending = reader_pool.submit(load_strip, row + 1)
             t0 = time.perf_counter()
-            _run_tile_row(runner, strip.model_input, blender, per_call, row, strip.data_row0)
+            _run_tile_row(
+                runner,
+                strip.model_input,
+                blender,
+                per_call,
+                row,
+                strip.data_row0,
+                strip.guide,
+                net_tile,
+            )
             start, stop, block = blender.finish_row(row)
             stages["model + blend"] += time.perf_counter() - t0
             # Keep at most one block in flight: bounded memory, errors surface promptly.

@@ -269,7 +269,8 @@ def test_streaming_matches_in_memory_tiling(bundle, db_scene, tmp_path):
 
 
 def test_streaming_matches_per_tile_inference_inside_tiles(bundle, db_scene, tmp_path):
-    """Where a tile has weight 1 (its centre), the scene output is that tile's own output."""
+    """Where a tile has weight 1 (its centre), the scene output is that tile's own output
+    (upsampled bilinearly, chroma not limited: the network's AB as it is)."""
     colorize_raster(
         bundle,
         db_scene,
@@ -278,6 +279,8 @@ def test_streaming_matches_per_tile_inference_inside_tiles(bundle, db_scene, tmp
         overlap=OVERLAP,
         ab_path=tmp_path / "ab.tif",
         progress=False,
+        colour_upsampling="bilinear",
+        chroma_limit=False,
     )
     ab, _, _ = _read(tmp_path / "ab.tif")
     with rasterio.open(db_scene) as src:
