@@ -887,7 +887,7 @@ def colorize_array(
     Returns:
         ``{"rgb": uint8 (H, W, 3) (0 at nodata), "lab": float32 (H, W, 3), "ab": float32
         (H, W, 2) in CIELAB units (as shown), "feature": float32 (H, W) SAR dB feature in
-        [0, 1] of L, "relative": float32 (H, W, C) model input, "display": float32 (H, W)
+        [0, 1] of the model's input, "relative": float32 (H, W, C) model input, "display": float32 (H, W)
         relative intensity that L is made from (0 at nodata), "valid": bool (H, W)}``.
 
     Raises:
@@ -938,7 +938,7 @@ def colorize_array(
     converted, rgb = converter(display, ab_norm, valid, lut)
     lab = cast(np.ndarray, converted)  # with_lab=True: never None
     ab = np.ascontiguousarray(lab[..., 1:])
-    feature = _feature(display)
+    feature = _feature(model_input[..., 0])
     feature[~valid] = 0.0
     return {
         "rgb": rgb,
