@@ -564,3 +564,25 @@ def test_pixel_size_without_georeference_keeps_the_grid(bundle):
     result = colorize_array(bundle, db[None], valid, tile_size=TILE, overlap=OVERLAP, pixel_size=40)
     assert result["rgb"].shape == (100, 90, 3)
     assert np.all(result["rgb"][~valid] == 0)
+
+
+def test_balanced_tone_is_monotone_and_evener_than_matched():
+    rng = np.random.default_rng(3)
+    # A scene whose histogram is dense in the middle and sparse in the dark tail.
+    feature = np.concatenate([rng.uniform(0.05, 0.4, 2000), rng.normal(0.7, 0.03, 8000)])
+    scene = np.quantile(np.clip(feature, 0, 1), np.linspace(0, 1, 101))
+    l_quantiles = np.linspace(10.0, 90.0, 101)
+    matched = inference.tone_lut("matched", scene, l_quantiles)
+    balanced = inference.tone_lut("balanced", scene, l_quantiles)
+    assert np.all(np.diff(balanced) >= 0) and balanced.min() >= 0 and balanced.max() <= 100
+    inside = slice(int(scene[1] * 4096), int(scene[99] * 4096))
+    slope_matched, slope_balanced = np.diff(matched)[inside], np.diff(balanced)[inside]
+    assert slope_balanced.std() / slope_balanced.mean() < 0.6 * (
+        slope_matched.std() / slope_matched.mean()
+    )
+    # Half-way between the matched curve and the straight line through its 1 % and 99 % points.
+    i = int(scene[50] * 4096)
+    line = l_quantiles[1] + (i / 4096 - scene[1]) * (l_quantiles[99] - l_quantiles[1]) / (
+        scene[99] - scene[1]
+    )
+    assert balanced[i] == pytest.approx(0.5 * matched[i] + 0.5 * line, abs=0.05)

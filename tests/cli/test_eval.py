@@ -95,7 +95,7 @@ def test_eval_writes_report_grid_and_prints_table(
     report = json.loads((report_dir / "report.json").read_text())
     assert set(report) == {"n_images", "model", "baselines", "settings"}
     # The bundle's default tile and predict's default overlap (an eighth of the tile).
-    assert report["settings"] == {"tile_size": 512, "overlap": 64, "tone": "matched"}
+    assert report["settings"] == {"tile_size": 512, "overlap": 64, "tone": "balanced"}
     assert report["n_images"] == 2
     assert set(report["baselines"]) == set(BASELINES)
     test_names = sorted(name for name, split in SPLITS.items() if split == "test")
