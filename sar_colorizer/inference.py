@@ -618,11 +618,11 @@ class _ColourConverter:
         from sar_colorizer.sar.radiometry import FEATURE_DB_MIN
 
         tf = import_tensorflow()
-        gamut = tf.constant(max_chroma_table())
+        gamut = tf.constant(max_chroma_table().reshape(-1))
         ln10 = float(np.log(10.0))
         steps = float(TONE_LUT_SIZE - 1)
 
-        def convert(relative: Any, ab_norm: Any, valid: Any, lut: Any) -> tuple[Any, Any]:
+        def lightness_and_chroma(relative: Any, ab_norm: Any, lut: Any) -> tuple[Any, Any]:
             db = 10.0 / ln10 * tf.math.log(tf.maximum(relative, 1e-10))
             feature = tf.clip_by_value((db - FEATURE_DB_MIN) / -FEATURE_DB_MIN, 0.0, 1.0)
             position = feature * steps
@@ -634,10 +634,17 @@ class _ColourConverter:
             ab = ab_norm * AB_SCALE
             if chroma_limit:  # keep hue, reduce chroma to what sRGB shows at this L
                 ab = limit_chroma(lightness, ab, gamut)
+            return lightness, ab
+
+        def to_rgb(lightness: Any, ab: Any, valid: Any) -> tuple[Any, Any]:
             lab = tf.concat([lightness[:, None], ab], axis=-1)
             rgb = tf.cast(lab_to_rgb(lab) * 255.0 + 0.5, tf.uint8)
             mask = valid[:, None]
             return tf.where(mask, lab, 0.0), tf.where(mask, rgb, tf.zeros_like(rgb))
+
+        def convert(relative: Any, ab_norm: Any, valid: Any, lut: Any) -> tuple[Any, Any]:
+            lightness, ab = lightness_and_chroma(relative, ab_norm, lut)
+            return to_rgb(lightness, ab, valid)
 
         signature = [
             tf.TensorSpec([_COLOUR_CHUNK], tf.float32),
@@ -645,9 +652,27 @@ class _ColourConverter:
             tf.TensorSpec([_COLOUR_CHUNK], tf.bool),
             tf.TensorSpec([TONE_LUT_SIZE], tf.float32),
         ]
-        self._compiled = tf.function(
-            convert, input_signature=signature, jit_compile=True, autograph=False
+        # Two compiled functions: inside one, XLA would recompute the tone lookup and the
+        # chroma cap (table reads) for every colour channel that uses them; materialising L
+        # and a*b* between the two keeps the chroma limit's cost small.
+        first = tf.function(
+            lightness_and_chroma,
+            input_signature=[signature[0], signature[1], signature[3]],
+            jit_compile=True,
+            autograph=False,
         )
+        second = tf.function(
+            to_rgb,
+            input_signature=[signature[0], signature[1], signature[2]],
+            jit_compile=True,
+            autograph=False,
+        )
+
+        def compiled(relative: Any, ab_norm: Any, valid: Any, lut: Any) -> tuple[Any, Any]:
+            lightness, ab = first(relative, ab_norm, lut)
+            return second(lightness, ab, valid)
+
+        self._compiled = compiled
         self._plain = tf.function(convert, input_signature=signature, autograph=False)
         self._convert = self._compiled
         self._lock = threading.Lock()
