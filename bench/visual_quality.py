@@ -20,6 +20,7 @@ numbers; slow: 24 whole fragments per configuration).
 
     python bench/visual_quality.py                      # samples + 3 Texas fragments
     python bench/visual_quality.py --texas 6 --eval     # more fragments, and Texas AB RMSE
+    python bench/visual_quality.py --quicklook models     # visual_camargue.png, visual_texas.png
 """
 
 from __future__ import annotations
@@ -98,6 +99,43 @@ def measure(bundle, path: Path, options: dict) -> dict[str, float]:
     }
 
 
+def quicklook(bundle, folder: Path) -> None:
+    """SAR | before | after PNGs: the Camargue quick-start sample (x2) and a Texas crop."""
+    import cv2
+
+    from sar_colorizer.inference import colorize_array
+    from sar_colorizer.io.pixel_size import pixel_size_metres
+    from sar_colorizer.io.raster import read_info, read_raster
+
+    sample = (
+        SAMPLES / "spatialist-s1-vv-db" / "S1A__IW___D_20170309T054356_VV_grd_mli_geo_norm_db.tif"
+    )
+    for name, path, crop, zoom in [
+        ("visual_camargue.png", sample, (slice(0, 217), slice(0, 268)), 2),
+        ("visual_texas.png", TEXAS / "sar" / "247.png", (slice(384, 640), slice(384, 640)), 1),
+    ]:
+        if not path.exists():
+            continue
+        info = read_info(path)
+        values, valid = read_raster(path, bands=1)
+        size = pixel_size_metres(info.crs, info.transform, info.width, info.height)
+        before = colorize_array(bundle, values, valid, **BEFORE)
+        after = colorize_array(bundle, values, valid, **{**AFTER, "pixel_size": size})
+        feature = before["feature"]  # the network's input, plainly stretched
+        grey = np.clip(feature * 255 + 0.5, 0, 255).astype(np.uint8)
+        panels = [np.dstack([grey] * 3), before["rgb"], after["rgb"]]
+        panels = [
+            cv2.resize(p[crop], None, fx=zoom, fy=zoom, interpolation=cv2.INTER_NEAREST)
+            for p in panels
+        ]
+        gap = np.full((panels[0].shape[0], 6, 3), 255, np.uint8)
+        image = np.concatenate([panels[0], gap, panels[1], gap, panels[2]], axis=1)
+        out = folder / name
+        bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+        cv2.imwrite(str(out), bgr, [cv2.IMWRITE_PNG_COMPRESSION, 9])
+        print(f"wrote {out} ({out.stat().st_size // 1024} KB)")
+
+
 def texas_ab_rmse(bundle, options: dict) -> float:
     """Mean AB RMSE of the model over the Texas test split, as ``sarcolor eval`` scores it."""
     import sar_colorizer.inference as inference
@@ -118,11 +156,15 @@ def main() -> None:
     parser.add_argument("--model", default="default")
     parser.add_argument("--texas", type=int, default=3, help="Texas test fragments (default 3)")
     parser.add_argument("--eval", action="store_true", help="also Texas AB RMSE (slow)")
+    parser.add_argument("--quicklook", type=Path, help="write a before / after PNG here and stop")
     args = parser.parse_args()
 
     from sar_colorizer.bundle import load_bundle
 
     bundle = load_bundle(args.model)
+    if args.quicklook:
+        quicklook(bundle, args.quicklook)
+        return
     rows = []
     print("| group | image | config | edge L | edge a*b* | colour speckle | ENL |")
     print("|---|---|---|---|---|---|---|")
