@@ -11,10 +11,11 @@ samples (data/samples/bigearthnet-s1-s2, VH, 10 m) and a few Texas test fragment
 * colour-speckle RMS (a*b* of the sRGB image minus their Gaussian blur, sigma 2 px);
 * ENL of the intensity L is made from, in the flattest 10 % of 16-px blocks.
 
-Configurations: ``before`` = L from the network's speckle filter (5 x 5 boxcar), bilinear
-colour upsampling, RGB channel clipping, no pixel-size resampling (the behaviour before these
-options existed); ``after`` = the defaults (median + guided display filter, guided colour
-upsampling, chroma limit, tiles resampled to the training pixel size from the georeference).
+Configurations: ``before`` = L from the network's speckle filter (5 x 5 boxcar) through the
+quantile-matched tone curve, bilinear colour upsampling, RGB channel clipping, no pixel-size
+resampling (the behaviour before these options existed); ``after`` = the defaults ("balanced"
+tone, median + guided display filter, guided colour upsampling, chroma limit, tiles resampled
+to the training pixel size from the georeference).
 With ``--eval`` it also scores AB RMSE on the Texas test split for both (``sarcolor eval``'s
 numbers; slow: 24 whole fragments per configuration).
 
@@ -38,6 +39,7 @@ SAMPLES = REPO / "data" / "samples"
 TEXAS = REPO / ".." / "shared" / "data" / "s1s2-la-texas"
 
 BEFORE = {
+    "tone": "matched",
     "display_filter": "network",
     "colour_upsampling": "bilinear",
     "chroma_limit": False,
