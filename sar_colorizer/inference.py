@@ -6,15 +6,26 @@ evaluation; :func:`colorize_raster` for scene-sized rasters on disk)::
     raw values (C, H, W)  --to_linear_power(scale)-->  linear power (NaN at nodata)
       --Normalization.apply(scene reference)-->        relative intensity in [0, 1]
       --apply_speckle_filter(bundle's filter)-->        filtered relative intensity (0 at nodata)
-      --model (tiles, batched)-->                       normalised AB in [-1, 1], x AB_SCALE
-    filtered relative --relative_to_feature--> dB feature in [0, 1] --tone curve--> L in [0, 100]
-    L + AB --lab_to_rgb--> sRGB uint8, alpha 0 on nodata
+      --model (tiles resampled to the training pixel size, batched)--> low-resolution AB
+      --guided upsampling by the display feature-->    normalised AB in [-1, 1], x AB_SCALE
+    relative --apply_display_filter (sar.display)--> display relative intensity
+      --relative_to_feature--> dB feature in [0, 1] --tone curve--> L in [0, 100]
+    L + AB --chroma limit (color.gamut)--> --lab_to_rgb--> sRGB uint8, alpha 0 on nodata
+
+L is made from a display filter of the SAR (:mod:`sar_colorizer.sar.display`), separate from
+the speckle filter the network was trained with, which keeps feeding the network unchanged
+("network" uses that filter for L too). The network's low-resolution AB is upsampled guided by
+the display feature (:mod:`sar_colorizer.color.upsampling`). Inputs whose pixel size (from the
+georeference or given) differs from the bundle's training pixel size are cut into tiles of
+``tile_size / factor`` input pixels that are resampled to ``tile_size`` for the network; the
+colour comes back at the tile's input size (:func:`_tiling_plan`).
 
 The tone curve maps the scene's SAR feature quantiles to the training optical L quantiles
-stored in the bundle ("matched"), or is ``L = 100 * feature`` ("sar"); it is tabulated once per
-scene (:func:`tone_lut`). The per-pixel end of the chain (feature, tone table, AB scaling,
-:func:`~sar_colorizer.color.lab.lab_to_rgb`, 8-bit rounding, nodata) runs as one XLA-compiled
-TensorFlow function, which fuses its ~50 element-wise steps into one pass over the pixels.
+stored in the bundle ("matched"), is ``L = 100 * feature`` ("sar"), or half the match and half
+a straight line ("balanced"); it is tabulated once per scene (:func:`tone_lut`). The per-pixel
+end of the chain (feature, tone table, AB scaling, chroma limit,
+:func:`~sar_colorizer.color.lab.lab_to_rgb`, 8-bit rounding, nodata) runs as two XLA-compiled
+TensorFlow functions, which fuse their ~60 element-wise steps into two passes over the pixels.
 
 The speckle filter runs on the *normalised* (clipped) intensity, as in training: the training
 chips store the clipped relative intensity and the data pipeline filters it in-graph. The
@@ -31,9 +42,9 @@ the full one without bias; only the feature quantiles of a filtered decimated im
 slightly wider (the filter averages pixels that lie further apart).
 
 Streaming (:func:`colorize_raster`) works one row of tiles at a time: it reads a strip of
-``tile_size`` rows plus a halo of half the speckle window (so that filtering at strip borders
-matches whole-image filtering), cuts reflect-padded tiles from it, runs them through the
-model in fixed-shape batches, blends the tile outputs with raised-cosine weights
+``tile_size`` rows plus a halo (half the speckle window or the display filter's halo, the
+larger, so that filtering at strip borders matches whole-image filtering), cuts
+reflect-padded tiles from it, runs them through the model in fixed-shape batches, blends the tile outputs with raised-cosine weights
 (:mod:`sar_colorizer.io.tiling`) and writes the rows that are final through
 :class:`~sar_colorizer.io.raster.RasterWriter`. Peak memory is a few strips of
 ``tile_size x width`` pixels whatever the scene's height. The next strip is read and
@@ -604,9 +615,9 @@ class _ColourConverter:
     interpolation, as :func:`sar_to_l`), ``AB = ab_norm * AB_SCALE``, with ``chroma_limit``
     its chroma capped to the sRGB gamut at its L and hue
     (:func:`~sar_colorizer.color.gamut.limit_chroma`), then
-    :func:`~sar_colorizer.color.lab.lab_to_rgb`; 0 outside ``valid``. Runs as one XLA-compiled
-    ``tf.function`` on fixed chunks of :data:`_COLOUR_CHUNK` pixels (one compilation whatever
-    the image size; XLA fuses the ~50 element-wise operations into a single pass, several
+    :func:`~sar_colorizer.color.lab.lab_to_rgb`; 0 outside ``valid``. Runs as two XLA-compiled
+    ``tf.function``s (L and a*b*, then sRGB) on fixed chunks of :data:`_COLOUR_CHUNK` pixels
+    (one compilation whatever the image size; XLA fuses the element-wise operations, several
     times faster than running them one by one). Falls back to the uncompiled graph where XLA
     is unavailable.
     """
