@@ -140,17 +140,26 @@ def quicklook(bundle, folder: Path) -> None:
 
 def texas_ab_rmse(bundle, options: dict) -> float:
     """Mean AB RMSE of the model over the Texas test split, as ``sarcolor eval`` scores it."""
+    import tempfile
+
     import sar_colorizer.inference as inference
+    from sar_colorizer.data.pairs import find_pairs
     from sar_colorizer.evaluation import evaluate, select_pairs
 
     original = inference.colorize_array
-    inference.colorize_array = functools.partial(original, **options)
+    # evaluate() passes the tone itself; everything else reaches colorize_array through this.
+    rest = {key: value for key, value in options.items() if key != "tone"}
+    inference.colorize_array = functools.partial(original, **rest)
     try:
-        pairs = select_pairs(TEXAS, split="test")
-        report = evaluate(bundle, pairs)
+        pairs = select_pairs(find_pairs(TEXAS), split="test")
+        with tempfile.TemporaryDirectory() as report_dir:
+            report = evaluate(
+                bundle, pairs, report_dir=report_dir, progress=False, grid_count=0,
+                tone=str(options.get("tone", "balanced")),
+            )
     finally:
         inference.colorize_array = original
-    return float(report["methods"]["model"]["ab_rmse"]["mean"])
+    return float(report["model"]["ab_rmse"])
 
 
 def main() -> None:

@@ -647,15 +647,18 @@ class _ColourConverter:
                 ab = limit_chroma(lightness, ab, gamut)
             return lightness, ab
 
-        def to_rgb(lightness: Any, ab: Any, valid: Any) -> tuple[Any, Any]:
-            lab = tf.concat([lightness[:, None], ab], axis=-1)
-            rgb = tf.cast(lab_to_rgb(lab) * 255.0 + 0.5, tf.uint8)
+        def to_rgb(lightness: Any, shown: Any, ab_norm: Any, valid: Any) -> tuple[Any, Any]:
+            # lab: the predicted colour (as before any gamut handling, like the clipping this
+            # limit replaces); rgb: the colour shown.
+            lab = tf.concat([lightness[:, None], ab_norm * AB_SCALE], axis=-1)
+            rgb = lab_to_rgb(tf.concat([lightness[:, None], shown], axis=-1))
+            rgb = tf.cast(rgb * 255.0 + 0.5, tf.uint8)
             mask = valid[:, None]
             return tf.where(mask, lab, 0.0), tf.where(mask, rgb, tf.zeros_like(rgb))
 
         def convert(relative: Any, ab_norm: Any, valid: Any, lut: Any) -> tuple[Any, Any]:
-            lightness, ab = lightness_and_chroma(relative, ab_norm, lut)
-            return to_rgb(lightness, ab, valid)
+            lightness, shown = lightness_and_chroma(relative, ab_norm, lut)
+            return to_rgb(lightness, shown, ab_norm, valid)
 
         signature = [
             tf.TensorSpec([_COLOUR_CHUNK], tf.float32),
@@ -674,14 +677,14 @@ class _ColourConverter:
         )
         second = tf.function(
             to_rgb,
-            input_signature=[signature[0], signature[1], signature[2]],
+            input_signature=[signature[0], signature[1], signature[1], signature[2]],
             jit_compile=True,
             autograph=False,
         )
 
         def compiled(relative: Any, ab_norm: Any, valid: Any, lut: Any) -> tuple[Any, Any]:
-            lightness, ab = first(relative, ab_norm, lut)
-            return second(lightness, ab, valid)
+            lightness, shown = first(relative, ab_norm, lut)
+            return second(lightness, shown, ab_norm, valid)
 
         self._compiled = compiled
         self._plain = tf.function(convert, input_signature=signature, autograph=False)
@@ -716,7 +719,9 @@ class _ColourConverter:
         """Convert ``(H, W)`` relative intensity, ``(H, W, 2)`` normalised AB, ``(H, W)`` mask.
 
         Returns:
-            ``(lab float32 (H, W, 3) or None, rgb uint8 (H, W, 3))``.
+            ``(lab float32 (H, W, 3) or None, rgb uint8 (H, W, 3))``: L with the predicted a*b*
+            (before the chroma limit, as it was before the channel clipping it replaces), and
+            the sRGB shown.
         """
         shape = relative.shape
         n = relative.size
@@ -950,7 +955,8 @@ def colorize_array(
 
     Returns:
         ``{"rgb": uint8 (H, W, 3) (0 at nodata), "lab": float32 (H, W, 3), "ab": float32
-        (H, W, 2) in CIELAB units (as shown), "feature": float32 (H, W) SAR dB feature in
+        (H, W, 2) in CIELAB units (predicted: before the chroma limit, which only
+        shapes "rgb", as channel clipping did before it), "feature": float32 (H, W) SAR dB feature in
         [0, 1] of the model's input, "relative": float32 (H, W, C) model input, "display": float32 (H, W)
         relative intensity that L is made from (0 at nodata), "valid": bool (H, W)}``.
 
@@ -1400,13 +1406,11 @@ def colorize_raster(
                 valid = strip.valid[local]
                 display = cast(np.ndarray, strip.display)[local]
                 ab_block = ab_norm[top - start : bottom - start]
-                lab, rgb = converter(
-                    display, ab_block, valid, lut, with_lab=ab_writer is not None
-                )
+                _, rgb = converter(display, ab_block, valid, lut, with_lab=False)
                 window = Window(0, top, info.width, bottom - top)
                 writer.write(rgb.transpose(2, 0, 1), window, valid=valid)
                 if ab_writer is not None:
-                    ab = np.ascontiguousarray(cast(np.ndarray, lab)[..., 1:])  # as shown
+                    ab = ab_block * np.float32(AB_SCALE)
                     ab[~valid] = np.nan
                     ab_writer.write(ab.transpose(2, 0, 1), window, valid=valid)
                 if quicklook is not None:

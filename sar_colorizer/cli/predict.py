@@ -162,7 +162,7 @@ def _precheck(job: _Job, overwrite: bool) -> None:
     "--ab-output",
     type=click.Path(),
     default=None,
-    help="Also write the a*, b* (CIELAB) of the written colours as a float32 2-band GeoTIFF (with "
+    help="Also write the predicted a*, b* (CIELAB) as a float32 2-band GeoTIFF (with "
     "--output-dir: a folder for <stem>_ab.tif files).",
 )
 @click.option(

@@ -50,7 +50,7 @@ def pixel_size_metres(crs: Any, transform: Any, width: int, height: int) -> floa
     if not (size_x > 0 and size_y > 0):
         return None
     if crs.is_geographic:
-        _, latitude = transform * (width / 2.0, height / 2.0)
+        _, latitude = transform @ (width / 2.0, height / 2.0)
         east, north = _metres_per_degree(max(-89.0, min(89.0, latitude)))
         size_x, size_y = size_x * east, size_y * north
     elif crs.is_projected:
