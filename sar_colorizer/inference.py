@@ -45,8 +45,8 @@ Streaming (:func:`colorize_raster`) works one row of tiles at a time: it reads a
 ``tile_size`` rows plus a halo (half the speckle window or the display filter's halo, the
 larger, so that filtering at strip borders matches whole-image filtering), cuts
 reflect-padded tiles from it, runs them through the model in fixed-shape batches, blends the
-tile outputs with raised-cosine weights (:mod:`sar_colorizer.io.tiling`) and writes the rows that are final through
-:class:`~sar_colorizer.io.raster.RasterWriter`. Peak memory is a few strips of
+tile outputs with raised-cosine weights (:mod:`sar_colorizer.io.tiling`) and writes the rows
+that are final through :class:`~sar_colorizer.io.raster.RasterWriter`. Peak memory is a few strips of
 ``tile_size x width`` pixels whatever the scene's height. The next strip is read and
 preprocessed in a background thread while the model runs.
 
