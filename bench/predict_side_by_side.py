@@ -7,7 +7,8 @@ with ``PYTHONPATH`` set to each checkout and prints, per run, the Mpx/s that pre
 the command), the process's wall time and its CPU seconds (user + system, all threads: the work
 done, which the machine's load barely changes).
 
-    python bench/predict_side_by_side.py --before ../main --scene /tmp/sarcolor-bench/T14RNT_sar_db.tif
+    python bench/predict_side_by_side.py --before ../main \
+        --scene /tmp/sarcolor-bench/T14RNT_sar_db.tif
 
 (``python bench/predict_bench.py`` builds that scene.)
 """
@@ -45,7 +46,8 @@ def main() -> None:
                 out = Path(folder) / f"{label}.tif"
                 out.unlink(missing_ok=True)
                 env = dict(os.environ, PYTHONPATH=str(tree.resolve()))
-                command = [sys.executable, "-m", "sar_colorizer", "predict", str(args.scene), str(out)]
+                command = [sys.executable, "-m", "sar_colorizer", "predict"]
+                command += [str(args.scene), str(out)]
                 start = resource.getrusage(resource.RUSAGE_CHILDREN)
                 t0 = time.perf_counter()
                 done = subprocess.run(command + args.extra, env=env, capture_output=True, text=True)

@@ -46,8 +46,8 @@ Streaming (:func:`colorize_raster`) works one row of tiles at a time: it reads a
 larger, so that filtering at strip borders matches whole-image filtering), cuts
 reflect-padded tiles from it, runs them through the model in fixed-shape batches, blends the
 tile outputs with raised-cosine weights (:mod:`sar_colorizer.io.tiling`) and writes the rows
-that are final through :class:`~sar_colorizer.io.raster.RasterWriter`. Peak memory is a few strips of
-``tile_size x width`` pixels whatever the scene's height. The next strip is read and
+that are final through :class:`~sar_colorizer.io.raster.RasterWriter`. Peak memory is a few
+strips of ``tile_size x width`` pixels whatever the scene's height. The next strip is read and
 preprocessed in a background thread while the model runs.
 
 TensorFlow is imported only inside the functions that run the model.
@@ -955,10 +955,10 @@ def colorize_array(
 
     Returns:
         ``{"rgb": uint8 (H, W, 3) (0 at nodata), "lab": float32 (H, W, 3), "ab": float32
-        (H, W, 2) in CIELAB units (predicted: before the chroma limit, which only
-        shapes "rgb", as channel clipping did before it), "feature": float32 (H, W) SAR dB feature in
-        [0, 1] of the model's input, "relative": float32 (H, W, C) model input, "display": float32 (H, W)
-        relative intensity that L is made from (0 at nodata), "valid": bool (H, W)}``.
+        (H, W, 2) in CIELAB units (predicted: before the chroma limit, which only shapes "rgb",
+        as channel clipping did before it), "feature": float32 (H, W) SAR dB feature in [0, 1]
+        of the model's input, "relative": float32 (H, W, C) model input, "display": float32
+        (H, W) relative intensity that L is made from (0 at nodata), "valid": bool (H, W)}``.
 
     Raises:
         InputError: Bad shapes, no valid pixels, unknown scale or tone.

@@ -59,7 +59,8 @@ def edge_fidelity(
     channels = np.asarray(channels, dtype=np.float32)
     if channels.ndim == 2:
         channels = channels[..., None]
-    magnitude = np.sqrt(sum(sobel_magnitude(channels[..., k]) ** 2 for k in range(channels.shape[-1])))
+    squares = [sobel_magnitude(channels[..., k]) ** 2 for k in range(channels.shape[-1])]
+    magnitude = np.sqrt(np.sum(squares, axis=0))
     reference = sobel_magnitude(sar_reference_db(relative, valid))
     inner = _interior(valid)
     a, b = reference[inner].astype(np.float64), magnitude[inner].astype(np.float64)
@@ -105,7 +106,8 @@ def equivalent_number_of_looks(
     candidates = np.flatnonzero(all_valid & (flat_blocks.mean(axis=1) > 0))
     if not len(candidates):
         return float("nan")
-    chosen = candidates[np.argsort(variation[candidates])][: max(1, int(len(candidates) * fraction))]
+    keep = max(1, int(len(candidates) * fraction))
+    chosen = candidates[np.argsort(variation[candidates])][:keep]
     values = blocks(np.where(valid, filtered, 0.0))[chosen]
     enl = values.mean(axis=1) ** 2 / np.maximum(values.var(axis=1), 1e-12)
     return float(np.median(enl))
