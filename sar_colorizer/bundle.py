@@ -56,6 +56,7 @@ DEFAULT_BUNDLE = "default"
 DEFAULT_TILE_SIZE = 512  # tile size for bundles that do not record the one they were trained on
 AB_CHANNELS = ("a", "b")
 VARIANCE_CHANNELS = ("log_var_a", "log_var_b")
+DEFAULT_PIXEL_SIZE = 10.0  # metres; training pixel size for bundles that do not record one
 
 _POLARISATION = re.compile(r"(?<![A-Z])(VV|VH|HH|HV)(?![A-Z])")
 
@@ -163,6 +164,22 @@ class Bundle:
         from sar_colorizer.color.convention import LEGACY_CONVENTION
 
         return str(self.metadata.get("optical_convention") or LEGACY_CONVENTION)
+
+    @property
+    def pixel_size(self) -> float:
+        """Ground pixel size (metres) of the images the network was trained on.
+
+        ``pixel_size`` in bundle.json; :data:`DEFAULT_PIXEL_SIZE` (Sentinel-1 GRD / Sentinel-2 at
+        10 m) for bundles that do not record it. Inference resamples inputs of another pixel
+        size to this one for the network (:mod:`sar_colorizer.io.pixel_size`).
+        """
+        value = self.metadata.get("pixel_size")
+        size = float(value) if value is not None else DEFAULT_PIXEL_SIZE
+        if not (size > 0 and size < float("inf")):
+            raise ModelMismatchError(
+                f"bundle.json pixel_size must be a positive number of metres, got {value!r}"
+            )
+        return size
 
     @property
     def tone(self) -> dict[str, Any]:

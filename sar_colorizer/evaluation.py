@@ -610,7 +610,8 @@ def evaluate(
         limit: evaluate at most this many pairs.
         bands: SAR bands to read (None: all bands of the file).
         input_scale: scale of the SAR values (``"auto"`` detects it per file).
-        tone: how L is made from the SAR (``"matched"`` or ``"sar"``); shared by all methods.
+        tone: how L is made from the SAR (:data:`sar_colorizer.inference.TONES`); shared by all
+            methods.
         tile_size: tile side for the model; None: the size it was trained on (as ``predict``).
         overwrite: replace an existing ``report.json``.
         on_image: called with each image's outputs as it is scored (for callers that log).

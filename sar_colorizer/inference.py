@@ -6,15 +6,26 @@ evaluation; :func:`colorize_raster` for scene-sized rasters on disk)::
     raw values (C, H, W)  --to_linear_power(scale)-->  linear power (NaN at nodata)
       --Normalization.apply(scene reference)-->        relative intensity in [0, 1]
       --apply_speckle_filter(bundle's filter)-->        filtered relative intensity (0 at nodata)
-      --model (tiles, batched)-->                       normalised AB in [-1, 1], x AB_SCALE
-    filtered relative --relative_to_feature--> dB feature in [0, 1] --tone curve--> L in [0, 100]
-    L + AB --lab_to_rgb--> sRGB uint8, alpha 0 on nodata
+      --model (tiles resampled to the training pixel size, batched)--> low-resolution AB
+      --guided upsampling by the display feature-->    normalised AB in [-1, 1], x AB_SCALE
+    relative --apply_display_filter (sar.display)--> display relative intensity
+      --relative_to_feature--> dB feature in [0, 1] --tone curve--> L in [0, 100]
+    L + AB --chroma limit (color.gamut)--> --lab_to_rgb--> sRGB uint8, alpha 0 on nodata
+
+L is made from a display filter of the SAR (:mod:`sar_colorizer.sar.display`), separate from
+the speckle filter the network was trained with, which keeps feeding the network unchanged
+("network" uses that filter for L too). The network's low-resolution AB is upsampled guided by
+the display feature (:mod:`sar_colorizer.color.upsampling`). Inputs whose pixel size (from the
+georeference or given) differs from the bundle's training pixel size are cut into tiles of
+``tile_size / factor`` input pixels that are resampled to ``tile_size`` for the network; the
+colour comes back at the tile's input size (:func:`_tiling_plan`).
 
 The tone curve maps the scene's SAR feature quantiles to the training optical L quantiles
-stored in the bundle ("matched"), or is ``L = 100 * feature`` ("sar"); it is tabulated once per
-scene (:func:`tone_lut`). The per-pixel end of the chain (feature, tone table, AB scaling,
-:func:`~sar_colorizer.color.lab.lab_to_rgb`, 8-bit rounding, nodata) runs as one XLA-compiled
-TensorFlow function, which fuses its ~50 element-wise steps into one pass over the pixels.
+stored in the bundle ("matched"), is ``L = 100 * feature`` ("sar"), or half the match and half
+a straight line ("balanced"); it is tabulated once per scene (:func:`tone_lut`). The per-pixel
+end of the chain (feature, tone table, AB scaling, chroma limit,
+:func:`~sar_colorizer.color.lab.lab_to_rgb`, 8-bit rounding, nodata) runs as two XLA-compiled
+TensorFlow functions, which fuse their ~60 element-wise steps into two passes over the pixels.
 
 The speckle filter runs on the *normalised* (clipped) intensity, as in training: the training
 chips store the clipped relative intensity and the data pipeline filters it in-graph. The
@@ -31,12 +42,12 @@ the full one without bias; only the feature quantiles of a filtered decimated im
 slightly wider (the filter averages pixels that lie further apart).
 
 Streaming (:func:`colorize_raster`) works one row of tiles at a time: it reads a strip of
-``tile_size`` rows plus a halo of half the speckle window (so that filtering at strip borders
-matches whole-image filtering), cuts reflect-padded tiles from it, runs them through the
-model in fixed-shape batches, blends the tile outputs with raised-cosine weights
-(:mod:`sar_colorizer.io.tiling`) and writes the rows that are final through
-:class:`~sar_colorizer.io.raster.RasterWriter`. Peak memory is a few strips of
-``tile_size x width`` pixels whatever the scene's height. The next strip is read and
+``tile_size`` rows plus a halo (half the speckle window or the display filter's halo, the
+larger, so that filtering at strip borders matches whole-image filtering), cuts
+reflect-padded tiles from it, runs them through the model in fixed-shape batches, blends the
+tile outputs with raised-cosine weights (:mod:`sar_colorizer.io.tiling`) and writes the rows
+that are final through :class:`~sar_colorizer.io.raster.RasterWriter`. Peak memory is a few
+strips of ``tile_size x width`` pixels whatever the scene's height. The next strip is read and
 preprocessed in a background thread while the model runs.
 
 TensorFlow is imported only inside the functions that run the model.
@@ -87,8 +98,17 @@ __all__ = [
 ]
 
 #: How L is made from the SAR: "matched" = quantile matching of the scene's SAR feature to the
-#: training optical L distribution stored in the bundle; "sar" = plain SAR brightness.
-TONES = ("matched", "sar")
+#: training optical L distribution stored in the bundle; "sar" = plain SAR brightness;
+#: "balanced" = half "matched", half the straight line through the same 1 % and 99 % points
+#: (:func:`tone_lut`).
+TONES = ("balanced", "matched", "sar")
+
+#: Weight of the straight line in the "balanced" tone curve. The quantile-matched curve is
+#: steep where the scene's histogram is dense and flat where it is sparse, so it scales the
+#: SAR's edges by a factor that varies across the brightness range: on the Camargue quick-start
+#: sample the edge fidelity of L (bench/visual_quality.py) was 0.76 with "matched", 0.93 with
+#: weight 0.5, 0.97 with 0.75 and 0.98 with "sar"; 0.5 keeps half of the optical look.
+BALANCED_LINE_WEIGHT = 0.5
 
 #: Long side (pixels) of the decimated read that scene statistics come from.
 STATS_MAX_SIDE = 2048
@@ -109,6 +129,10 @@ _WRITE_ROWS = 128
 #: call (16 tiles of 256 px) amortises it (``python bench/predict_bench.py --batch-size N``).
 BATCH_PIXELS = 1 << 20
 
+
+#: Display filter for L by default (:data:`sar_colorizer.sar.display.DEFAULT_DISPLAY_FILTER`,
+#: repeated so that importing this module does not import OpenCV; a test checks both agree).
+DISPLAY_FILTER = "median_guided"
 
 #: AB scale of :mod:`sar_colorizer.color.lab` (kept here so that importing this module does not
 #: import Keras; a test checks both agree).
@@ -190,6 +214,20 @@ def _relative_filtered(
     preprocessing: Preprocessing,
 ) -> np.ndarray:
     """Raw (C, H, W) values -> speckle-filtered relative intensity (C, H, W), NaN at nodata."""
+    return _relative_and_display(values, valid, scale, references, preprocessing, "network")[0]
+
+
+def _relative_and_display(
+    values: np.ndarray,
+    valid: np.ndarray,
+    scale: str,
+    references: Sequence[float],
+    preprocessing: Preprocessing,
+    display_filter: str,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Raw (C, H, W) values -> (speckle-filtered relative intensity (C, H, W) for the network,
+    relative intensity (H, W) of the first band filtered with ``display_filter`` for L), both
+    NaN at nodata (:mod:`sar_colorizer.sar.display`; "network": the network's input band)."""
     from sar_colorizer.sar.radiometry import to_linear_power
     from sar_colorizer.sar.speckle import apply_speckle_filter
 
@@ -198,13 +236,18 @@ def _relative_filtered(
     for band, reference in enumerate(references):
         relative[band] = preprocessing.normalization.apply(linear[band], float(reference))
     del linear
+    display = None
+    if display_filter != "network":
+        from sar_colorizer.sar.display import apply_display_filter
+
+        display = apply_display_filter(relative[0], valid, display_filter)
     if preprocessing.speckle_filter.name != "none":
         relative = np.asarray(
             apply_speckle_filter(relative, preprocessing.speckle_filter), dtype=np.float32
         )
     # (Already NaN there through to_linear_power's mask; boolean indexing would cost 5x more.)
     np.copyto(relative, np.float32(np.nan), where=~valid)
-    return relative
+    return relative, relative[0] if display is None else display
 
 
 def _check_values(values: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -224,6 +267,7 @@ def scene_statistics(
     valid: np.ndarray,
     preprocessing: Any,
     input_scale: str = "auto",
+    display_filter: str = "network",
 ) -> SceneStatistics:
     """Normalisation references and SAR feature quantiles of a whole image.
 
@@ -233,6 +277,8 @@ def scene_statistics(
         preprocessing: A :class:`Preprocessing` or a bundle.
         input_scale: "auto" (detected with
             :func:`~sar_colorizer.sar.radiometry.detect_input_scale`) or a scale name.
+        display_filter: The filter L is made with (:mod:`sar_colorizer.sar.display`); the
+            feature quantiles describe its output. "network": the bundle's speckle filter.
 
     Returns:
         The :class:`SceneStatistics`.
@@ -257,8 +303,10 @@ def scene_statistics(
                 f"{reference}); check --input-scale and the nodata value"
             )
         references.append(reference)
-    relative = _relative_filtered(values, valid, scale, references, preprocessing)
-    feature = np.asarray(relative_to_feature(relative[0][valid]), dtype=np.float64)
+    _, display = _relative_and_display(
+        values, valid, scale, references, preprocessing, display_filter
+    )
+    feature = np.asarray(relative_to_feature(display[valid]), dtype=np.float64)
     feature = feature[np.isfinite(feature)]
     quantiles = np.quantile(feature, _QUANTILE_LEVELS) if feature.size else _QUANTILE_LEVELS
     return SceneStatistics(
@@ -350,9 +398,11 @@ def tone_lut(
     output), and it is the same table for every tile of a scene.
 
     Args:
-        tone: "matched" or "sar" (see :func:`sar_to_l`).
-        scene_quantiles: ``(101,)`` feature quantiles of the scene ("matched").
-        l_quantiles: ``(101,)`` optical L quantiles from the bundle ("matched").
+        tone: "balanced", "matched" or "sar" (see :func:`sar_to_l`; "balanced" is
+            ``(1 - w) matched + w line`` with ``w =`` :data:`BALANCED_LINE_WEIGHT` and
+            ``line`` the straight line through (scene 1 %, L 1 %) and (scene 99 %, L 99 %)).
+        scene_quantiles: ``(101,)`` feature quantiles of the scene ("matched", "balanced").
+        l_quantiles: ``(101,)`` optical L quantiles from the bundle ("matched", "balanced").
 
     Returns:
         ``(TONE_LUT_SIZE,)`` float32 L values in [0, 100].
@@ -363,14 +413,29 @@ def tone_lut(
     features = np.linspace(0.0, 1.0, TONE_LUT_SIZE)
     if tone == "sar":
         lut = 100.0 * features
-    elif tone == "matched":
+    elif tone in ("matched", "balanced"):
         if l_quantiles is None or scene_quantiles is None:
-            raise InputError("tone 'matched' needs the bundle's L quantiles; use --tone sar")
+            raise InputError(f"tone {tone!r} needs the bundle's L quantiles; use --tone sar")
         xp, fp = _tone_curve(np.asarray(scene_quantiles), np.asarray(l_quantiles))
         lut = np.interp(features, xp, fp)
+        if tone == "balanced":
+            lut = _balance(lut, features, np.asarray(scene_quantiles), np.asarray(l_quantiles))
     else:
         raise InputError(f"unknown tone {tone!r}; choose one of {', '.join(TONES)}")
     return np.clip(lut, 0.0, 100.0).astype(np.float32)
+
+
+def _balance(
+    lut: np.ndarray, features: np.ndarray, scene_quantiles: np.ndarray, l_quantiles: np.ndarray
+) -> np.ndarray:
+    """Blend a quantile-matched tone table with the straight line through its 1 % and 99 %
+    points (:data:`BALANCED_LINE_WEIGHT`)."""
+    low, high = float(scene_quantiles[1]), float(scene_quantiles[-2])
+    l_low, l_high = float(l_quantiles[1]), float(l_quantiles[-2])
+    slope = (l_high - l_low) / max(high - low, 1e-6)
+    line = l_low + (features - low) * slope
+    weight = BALANCED_LINE_WEIGHT
+    return np.asarray((1.0 - weight) * lut + weight * line)
 
 
 def _lookup(feature: np.ndarray, lut: np.ndarray) -> np.ndarray:
@@ -399,9 +464,11 @@ def sar_to_l(
             distribution becomes the typical optical L distribution of the training set while
             the SAR's structure (the order of brightness) is kept. "sar": ``L = 100 * feature``
             (plain backscatter brightness over the 25 dB below the scene's 99th percentile).
+            "balanced": half of each kind (:func:`tone_lut`), the default of ``predict``.
         scene_quantiles: ``(101,)`` feature quantiles of the whole scene; None computes them
             from this array.
-        l_quantiles: ``(101,)`` optical L quantiles from the bundle (needed for "matched").
+        l_quantiles: ``(101,)`` optical L quantiles from the bundle (needed for "matched" and
+            "balanced").
 
     Returns:
         ``(H, W)`` float32 L in [0, 100].
@@ -410,7 +477,7 @@ def sar_to_l(
         InputError: Unknown tone, or "matched" without ``l_quantiles``.
     """
     feature = _feature(np.nan_to_num(relative, nan=0.0))
-    if tone == "matched" and scene_quantiles is None and l_quantiles is not None:
+    if tone != "sar" and scene_quantiles is None and l_quantiles is not None:
         scene_quantiles = (
             np.quantile(feature[valid], _QUANTILE_LEVELS) if valid.any() else _QUANTILE_LEVELS
         )
@@ -446,7 +513,7 @@ def _bundle_l_quantiles(bundle: Any, tone: str) -> tuple[str, np.ndarray | None]
 _COLOUR_CHUNK = 1 << 18
 
 _RUNNERS: weakref.WeakKeyDictionary[Any, _ModelRunner] = weakref.WeakKeyDictionary()
-_CONVERTER: list[_ColourConverter] = []
+_CONVERTER: dict[bool, _ColourConverter] = {}
 
 
 class _ModelRunner:
@@ -498,13 +565,27 @@ class _ModelRunner:
         return _RUNNERS[model]
 
     def __call__(
-        self, batch: np.ndarray, weights: tuple[np.ndarray, np.ndarray] | None = None
+        self,
+        batch: np.ndarray,
+        weights: tuple[np.ndarray, np.ndarray] | None = None,
+        guide: np.ndarray | None = None,
+        size: tuple[int, int] | None = None,
     ) -> np.ndarray:
         """Model output for ``batch`` (B, H, W, C), times ``wy[:, :, None] * wx[:, None, :]``
-        per tile when separable ``weights = (wy (B, H), wx (B, W))`` are given."""
+        per tile when separable ``weights = (wy (B, h), wx (B, w))`` are given.
+
+        The output has the size of ``guide`` (B, h, w), upsampled along its edges
+        (:func:`~sar_colorizer.color.upsampling.guided_upsample`), when a guide is given; else
+        ``size`` (h, w) (default: the batch's), upsampled bilinearly.
+        """
         outputs = self._forward(self._tf.constant(batch, dtype=self._tf.float32)).numpy()
-        if self.upsample:
-            outputs = _resize_bilinear(outputs, batch.shape[1], batch.shape[2])
+        height, width = size if size is not None else batch.shape[1:3]
+        if guide is not None:
+            from sar_colorizer.color.upsampling import guided_upsample
+
+            outputs = guided_upsample(outputs, guide)
+        elif outputs.shape[1:3] != (height, width):
+            outputs = _resize_bilinear(outputs, height, width)
         if weights is not None:
             weights_y, weights_x = weights
             outputs *= weights_y[:, :, None, None]
@@ -531,24 +612,28 @@ class _ColourConverter:
     """Filtered relative intensity + normalised AB -> LAB and sRGB uint8, per pixel.
 
     ``feature = relative_to_feature(relative)``, ``L = tone table(feature)`` (linear
-    interpolation, as :func:`sar_to_l`), ``AB = ab_norm * AB_SCALE``, then
-    :func:`~sar_colorizer.color.lab.lab_to_rgb`; 0 outside ``valid``. Runs as one XLA-compiled
-    ``tf.function`` on fixed chunks of :data:`_COLOUR_CHUNK` pixels (one compilation whatever
-    the image size; XLA fuses the ~50 element-wise operations into a single pass, several
+    interpolation, as :func:`sar_to_l`), ``AB = ab_norm * AB_SCALE``, with ``chroma_limit``
+    its chroma capped to the sRGB gamut at its L and hue
+    (:func:`~sar_colorizer.color.gamut.limit_chroma`), then
+    :func:`~sar_colorizer.color.lab.lab_to_rgb`; 0 outside ``valid``. Runs as two XLA-compiled
+    ``tf.function``s (L and a*b*, then sRGB) on fixed chunks of :data:`_COLOUR_CHUNK` pixels
+    (one compilation whatever the image size; XLA fuses the element-wise operations, several
     times faster than running them one by one). Falls back to the uncompiled graph where XLA
     is unavailable.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, chroma_limit: bool = True) -> None:
         from sar_colorizer._tf import import_tensorflow
+        from sar_colorizer.color.gamut import limit_chroma, max_chroma_table
         from sar_colorizer.color.lab import lab_to_rgb
         from sar_colorizer.sar.radiometry import FEATURE_DB_MIN
 
         tf = import_tensorflow()
+        gamut = tf.constant(max_chroma_table().reshape(-1))
         ln10 = float(np.log(10.0))
         steps = float(TONE_LUT_SIZE - 1)
 
-        def convert(relative: Any, ab_norm: Any, valid: Any, lut: Any) -> tuple[Any, Any]:
+        def lightness_and_chroma(relative: Any, ab_norm: Any, lut: Any) -> tuple[Any, Any]:
             db = 10.0 / ln10 * tf.math.log(tf.maximum(relative, 1e-10))
             feature = tf.clip_by_value((db - FEATURE_DB_MIN) / -FEATURE_DB_MIN, 0.0, 1.0)
             position = feature * steps
@@ -557,10 +642,23 @@ class _ColourConverter:
             lightness = (
                 tf.gather(lut, index) * (1.0 - fraction) + tf.gather(lut, index + 1) * fraction
             )
+            ab = ab_norm * AB_SCALE
+            if chroma_limit:  # keep hue, reduce chroma to what sRGB shows at this L
+                ab = limit_chroma(lightness, ab, gamut)
+            return lightness, ab
+
+        def to_rgb(lightness: Any, shown: Any, ab_norm: Any, valid: Any) -> tuple[Any, Any]:
+            # lab: the predicted colour (as before any gamut handling, like the clipping this
+            # limit replaces); rgb: the colour shown.
             lab = tf.concat([lightness[:, None], ab_norm * AB_SCALE], axis=-1)
-            rgb = tf.cast(lab_to_rgb(lab) * 255.0 + 0.5, tf.uint8)
+            rgb = lab_to_rgb(tf.concat([lightness[:, None], shown], axis=-1))
+            rgb = tf.cast(rgb * 255.0 + 0.5, tf.uint8)
             mask = valid[:, None]
             return tf.where(mask, lab, 0.0), tf.where(mask, rgb, tf.zeros_like(rgb))
+
+        def convert(relative: Any, ab_norm: Any, valid: Any, lut: Any) -> tuple[Any, Any]:
+            lightness, shown = lightness_and_chroma(relative, ab_norm, lut)
+            return to_rgb(lightness, shown, ab_norm, valid)
 
         signature = [
             tf.TensorSpec([_COLOUR_CHUNK], tf.float32),
@@ -568,19 +666,37 @@ class _ColourConverter:
             tf.TensorSpec([_COLOUR_CHUNK], tf.bool),
             tf.TensorSpec([TONE_LUT_SIZE], tf.float32),
         ]
-        self._compiled = tf.function(
-            convert, input_signature=signature, jit_compile=True, autograph=False
+        # Two compiled functions: inside one, XLA would recompute the tone lookup and the
+        # chroma cap (table reads) for every colour channel that uses them; materialising L
+        # and a*b* between the two keeps the chroma limit's cost small.
+        first = tf.function(
+            lightness_and_chroma,
+            input_signature=[signature[0], signature[1], signature[3]],
+            jit_compile=True,
+            autograph=False,
         )
+        second = tf.function(
+            to_rgb,
+            input_signature=[signature[0], signature[1], signature[1], signature[2]],
+            jit_compile=True,
+            autograph=False,
+        )
+
+        def compiled(relative: Any, ab_norm: Any, valid: Any, lut: Any) -> tuple[Any, Any]:
+            lightness, shown = first(relative, ab_norm, lut)
+            return second(lightness, shown, ab_norm, valid)
+
+        self._compiled = compiled
         self._plain = tf.function(convert, input_signature=signature, autograph=False)
         self._convert = self._compiled
         self._lock = threading.Lock()
 
     @classmethod
-    def shared(cls) -> _ColourConverter:
-        """The process-wide converter (compiled once)."""
-        if not _CONVERTER:
-            _CONVERTER.append(cls())
-        return _CONVERTER[0]
+    def shared(cls, chroma_limit: bool = True) -> _ColourConverter:
+        """The process-wide converter (compiled once per ``chroma_limit``)."""
+        if chroma_limit not in _CONVERTER:
+            _CONVERTER[chroma_limit] = cls(chroma_limit)
+        return _CONVERTER[chroma_limit]
 
     def _call(self, *arrays: np.ndarray) -> tuple[Any, Any]:
         try:
@@ -603,7 +719,9 @@ class _ColourConverter:
         """Convert ``(H, W)`` relative intensity, ``(H, W, 2)`` normalised AB, ``(H, W)`` mask.
 
         Returns:
-            ``(lab float32 (H, W, 3) or None, rgb uint8 (H, W, 3))``.
+            ``(lab float32 (H, W, 3) or None, rgb uint8 (H, W, 3))``: L with the predicted a*b*
+            (before the chroma limit, as it was before the channel clipping it replaces), and
+            the sRGB shown.
         """
         shape = relative.shape
         n = relative.size
@@ -643,11 +761,28 @@ def _pad_to_multiple(image: np.ndarray, multiple: int) -> np.ndarray:
     return reflect_pad_window(image, 0, 0, 0, height + pad_h, width + pad_w, height, width)
 
 
-def _predict_ab_whole(model: Any, relative: np.ndarray, multiple: int) -> np.ndarray:
+def _predict_ab_whole(
+    model: Any, relative: np.ndarray, multiple: int, guide: np.ndarray | None = None
+) -> np.ndarray:
     """Normalised AB for a whole image in one forward pass (padded to the model's multiple)."""
     height, width = relative.shape[:2]
     padded = _pad_to_multiple(relative, multiple)
-    return _ModelRunner.for_model(model)(padded[None])[0, :height, :width]
+    padded_guide = None if guide is None else _pad_to_multiple(guide, multiple)[None]
+    runner = _ModelRunner.for_model(model)
+    return runner(padded[None], guide=padded_guide)[0, :height, :width]
+
+
+def _display_options(display_filter: str, colour_upsampling: str) -> tuple[str, str]:
+    """Checked names of the display filter and the colour upsampling."""
+    from sar_colorizer.color.upsampling import UPSAMPLINGS
+    from sar_colorizer.sar.display import check_display_filter
+
+    if colour_upsampling not in UPSAMPLINGS:
+        raise InputError(
+            f"unknown colour upsampling {colour_upsampling!r}; choose one of "
+            f"{', '.join(UPSAMPLINGS)}"
+        )
+    return check_display_filter(display_filter), colour_upsampling
 
 
 def tile_settings(bundle: Any, tile_size: int | None = None, overlap: int | None = None
@@ -677,6 +812,41 @@ def tiles_per_call(n_cols: int, tile: int, batch_size: int | None = None) -> int
     return -(-n_cols // calls)
 
 
+def _resample_tile(tile: np.ndarray, side: int) -> np.ndarray:
+    """``(h, w, C)`` model input -> ``(side, side, C)``: bilinear when growing, block averages
+    when shrinking."""
+    import cv2
+
+    method = cv2.INTER_LINEAR if side >= tile.shape[0] else cv2.INTER_AREA
+    return cv2.resize(tile, (side, side), interpolation=method).reshape(side, side, -1)
+
+
+def _tiling_plan(
+    bundle: Any,
+    height: int,
+    width: int,
+    tile_size: int,
+    overlap: int,
+    factor: float,
+) -> tuple[int, TileGrid]:
+    """``(network tile side, grid on the input)`` for a scene whose pixels are ``factor``
+    training pixels wide (:func:`~sar_colorizer.io.pixel_size.resample_factor`).
+
+    The network runs on tiles of ``tile_size`` (rounded to the model's multiple, shrunk for
+    small scenes) of training-size pixels; on the input grid a tile is ``tile_size / factor``
+    pixels with ``overlap / factor`` overlap, and is resampled to the network's tile.
+    """
+    multiple = bundle.tile_multiple
+    if factor == 1.0:
+        tile = fit_tile_size(tile_size, multiple, height, width, overlap)
+        return tile, TileGrid.for_shape(height, width, tile, overlap)
+    net_height, net_width = math.ceil(height * factor), math.ceil(width * factor)
+    net_tile = fit_tile_size(tile_size, multiple, net_height, net_width, overlap)
+    tile = max(2, round(net_tile / factor))
+    grid_overlap = min(round(overlap / factor), tile // 2)
+    return net_tile, TileGrid.for_shape(height, width, tile, grid_overlap)
+
+
 def _run_tile_row(
     runner: _ModelRunner,
     relative: np.ndarray,
@@ -684,6 +854,8 @@ def _run_tile_row(
     batch_size: int,
     row: int,
     data_row0: int = 0,
+    guide: np.ndarray | None = None,
+    net_tile: int | None = None,
 ) -> None:
     """Run the tiles of one row through the model, batch by batch, into the blender.
 
@@ -696,24 +868,38 @@ def _run_tile_row(
             padded to this size so that the compiled function sees one shape only.
         row: Index of the row of tiles.
         data_row0: Scene row of ``relative[0]``.
+        guide: ``(rows, W)`` guide for the colour upsampling (the displayed SAR feature), rows as
+            ``relative``; None: bilinear upsampling.
+        net_tile: Tile side the network sees; when it differs from the grid's tile (input pixel
+            size other than the training one), each tile is resampled to it and the output
+            back to the grid's tile.
     """
     grid = blender.grid
     size = grid.tile_size
+    net_tile = size if net_tile is None else net_tile
     r0 = grid.row_origins[row]
-    tiles = np.empty((batch_size, size, size, relative.shape[2]), dtype=np.float32)
+    tiles = np.empty((batch_size, net_tile, net_tile, relative.shape[2]), dtype=np.float32)
+    guides = None if guide is None else np.empty((batch_size, size, size), dtype=np.float32)
     for start in range(0, grid.n_cols, batch_size):
         cols = range(start, min(grid.n_cols, start + batch_size))
         for k, col in enumerate(cols):
-            tiles[k] = reflect_pad_window(
+            window = reflect_pad_window(
                 relative, data_row0, r0, grid.col_origins[col], size, size, grid.height, grid.width
             )
+            tiles[k] = window if net_tile == size else _resample_tile(window, net_tile)
+            if guides is not None and guide is not None:
+                guides[k] = reflect_pad_window(
+                    guide, data_row0, r0, grid.col_origins[col], size, size, grid.height, grid.width
+                )
         weights_y, weights_x = blender.axis_weights(row, cols)
         if len(cols) < batch_size:  # pad the batch: one traced shape for every call
             tiles[len(cols) :] = tiles[len(cols) - 1]
+            if guides is not None:
+                guides[len(cols) :] = guides[len(cols) - 1]
             pad = batch_size - len(cols)
             weights_y = np.concatenate([weights_y, np.repeat(weights_y[-1:], pad, axis=0)])
             weights_x = np.concatenate([weights_x, np.repeat(weights_x[-1:], pad, axis=0)])
-        outputs = runner(tiles, (weights_y, weights_x))
+        outputs = runner(tiles, (weights_y, weights_x), guide=guides, size=(size, size))
         blender.add_tiles(row, start, outputs[: len(cols)], weighted=True)
 
 
@@ -722,13 +908,17 @@ def colorize_array(
     values: np.ndarray,
     valid: np.ndarray,
     input_scale: str = "auto",
-    tone: str = "matched",
+    tone: str = "balanced",
     *,
     stats: SceneStatistics | None = None,
     tile_size: int | str | None = "model",
     overlap: int | None = None,
     batch_size: int | None = None,
     shrink: bool | None = None,
+    display_filter: str = DISPLAY_FILTER,
+    colour_upsampling: str = "guided",
+    chroma_limit: bool = True,
+    pixel_size: float | None = None,
 ) -> dict[str, np.ndarray]:
     """Colorize a SAR image held in memory (evaluation, notebooks, small images).
 
@@ -755,13 +945,25 @@ def colorize_array(
             (:func:`tiles_per_call`).
         shrink: Move a*, b* toward neutral where the model is unsure
             (:mod:`sar_colorizer.confidence`); None: on when the model has a confidence head.
+        display_filter: Filter of the SAR that L is made from
+            (:data:`~sar_colorizer.sar.display.DISPLAY_FILTERS`; "network": the bundle's
+            speckle filter, which always feeds the network).
+        colour_upsampling: "guided" (the network's low-resolution AB follows the edges of L,
+            :mod:`sar_colorizer.color.upsampling`) or "bilinear".
+        chroma_limit: Cap chroma to the sRGB gamut at each pixel's L and hue
+            (:mod:`sar_colorizer.color.gamut`) instead of clipping RGB channels.
+        pixel_size: Ground pixel size of ``values`` in metres; the network sees tiles resampled
+            to the bundle's :attr:`~sar_colorizer.bundle.Bundle.pixel_size` (tiled mode).
+            None: the training pixel size.
 
     Returns:
         ``{"rgb": uint8 (H, W, 3) (0 at nodata), "lab": float32 (H, W, 3), "ab": float32
-        (H, W, 2) in CIELAB units, "feature": float32 (H, W) SAR dB feature in [0, 1],
-        "relative": float32 (H, W, C) model input, "valid": bool (H, W)}``, and for a model
-        with a confidence head ``"sigma"``: float32 (H, W) predicted standard deviation of
-        a*, b* in CIELAB units (NaN at nodata).
+        (H, W, 2) in CIELAB units (predicted: before the chroma limit, which only shapes "rgb",
+        as channel clipping did before it), "feature": float32 (H, W) SAR dB feature in [0, 1]
+        of the model's input, "relative": float32 (H, W, C) model input, "display": float32
+        (H, W) relative intensity that L is made from (0 at nodata), "valid": bool (H, W)}``,
+        and for a model with a confidence head ``"sigma"``: float32 (H, W) predicted standard
+        deviation of a*, b* in CIELAB units (NaN at nodata).
 
     Raises:
         InputError: Bad shapes, no valid pixels, unknown scale or tone.
@@ -769,17 +971,24 @@ def colorize_array(
     """
 
     from sar_colorizer.confidence import colour_from_outputs, resolve_shrink
+    from sar_colorizer.io.pixel_size import resample_factor
 
     values, valid = _check_values(values, valid)
     bundle.check_input(values.shape[0])
     shrink_k = resolve_shrink(bundle, shrink)
     channels = bundle.output_channels
+    display_filter, colour_upsampling = _display_options(display_filter, colour_upsampling)
+    factor = resample_factor(pixel_size, bundle.pixel_size)
     preprocessing = Preprocessing.from_bundle(bundle)
     tone, l_quantiles = _bundle_l_quantiles(bundle, tone)
     if stats is None:
-        stats = scene_statistics(values, valid, preprocessing, input_scale)
-    relative = _relative_filtered(values, valid, stats.input_scale, stats.references, preprocessing)
+        stats = scene_statistics(values, valid, preprocessing, input_scale, display_filter)
+    relative, display = _relative_and_display(
+        values, valid, stats.input_scale, stats.references, preprocessing, display_filter
+    )
     model_input = _to_model_input(relative)
+    display = np.nan_to_num(display, nan=0.0)
+    guide = _feature(display) if colour_upsampling == "guided" else None
     if isinstance(tile_size, str):
         if tile_size != "model":
             raise InputError(
@@ -787,23 +996,25 @@ def colorize_array(
             )
         tile_size, overlap = tile_settings(bundle, None, overlap)
     if tile_size is None:
-        outputs = _predict_ab_whole(bundle.model, model_input, bundle.tile_multiple)
+        if factor != 1.0:
+            raise InputError("a pixel size other than the model's needs tiled inference")
+        outputs = _predict_ab_whole(bundle.model, model_input, bundle.tile_multiple, guide)
     else:
         height, width = valid.shape
         tile_size, overlap = tile_settings(bundle, tile_size, overlap)
-        tile = fit_tile_size(tile_size, bundle.tile_multiple, height, width, overlap)
-        grid = TileGrid.for_shape(valid.shape[0], valid.shape[1], tile, overlap)
+        net_tile, grid = _tiling_plan(bundle, height, width, tile_size, overlap, factor)
         runner = _ModelRunner.for_model(bundle.model)
         blender = StripBlender(grid, len(channels))
         outputs = np.empty(valid.shape + (len(channels),), dtype=np.float32)
-        per_call = tiles_per_call(grid.n_cols, tile, batch_size)
+        per_call = tiles_per_call(grid.n_cols, net_tile, batch_size)
         for row in range(grid.n_rows):
-            _run_tile_row(runner, model_input, blender, per_call, row)
+            _run_tile_row(runner, model_input, blender, per_call, row, 0, guide, net_tile)
             start, stop, block = blender.finish_row(row)
             outputs[start:stop] = block
     ab_norm, sigma = colour_from_outputs(outputs, channels, shrink_k)
     lut = tone_lut(tone, stats.feature_quantiles, l_quantiles)
-    converted, rgb = _ColourConverter.shared()(model_input[..., 0], ab_norm, valid, lut)
+    converter = _ColourConverter.shared(chroma_limit)
+    converted, rgb = converter(display, ab_norm, valid, lut)
     lab = cast(np.ndarray, converted)  # with_lab=True: never None
     ab = np.ascontiguousarray(lab[..., 1:])
     feature = _feature(model_input[..., 0])
@@ -814,6 +1025,7 @@ def colorize_array(
         "ab": ab,
         "feature": feature,
         "relative": model_input,
+        "display": display,
         "valid": valid,
     }
     if sigma is not None:
@@ -972,6 +1184,8 @@ class _Strip:
     data_row0: int  # scene row of model_input[0]
     model_input: np.ndarray  # (rows, W, C) float32, 0 at nodata
     valid: np.ndarray  # (rows, W) bool
+    display: np.ndarray | None = None  # (rows, W) float32 relative intensity for L, 0 at nodata
+    guide: np.ndarray | None = None  # (rows, W) float32 feature of display (guided upsampling)
     seconds: float = 0.0
     cpu_seconds: float = 0.0
 
@@ -983,7 +1197,7 @@ def colorize_raster(
     *,
     bands: str | Sequence[str | int] | None = None,
     input_scale: str = "auto",
-    tone: str = "matched",
+    tone: str = "balanced",
     tile_size: int | None = None,
     overlap: int | None = None,
     batch_size: int | None = None,
@@ -995,6 +1209,10 @@ def colorize_raster(
     creation_options: dict[str, str] | None = None,
     confidence_path: str | os.PathLike[str] | None = None,
     shrink: bool | None = None,
+    display_filter: str = DISPLAY_FILTER,
+    colour_upsampling: str = "guided",
+    chroma_limit: bool = True,
+    pixel_size: float | None = None,
 ) -> PredictSummary:
     """Colorize a SAR raster of any size, streaming it tile row by tile row.
 
@@ -1034,6 +1252,11 @@ def colorize_raster(
             model with a confidence head.
         shrink: Move a*, b* toward neutral where the model is unsure
             (:mod:`sar_colorizer.confidence`); None: on when the model has a confidence head.
+        display_filter, colour_upsampling, chroma_limit: As for :func:`colorize_array`.
+        pixel_size: Ground pixel size of the input in metres; None takes it from the
+            georeference (:func:`~sar_colorizer.io.pixel_size.pixel_size_metres`), or the
+            model's training pixel size where the raster has none. The network sees tiles
+            resampled to the training pixel size; the output keeps the input's grid.
 
     Returns:
         A :class:`PredictSummary`.
@@ -1049,6 +1272,7 @@ def colorize_raster(
     from rasterio.windows import Window
     from tqdm.auto import tqdm
 
+    from sar_colorizer.io.pixel_size import pixel_size_metres, resample_factor
     from sar_colorizer.io.raster import (
         RasterWriter,
         check_output_path,
@@ -1056,6 +1280,7 @@ def colorize_raster(
         read_raster,
         resolve_bands,
     )
+    from sar_colorizer.sar.display import display_halo
 
     started = time.perf_counter()
     in_path, out_path = Path(in_path), Path(out_path)
@@ -1075,6 +1300,7 @@ def colorize_raster(
         raise InputError(f"{in_path}: input and outputs must all be different files")
     for path in outputs:
         check_output_path(path, overwrite)
+    display_filter, colour_upsampling = _display_options(display_filter, colour_upsampling)
     info = read_info(in_path)
     band_indexes = list(resolve_bands(info, bands))  # None: every band but alpha
     bundle.check_input(len(band_indexes), _band_names(info, band_indexes, bands))
@@ -1094,9 +1320,19 @@ def colorize_raster(
             round_tile_size(tile_size, bundle.tile_multiple),
             bundle.tile_multiple,
         )
-    tile = fit_tile_size(tile_size, bundle.tile_multiple, info.height, info.width, overlap)
-    grid = TileGrid.for_shape(info.height, info.width, tile, overlap)
-    per_call = tiles_per_call(grid.n_cols, tile, batch_size)
+    if pixel_size is None:
+        pixel_size = pixel_size_metres(info.crs, info.transform, info.width, info.height)
+    factor = resample_factor(pixel_size, bundle.pixel_size)
+    if factor != 1.0:
+        logger.info(
+            "%s: %.4g m pixels; the network sees them resampled to its %.4g m training pixels",
+            in_path,
+            pixel_size,
+            bundle.pixel_size,
+        )
+    net_tile, grid = _tiling_plan(bundle, info.height, info.width, tile_size, overlap, factor)
+    tile = grid.tile_size
+    per_call = tiles_per_call(grid.n_cols, net_tile, batch_size)
 
     # Scene statistics from one decimated read of the whole raster.
     stats_shape = _stats_shape(info.height, info.width)
@@ -1105,7 +1341,7 @@ def colorize_raster(
     )
     if not small_valid.any():
         raise InputError(f"{in_path}: no valid pixels (everything is nodata)")
-    stats = scene_statistics(small, small_valid, preprocessing, input_scale)
+    stats = scene_statistics(small, small_valid, preprocessing, input_scale, display_filter)
     logger.info(
         "%s: %d x %d px, bands %s, input scale %s%s, reference %s (linear power)",
         in_path,
@@ -1118,7 +1354,7 @@ def colorize_raster(
     )
     del small, small_valid
 
-    halo = preprocessing.halo
+    halo = max(preprocessing.halo, display_halo(display_filter))
     stages = {
         "statistics": time.perf_counter() - started,
         "read + preprocess": 0.0,
@@ -1136,16 +1372,27 @@ def colorize_raster(
         values, valid = read_raster(
             in_path, bands=band_indexes, window=Window(0, lo, info.width, hi - lo)
         )
-        relative = _relative_filtered(
-            values, valid, stats.input_scale, stats.references, preprocessing
+        relative, display = _relative_and_display(
+            values, valid, stats.input_scale, stats.references, preprocessing, display_filter
         )
         cut = slice(needed[0] - lo, needed[1] - lo)
         model_input = _to_model_input(relative[:, cut])
+        display = np.nan_to_num(display[cut], nan=0.0)
+        guide = _feature(display) if colour_upsampling == "guided" else None
         seconds = time.perf_counter() - t0
-        return _Strip(row, needed[0], model_input, valid[cut], seconds, time.thread_time() - cpu0)
+        return _Strip(
+            row,
+            needed[0],
+            model_input,
+            valid[cut],
+            display=display,
+            guide=guide,
+            seconds=seconds,
+            cpu_seconds=time.thread_time() - cpu0,
+        )
 
     runner = _ModelRunner.for_model(bundle.model)
-    converter = _ColourConverter.shared()
+    converter = _ColourConverter.shared(chroma_limit)
     lut = tone_lut(tone, stats.feature_quantiles, l_quantiles)
     blender = StripBlender(grid, len(channels))
     quicklook = _Quicklook(info.height, info.width) if quicklook_path is not None else None
@@ -1197,9 +1444,9 @@ def colorize_raster(
                 bottom = min(stop, top + _WRITE_ROWS)
                 local = slice(top - strip.data_row0, bottom - strip.data_row0)
                 valid = strip.valid[local]
-                relative = strip.model_input[local, :, 0]
+                display = cast(np.ndarray, strip.display)[local]
                 ab_block = ab_norm[top - start : bottom - start]
-                _, rgb = converter(relative, ab_block, valid, lut, with_lab=False)
+                _, rgb = converter(display, ab_block, valid, lut, with_lab=False)
                 window = Window(0, top, info.width, bottom - top)
                 writer.write(rgb.transpose(2, 0, 1), window, valid=valid)
                 if ab_writer is not None:
@@ -1211,7 +1458,7 @@ def colorize_raster(
                     sigma_block[~valid] = np.nan
                     confidence_writer.write(sigma_block[None], window, valid=valid)
                 if quicklook is not None:
-                    quicklook.add(top, _feature(relative), rgb, valid)
+                    quicklook.add(top, _feature(display), rgb, valid)
             stages["colour + write"] += time.perf_counter() - t0
             stages["colour + write, cpu"] += time.thread_time() - cpu0
 
@@ -1224,7 +1471,16 @@ def colorize_raster(
             if row + 1 < grid.n_rows:
                 pending = reader_pool.submit(load_strip, row + 1)
             t0 = time.perf_counter()
-            _run_tile_row(runner, strip.model_input, blender, per_call, row, strip.data_row0)
+            _run_tile_row(
+                runner,
+                strip.model_input,
+                blender,
+                per_call,
+                row,
+                strip.data_row0,
+                strip.guide,
+                net_tile,
+            )
             start, stop, block = blender.finish_row(row)
             stages["model + blend"] += time.perf_counter() - t0
             # Keep at most one block in flight: bounded memory, errors surface promptly.

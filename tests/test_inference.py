@@ -269,7 +269,8 @@ def test_streaming_matches_in_memory_tiling(bundle, db_scene, tmp_path):
 
 
 def test_streaming_matches_per_tile_inference_inside_tiles(bundle, db_scene, tmp_path):
-    """Where a tile has weight 1 (its centre), the scene output is that tile's own output."""
+    """Where a tile has weight 1 (its centre), the scene output is that tile's own output
+    (upsampled bilinearly, chroma not limited: the network's AB as it is)."""
     colorize_raster(
         bundle,
         db_scene,
@@ -278,6 +279,8 @@ def test_streaming_matches_per_tile_inference_inside_tiles(bundle, db_scene, tmp
         overlap=OVERLAP,
         ab_path=tmp_path / "ab.tif",
         progress=False,
+        colour_upsampling="bilinear",
+        chroma_limit=False,
     )
     ab, _, _ = _read(tmp_path / "ab.tif")
     with rasterio.open(db_scene) as src:
@@ -474,3 +477,112 @@ def test_colorize_raster_tiles_at_the_training_tile_size_by_default(
         tile32_bundle, path, tmp_path / "out64.tif", tile_size=64, overlap=16, progress=False
     )
     assert summary.tile_size == 64
+
+
+def test_display_filter_default_matches_its_module():
+    from sar_colorizer.sar.display import DEFAULT_DISPLAY_FILTER
+
+    assert inference.DISPLAY_FILTER == DEFAULT_DISPLAY_FILTER
+
+
+def test_bundle_pixel_size_defaults_to_10_m(bundle):
+    assert bundle.pixel_size == 10.0
+    assert load_bundle("default").pixel_size == 10.0
+
+
+def test_display_filter_sharpens_l_but_not_the_network_input(bundle):
+    db = _sigma0_db((128, 128))
+    valid = np.ones(db.shape, bool)
+    old = colorize_array(bundle, db[None], valid, display_filter="network", tile_size=TILE)
+    new = colorize_array(bundle, db[None], valid, tile_size=TILE)
+    np.testing.assert_array_equal(old["relative"], new["relative"])  # the network sees the same
+    from sar_colorizer.visual_quality import edge_fidelity
+
+    relative = 10 ** (db / 10)  # L's edges against the SAR's own
+    fidelity_old = edge_fidelity(old["lab"][..., 0], relative, valid)
+    fidelity_new = edge_fidelity(new["lab"][..., 0], relative, valid)
+    assert fidelity_new > fidelity_old + 0.15
+
+
+@pytest.fixture
+def db_scene_20m(make_geotiff):
+    """The db_scene raster on a 20 m UTM grid."""
+    db = _sigma0_db((150, 170))
+    db[:30, :25] = np.nan
+    return make_geotiff(
+        "scene20_VH.tif",
+        db,
+        nodata=float("nan"),
+        crs="EPSG:32631",
+        transform=Affine(20.0, 0, 600000.0, 0, -20.0, 4800000.0),
+    )
+
+
+def test_pixel_size_from_the_crs_resamples_tiles_and_keeps_the_output_grid(
+    bundle, db_scene_20m, tmp_path, monkeypatch
+):
+    seen = []
+    original = inference._ModelRunner.__call__
+
+    def spy(self, batch, *args, **kwargs):
+        seen.append(batch.shape[1])
+        return original(self, batch, *args, **kwargs)
+
+    monkeypatch.setattr(inference._ModelRunner, "__call__", spy)
+    out = tmp_path / "out.tif"
+    summary = colorize_raster(
+        bundle, db_scene_20m, out, tile_size=TILE, overlap=OVERLAP, progress=False
+    )
+    assert set(seen) == {TILE} and summary.tile_size == TILE // 2  # 20 m: half-size tiles
+    with rasterio.open(db_scene_20m) as src, rasterio.open(out) as dst:
+        assert (dst.width, dst.height) == (src.width, src.height)
+        assert dst.crs == src.crs and dst.transform == src.transform
+        db = src.read()
+        alpha = dst.read(4)
+    valid = np.isfinite(db[0])
+    np.testing.assert_array_equal(alpha == 0, ~valid)
+    # The same as in memory with the pixel size given, and not the same as without it.
+    with rasterio.open(out) as dst:
+        rgb = dst.read()[:3].transpose(1, 2, 0).astype(int)
+    expected = colorize_array(bundle, db, valid, tile_size=TILE, overlap=OVERLAP, pixel_size=20.0)
+    assert np.abs(rgb - expected["rgb"]).max() <= 1
+    unscaled = colorize_array(bundle, db, valid, tile_size=TILE, overlap=OVERLAP)
+    assert np.abs(expected["ab"] - unscaled["ab"])[valid].mean() > 0.01  # tiny untrained net
+    # --pixel-size overrides the georeference: 10 m means no resampling.
+    seen.clear()
+    colorize_raster(
+        bundle, db_scene_20m, tmp_path / "o10.tif", tile_size=TILE, overlap=OVERLAP,
+        progress=False, pixel_size=10.0,
+    )
+    assert set(seen) == {TILE}
+
+
+def test_pixel_size_without_georeference_keeps_the_grid(bundle):
+    db = _sigma0_db((100, 90))
+    valid = np.ones(db.shape, bool)
+    valid[:10, :10] = False
+    result = colorize_array(bundle, db[None], valid, tile_size=TILE, overlap=OVERLAP, pixel_size=40)
+    assert result["rgb"].shape == (100, 90, 3)
+    assert np.all(result["rgb"][~valid] == 0)
+
+
+def test_balanced_tone_is_monotone_and_evener_than_matched():
+    rng = np.random.default_rng(3)
+    # A scene whose histogram is dense in the middle and sparse in the dark tail.
+    feature = np.concatenate([rng.uniform(0.05, 0.4, 2000), rng.normal(0.7, 0.03, 8000)])
+    scene = np.quantile(np.clip(feature, 0, 1), np.linspace(0, 1, 101))
+    l_quantiles = np.linspace(10.0, 90.0, 101)
+    matched = inference.tone_lut("matched", scene, l_quantiles)
+    balanced = inference.tone_lut("balanced", scene, l_quantiles)
+    assert np.all(np.diff(balanced) >= 0) and balanced.min() >= 0 and balanced.max() <= 100
+    inside = slice(int(scene[1] * 4096), int(scene[99] * 4096))
+    slope_matched, slope_balanced = np.diff(matched)[inside], np.diff(balanced)[inside]
+    assert slope_balanced.std() / slope_balanced.mean() < 0.6 * (
+        slope_matched.std() / slope_matched.mean()
+    )
+    # Half-way between the matched curve and the straight line through its 1 % and 99 % points.
+    i = int(scene[50] * 4096)
+    line = l_quantiles[1] + (i / 4096 - scene[1]) * (l_quantiles[99] - l_quantiles[1]) / (
+        scene[99] - scene[1]
+    )
+    assert balanced[i] == pytest.approx(0.5 * matched[i] + 0.5 * line, abs=0.05)

@@ -74,11 +74,11 @@ input_scale_option = click.option(
 
 tone_option = click.option(
     "--tone",
-    type=click.Choice(["matched", "sar"]),
-    default="matched",
+    type=click.Choice(["balanced", "matched", "sar"]),
+    default="balanced",
     show_default=True,
-    help="Lightness: matched to the brightness of the training optical images (natural look), "
-    "or plain SAR backscatter brightness.",
+    help="Lightness: 'matched' to the brightness of the training optical images (natural look), "
+    "plain SAR backscatter brightness ('sar', sharpest), or half of each ('balanced').",
 )
 
 tile_size_option = click.option(

@@ -172,6 +172,37 @@ def _precheck(job: _Job, overwrite: bool) -> None:
     help="Also write a side-by-side PNG preview, SAR | colorised, at most 2048 px wide (with "
     "--output-dir: a folder for <stem>_quicklook.png files).",
 )
+@click.option(
+    "--display-filter",
+    type=click.Choice(["median_guided", "bilateral", "network"]),
+    default="median_guided",
+    show_default=True,
+    help="Edge-preserving despeckling of the SAR that the brightness L is made from; 'network' "
+    "uses the model's own speckle filter (blurrier). The network's input never changes.",
+)
+@click.option(
+    "--colour-upsampling",
+    type=click.Choice(["guided", "bilinear"]),
+    default="guided",
+    show_default=True,
+    help="How the network's low-resolution colour is brought to full resolution: 'guided' "
+    "follows the edges of L, so colour does not bleed across field and pond edges.",
+)
+@click.option(
+    "--chroma-limit/--channel-clip",
+    default=True,
+    show_default=True,
+    help="Reduce chroma (keeping hue) where sRGB cannot show a colour at its brightness, "
+    "instead of clipping RGB channels (which turns dark or bright pixels teal or red).",
+)
+@click.option(
+    "--pixel-size",
+    type=click.FloatRange(min=0.0, min_open=True),
+    default=None,
+    help="Ground pixel size of the input in metres, for images without georeference; the "
+    "network sees the input resampled to its training pixel size (10 m for the shipped "
+    "model).  [default: from the georeference, else the training pixel size]",
+)
 @overwrite_option
 @click.option(
     "--skip-existing", is_flag=True, help="Skip inputs whose output already exists (batch runs)."
@@ -213,6 +244,10 @@ def predict(
     creation_options: dict[str, str],
     workers: int | None,
     scheduler: str | None,
+    display_filter: str = "median_guided",
+    colour_upsampling: str = "guided",
+    chroma_limit: bool = True,
+    pixel_size: float | None = None,
 ) -> None:
     """Colorize SAR rasters with the shipped model or --model BUNDLE.
 
@@ -241,6 +276,10 @@ def predict(
         "batch_size": batch_size,
         "overwrite": overwrite,
         "creation_options": creation_options,
+        "display_filter": display_filter,
+        "colour_upsampling": colour_upsampling,
+        "chroma_limit": chroma_limit,
+        "pixel_size": pixel_size,
     }
 
     if output_dir is None and len(paths) >= 2 and Path(paths[-1]).is_dir():
@@ -351,6 +390,10 @@ def _run(
     batch_size: int | None,
     overwrite: bool,
     creation_options: dict[str, str],
+    display_filter: str = "median_guided",
+    colour_upsampling: str = "guided",
+    chroma_limit: bool = True,
+    pixel_size: float | None = None,
 ) -> None:
     from sar_colorizer.inference import colorize_raster
 
@@ -370,4 +413,8 @@ def _run(
         overwrite=overwrite,
         progress=progress_enabled(ctx),
         creation_options=creation_options or None,
+        display_filter=display_filter,
+        colour_upsampling=colour_upsampling,
+        chroma_limit=chroma_limit,
+        pixel_size=pixel_size,
     )

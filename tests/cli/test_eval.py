@@ -96,7 +96,7 @@ def test_eval_writes_report_grid_and_prints_table(
     assert set(report) == {"n_images", "model", "baselines", "settings"}
     # The bundle's default tile and predict's default overlap (an eighth of the tile).
     assert report["settings"] == {
-        "tile_size": 512, "overlap": 64, "tone": "matched", "optical_convention": "as-is"
+        "tile_size": 512, "overlap": 64, "tone": "balanced", "optical_convention": "as-is"
     }
     assert report["n_images"] == 2
     assert set(report["baselines"]) == set(BASELINES)

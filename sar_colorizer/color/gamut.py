@@ -1,0 +1,174 @@
+"""Gamut-aware chroma limit in LCh: keep lightness and hue, reduce chroma to what sRGB can show.
+
+The network predicts a and b without knowing the lightness that the SAR will give the pixel.
+Near black (water, radar shadow) and near white, sRGB can only show small chroma; a fixed a*b*
+there lies outside the gamut, and clipping each RGB channel to [0, 1] then turns it into a
+saturated colour of another hue (a slightly greenish-blue a*b* on a dark pond becomes bright
+teal or red). Here each pixel's chroma ``C = hypot(a, b)`` is instead capped at the largest
+chroma sRGB can show at its lightness L and hue ``h = atan2(b, a)``: the colour moves in a
+straight line toward the grey of the same L, which is inside the gamut, so its hue is kept and
+dark or bright pixels fade to grey (toward black and white) rather than flip.
+
+The cap comes from a table of the gamut boundary (:func:`max_chroma_table`), found by
+bisection on the exact LAB -> linear RGB conversion of :mod:`sar_colorizer.color.lab`, indexed
+by L (steps of 0.25) and the "diamond angle" of (a, b) (a rational, monotonic stand-in for the
+hue angle: 0, 1, 2, 3 at +a, +b, -a, -b; 180 steps per quadrant, under half a degree), so that
+a pixel costs one table read, one division and a square root inside the XLA-compiled colour
+conversion, and no arctangent. Each cell holds the smallest boundary chroma of its corners, so
+the cap never lies outside the gamut; it is 0.4 CIELAB units inside it on average (about 2
+next to the sharp cusps of the gamut).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "ANGLE_STEPS",
+    "L_STEPS",
+    "diamond_angle",
+    "lab_to_linear_rgb",
+    "limit_chroma",
+    "limit_chroma_numpy",
+    "max_chroma_table",
+]
+
+#: Table cells: lightness 0-100 in steps of 1 / L_PER_UNIT, diamond angle 0-4 in steps of
+#: 1 / ANGLE_PER_UNIT.
+L_PER_UNIT = 4
+ANGLE_PER_UNIT = 180
+L_STEPS = 100 * L_PER_UNIT + 1
+ANGLE_STEPS = 4 * ANGLE_PER_UNIT
+
+# Constants of sar_colorizer.color.lab (scikit-image's), repeated here in float64 so that the
+# table is built without Keras; tests/color/test_gamut.py checks them against that module.
+_WHITE = np.array([0.95047, 1.0, 1.08883])
+_RGB_FROM_XYZ = np.linalg.inv(
+    np.array(
+        [
+            [0.412453, 0.357580, 0.180423],
+            [0.212671, 0.715160, 0.072169],
+            [0.019334, 0.119193, 0.950227],
+        ]
+    )
+)
+_LAB_F_KNEE = 0.2068966
+_LAB_SLOPE = 7.787
+_LAB_OFFSET = 16.0 / 116.0
+
+
+def lab_to_linear_rgb(lab: np.ndarray) -> np.ndarray:
+    """``(..., 3)`` CIE LAB -> linear sRGB (not clipped), float64; in gamut iff in [0, 1]."""
+    lab = np.asarray(lab, dtype=np.float64)
+    fy = (lab[..., 0] + 16.0) / 116.0
+    f = np.stack([fy + lab[..., 1] / 500.0, fy, fy - lab[..., 2] / 200.0], axis=-1)
+    xyz = np.where(f > _LAB_F_KNEE, f**3, (f - _LAB_OFFSET) / _LAB_SLOPE) * _WHITE
+    return xyz @ _RGB_FROM_XYZ.T
+
+
+def diamond_angle(a: Any, b: Any, where: Any = np.where) -> Any:
+    """Monotonic stand-in for the hue angle in [0, 4): 0 at +a, 1 at +b, 2 at -a, 3 at -b,
+    linear in ``b / (|a| + |b|)`` within each quadrant. ``where``: ``np.where`` or
+    ``tf.where``."""
+    total = abs(a) + abs(b) + 1e-12
+    upper = where(a >= 0, b / total, 1.0 - a / total)
+    lower = where(a < 0, 2.0 - b / total, 3.0 + a / total)
+    return where(b >= 0, upper, lower)
+
+
+def _direction(angle: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Unit (a, b) direction of a diamond angle (its inverse)."""
+    quadrant = np.floor(angle).astype(int) % 4
+    t = angle - np.floor(angle)
+    # Within quadrant 0: (1 - t, t) up to scale; the others are rotations by 90 degrees.
+    x, y = 1.0 - t, t
+    a = np.select([quadrant == 0, quadrant == 1, quadrant == 2], [x, -y, -x], y)
+    b = np.select([quadrant == 0, quadrant == 1, quadrant == 2], [y, x, -y], -x)
+    norm = np.hypot(a, b)
+    return a / norm, b / norm
+
+
+def _boundary(lightness: np.ndarray, cos: np.ndarray, sin: np.ndarray) -> np.ndarray:
+    """Largest in-gamut chroma along each (L, direction), by bisection on linear RGB."""
+    shape = np.broadcast(lightness, cos).shape
+    fy = np.broadcast_to((np.asarray(lightness, dtype=np.float64) + 16.0) / 116.0, shape)
+
+    def inverse_f(f: np.ndarray) -> np.ndarray:
+        return np.where(f > _LAB_F_KNEE, f * f * f, (f - _LAB_OFFSET) / _LAB_SLOPE)
+
+    y = inverse_f(fy) * _WHITE[1]
+    cos_500, sin_200 = np.broadcast_to(cos, shape) / 500.0, np.broadcast_to(sin, shape) / 200.0
+    low = np.zeros(shape)
+    high = np.full(shape, 200.0)
+    for _ in range(20):  # 200 / 2**20: a 0.0002 chroma step
+        middle = 0.5 * (low + high)
+        x = inverse_f(fy + middle * cos_500) * _WHITE[0]
+        z = inverse_f(fy - middle * sin_200) * _WHITE[2]
+        inside = np.ones(shape, dtype=bool)
+        for row in _RGB_FROM_XYZ:
+            channel = row[0] * x + row[1] * y + row[2] * z
+            inside &= (channel >= 0.0) & (channel <= 1.0)
+        low = np.where(inside, middle, low)
+        high = np.where(inside, high, middle)
+    return low
+
+
+@lru_cache(maxsize=1)
+def max_chroma_table() -> np.ndarray:
+    """``(L_STEPS, ANGLE_STEPS)`` float32: per cell of (L, diamond angle), the smallest
+    boundary chroma of its four corners (0 at L = 0 and L = 100). Built once per process."""
+    lightness = np.linspace(0.0, 100.0, L_STEPS)[:, None]
+    cos, sin = _direction(np.linspace(0.0, 4.0, ANGLE_STEPS + 1))
+    nodes = _boundary(lightness, cos[None, :], sin[None, :])  # (L_STEPS, ANGLE_STEPS + 1)
+    below = np.minimum(nodes[:, :-1], nodes[:, 1:])
+    cells = np.minimum(below, np.concatenate([below[1:], below[-1:]], axis=0))
+    table = cells.astype(np.float32)
+    table.setflags(write=False)
+    return table
+
+
+def _cell(lightness: Any, angle: Any) -> tuple[Any, Any]:
+    return lightness * float(L_PER_UNIT), angle * float(ANGLE_PER_UNIT)
+
+
+def limit_chroma_numpy(lab: np.ndarray) -> np.ndarray:
+    """numpy twin of :func:`limit_chroma`: ``(..., 3)`` LAB with chroma capped, float32."""
+    lab = np.asarray(lab, dtype=np.float32)
+    table = max_chroma_table()
+    lightness = np.clip(lab[..., 0], 0.0, 100.0)
+    a, b = lab[..., 1], lab[..., 2]
+    row, col = _cell(lightness, diamond_angle(a, b))
+    row = np.minimum(row.astype(np.int32), L_STEPS - 1)
+    col = np.minimum(col.astype(np.int32), ANGLE_STEPS - 1)
+    cap = table[row, col]
+    scale = np.minimum(1.0, cap / np.maximum(np.hypot(a, b), 1e-6))
+    out = lab.copy()
+    out[..., 1] = a * scale
+    out[..., 2] = b * scale
+    return out
+
+
+def limit_chroma(lightness: Any, ab: Any, table: Any) -> Any:
+    """In-graph chroma cap for the colour conversion (TensorFlow ops).
+
+    Args:
+        lightness: ``(N,)`` float32 L in [0, 100].
+        ab: ``(N, 2)`` float32 a, b in CIELAB units.
+        table: :func:`max_chroma_table` as a flat ``(L_STEPS * ANGLE_STEPS,)`` float32 tensor.
+
+    Returns:
+        ``(N, 2)`` a, b with the same hue and chroma at most the gamut's at (L, hue).
+    """
+    from sar_colorizer._tf import import_tensorflow
+
+    tf = import_tensorflow()
+    a, b = ab[:, 0], ab[:, 1]
+    row, col = _cell(tf.clip_by_value(lightness, 0.0, 100.0), diamond_angle(a, b, tf.where))
+    row = tf.minimum(tf.cast(row, tf.int32), L_STEPS - 1)
+    col = tf.minimum(tf.cast(col, tf.int32), ANGLE_STEPS - 1)
+    cap = tf.gather(table, row * ANGLE_STEPS + col)
+    scale = tf.minimum(1.0, cap / tf.maximum(tf.sqrt(a * a + b * b), 1e-6))
+    return ab * scale[:, None]
