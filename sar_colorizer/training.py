@@ -380,6 +380,7 @@ def train(
         ],
         weights,
         config.seed,
+        batch_size=config.batch_size,
     )
     if len(sources) > 1:
         logger.info("training on %s", ", ".join(

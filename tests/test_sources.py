@@ -132,6 +132,23 @@ def test_batches_come_from_each_source_by_weight(two_sources) -> None:
     assert 0.1 < small_share < 0.3
 
 
+def test_sources_of_one_crop_size_share_every_batch(two_sources) -> None:
+    """Batch normalisation must see the mixture: with one crop size, batches mix the sources."""
+    from sar_colorizer.data.pipeline import make_dataset
+    from sar_colorizer.data.sources import mixed_dataset
+
+    # Tag each source through its SAR: the small source's chips are scaled to 0 (all dark).
+    datasets = [make_dataset(folder, batch_size=4, crop_size=32, repeat=True, seed=0)
+                for folder in two_sources]
+    datasets[1] = datasets[1].map(lambda x, y: (x * 0.0 - 1.0, y))
+    batches = list(mixed_dataset(datasets, [0.75, 0.25], 0, batch_size=8).take(60))
+    assert all(tuple(x.shape) == (8, 32, 32, 1) for x, _ in batches)
+    from_small = np.array([[float(chip.numpy().max()) < 0 for chip in x] for x, _ in batches])
+    mixed = np.mean([0 < row.sum() < len(row) for row in from_small])
+    assert mixed > 0.5  # most batches hold chips of both sources
+    assert 0.15 < from_small.mean() < 0.35  # in the weights' proportion
+
+
 def test_train_on_two_sources_writes_one_bundle(two_sources, tmp_path) -> None:
     model_out = tmp_path / "model"
     config = TrainConfig.from_dict({**TINY, "epochs": 1, "source_weights": [0.5, 0.5]})

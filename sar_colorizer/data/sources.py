@@ -2,10 +2,11 @@
 
 Each source is a folder written by ``sarcolor preprocess`` (one dataset, one chip size). Small
 datasets would drown among large ones if their chips were simply pooled (30 BigEarthNet patches
-give 30 chips of 128 px, 76 Los Angeles fragments give about 1000 chips of 256 px), so each
-training batch is drawn from one source, chosen at random with the source's weight
-(``tf.data.Dataset.sample_from_datasets`` over per-source batched datasets). A batch therefore
-has one shape, while sources may differ in crop size: the network is fully convolutional.
+give 30 chips of 128 px, 76 Los Angeles fragments give about 1000 chips of 256 px), so the
+chips of each training batch are drawn from the sources at random with the sources' weights
+(``tf.data.Dataset.sample_from_datasets``). Sources of one crop size share every batch, so batch
+normalisation sees the mixture; sources of different crop sizes take turns by whole batches
+(a batch has one shape; the network is fully convolutional).
 
 Validation uses the validation images of every source (split by source image in each
 ``preprocess`` run, never by chip), each source's chips repeated so that the sources weigh in
@@ -174,13 +175,31 @@ def validation_repeats(n_val_chips: Sequence[int], weights: Sequence[float]) -> 
     ]
 
 
-def mixed_dataset(datasets: Sequence[Any], weights: Sequence[float], seed: int) -> Any:
-    """Batches drawn from the per-source batched datasets with the given probabilities."""
+def mixed_dataset(
+    datasets: Sequence[Any], weights: Sequence[float], seed: int, batch_size: int | None = None
+) -> Any:
+    """Training batches drawn from the per-source batched datasets with the given probabilities.
+
+    With ``batch_size`` and sources of one crop size, each batch mixes chips of every source
+    (drawn one by one with the weights): batch normalisation then learns statistics of the
+    mixture it is applied to. Batches drawn whole from one source at a time make each source's
+    batch statistics differ from the moving averages used at inference, which made the
+    validation loss of a Los Angeles + BigEarthNet run climb after a few epochs. Sources of
+    different crop sizes cannot share a batch; their batches are drawn whole.
+    """
     from sar_colorizer._tf import import_tensorflow
 
     tf = import_tensorflow()
     if len(datasets) == 1:
         return datasets[0]
+    weights = [float(w) for w in weights]
+    shapes = {tuple(ds.element_spec[0].shape[1:]) for ds in datasets}
+    if batch_size is not None and len(shapes) == 1:
+        chips = tf.data.Dataset.sample_from_datasets(
+            [ds.unbatch() for ds in datasets], weights=weights, seed=seed,
+            stop_on_empty_dataset=False,
+        )
+        return chips.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
     return tf.data.Dataset.sample_from_datasets(
-        list(datasets), weights=[float(w) for w in weights], seed=seed, stop_on_empty_dataset=False
+        list(datasets), weights=weights, seed=seed, stop_on_empty_dataset=False
     )
