@@ -49,6 +49,7 @@ class _Job:
     ab_output: Path | None = None
     quicklook: Path | None = None
     error: str | None = None
+    confidence: Path | None = None
 
 
 def expand_inputs(patterns: tuple[str, ...] | list[str]) -> tuple[list[Path], list[str]]:
@@ -111,7 +112,7 @@ def _precheck(job: _Job, overwrite: bool) -> None:
     from sar_colorizer.io.raster import check_output_path, read_info
 
     read_info(job.input)
-    for path in (job.output, job.ab_output, job.quicklook):
+    for path in (job.output, job.ab_output, job.quicklook, job.confidence):
         if path is not None:
             check_output_path(path, overwrite)
 
@@ -172,6 +173,23 @@ def _precheck(job: _Job, overwrite: bool) -> None:
     help="Also write a side-by-side PNG preview, SAR | colorised, at most 2048 px wide (with "
     "--output-dir: a folder for <stem>_quicklook.png files).",
 )
+@click.option(
+    "--confidence",
+    "confidence_output",
+    type=click.Path(),
+    default=None,
+    help="Also write the per-pixel confidence as a float32 GeoTIFF: the predicted standard "
+    "deviation of a*, b* in CIELAB units (small = sure; NaN on nodata). Needs a model with a "
+    "confidence head (with --output-dir: a folder for <stem>_confidence.tif files).",
+)
+@click.option(
+    "--mute-unsure/--no-mute-unsure",
+    "shrink",
+    default=None,
+    help="Move a*, b* toward neutral grey where the model is unsure of the colour (gain "
+    "|ab|^2 / (|ab|^2 + k sigma^2), k chosen on validation data in training).  [default: on "
+    "for models with a confidence head]",
+)
 @overwrite_option
 @click.option(
     "--skip-existing", is_flag=True, help="Skip inputs whose output already exists (batch runs)."
@@ -194,6 +212,8 @@ def predict(
     suffix: str | None,
     ab_output: str | None,
     quicklook: str | None,
+    confidence_output: str | None,
+    shrink: bool | None,
     overwrite: bool,
     skip_existing: bool,
     creation_options: dict[str, str],
@@ -225,6 +245,7 @@ def predict(
         "batch_size": batch_size,
         "overwrite": overwrite,
         "creation_options": creation_options,
+        "shrink": shrink,
     }
 
     if output_dir is None and len(paths) >= 2 and Path(paths[-1]).is_dir():
@@ -248,6 +269,7 @@ def predict(
             output=Path(paths[1]),
             ab_output=Path(ab_output) if ab_output else None,
             quicklook=Path(quicklook) if quicklook else None,
+            confidence=Path(confidence_output) if confidence_output else None,
         )
         if skip_existing and job.output.exists():
             click.echo(f"{job.output} exists; skipped")
@@ -265,6 +287,9 @@ def predict(
         Path(ab_output) if ab_output else None,
         Path(quicklook) if quicklook else None,
     )
+    if confidence_output:
+        for job in jobs:
+            job.confidence = Path(confidence_output) / f"{job.input.stem}_confidence.tif"
     failed = len(unmatched)
     for pattern in unmatched:
         logger.error("%s: no such file (no file matches the pattern)", pattern)
@@ -320,6 +345,7 @@ def _run(
     batch_size: int | None,
     overwrite: bool,
     creation_options: dict[str, str],
+    shrink: bool | None,
 ) -> None:
     from sar_colorizer.inference import colorize_raster
 
@@ -339,4 +365,6 @@ def _run(
         overwrite=overwrite,
         progress=progress_enabled(ctx),
         creation_options=creation_options or None,
+        confidence_path=job.confidence,
+        shrink=shrink,
     )
