@@ -761,14 +761,15 @@ def colorize_array(
         (H, W, 2) in CIELAB units, "feature": float32 (H, W) SAR dB feature in [0, 1],
         "relative": float32 (H, W, C) model input, "valid": bool (H, W)}``, and for a model
         with a confidence head ``"sigma"``: float32 (H, W) predicted standard deviation of
-        a*, b* in CIELAB units (NaN at nodata).
+        a*, b* in CIELAB units (NaN at nodata), and ``"ab_mean"``: float32 (H, W, 2) the
+        network's a*, b* before the shrink.
 
     Raises:
         InputError: Bad shapes, no valid pixels, unknown scale or tone.
         ModelMismatchError: The number of bands differs from the model's.
     """
 
-    from sar_colorizer.confidence import colour_from_outputs, resolve_shrink
+    from sar_colorizer.confidence import colour_from_outputs, resolve_shrink, split_outputs
 
     values, valid = _check_values(values, valid)
     bundle.check_input(values.shape[0])
@@ -802,6 +803,7 @@ def colorize_array(
             start, stop, block = blender.finish_row(row)
             outputs[start:stop] = block
     ab_norm, sigma = colour_from_outputs(outputs, channels, shrink_k)
+    ab_mean = split_outputs(outputs, channels)[0] * np.float32(AB_SCALE)
     lut = tone_lut(tone, stats.feature_quantiles, l_quantiles)
     converted, rgb = _ColourConverter.shared()(model_input[..., 0], ab_norm, valid, lut)
     lab = cast(np.ndarray, converted)  # with_lab=True: never None
@@ -819,6 +821,8 @@ def colorize_array(
     if sigma is not None:
         sigma[~valid] = np.nan
         result["sigma"] = sigma
+        ab_mean[~valid] = 0.0
+        result["ab_mean"] = ab_mean
     return result
 
 

@@ -9,6 +9,7 @@ import click
 from sar_colorizer.cli.options import (
     bands_option,
     input_scale_option,
+    mute_unsure_option,
     overwrite_option,
     progress_enabled,
     tile_size_option,
@@ -49,6 +50,7 @@ from sar_colorizer.cli.options import (
 @bands_option
 @input_scale_option
 @tone_option
+@mute_unsure_option
 @overwrite_option
 @click.pass_context
 def eval_command(
@@ -63,6 +65,7 @@ def eval_command(
     bands: str | None,
     input_scale: str,
     tone: str,
+    shrink: bool | None,
     overwrite: bool,
 ) -> None:
     """Evaluate MODEL on the SAR/optical pairs in INPUT and write a report.
@@ -103,6 +106,7 @@ def eval_command(
         tone=tone,
         tile_size=tile_size,
         overwrite=overwrite,
+        shrink=shrink,
     )
     click.echo(format_markdown(report), nl=False)
     click.echo(f"report written to {Path(report_dir)}", err=True)

@@ -21,6 +21,7 @@ from sar_colorizer.cli.options import (
     creation_options,
     input_scale_option,
     model_option,
+    mute_unsure_option,
     overwrite_option,
     progress_enabled,
     tile_size_option,
@@ -182,14 +183,7 @@ def _precheck(job: _Job, overwrite: bool) -> None:
     "deviation of a*, b* in CIELAB units (small = sure; NaN on nodata). Needs a model with a "
     "confidence head (with --output-dir: a folder for <stem>_confidence.tif files).",
 )
-@click.option(
-    "--mute-unsure/--no-mute-unsure",
-    "shrink",
-    default=None,
-    help="Move a*, b* toward neutral grey where the model is unsure of the colour (gain "
-    "|ab|^2 / (|ab|^2 + k sigma^2), k chosen on validation data in training).  [default: on "
-    "for models with a confidence head]",
-)
+@mute_unsure_option
 @overwrite_option
 @click.option(
     "--skip-existing", is_flag=True, help="Skip inputs whose output already exists (batch runs)."
