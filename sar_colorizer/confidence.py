@@ -31,7 +31,8 @@ into what ``predict`` and ``eval`` use, with numpy only (no TensorFlow):
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -70,11 +71,17 @@ def split_outputs(
             f"the model outputs {outputs.shape[-1]} channels but its bundle names "
             f"{len(channels)} ({', '.join(channels)}); the bundle is inconsistent"
         )
-    ab = outputs[..., [channels.index("a"), channels.index("b")]]
+    ab = _channels(outputs, [channels.index("a"), channels.index("b")])
     if not all(name in channels for name in VARIANCE_CHANNELS):
         return ab, None
-    log_variance = outputs[..., [channels.index(name) for name in VARIANCE_CHANNELS]]
-    return ab, log_variance
+    return ab, _channels(outputs, [channels.index(name) for name in VARIANCE_CHANNELS])
+
+
+def _channels(array: np.ndarray, index: list[int]) -> np.ndarray:
+    """``array[..., index]``; a view (no copy) when the channels are consecutive."""
+    if index == list(range(index[0], index[0] + len(index))):
+        return array[..., index[0] : index[0] + len(index)]
+    return array[..., index]
 
 
 def predicted_sigma(log_variance: np.ndarray) -> np.ndarray:
@@ -192,21 +199,76 @@ def resolve_shrink(bundle: Any, shrink: bool | None) -> float | None:
     return bundle_shrink_k(bundle)
 
 
-def colour_from_outputs(
-    outputs: np.ndarray, channels: Sequence[str], shrink_k: float | None
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """Network outputs (blended, full resolution) -> ``(ab_norm, sigma or None)``.
+@dataclass(frozen=True)
+class OutputPlan:
+    """What inference keeps of the network's output, computed at the network's resolution.
 
-    ``ab_norm`` is shrunk by :func:`shrink_ab` when ``shrink_k`` is not None and the outputs
-    carry a log-variance; ``sigma`` is :func:`predicted_sigma` (CIELAB units), None without a
-    confidence head.
+    For a model with a confidence head, :meth:`transform` runs on each batch of network outputs
+    before they are upsampled and blended: it shrinks AB (:func:`shrink_ab`, when
+    ``shrink_k`` is set) and turns the log-variance into :func:`predicted_sigma`, so that the
+    full-resolution work (upsampling, tile blending) carries only the channels asked for: AB
+    alone unless the sigma (``sigma``) or the unshrunk AB (``mean``) is wanted too. On models
+    with ``downsample`` 4 this costs a sixteenth of a full-resolution pass. Without a head
+    there is no transform and the network's channels pass unchanged.
+
+    Attributes:
+        channels: The network's output channels (bundle.json ``outputs.channels``).
+        shrink_k: Shrink constant, or None for no shrink.
+        sigma: Keep the predicted sigma (CIELAB units) as a channel.
+        mean: Keep the unshrunk AB as two channels.
     """
-    ab_norm, log_variance = split_outputs(outputs, channels)
-    if log_variance is None:
-        return ab_norm, None
-    if shrink_k is not None:
-        ab_norm = shrink_ab(ab_norm, log_variance, shrink_k)
-    return ab_norm, predicted_sigma(log_variance)
+
+    channels: tuple[str, ...]
+    shrink_k: float | None = None
+    sigma: bool = False
+    mean: bool = False
+
+    @classmethod
+    def for_bundle(cls, bundle: Any, shrink: bool | None, *, sigma: bool = False,
+                   mean: bool = False) -> OutputPlan:
+        """The plan for ``bundle`` (see :func:`resolve_shrink` for ``shrink``)."""
+        return cls(tuple(bundle.output_channels), resolve_shrink(bundle, shrink), sigma, mean)
+
+    @property
+    def has_variance(self) -> bool:
+        return all(name in self.channels for name in VARIANCE_CHANNELS)
+
+    @property
+    def n_channels(self) -> int:
+        """Channels of :meth:`transform`'s output (what the blender holds)."""
+        if not self.has_variance:
+            return len(self.channels)
+        return 2 + int(self.sigma) + 2 * int(self.mean)
+
+    @property
+    def transform(self) -> Callable[[np.ndarray], np.ndarray] | None:
+        """The per-batch function, or None when the outputs pass unchanged (no head)."""
+        return self._transform if self.has_variance else None
+
+    def _transform(self, outputs: np.ndarray) -> np.ndarray:
+        ab, log_variance = split_outputs(outputs, self.channels)
+        if log_variance is None:  # not reached: transform is None without a head
+            return outputs
+        parts = [ab if self.shrink_k is None else shrink_ab(ab, log_variance, self.shrink_k)]
+        if self.sigma:
+            parts.append(predicted_sigma(log_variance)[..., None])
+        if self.mean:
+            parts.append(ab)
+        return np.concatenate(parts, axis=-1)
+
+    def split(self, blended: np.ndarray) -> dict[str, np.ndarray]:
+        """Blended, upsampled output -> ``{"ab": normalised AB, "sigma": (...) CIELAB units,
+        "ab_mean": normalised AB before the shrink}`` (the last two only where kept)."""
+        if not self.has_variance:
+            return {"ab": split_outputs(blended, self.channels)[0]}
+        parts = {"ab": blended[..., 0:2]}
+        index = 2
+        if self.sigma:
+            parts["sigma"] = blended[..., index]
+            index += 1
+        if self.mean:
+            parts["ab_mean"] = blended[..., index : index + 2]
+        return parts
 
 
 # --------------------------------------------------------------------------------------------

@@ -498,11 +498,18 @@ class _ModelRunner:
         return _RUNNERS[model]
 
     def __call__(
-        self, batch: np.ndarray, weights: tuple[np.ndarray, np.ndarray] | None = None
+        self,
+        batch: np.ndarray,
+        weights: tuple[np.ndarray, np.ndarray] | None = None,
+        transform: Callable[[np.ndarray], np.ndarray] | None = None,
     ) -> np.ndarray:
         """Model output for ``batch`` (B, H, W, C), times ``wy[:, :, None] * wx[:, None, :]``
-        per tile when separable ``weights = (wy (B, H), wx (B, W))`` are given."""
+        per tile when separable ``weights = (wy (B, H), wx (B, W))`` are given; ``transform``
+        maps the network's output at its own (possibly reduced) resolution before upsampling
+        (:class:`sar_colorizer.confidence.OutputPlan`)."""
         outputs = self._forward(self._tf.constant(batch, dtype=self._tf.float32)).numpy()
+        if transform is not None:
+            outputs = transform(outputs)
         if self.upsample:
             outputs = _resize_bilinear(outputs, batch.shape[1], batch.shape[2])
         if weights is not None:
@@ -643,11 +650,16 @@ def _pad_to_multiple(image: np.ndarray, multiple: int) -> np.ndarray:
     return reflect_pad_window(image, 0, 0, 0, height + pad_h, width + pad_w, height, width)
 
 
-def _predict_ab_whole(model: Any, relative: np.ndarray, multiple: int) -> np.ndarray:
+def _predict_ab_whole(
+    model: Any,
+    relative: np.ndarray,
+    multiple: int,
+    transform: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> np.ndarray:
     """Normalised AB for a whole image in one forward pass (padded to the model's multiple)."""
     height, width = relative.shape[:2]
     padded = _pad_to_multiple(relative, multiple)
-    return _ModelRunner.for_model(model)(padded[None])[0, :height, :width]
+    return _ModelRunner.for_model(model)(padded[None], transform=transform)[0, :height, :width]
 
 
 def tile_settings(bundle: Any, tile_size: int | None = None, overlap: int | None = None
@@ -684,6 +696,7 @@ def _run_tile_row(
     batch_size: int,
     row: int,
     data_row0: int = 0,
+    transform: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> None:
     """Run the tiles of one row through the model, batch by batch, into the blender.
 
@@ -696,6 +709,7 @@ def _run_tile_row(
             padded to this size so that the compiled function sees one shape only.
         row: Index of the row of tiles.
         data_row0: Scene row of ``relative[0]``.
+        transform: Applied to the network's output before upsampling (see the runner).
     """
     grid = blender.grid
     size = grid.tile_size
@@ -713,7 +727,7 @@ def _run_tile_row(
             pad = batch_size - len(cols)
             weights_y = np.concatenate([weights_y, np.repeat(weights_y[-1:], pad, axis=0)])
             weights_x = np.concatenate([weights_x, np.repeat(weights_x[-1:], pad, axis=0)])
-        outputs = runner(tiles, (weights_y, weights_x))
+        outputs = runner(tiles, (weights_y, weights_x), transform)
         blender.add_tiles(row, start, outputs[: len(cols)], weighted=True)
 
 
@@ -769,12 +783,11 @@ def colorize_array(
         ModelMismatchError: The number of bands differs from the model's.
     """
 
-    from sar_colorizer.confidence import colour_from_outputs, resolve_shrink, split_outputs
+    from sar_colorizer.confidence import OutputPlan
 
     values, valid = _check_values(values, valid)
     bundle.check_input(values.shape[0])
-    shrink_k = resolve_shrink(bundle, shrink)
-    channels = bundle.output_channels
+    plan = OutputPlan.for_bundle(bundle, shrink, sigma=True, mean=True)
     preprocessing = Preprocessing.from_bundle(bundle)
     tone, l_quantiles = _bundle_l_quantiles(bundle, tone)
     if stats is None:
@@ -788,22 +801,24 @@ def colorize_array(
             )
         tile_size, overlap = tile_settings(bundle, None, overlap)
     if tile_size is None:
-        outputs = _predict_ab_whole(bundle.model, model_input, bundle.tile_multiple)
+        outputs = _predict_ab_whole(
+            bundle.model, model_input, bundle.tile_multiple, plan.transform
+        )
     else:
         height, width = valid.shape
         tile_size, overlap = tile_settings(bundle, tile_size, overlap)
         tile = fit_tile_size(tile_size, bundle.tile_multiple, height, width, overlap)
         grid = TileGrid.for_shape(valid.shape[0], valid.shape[1], tile, overlap)
         runner = _ModelRunner.for_model(bundle.model)
-        blender = StripBlender(grid, len(channels))
-        outputs = np.empty(valid.shape + (len(channels),), dtype=np.float32)
+        blender = StripBlender(grid, plan.n_channels)
+        outputs = np.empty(valid.shape + (plan.n_channels,), dtype=np.float32)
         per_call = tiles_per_call(grid.n_cols, tile, batch_size)
         for row in range(grid.n_rows):
-            _run_tile_row(runner, model_input, blender, per_call, row)
+            _run_tile_row(runner, model_input, blender, per_call, row, transform=plan.transform)
             start, stop, block = blender.finish_row(row)
             outputs[start:stop] = block
-    ab_norm, sigma = colour_from_outputs(outputs, channels, shrink_k)
-    ab_mean = split_outputs(outputs, channels)[0] * np.float32(AB_SCALE)
+    parts = plan.split(outputs)
+    ab_norm = parts["ab"]
     lut = tone_lut(tone, stats.feature_quantiles, l_quantiles)
     converted, rgb = _ColourConverter.shared()(model_input[..., 0], ab_norm, valid, lut)
     lab = cast(np.ndarray, converted)  # with_lab=True: never None
@@ -818,9 +833,11 @@ def colorize_array(
         "relative": model_input,
         "valid": valid,
     }
-    if sigma is not None:
+    if "sigma" in parts:
+        sigma = np.array(parts["sigma"], dtype=np.float32)
         sigma[~valid] = np.nan
         result["sigma"] = sigma
+        ab_mean = parts["ab_mean"] * np.float32(AB_SCALE)
         ab_mean[~valid] = 0.0
         result["ab_mean"] = ab_mean
     return result
@@ -1063,7 +1080,7 @@ def colorize_raster(
 
     started = time.perf_counter()
     in_path, out_path = Path(in_path), Path(out_path)
-    from sar_colorizer.confidence import colour_from_outputs, resolve_shrink
+    from sar_colorizer.confidence import OutputPlan
 
     outputs = [
         Path(p) for p in (out_path, ab_path, quicklook_path, confidence_path) if p is not None
@@ -1073,8 +1090,7 @@ def colorize_raster(
             f"model {bundle.path or ''} has no confidence head: --confidence needs a model "
             "trained with one (sarcolor train adds it by default)"
         )
-    shrink_k = resolve_shrink(bundle, shrink)
-    channels = bundle.output_channels
+    plan = OutputPlan.for_bundle(bundle, shrink, sigma=confidence_path is not None)
     if len({p.resolve() for p in outputs + [in_path]}) != len(outputs) + 1:
         raise InputError(f"{in_path}: input and outputs must all be different files")
     for path in outputs:
@@ -1151,7 +1167,7 @@ def colorize_raster(
     runner = _ModelRunner.for_model(bundle.model)
     converter = _ColourConverter.shared()
     lut = tone_lut(tone, stats.feature_quantiles, l_quantiles)
-    blender = StripBlender(grid, len(channels))
+    blender = StripBlender(grid, plan.n_channels)
     quicklook = _Quicklook(info.height, info.width) if quicklook_path is not None else None
     rgb_profile, ab_profile = _output_profiles(info.profile)
 
@@ -1195,7 +1211,8 @@ def colorize_raster(
 
         def finish_block(strip: _Strip, start: int, stop: int, block: np.ndarray) -> None:
             t0, cpu0 = time.perf_counter(), time.thread_time()
-            ab_norm, sigma = colour_from_outputs(block, channels, shrink_k)
+            parts = plan.split(block)
+            ab_norm, sigma = parts["ab"], parts.get("sigma")
             # In slices of _WRITE_ROWS rows: the colour temporaries stay small.
             for top in range(start, stop, _WRITE_ROWS):
                 bottom = min(stop, top + _WRITE_ROWS)
@@ -1228,7 +1245,8 @@ def colorize_raster(
             if row + 1 < grid.n_rows:
                 pending = reader_pool.submit(load_strip, row + 1)
             t0 = time.perf_counter()
-            _run_tile_row(runner, strip.model_input, blender, per_call, row, strip.data_row0)
+            _run_tile_row(runner, strip.model_input, blender, per_call, row, strip.data_row0,
+                          plan.transform)
             start, stop, block = blender.finish_row(row)
             stages["model + blend"] += time.perf_counter() - t0
             # Keep at most one block in flight: bounded memory, errors surface promptly.
