@@ -171,6 +171,15 @@ def test_bundle_without_outputs_entry_is_ab_only(tmp_path):
         resolve_shrink(bundle, True)
 
 
+def test_bundle_whose_outputs_disagree_with_the_model_is_refused(tmp_path):
+    path = make_head_bundle(tmp_path / "head")
+    meta = json.loads((path / "bundle.json").read_text())
+    del meta["outputs"]  # a 4-channel model that claims AB only
+    (path / "bundle.json").write_text(json.dumps(meta))
+    with pytest.raises(InputError, match="names 2 output channels .* outputs 4"):
+        load_bundle(path)
+
+
 def test_old_bundles_predict_as_the_network_says(tmp_path):
     """Without a head, colorize_array's AB is the network's AB exactly, shrink or not."""
     bundle = load_bundle(make_head_bundle(tmp_path / "plain", confidence_head=False))
