@@ -1,8 +1,32 @@
 """sarcolor: colorize Sentinel-1 SAR images with a network trained on Sentinel-1 / Sentinel-2 pairs.
 
 Importing this package is cheap: TensorFlow is imported only by the functions that need it.
+The public API (:mod:`sar_colorizer.api`) is loaded on first use::
+
+    import sar_colorizer as sc
+    model = sc.load_model()                      # the shipped model, or a bundle folder
+    rgba = sc.colorize(sar_array, model)         # numpy (H, W) / (C, H, W) -> (H, W, 4) uint8
+    sc.colorize_file("scene_VH.tif", "scene.tif", model)
+    coloured = sc.colorize_dataarray(rioxarray.open_rasterio("scene_VH.tif", chunks=2048))
+    report = sc.evaluate("pairs/", "report/", model)
 """
+
+from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+_API = ("load_model", "colorize", "colorize_file", "colorize_dataarray", "evaluate")
+
+__all__ = ["__version__", *_API]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _API:
+        from sar_colorizer import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'sar_colorizer' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + list(_API))

@@ -12,7 +12,7 @@ A bundle is a directory holding
     {"format_version": 1, "package_version": "0.1.0", "bands": ["VH"], "input_channels": 1,
      "normalization": {"method": "percentile", "percentile": 99.0, "db_min": -25.0, "db_max": 5.0},
      "speckle_filter": {"name": "boxcar", "window": 5, "looks": 1.0},
-     "tile_multiple": 32, "tile_size": 512, "model_config": {...},
+     "tile_multiple": 32, "tile_size": 512, "optical_convention": "dos", "model_config": {...},
      "tone": {"method": "matched", "l_quantiles": [101 floats]},
      "outputs": {"channels": ["a", "b", "log_var_a", "log_var_b"], ...},
      "baselines": {...}, "training": {...}}
@@ -154,6 +154,15 @@ class Bundle:
         size = int(size or DEFAULT_TILE_SIZE)
         multiple = max(1, self.tile_multiple)
         return max(multiple, -(-size // multiple) * multiple)
+
+    @property
+    def optical_convention(self) -> str:
+        """How optical images were rendered as the RGB the model learned (``"dos"`` or
+        ``"as-is"``; see :mod:`sar_colorizer.color.convention`). Bundles that record none were
+        trained before conventions existed, on ``as-is`` images."""
+        from sar_colorizer.color.convention import LEGACY_CONVENTION
+
+        return str(self.metadata.get("optical_convention") or LEGACY_CONVENTION)
 
     @property
     def tone(self) -> dict[str, Any]:

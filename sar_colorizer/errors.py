@@ -19,3 +19,7 @@ class OutputExistsError(SarColorError, FileExistsError):
 
 class ModelMismatchError(InputError):
     """The input does not match what the model was trained on (bands, polarisations)."""
+
+
+class MissingExtraError(SarColorError, ImportError):
+    """An optional dependency group (``pip install "sarcolor[...]"``) is not installed."""

@@ -225,6 +225,8 @@ def evaluate_pair(
     tile_size: int | None = None,
     keep_thumbnails: bool = False,
     shrink: bool | None = None,
+    optical_convention: str | None = None,
+    optical_offset: float | None = None,
 ) -> ImageOutputs:
     """Colorize one pair with the model and every baseline and score them.
 
@@ -239,6 +241,10 @@ def evaluate_pair(
         tile_size: tile side for the model; None: the size it was trained on, as ``predict``.
         keep_thumbnails: keep small images of every column for the grid.
         shrink: mute colour where the model is unsure (None: when it has a confidence head).
+        optical_convention: how the optical image is rendered for the reference (``"dos"`` or
+            ``"as-is"``); None: the convention the model was trained in (its bundle's).
+        optical_offset: added to integer reflectance before dividing by 10000 (-1000 for
+            Level-2A from processing baseline 04.00); None: from the file's metadata, else 0.
 
     Returns:
         The :class:`ImageOutputs`.
@@ -249,7 +255,13 @@ def evaluate_pair(
     from sar_colorizer.data.pairs import read_pair
     from sar_colorizer.inference import colorize_array
 
-    arrays = read_pair(pair, bands=bands, input_scale=input_scale)
+    arrays = read_pair(
+        pair,
+        bands=bands if bands is not None else model_bands_for(bundle, pair.sar),
+        input_scale=input_scale,
+        optical_convention=optical_convention or bundle_convention(bundle),
+        optical_offset=optical_offset,
+    )
     # read_pair resolves "auto" from the file's own dtype (integer files are display images).
     scale = getattr(arrays, "input_scale", None) or input_scale
     result = colorize_array(
@@ -550,12 +562,25 @@ def write_grid(
             if row == 0:
                 axis.set_title(title, fontsize=9)
             if column == 0:
-                axis.set_ylabel(image.name, fontsize=8)
+                axis.set_ylabel(grid_label(image.name), fontsize=8)
     destination = Path(path)
     with atomic_path(destination, overwrite=True) as temporary, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         figure.savefig(temporary, format="png", dpi=100)
     return destination
+
+
+def grid_label(name: str, width: int = 26) -> str:
+    """A grid row label that fits beside a thumbnail: at most two lines of ``width``
+    characters, shortened with an ellipsis in the middle beyond that."""
+    from sar_colorizer.report_html import shorten
+
+    if len(name) <= width:
+        return name
+    if len(name) <= 2 * width:
+        return f"{name[:width]}\n{name[width:]}"
+    short = shorten(name, 2 * width)
+    return f"{short[:width]}\n{short[width:]}"
 
 
 def _grid_indices(n_images: int, grid_count: int) -> set[int]:
@@ -581,6 +606,37 @@ def bundle_baselines(bundle: Any) -> Baselines:
     return Baselines.from_dict(metadata["baselines"])
 
 
+def model_bands_for(bundle: Any, sar_path: Any) -> list[str] | None:
+    """The model's bands, by name, when a SAR file has more bands than the model takes and
+    names them (a VV + VH file for a VH model); None (every band) otherwise."""
+    from sar_colorizer.data.bandfiles import stack_info
+    from sar_colorizer.errors import SarColorError
+    from sar_colorizer.io.raster import resolve_bands
+
+    channels = getattr(bundle, "input_channels", None)
+    names = list(getattr(bundle, "bands", None) or [])
+    if not channels or not names:
+        return None
+    try:
+        info = stack_info(sar_path, "sar")
+        if len(info.data_bands) <= int(channels):
+            return None
+        resolve_bands(info, names)
+    except SarColorError:
+        return None
+    return names
+
+
+def bundle_convention(bundle: Any) -> str:
+    """The optical convention a bundle's model was trained in (``"as-is"`` when unrecorded)."""
+    from sar_colorizer.color.convention import LEGACY_CONVENTION
+
+    convention = getattr(bundle, "optical_convention", None)
+    if convention is None:
+        convention = (getattr(bundle, "metadata", None) or {}).get("optical_convention")
+    return str(convention or LEGACY_CONVENTION)
+
+
 def evaluate(
     bundle: Any,
     pairs: Sequence[Any],
@@ -597,6 +653,9 @@ def evaluate(
     overwrite: bool = False,
     on_image: Callable[[ImageOutputs], None] | None = None,
     shrink: bool | None = None,
+    optical_convention: str | None = None,
+    optical_offset: float | None = None,
+    html: bool = True,
 ) -> dict[str, Any]:
     """Evaluate a model and the three baselines on the same image pairs and write a report.
 
@@ -615,6 +674,11 @@ def evaluate(
         overwrite: replace an existing ``report.json``.
         on_image: called with each image's outputs as it is scored (for callers that log).
         shrink: mute colour where the model is unsure (None: when it has a confidence head).
+        optical_convention: how optical images are rendered for the references (``"dos"`` or
+            ``"as-is"``); None: the convention the model was trained in (its bundle's).
+        optical_offset: see :func:`evaluate_pair`.
+        html: also write ``report.html`` (:mod:`sar_colorizer.report_html`), which shows every
+            image.
 
     Returns:
         The report (the content of ``report.json``).
@@ -629,9 +693,13 @@ def evaluate(
     if folder.exists() and not folder.is_dir():
         raise InputError(f"{folder}: the report path exists and is not a folder; give a folder")
     baselines = bundle_baselines(bundle)
+    convention = optical_convention or bundle_convention(bundle)
     selected = select_pairs(pairs, split=split, limit=limit)
     in_grid = _grid_indices(len(selected), grid_count)
 
+    from sar_colorizer.report_html import REPORT_HTML, HtmlCollector
+
+    page = HtmlCollector() if html else None
     images: list[ImageOutputs] = []
     for index, pair in enumerate(
         tqdm(selected, desc="evaluate", unit="image", disable=None if progress else True)
@@ -644,9 +712,15 @@ def evaluate(
             input_scale=input_scale,
             tone=tone,
             tile_size=tile_size,
-            keep_thumbnails=index in in_grid,
             shrink=shrink,
+            keep_thumbnails=index in in_grid or page is not None,
+            optical_convention=convention,
+            optical_offset=optical_offset,
         )
+        if page is not None:
+            page.add(outputs)  # small PNGs; the arrays are kept only for the grid
+            if index not in in_grid:
+                outputs.thumbnails = {}
         images.append(outputs)
         if on_image is not None:
             on_image(outputs)
@@ -655,7 +729,12 @@ def evaluate(
     from sar_colorizer.inference import tile_settings
 
     tile, overlap = tile_settings(bundle, tile_size)
-    report["settings"] = {"tile_size": tile, "overlap": overlap, "tone": tone}
+    report["settings"] = {
+        "tile_size": tile,
+        "overlap": overlap,
+        "tone": tone,
+        "optical_convention": convention,
+    }
     if getattr(bundle, "has_confidence", False):
         from sar_colorizer.confidence import resolve_shrink
 
@@ -669,6 +748,10 @@ def evaluate(
         plot_error_by_decile(report["confidence"], folder / CONFIDENCE_PNG)
     if in_grid:
         write_grid(images, folder / GRID_PNG, best_baseline(report))
+    if page is not None:
+        from sar_colorizer.report_html import write_html
+
+        write_html(report, page.entries, folder / REPORT_HTML)
     logger.info("wrote %s (%d images)", folder / REPORT_JSON, len(images))
     return report
 

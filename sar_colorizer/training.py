@@ -15,6 +15,7 @@ import os
 import shutil
 import time
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,8 @@ class TrainConfig:
         seed: Seed for weights, shuffling and augmentation.
         deterministic: Bit-identical input pipeline (slower).
         strategy: ``default`` (one device), ``mirrored`` (all local GPUs) or ``multiworker``.
+        source_weights: Sampling weight of each chip folder when training on several (one per
+            folder, normalised; None: equal). See :mod:`sar_colorizer.data.sources`.
     """
 
     epochs: int = 30
@@ -80,6 +83,7 @@ class TrainConfig:
     seed: int = 0
     deterministic: bool = False
     strategy: str = "default"
+    source_weights: list[float] | None = None
 
     def validate(self) -> None:
         """Raise :class:`InputError` for settings that cannot work."""
@@ -288,7 +292,7 @@ def _cosine_schedule(keras: Any, learning_rate: float, total_steps: int) -> Any:
 
 
 def train(
-    data_dir: str | Path,
+    data_dir: str | Path | Sequence[str | Path],
     model_out: str | Path,
     config: TrainConfig,
     *,
@@ -305,7 +309,9 @@ def train(
     (``learning_curves.png``) beside the model.
 
     Args:
-        data_dir: Folder written by ``sarcolor preprocess``.
+        data_dir: Folder written by ``sarcolor preprocess``, or several: each training batch then
+            comes from one of them, drawn with ``config.source_weights``, and validation uses
+            the validation images of all (see :mod:`sar_colorizer.data.sources`).
         model_out: Bundle directory to create.
         config: Training settings.
         init: ``"default"`` or a bundle path to fine-tune from; None trains from scratch.
@@ -319,18 +325,29 @@ def train(
     from sar_colorizer._tf import import_keras, import_tensorflow
     from sar_colorizer.bundle import save_bundle
     from sar_colorizer.data.pipeline import make_dataset
+    from sar_colorizer.data.sources import (
+        as_sources,
+        combine_stats,
+        mixed_dataset,
+        source_crop,
+        source_weights,
+        validation_repeats,
+    )
     from sar_colorizer.sar.speckle import SpeckleFilter
 
     config.validate()
-    data_dir = Path(data_dir)
+    sources = as_sources(data_dir)
+    data_dir = sources[0] if len(sources) == 1 else Path(",".join(map(str, sources)))
     model_out = Path(model_out)
     if model_out.exists() and not overwrite:
         raise OutputExistsError(f"{model_out} exists; pass --overwrite to replace it")
-    stats = read_stats(data_dir)
+    weights = source_weights(config.source_weights, len(sources))
+    source_stats = [read_stats(folder) for folder in sources]
+    for folder, folder_stats in zip(sources, source_stats, strict=True):
+        if int(folder_stats["n_chips"].get("train", 0)) == 0:
+            raise InputError(f"{folder}: no training chips; check the preprocess settings")
+    stats = combine_stats(source_stats, weights)
     n_train = int(stats["n_chips"]["train"])
-    n_val = int(stats["n_chips"].get("val", 0))
-    if n_train == 0:
-        raise InputError(f"{data_dir}: no training chips; check the preprocess settings")
 
     tf = import_tensorflow()
     keras = import_keras()
@@ -350,19 +367,42 @@ def train(
             f"use a multiple of {replicas}"
         )
     steps_per_epoch = config.steps_per_epoch or max(1, math.ceil(n_train / config.batch_size))
-    train_ds = make_dataset(
-        data_dir, split="train", batch_size=config.batch_size, crop_size=config.crop_size,
-        speckle_filter=speckle, augment=True, shuffle=True, deterministic=config.deterministic,
-        seed=config.seed, repeat=True,
+    multiple = config.downsample * 2**config.depth
+    crops = [source_crop(config.crop_size, int(s["chip_size"]), multiple) for s in source_stats]
+    train_ds = mixed_dataset(
+        [
+            make_dataset(
+                folder, split="train", batch_size=config.batch_size, crop_size=crop,
+                speckle_filter=speckle, augment=True, shuffle=True,
+                deterministic=config.deterministic, seed=config.seed, repeat=True,
+            )
+            for folder, crop in zip(sources, crops, strict=True)
+        ],
+        weights,
+        config.seed,
     )
+    if len(sources) > 1:
+        logger.info("training on %s", ", ".join(
+            f"{folder} (weight {weight:.2f}, {s['n_chips']['train']} chips of {s['chip_size']} px)"
+            for folder, weight, s in zip(sources, weights, source_stats, strict=True)))
     val_ds = None
-    if n_val:
-        val_ds = make_dataset(
-            data_dir, split="val", batch_size=config.batch_size, crop_size=None,
+    validation_steps = 0
+    n_val_chips = [int(s["n_chips"].get("val", 0)) for s in source_stats]
+    repeats = validation_repeats(n_val_chips, weights)
+    for folder, n_folder_val, repeat in zip(sources, n_val_chips, repeats, strict=True):
+        if not n_folder_val:
+            continue
+        folder_val = make_dataset(
+            folder, split="val", batch_size=config.batch_size, crop_size=None,
             speckle_filter=speckle, augment=False, shuffle=False,
             deterministic=config.deterministic, seed=config.seed,
         )
-    else:
+        if repeat > 1:
+            # full batches of the repeated chips (few small sources: few model calls)
+            folder_val = folder_val.unbatch().repeat(repeat).batch(config.batch_size)
+        val_ds = folder_val if val_ds is None else val_ds.concatenate(folder_val)
+        validation_steps += math.ceil(repeat * n_folder_val / config.batch_size)
+    if val_ds is None:
         logger.warning("%s has no validation chips: the last epoch is kept, not the best", data_dir)
 
     with strategy.scope():
@@ -383,7 +423,7 @@ def train(
 
     work_dir = model_out.with_name(model_out.name + ".work")
     _prepare_work_dir(work_dir, {"config": config.to_dict(), "init": init,
-                                 "data_dir": str(data_dir.resolve())})
+                                 "data_dir": ",".join(str(f.resolve()) for f in sources)})
     log_csv = work_dir / "training_log.csv"
     curves_png = work_dir / "learning_curves.png"
     best_path = work_dir / "best.weights.h5"
@@ -408,7 +448,7 @@ def train(
     history = model.fit(
         train_ds,
         validation_data=val_ds,
-        validation_steps=math.ceil(n_val / config.batch_size) if val_ds is not None else None,
+        validation_steps=validation_steps if val_ds is not None else None,
         epochs=config.epochs,
         steps_per_epoch=steps_per_epoch,
         callbacks=callbacks,
@@ -420,9 +460,25 @@ def train(
         model.load_weights(str(best_path))
     best = min(history.history.get(monitor, [float("nan")]) or [float("nan")])
 
+    if init:
+        from sar_colorizer.bundle import read_metadata
+
+        before = read_metadata(init).get("optical_convention", "as-is")
+        if before != stats.get("optical_convention", "as-is"):
+            logger.warning("the model to fine-tune learned the %r optical convention; the chips "
+                           "are in %r, which the new bundle records", before,
+                           stats.get("optical_convention", "as-is"))
     metadata = bundle_metadata(stats, config, model, data_dir=data_dir, init=init,
                                epochs_run=len(history.history.get("loss", [])),
-                               best_monitor=(monitor, best), seconds=seconds)
+                               best_monitor=(monitor, best), seconds=seconds,
+                               tile_size=max((c for c in crops if c), default=None))
+    if len(sources) > 1:
+        metadata["training"]["source_folders"] = [
+            {"data_dir": str(folder), "weight": weight, "crop_size": crop,
+             "n_chips": folder_stats["n_chips"]}
+            for folder, weight, crop, folder_stats in zip(sources, weights, crops, source_stats,
+                                                          strict=True)
+        ]
     if getattr(model, "confidence_head", False):
         metadata["confidence"] = calibrate_shrink(model, val_ds, seed=config.seed)
     save_bundle(model_out, model, metadata, overwrite=overwrite)
@@ -464,6 +520,7 @@ def bundle_metadata(
     epochs_run: int,
     best_monitor: tuple[str, float],
     seconds: float,
+    tile_size: int | None = None,
 ) -> dict[str, Any]:
     """Everything ``predict`` and ``eval`` need to reproduce the training input handling."""
     from sar_colorizer.sar.speckle import SpeckleFilter
@@ -476,11 +533,14 @@ def bundle_metadata(
         "bands": bands,
         "input_channels": len(bands),
         "input_scale_trained": stats.get("input_scale"),
+        # How optical images were rendered as the RGB the model learned (and eval scores against).
+        "optical_convention": stats.get("optical_convention", "as-is"),
         "normalization": stats["normalization"],
         "speckle_filter": speckle.to_dict(),
         "tile_multiple": int(model.tile_multiple),
         # predict and eval tile at the size the network was trained on (Bundle.tile_size)
-        "tile_size": int(config.crop_size or stats.get("chip_size") or model.tile_multiple),
+        "tile_size": int(tile_size or config.crop_size or stats.get("chip_size")
+                         or model.tile_multiple),
         "model_config": model.get_config(),
         "outputs": output_description(model),
         "tone": {"method": "matched", "l_quantiles": stats["l_quantiles"]},

@@ -10,6 +10,8 @@ from sar_colorizer.cli.options import (
     bands_option,
     input_scale_option,
     mute_unsure_option,
+    optical_convention_option,
+    optical_offset_option,
     overwrite_option,
     progress_enabled,
     tile_size_option,
@@ -25,7 +27,7 @@ from sar_colorizer.cli.options import (
     "report_dir",
     type=click.Path(file_okay=False),
     required=True,
-    help="Folder for report.json, report.md and grid.png (created).",
+    help="Folder for report.json, report.md, report.html and grid.png (created).",
 )
 @click.option(
     "--split",
@@ -51,6 +53,8 @@ from sar_colorizer.cli.options import (
 @input_scale_option
 @tone_option
 @mute_unsure_option
+@optical_convention_option(None, "the model's, from its bundle")
+@optical_offset_option
 @overwrite_option
 @click.pass_context
 def eval_command(
@@ -66,6 +70,8 @@ def eval_command(
     input_scale: str,
     tone: str,
     shrink: bool | None,
+    optical_convention: str | None,
+    optical_offset: float | None,
     overwrite: bool,
 ) -> None:
     """Evaluate MODEL on the SAR/optical pairs in INPUT and write a report.
@@ -107,6 +113,8 @@ def eval_command(
         tile_size=tile_size,
         overwrite=overwrite,
         shrink=shrink,
+        optical_convention=optical_convention,
+        optical_offset=optical_offset,
     )
     click.echo(format_markdown(report), nl=False)
     click.echo(f"report written to {Path(report_dir)}", err=True)

@@ -189,6 +189,20 @@ def _precheck(job: _Job, overwrite: bool) -> None:
     "--skip-existing", is_flag=True, help="Skip inputs whose output already exists (batch runs)."
 )
 @creation_options
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="With --output-dir: colour the scenes on a local Dask cluster of this many worker "
+    "processes (needs the dask extra).",
+)
+@click.option(
+    "--scheduler",
+    metavar="ADDRESS",
+    default=None,
+    help="With --output-dir: send one task per scene to a running Dask scheduler, e.g. "
+    "tcp://host:8786 (needs the dask extra; workers must be able to read the inputs).",
+)
 @click.pass_context
 def predict(
     ctx: click.Context,
@@ -211,6 +225,8 @@ def predict(
     overwrite: bool,
     skip_existing: bool,
     creation_options: dict[str, str],
+    workers: int | None,
+    scheduler: str | None,
 ) -> None:
     """Colorize SAR rasters with the shipped model or --model BUNDLE.
 
@@ -244,6 +260,10 @@ def predict(
 
     if output_dir is None and len(paths) >= 2 and Path(paths[-1]).is_dir():
         output_dir, paths = paths[-1], paths[:-1]  # `predict a.tif b.tif outdir/`, as cp does
+    if workers is not None and scheduler is not None:
+        raise click.UsageError("--workers and --scheduler exclude each other")
+    if output_dir is None and (workers is not None or scheduler is not None):
+        raise click.UsageError("--workers and --scheduler apply to batch runs (--output-dir)")
     if output_dir is None:
         if len(paths) != 2:
             raise click.UsageError(
@@ -298,6 +318,17 @@ def predict(
             skipped += 1
         else:
             runnable.append(job)
+    if workers is not None or scheduler is not None:
+        from sar_colorizer.cli.distributed import run_on_cluster
+
+        done, failures = run_on_cluster(
+            runnable, model_path, settings, workers, scheduler, progress_enabled(ctx)
+        )
+        failed += failures
+        click.echo(f"{done} done, {skipped} skipped, {failed} failed")
+        if failed:
+            ctx.exit(1)
+        return
     done = 0
     # The model loads once, and only when there is work; a model that does not load stops
     # the whole run (it would fail every file).

@@ -112,3 +112,19 @@ def test_batch_mode_writes_one_confidence_raster_per_input(head_bundle, scene, t
                      "--confidence", tmp_path / "conf", *FAST)
     assert result.exit_code == 0, result.output
     assert (tmp_path / "conf" / "scene_VH_confidence.tif").is_file()
+
+
+def test_dask_chunks_of_a_head_model_equal_predict(head_bundle, scene, tmp_path):
+    """The xarray/dask path mutes colour as predict does (chunks cutting through tiles)."""
+    rioxarray = pytest.importorskip("rioxarray")
+    pytest.importorskip("dask")
+    import sar_colorizer as sc
+
+    out = tmp_path / "colour.tif"
+    result = _invoke("--model", head_bundle, scene, out, "--format", "gtiff")
+    assert result.exit_code == 0, result.output
+    with rasterio.open(out) as src:
+        predicted = src.read()
+    sar = rioxarray.open_rasterio(scene, chunks={"y": 100, "x": 90})
+    colour = sc.colorize_dataarray(sar, model=str(head_bundle)).compute(scheduler="threads")
+    np.testing.assert_array_equal(colour.values, predicted)

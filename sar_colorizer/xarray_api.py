@@ -1,0 +1,421 @@
+"""Colorize xarray ``DataArray`` s of SAR, in memory or lazily (dask) chunk by chunk.
+
+A ``DataArray`` as ``rioxarray.open_rasterio`` makes it (dims ``band, y, x``, a CRS, a transform
+and a nodata value) goes in; a ``DataArray`` of RGBA uint8 with the same ``y``/``x`` coordinates,
+CRS and transform comes out (alpha 0 exactly where the input is nodata), ready for
+``.rio.to_raster()`` or ``.plot.imshow()``.
+
+A dask-backed input (``rioxarray.open_rasterio(path, chunks=2048)``) stays lazy: each output
+chunk is one task that reads its chunk of SAR plus a margin and computes exactly what
+``sarcolor predict`` computes there. How the result equals ``predict``'s, pixel for pixel:
+
+- **Scene statistics** (normalisation reference, tone curve quantiles) are whole-scene numbers.
+  They come from one nearest-neighbour decimated read of at most
+  :data:`~sar_colorizer.inference.STATS_MAX_SIDE` px on the long side, sampled at the pixels
+  GDAL picks for ``predict``'s decimated read (:func:`decimation_indices`); for scenes no
+  larger than that it is the whole scene. (A GeoTIFF with overviews gives ``predict`` the
+  overview's pixels instead; pass ``stats=`` to use other statistics.)
+- **Tiles**: the tile grid is the whole scene's (:class:`~sar_colorizer.io.tiling.TileGrid`),
+  never the chunks'. An output chunk runs every tile of that grid that touches it, cut from the
+  chunk's margin with reflection at the scene's edges, weights them with the grid's blending
+  weights and sums them in ``predict``'s order (row of tiles, then column), starting from zero.
+  So the chunking does not have to align with the tiles: tiles that straddle a chunk border
+  are run once for each chunk they touch (with 2048-px chunks and 256-px tiles, about 12 %
+  more model work than ``predict``).
+- **Margin** (``dask.array.overlap`` depth): a tile touching the chunk reaches at most
+  ``tile_size`` px beyond it, and the speckle filter needs its halo on top:
+  ``depth = tile_size + halo``. At the scene's edges there is no margin, as there is none for
+  ``predict``'s strips; the filter treats the edge the same way in both.
+- **Batches** have ``predict``'s fixed size (:func:`~sar_colorizer.inference.tiles_per_call`
+  of the whole row of tiles), so the network runs the same compiled shape.
+
+Each worker process loads the model once (a path is passed to the tasks, not the model).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from sar_colorizer.errors import InputError, MissingExtraError
+
+RGBA_BANDS = ("R", "G", "B", "A")
+
+
+def _require(module: str, extra: str) -> Any:
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as error:
+        raise MissingExtraError(
+            f"this needs the {extra} extra ({error.name} is missing): "
+            f'pip install "sarcolor[{extra}]"'
+        ) from None
+
+
+def decimation_indices(length: int, out_length: int) -> np.ndarray:
+    """Source pixels that GDAL's nearest-neighbour decimated read picks along one axis.
+
+    GDAL samples output pixel ``i`` at source coordinate ``(i + 0.5) * length / out_length``
+    (the pixel whose area holds the output pixel's centre).
+    """
+    ratio = length / out_length
+    index = np.floor((np.arange(out_length) + 0.5) * ratio + 1e-10).astype(np.int64)
+    return np.minimum(index, length - 1)
+
+
+def _band_dim(sar: Any) -> str | None:
+    y_dim, x_dim = sar.rio.y_dim, sar.rio.x_dim
+    others = [d for d in sar.dims if d not in (y_dim, x_dim)]
+    if len(others) > 1:
+        raise InputError(
+            f"the SAR DataArray has dims {sar.dims}; expected (band, y, x) or (y, x): select "
+            "one time step or other extra dimension first"
+        )
+    return others[0] if others else None
+
+
+def _band_names(sar: Any, band_dim: str | None) -> list[str | None]:
+    if band_dim is None:
+        name = sar.attrs.get("long_name") or sar.name
+        return [str(name) if isinstance(name, str) else None]
+    count = sar.sizes[band_dim]
+    names = sar.attrs.get("long_name")
+    if isinstance(names, list | tuple) and len(names) == count:
+        return [str(n) if n else None for n in names]
+    if isinstance(names, str) and count == 1:
+        return [names]
+    values = [v.item() if hasattr(v, "item") else v for v in sar[band_dim].values]
+    return [v if isinstance(v, str) else None for v in values]
+
+
+def select_bands(sar: Any, bands: str | int | Sequence[str | int] | None) -> tuple[Any, list[str | None]]:
+    """``(C, y, x)`` DataArray of the chosen bands and their names (polarisations).
+
+    Args:
+        sar: ``(band, y, x)`` or ``(y, x)`` DataArray.
+        bands: None (every band), names matched against the band names (``long_name``
+            from the file's band descriptions, or string band coordinates), or 1-based
+            positions; a comma-separated string as on the command line.
+
+    Raises:
+        InputError: A name or position matches no band.
+    """
+    band_dim = _band_dim(sar)
+    if band_dim is None:
+        sar = sar.expand_dims("band")
+        band_dim = "band"
+    names = _band_names(sar, band_dim)
+    if isinstance(bands, str):
+        bands = [token.strip() for token in bands.split(",") if token.strip()]
+    elif isinstance(bands, int):
+        bands = [bands]
+    if bands is None:
+        positions = list(range(len(names)))
+    else:
+        positions = []
+        for token in bands:
+            text = str(token)
+            if text.isdigit():
+                position = int(text) - 1
+                if not 0 <= position < len(names):
+                    raise InputError(f"band {text} does not exist; the DataArray has {len(names)}")
+            else:
+                matches = [i for i, n in enumerate(names) if n and n.upper().endswith(text.upper())]
+                if len(matches) != 1:
+                    raise InputError(
+                        f"band {text!r} matches {len(matches)} of the bands {names}; "
+                        "give its 1-based position instead"
+                    )
+                position = matches[0]
+            positions.append(position)
+    selected = sar.isel({band_dim: positions}).transpose(band_dim, sar.rio.y_dim, sar.rio.x_dim)
+    return selected, [names[p] for p in positions]
+
+
+def _nodata(sar: Any) -> float | None:
+    nodata = sar.rio.nodata
+    if nodata is None:
+        nodata = sar.rio.encoded_nodata
+    return None if nodata is None else float(nodata)
+
+
+def _scene_statistics(values: Any, nodata: float | None, preprocessing: Any, input_scale: str) -> Any:
+    """Statistics of a (C, H, W) numpy or dask array from predict's decimated sample."""
+    from sar_colorizer.api import valid_mask
+    from sar_colorizer.inference import _stats_shape, scene_statistics
+
+    height, width = values.shape[1:]
+    out_h, out_w = _stats_shape(height, width)
+    if (out_h, out_w) != (height, width):
+        values = values[:, decimation_indices(height, out_h), :]
+        values = values[:, :, decimation_indices(width, out_w)]
+    sample = np.asarray(values)
+    valid = valid_mask(sample, nodata)
+    if not valid.any():
+        raise InputError("the SAR DataArray has no valid pixels (everything is nodata)")
+    return scene_statistics(sample, valid, preprocessing, input_scale)
+
+
+def colorize_dataarray(
+    sar: Any,
+    model: Any = "default",
+    *,
+    bands: str | int | Sequence[str | int] | None = None,
+    input_scale: str = "auto",
+    tone: str = "matched",
+    tile_size: int | None = None,
+    overlap: int | None = None,
+    batch_size: int | None = None,
+    stats: Any = None,
+) -> Any:
+    """Colorize a SAR ``DataArray``; lazily, chunk by chunk, when it is dask-backed.
+
+    Args:
+        sar: ``(band, y, x)`` or ``(y, x)`` DataArray with rioxarray's CRS, transform and
+            nodata (e.g. ``rioxarray.open_rasterio(path)``, with ``chunks=`` for a lazy one).
+        model: A loaded bundle or a bundle path (``"default"``: the shipped model).
+        bands: Bands to feed the model (names such as ``"VH"`` or 1-based positions); None:
+            all bands.
+        input_scale, tone, tile_size, overlap, batch_size: As for ``sarcolor predict``.
+        stats: :class:`~sar_colorizer.inference.SceneStatistics` to use instead of the scene's
+            own (e.g. those of a larger scene this one is cut from).
+
+    Returns:
+        ``(band, y, x)`` uint8 DataArray with bands R, G, B, A (alpha 0 exactly at nodata), the
+        input's ``y``/``x`` coordinates, CRS and transform; dask-backed when the input is.
+
+    Raises:
+        MissingExtraError: xarray/rioxarray (the ``xarray`` extra) or dask (the ``dask``
+            extra, for a dask-backed input) is not installed.
+        InputError: Bad dimensions or bands, no valid pixel.
+        ModelMismatchError: The bands do not match the model's.
+    """
+    xr = _require("xarray", "xarray")
+    _require("rioxarray", "xarray")
+    from sar_colorizer.api import load_model, valid_mask
+    from sar_colorizer.inference import Preprocessing, colorize_array, tile_settings
+
+    bundle = load_model(model)
+    selected, names = select_bands(sar, bands)
+    bundle.check_input(len(names), names)
+    preprocessing = Preprocessing.from_bundle(bundle)
+    nodata = _nodata(sar)
+    data = selected.data
+    lazy = not isinstance(data, np.ndarray)
+    if stats is None:
+        stats = _scene_statistics(data, nodata, preprocessing, input_scale)
+    tile_size, overlap = tile_settings(bundle, tile_size, overlap)
+
+    if not lazy:
+        values = np.asarray(data)
+        valid = valid_mask(values, nodata)
+        result = colorize_array(
+            bundle, values, valid, input_scale, tone,
+            stats=stats, tile_size=tile_size, overlap=overlap, batch_size=batch_size,
+        )
+        alpha = np.where(valid, np.uint8(255), np.uint8(0))
+        rgba: Any = np.concatenate([result["rgb"].transpose(2, 0, 1), alpha[None]], axis=0)
+    else:
+        _require("dask.array", "dask")
+        model_ref = getattr(bundle, "path", None) or bundle
+        rgba = _lazy_rgba(
+            data, model_ref, bundle, stats, nodata, tone, tile_size, overlap, batch_size
+        )
+
+    y_dim, x_dim = selected.rio.y_dim, selected.rio.x_dim
+    coords = {
+        name: coord
+        for name, coord in selected.coords.items()
+        if selected.dims[0] not in coord.dims
+    }
+    out = xr.DataArray(
+        rgba,
+        dims=("band", y_dim, x_dim),
+        coords=dict(coords, band=list(RGBA_BANDS)),
+        attrs={"long_name": RGBA_BANDS},
+        name="colour",
+    )
+    if sar.rio.crs is not None:
+        out = out.rio.write_crs(sar.rio.crs)
+    return out.rio.write_transform(sar.rio.transform())
+
+
+def _lazy_rgba(
+    data: Any,
+    model_ref: Any,
+    bundle: Any,
+    stats: Any,
+    nodata: float | None,
+    tone: str,
+    tile_size: int,
+    overlap: int,
+    batch_size: int | None,
+) -> Any:
+    import dask.array as da
+
+    from sar_colorizer.inference import Preprocessing, tiles_per_call
+    from sar_colorizer.io.tiling import TileGrid, fit_tile_size
+
+    height, width = data.shape[1:]
+    tile = fit_tile_size(tile_size, bundle.tile_multiple, height, width, overlap)
+    grid = TileGrid.for_shape(height, width, tile, overlap)
+    depth = tile + Preprocessing.from_bundle(bundle).halo
+    # One chunk holds every band; chunks at least as deep as the margin (dask's overlap
+    # takes the margin from the neighbouring chunk only).
+    depths = (min(depth, height), min(depth, width))
+    chunks = [
+        da.overlap.ensure_minimum_chunksize(axis_depth, axis_chunks)
+        for axis_depth, axis_chunks in zip(depths, data.chunks[1:], strict=True)
+    ]
+    data = data.rechunk(((data.shape[0],), *chunks))
+    expanded = da.overlap.overlap(
+        data, depth={0: 0, 1: depths[0], 2: depths[1]}, boundary="none"
+    )
+    task = _BlockTask(
+        model_ref=model_ref,
+        stats=stats,
+        nodata=nodata,
+        tone=tone,
+        grid=grid,
+        depths=(int(depths[0]), int(depths[1])),
+        per_call=tiles_per_call(grid.n_cols, tile, batch_size),
+        row_starts=tuple(int(s) for s in np.cumsum((0,) + data.chunks[1])),
+        col_starts=tuple(int(s) for s in np.cumsum((0,) + data.chunks[2])),
+    )
+    return da.map_blocks(
+        task,
+        expanded,
+        chunks=((len(RGBA_BANDS),), data.chunks[1], data.chunks[2]),
+        dtype=np.uint8,
+        name="sarcolor-colorize",
+    )
+
+
+@dataclass(frozen=True)
+class _BlockTask:
+    """Colours one output chunk from its input chunk plus margin (picklable for workers)."""
+
+    model_ref: Any
+    stats: Any
+    nodata: float | None
+    tone: str
+    grid: Any
+    depths: tuple[int, int]
+    per_call: int
+    row_starts: tuple[int, ...]
+    col_starts: tuple[int, ...]
+
+    def __call__(self, block: np.ndarray, block_info: dict[Any, Any] | None = None) -> np.ndarray:
+        assert block_info is not None
+        _, iy, ix = block_info[0]["chunk-location"]
+        r0, r1 = self.row_starts[iy], self.row_starts[iy + 1]
+        c0, c1 = self.col_starts[ix], self.col_starts[ix + 1]
+        return colorize_window(
+            self.model_ref,
+            np.asarray(block),
+            (max(0, r0 - self.depths[0]), max(0, c0 - self.depths[1])),
+            (r0, r1, c0, c1),
+            self.grid,
+            self.stats,
+            self.nodata,
+            self.tone,
+            self.per_call,
+        )
+
+
+def colorize_window(
+    model: Any,
+    values: np.ndarray,
+    origin: tuple[int, int],
+    core: tuple[int, int, int, int],
+    grid: Any,
+    stats: Any,
+    nodata: float | None,
+    tone: str,
+    per_call: int,
+) -> np.ndarray:
+    """RGBA ``(4, h, w)`` of scene rows/columns ``core`` from raw values around them.
+
+    Args:
+        model: Bundle or bundle path.
+        values: ``(C, H', W')`` raw SAR values of scene pixels from ``origin`` on; they must hold
+            every pixel the tiles touching ``core`` reach (reflected at the scene's edges) plus
+            the speckle filter's halo.
+        origin: Scene ``(row, col)`` of ``values[:, 0, 0]``.
+        core: Scene rows and columns ``(r0, r1, c0, c1)`` to colour.
+        grid: The whole scene's :class:`~sar_colorizer.io.tiling.TileGrid`.
+        stats: The scene's :class:`~sar_colorizer.inference.SceneStatistics`.
+        nodata: Nodata value of ``values`` (NaN and infinities are always invalid).
+        tone: Tone of L.
+        per_call: Tiles per model call (predict's, for the same compiled shape).
+    """
+    from sar_colorizer.api import load_model, valid_mask
+    from sar_colorizer.confidence import OutputPlan
+    from sar_colorizer.inference import (
+        Preprocessing,
+        _bundle_l_quantiles,
+        _ColourConverter,
+        _ModelRunner,
+        _relative_filtered,
+        _to_model_input,
+        tone_lut,
+    )
+    from sar_colorizer.io.tiling import StripBlender, reflect_indices
+
+    bundle = load_model(model)
+    preprocessing = Preprocessing.from_bundle(bundle)
+    tone, l_quantiles = _bundle_l_quantiles(bundle, tone)
+    valid = valid_mask(values, nodata)
+    relative = _relative_filtered(values, valid, stats.input_scale, stats.references, preprocessing)
+    model_input = _to_model_input(relative)
+    del relative
+    y0, x0 = origin
+    r0, r1, c0, c1 = core
+    size = grid.tile_size
+    rows = [r for r, o in enumerate(grid.row_origins) if o < r1 and o + size > r0]
+    cols = [c for c, o in enumerate(grid.col_origins) if o < c1 and o + size > c0]
+    weights = StripBlender(grid, 2)  # only for its axis weights
+    runner = _ModelRunner.for_model(bundle.model)
+    # A confidence head's channels become muted AB at the network's resolution (as predict).
+    transform = OutputPlan.for_bundle(bundle, None).transform
+    ab_norm = np.zeros((r1 - r0, c1 - c0, 2), dtype=np.float32)
+    tiles = np.empty((per_call, size, size, model_input.shape[2]), dtype=np.float32)
+    for row in rows:
+        top = grid.row_origins[row]
+        row_index = reflect_indices(np.arange(top, top + size), grid.height) - y0
+        for start in range(0, len(cols), per_call):
+            group = cols[start : start + per_call]
+            for k, col in enumerate(group):
+                left = grid.col_origins[col]
+                col_index = reflect_indices(np.arange(left, left + size), grid.width) - x0
+                tiles[k] = model_input[row_index[:, None], col_index[None, :]]
+            weights_y, weights_x = weights.axis_weights(row, group)
+            if len(group) < per_call:
+                pad = per_call - len(group)
+                tiles[len(group) :] = tiles[len(group) - 1]
+                weights_y = np.concatenate([weights_y, np.repeat(weights_y[-1:], pad, axis=0)])
+                weights_x = np.concatenate([weights_x, np.repeat(weights_x[-1:], pad, axis=0)])
+            outputs = runner(tiles, (weights_y, weights_x), transform)
+            for k, col in enumerate(group):
+                left = grid.col_origins[col]
+                ty0, ty1 = max(top, r0), min(top + size, r1)
+                tx0, tx1 = max(left, c0), min(left + size, c1)
+                ab_norm[ty0 - r0 : ty1 - r0, tx0 - c0 : tx1 - c0] += outputs[
+                    k, ty0 - top : ty1 - top, tx0 - left : tx1 - left
+                ]
+    local = (slice(r0 - y0, r1 - y0), slice(c0 - x0, c1 - x0))
+    core_valid = np.ascontiguousarray(valid[local])
+    lut = tone_lut(tone, stats.feature_quantiles, l_quantiles)
+    _, rgb = _ColourConverter.shared()(
+        np.ascontiguousarray(model_input[local][..., 0]), ab_norm, core_valid, lut, with_lab=False
+    )
+    alpha = np.where(core_valid, np.uint8(255), np.uint8(0))
+    return np.concatenate([np.asarray(rgb).transpose(2, 0, 1), alpha[None]], axis=0)
+
+
+__all__ = ["colorize_dataarray", "colorize_window", "decimation_indices", "select_bands"]
