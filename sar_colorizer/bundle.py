@@ -380,8 +380,16 @@ def load_bundle(path: str | os.PathLike[str] = DEFAULT_BUNDLE) -> Bundle:
             f"{folder}: bundle.json says {metadata['input_channels']} input channels but the "
             f"model takes {model_channels}; the bundle is inconsistent, re-export or retrain it"
         )
+    bundle = Bundle(model=model, metadata=metadata, path=folder)
+    model_outputs = model.outputs[0].shape[-1]
+    if model_outputs is not None and int(model_outputs) != len(bundle.output_channels):
+        raise InputError(
+            f"{folder}: bundle.json names {len(bundle.output_channels)} output channels "
+            f"({', '.join(bundle.output_channels)}) but the model outputs {model_outputs}; the "
+            "bundle is inconsistent, re-export or retrain it"
+        )
     logger.debug("loaded bundle %s (bands %s)", folder, metadata.get("bands"))
-    return Bundle(model=model, metadata=metadata, path=folder)
+    return bundle
 
 
 def _import_model_code() -> Any:

@@ -30,7 +30,9 @@ into what ``predict`` and ``eval`` use, with numpy only (no TensorFlow):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -69,11 +71,17 @@ def split_outputs(
             f"the model outputs {outputs.shape[-1]} channels but its bundle names "
             f"{len(channels)} ({', '.join(channels)}); the bundle is inconsistent"
         )
-    ab = outputs[..., [channels.index("a"), channels.index("b")]]
+    ab = _channels(outputs, [channels.index("a"), channels.index("b")])
     if not all(name in channels for name in VARIANCE_CHANNELS):
         return ab, None
-    log_variance = outputs[..., [channels.index(name) for name in VARIANCE_CHANNELS]]
-    return ab, log_variance
+    return ab, _channels(outputs, [channels.index(name) for name in VARIANCE_CHANNELS])
+
+
+def _channels(array: np.ndarray, index: list[int]) -> np.ndarray:
+    """``array[..., index]``; a view (no copy) when the channels are consecutive."""
+    if index == list(range(index[0], index[0] + len(index))):
+        return array[..., index[0] : index[0] + len(index)]
+    return array[..., index]
 
 
 def predicted_sigma(log_variance: np.ndarray) -> np.ndarray:
@@ -191,18 +199,210 @@ def resolve_shrink(bundle: Any, shrink: bool | None) -> float | None:
     return bundle_shrink_k(bundle)
 
 
-def colour_from_outputs(
-    outputs: np.ndarray, channels: Sequence[str], shrink_k: float | None
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """Network outputs (blended, full resolution) -> ``(ab_norm, sigma or None)``.
+@dataclass(frozen=True)
+class OutputPlan:
+    """What inference keeps of the network's output, computed at the network's resolution.
 
-    ``ab_norm`` is shrunk by :func:`shrink_ab` when ``shrink_k`` is not None and the outputs
-    carry a log-variance; ``sigma`` is :func:`predicted_sigma` (CIELAB units), None without a
-    confidence head.
+    For a model with a confidence head, :meth:`transform` runs on each batch of network outputs
+    before they are upsampled and blended: it shrinks AB (:func:`shrink_ab`, when
+    ``shrink_k`` is set) and turns the log-variance into :func:`predicted_sigma`, so that the
+    full-resolution work (upsampling, tile blending) carries only the channels asked for: AB
+    alone unless the sigma (``sigma``) or the unshrunk AB (``mean``) is wanted too. On models
+    with ``downsample`` 4 this costs a sixteenth of a full-resolution pass. Without a head
+    there is no transform and the network's channels pass unchanged.
+
+    Attributes:
+        channels: The network's output channels (bundle.json ``outputs.channels``).
+        shrink_k: Shrink constant, or None for no shrink.
+        sigma: Keep the predicted sigma (CIELAB units) as a channel.
+        mean: Keep the unshrunk AB as two channels.
     """
-    ab_norm, log_variance = split_outputs(outputs, channels)
-    if log_variance is None:
-        return ab_norm, None
-    if shrink_k is not None:
-        ab_norm = shrink_ab(ab_norm, log_variance, shrink_k)
-    return ab_norm, predicted_sigma(log_variance)
+
+    channels: tuple[str, ...]
+    shrink_k: float | None = None
+    sigma: bool = False
+    mean: bool = False
+
+    @classmethod
+    def for_bundle(cls, bundle: Any, shrink: bool | None, *, sigma: bool = False,
+                   mean: bool = False) -> OutputPlan:
+        """The plan for ``bundle`` (see :func:`resolve_shrink` for ``shrink``)."""
+        return cls(tuple(bundle.output_channels), resolve_shrink(bundle, shrink), sigma, mean)
+
+    @property
+    def has_variance(self) -> bool:
+        return all(name in self.channels for name in VARIANCE_CHANNELS)
+
+    @property
+    def n_channels(self) -> int:
+        """Channels of :meth:`transform`'s output (what the blender holds)."""
+        if not self.has_variance:
+            return len(self.channels)
+        return 2 + int(self.sigma) + 2 * int(self.mean)
+
+    @property
+    def transform(self) -> Callable[[np.ndarray], np.ndarray] | None:
+        """The per-batch function, or None when the outputs pass unchanged (no head)."""
+        return self._transform if self.has_variance else None
+
+    def _transform(self, outputs: np.ndarray) -> np.ndarray:
+        ab, log_variance = split_outputs(outputs, self.channels)
+        if log_variance is None:  # not reached: transform is None without a head
+            return outputs
+        parts = [ab if self.shrink_k is None else shrink_ab(ab, log_variance, self.shrink_k)]
+        if self.sigma:
+            parts.append(predicted_sigma(log_variance)[..., None])
+        if self.mean:
+            parts.append(ab)
+        return np.concatenate(parts, axis=-1)
+
+    def split(self, blended: np.ndarray) -> dict[str, np.ndarray]:
+        """Blended, upsampled output -> ``{"ab": normalised AB, "sigma": (...) CIELAB units,
+        "ab_mean": normalised AB before the shrink}`` (the last two only where kept)."""
+        if not self.has_variance:
+            return {"ab": split_outputs(blended, self.channels)[0]}
+        parts = {"ab": blended[..., 0:2]}
+        index = 2
+        if self.sigma:
+            parts["sigma"] = blended[..., index]
+            index += 1
+        if self.mean:
+            parts["ab_mean"] = blended[..., index : index + 2]
+        return parts
+
+
+# --------------------------------------------------------------------------------------------
+# Does the confidence predict the error? (sarcolor eval)
+
+#: Most pixels per image that the evaluation keeps for the confidence table.
+EVAL_PIXELS_PER_IMAGE = 50_000
+
+
+def sample_errors(
+    sigma: np.ndarray,
+    ab_output: np.ndarray,
+    ab_mean: np.ndarray,
+    ab_reference: np.ndarray,
+    valid: np.ndarray,
+    *,
+    max_pixels: int = EVAL_PIXELS_PER_IMAGE,
+    seed: int = 0,
+) -> np.ndarray:
+    """Per-pixel predicted sigma and squared AB errors of one image, for :func:`error_by_decile`.
+
+    Args:
+        sigma: ``(H, W)`` predicted standard deviation of a*, b* (CIELAB units).
+        ab_output: ``(H, W, 2)`` a*, b* of the output (after any shrink).
+        ab_mean: ``(H, W, 2)`` a*, b* the network predicted (before the shrink).
+        ab_reference: ``(H, W, 2)`` true a*, b*.
+        valid: ``(H, W)`` pixels to use.
+        max_pixels: Keep at most this many (a random sample: large images do not drown the
+            small ones).
+        seed: Seed of the sample.
+
+    Returns:
+        ``(N, 3)`` float32: sigma, squared error of the output and of the mean, each the mean
+        over a* and b* (so that the root of their mean is the AB RMSE of ``eval``).
+    """
+    mask = np.asarray(valid, bool) & np.isfinite(sigma)
+    index = np.flatnonzero(mask.reshape(-1))
+    if len(index) > max_pixels:
+        index = np.sort(np.random.default_rng(seed).choice(index, max_pixels, replace=False))
+    reference = np.asarray(ab_reference, np.float64).reshape(-1, 2)[index]
+    output_error = np.mean(np.square(np.asarray(ab_output, np.float64).reshape(-1, 2)[index]
+                                     - reference), axis=-1)
+    mean_error = np.mean(np.square(np.asarray(ab_mean, np.float64).reshape(-1, 2)[index]
+                                   - reference), axis=-1)
+    return np.stack([np.asarray(sigma).reshape(-1)[index], output_error, mean_error],
+                    axis=-1).astype(np.float32)
+
+
+def error_by_decile(samples: np.ndarray, n_bins: int = 10) -> dict[str, Any]:
+    """AB error of pixels grouped by predicted sigma, in equal-count bins (deciles).
+
+    Pixels are sorted by predicted sigma and cut into ``n_bins`` groups of equal size (ties
+    split by order, so that constant sigma still gives ``n_bins`` groups). A confidence that
+    predicts the error shows an AB RMSE rising from the first (most confident) to the last
+    decile; a calibrated one shows an RMSE of the mean about equal to the RMS predicted sigma
+    in every decile.
+
+    Args:
+        samples: ``(N, 3)`` rows of :func:`sample_errors` (any number of images pooled).
+        n_bins: Number of groups.
+
+    Returns:
+        ``{"deciles": [{"decile", "sigma_min", "sigma_max", "predicted_sigma" (RMS),
+        "ab_rmse" (output), "ab_rmse_mean" (before the shrink), "n_pixels"}, ...],
+        "spearman": rank correlation of sigma with the error of the mean (None if undefined),
+        "ab_rmse_ratio_last_first": ab_rmse_mean of the last decile / the first,
+        "n_pixels": N}``.
+
+    Raises:
+        InputError: Fewer pixels than bins.
+    """
+    samples = np.asarray(samples, dtype=np.float64).reshape(-1, 3)
+    if len(samples) < n_bins:
+        raise InputError(
+            f"the confidence table needs at least {n_bins} pixels (got {len(samples)})"
+        )
+    order = np.argsort(samples[:, 0], kind="stable")
+    rows = []
+    for number, group in enumerate(np.array_split(samples[order], n_bins), start=1):
+        rows.append({
+            "decile": number,
+            "sigma_min": float(group[:, 0].min()),
+            "sigma_max": float(group[:, 0].max()),
+            "predicted_sigma": float(np.sqrt(np.mean(np.square(group[:, 0])))),
+            "ab_rmse": float(np.sqrt(np.mean(group[:, 1]))),
+            "ab_rmse_mean": float(np.sqrt(np.mean(group[:, 2]))),
+            "n_pixels": int(len(group)),
+        })
+    from scipy.stats import spearmanr
+
+    # Undefined (None) when either side is constant.
+    defined = np.ptp(samples[:, 0]) > 0 and np.ptp(samples[:, 2]) > 0
+    rho = float(spearmanr(samples[:, 0], samples[:, 2]).statistic) if defined else math.nan
+    first = rows[0]["ab_rmse_mean"]
+    return {
+        "deciles": rows,
+        "spearman": float(rho) if np.isfinite(rho) else None,
+        "ab_rmse_ratio_last_first": rows[-1]["ab_rmse_mean"] / first if first > 0 else None,
+        "n_pixels": int(len(samples)),
+    }
+
+
+def plot_error_by_decile(table: dict[str, Any], path: Any, title: str = "") -> None:
+    """Bar chart of AB RMSE per sigma decile with the predicted sigma (calibration), written
+    atomically to ``path`` (PNG)."""
+    import os
+    from pathlib import Path
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = table["deciles"]
+    deciles = [row["decile"] for row in rows]
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    width = 0.4
+    ax.bar([d - width / 2 for d in deciles], [row["ab_rmse_mean"] for row in rows], width,
+           label="AB RMSE of the network's colour")
+    ax.bar([d + width / 2 for d in deciles], [row["ab_rmse"] for row in rows], width,
+           label="AB RMSE of the output (muted)")
+    ax.plot(deciles, [row["predicted_sigma"] for row in rows], "k.-",
+            label="predicted sigma (RMS)")
+    ax.set_xticks(deciles)
+    ax.set_xlabel("decile of predicted sigma (1 = most confident)")
+    ax.set_ylabel("CIELAB units")
+    rho = table.get("spearman")
+    ax.set_title(title or (f"Error by confidence decile (Spearman {rho:.2f})" if rho is not None
+                           else "Error by confidence decile"))
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    target = Path(path)
+    tmp = target.with_name(f".{target.stem}.tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    os.replace(tmp, target)

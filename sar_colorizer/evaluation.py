@@ -18,6 +18,11 @@ Outputs in ``report_dir`` (each written atomically):
   match) are written as ``null``.
 * ``report.md``: the table and one line per baseline with the model's advantage.
 * ``grid.png``: a few images, columns SAR | model | best baseline | reference | optical.
+
+The model also holds ``"beats_no_colour"``: on how many images (count, of, fraction) its AB
+RMSE is below that of no colour. For a model with a confidence head, ``report.json`` has
+``"confidence"``: AB error by decile of the predicted sigma
+(:func:`sar_colorizer.confidence.error_by_decile`), plotted in ``confidence_deciles.png``.
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ logger = logging.getLogger(__name__)
 REPORT_JSON = "report.json"
 REPORT_MD = "report.md"
 GRID_PNG = "grid.png"
+CONFIDENCE_PNG = "confidence_deciles.png"
 MODEL_KEY = "model"
 #: Largest side of an image thumbnail in the grid, in pixels.
 GRID_THUMBNAIL = 256
@@ -131,11 +137,14 @@ class ImageOutputs:
         metrics: ``{method: {metric: value}}`` for the model and every baseline.
         thumbnails: ``{column: uint8 (h, w, 3) or float (h, w)}`` for the grid (empty when the
             image is not in the grid).
+        confidence: For a model with a confidence head, sampled pixels' predicted sigma and
+            squared AB errors (:func:`sar_colorizer.confidence.sample_errors`).
     """
 
     name: str
     metrics: dict[str, dict[str, float]]
     thumbnails: dict[str, np.ndarray] = field(default_factory=dict)
+    confidence: np.ndarray | None = None
 
 
 def optical_to_lab(optical_rgb: np.ndarray) -> np.ndarray:
@@ -215,6 +224,7 @@ def evaluate_pair(
     tone: str = "matched",
     tile_size: int | None = None,
     keep_thumbnails: bool = False,
+    shrink: bool | None = None,
     optical_convention: str | None = None,
     optical_offset: float | None = None,
 ) -> ImageOutputs:
@@ -230,6 +240,7 @@ def evaluate_pair(
             method and the reference share it.
         tile_size: tile side for the model; None: the size it was trained on, as ``predict``.
         keep_thumbnails: keep small images of every column for the grid.
+        shrink: mute colour where the model is unsure (None: when it has a confidence head).
         optical_convention: how the optical image is rendered for the reference (``"dos"`` or
             ``"as-is"``); None: the convention the model was trained in (its bundle's).
         optical_offset: added to integer reflectance before dividing by 10000 (-1000 for
@@ -260,6 +271,7 @@ def evaluate_pair(
         input_scale=scale,
         tone=tone,
         tile_size="model" if tile_size is None else tile_size,  # overlap: predict's default
+        shrink=shrink,
     )
     valid = np.asarray(arrays.valid, dtype=bool) & np.asarray(result["valid"], dtype=bool)
     if not valid.any():
@@ -277,6 +289,15 @@ def evaluate_pair(
     optical_lab = optical_to_lab(arrays.optical_rgb)
     scores, rgbs, ref_rgb = score_methods(lab[..., 0], method_ab, optical_lab, valid)
 
+    confidence = None
+    if "sigma" in result:
+        import zlib
+
+        from sar_colorizer.confidence import sample_errors
+
+        confidence = sample_errors(result["sigma"], lab[..., 1:], result["ab_mean"],
+                                   optical_lab[..., 1:], valid,
+                                   seed=zlib.crc32(str(pair.name).encode()))
     thumbnails: dict[str, np.ndarray] = {}
     if keep_thumbnails:
         step = _thumbnail_step(valid.shape)
@@ -291,7 +312,8 @@ def evaluate_pair(
         scores[MODEL_KEY]["ab_rmse"],
         scores[MODEL_KEY]["psnr"],
     )
-    return ImageOutputs(name=pair.name, metrics=scores, thumbnails=thumbnails)
+    return ImageOutputs(name=pair.name, metrics=scores, thumbnails=thumbnails,
+                        confidence=confidence)
 
 
 # --------------------------------------------------------------------------------------------
@@ -369,7 +391,16 @@ def build_report(images: Sequence[ImageOutputs]) -> dict[str, Any]:
         for name in BASELINE_NAMES
     }
     model["advantage"] = {name: _advantage(model, baselines[name]) for name in BASELINE_NAMES}
-    return {"n_images": len(images), "model": model, "baselines": baselines}
+    wins = model["advantage"]["no_colour"]["images_better_ab_rmse"]
+    model["beats_no_colour"] = {"images": wins, "of": len(images),
+                                "fraction": wins / len(images) if images else None}
+    report = {"n_images": len(images), "model": model, "baselines": baselines}
+    samples = [image.confidence for image in images if image.confidence is not None]
+    if samples:
+        from sar_colorizer.confidence import error_by_decile
+
+        report["confidence"] = error_by_decile(np.concatenate(samples))
+    return report
 
 
 # --------------------------------------------------------------------------------------------
@@ -432,7 +463,34 @@ def format_markdown(report: dict[str, Any], title: str = "Colorization evaluatio
             f"lower AB RMSE on {advantage['images_better_ab_rmse']} of {report['n_images']} images"
         )
         lines.append(f"- vs {name.replace('_', ' ')}: " + "; ".join(parts))
+    beats = model.get("beats_no_colour")
+    if beats and beats["of"]:
+        lines += ["", f"The model beats no colour on {beats['images']} of {beats['of']} images "
+                      f"({100 * beats['fraction']:.0f}%)."]
+    if "confidence" in report:
+        lines += _confidence_markdown(report["confidence"])
     return "\n".join(lines) + "\n"
+
+
+def _confidence_markdown(table: dict[str, Any]) -> list[str]:
+    rho = table.get("spearman")
+    lines = [
+        "",
+        "AB error by decile of the predicted sigma (1 = most confident; "
+        f"{table['n_pixels']} sampled pixels"
+        + (f", Spearman {rho:.2f} between sigma and the network's error" if rho is not None
+           else "")
+        + "):",
+        "",
+        "| decile | sigma range | predicted sigma | AB RMSE network | AB RMSE output |",
+        "|---|---|---|---|---|",
+    ]
+    for row in table["deciles"]:
+        lines.append(
+            f"| {row['decile']} | {row['sigma_min']:.2f}-{row['sigma_max']:.2f} | "
+            f"{row['predicted_sigma']:.2f} | {row['ab_rmse_mean']:.2f} | {row['ab_rmse']:.2f} |"
+        )
+    return lines
 
 
 def _write_text(path: Path, text: str) -> None:
@@ -594,6 +652,7 @@ def evaluate(
     tile_size: int | None = None,
     overwrite: bool = False,
     on_image: Callable[[ImageOutputs], None] | None = None,
+    shrink: bool | None = None,
     optical_convention: str | None = None,
     optical_offset: float | None = None,
     html: bool = True,
@@ -615,6 +674,7 @@ def evaluate(
         tile_size: tile side for the model; None: the size it was trained on (as ``predict``).
         overwrite: replace an existing ``report.json``.
         on_image: called with each image's outputs as it is scored (for callers that log).
+        shrink: mute colour where the model is unsure (None: when it has a confidence head).
         optical_convention: how optical images are rendered for the references (``"dos"`` or
             ``"as-is"``); None: the convention the model was trained in (its bundle's).
         optical_offset: see :func:`evaluate_pair`.
@@ -653,6 +713,7 @@ def evaluate(
             input_scale=input_scale,
             tone=tone,
             tile_size=tile_size,
+            shrink=shrink,
             keep_thumbnails=index in in_grid or page is not None,
             optical_convention=convention,
             optical_offset=optical_offset,
@@ -675,7 +736,17 @@ def evaluate(
         "tone": tone,
         "optical_convention": convention,
     }
+    if getattr(bundle, "has_confidence", False):
+        from sar_colorizer.confidence import resolve_shrink
+
+        shrink_k = resolve_shrink(bundle, shrink)
+        report["settings"]["mute_unsure"] = shrink_k is not None
+        report["settings"]["shrink_k"] = shrink_k
     write_report(report, folder)
+    if "confidence" in report:
+        from sar_colorizer.confidence import plot_error_by_decile
+
+        plot_error_by_decile(report["confidence"], folder / CONFIDENCE_PNG)
     if in_grid:
         write_grid(images, folder / GRID_PNG, best_baseline(report))
     if page is not None:

@@ -570,15 +570,20 @@ class _ModelRunner:
         weights: tuple[np.ndarray, np.ndarray] | None = None,
         guide: np.ndarray | None = None,
         size: tuple[int, int] | None = None,
+        transform: Callable[[np.ndarray], np.ndarray] | None = None,
     ) -> np.ndarray:
         """Model output for ``batch`` (B, H, W, C), times ``wy[:, :, None] * wx[:, None, :]``
         per tile when separable ``weights = (wy (B, h), wx (B, w))`` are given.
 
-        The output has the size of ``guide`` (B, h, w), upsampled along its edges
+        ``transform`` maps the network's output at its own (possibly reduced) resolution before
+        upsampling (:class:`sar_colorizer.confidence.OutputPlan`). The output has the size of
+        ``guide`` (B, h, w), upsampled along its edges
         (:func:`~sar_colorizer.color.upsampling.guided_upsample`), when a guide is given; else
         ``size`` (h, w) (default: the batch's), upsampled bilinearly.
         """
         outputs = self._forward(self._tf.constant(batch, dtype=self._tf.float32)).numpy()
+        if transform is not None:
+            outputs = transform(outputs)
         height, width = size if size is not None else batch.shape[1:3]
         if guide is not None:
             from sar_colorizer.color.upsampling import guided_upsample
@@ -762,14 +767,18 @@ def _pad_to_multiple(image: np.ndarray, multiple: int) -> np.ndarray:
 
 
 def _predict_ab_whole(
-    model: Any, relative: np.ndarray, multiple: int, guide: np.ndarray | None = None
+    model: Any,
+    relative: np.ndarray,
+    multiple: int,
+    guide: np.ndarray | None = None,
+    transform: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> np.ndarray:
     """Normalised AB for a whole image in one forward pass (padded to the model's multiple)."""
     height, width = relative.shape[:2]
     padded = _pad_to_multiple(relative, multiple)
     padded_guide = None if guide is None else _pad_to_multiple(guide, multiple)[None]
     runner = _ModelRunner.for_model(model)
-    return runner(padded[None], guide=padded_guide)[0, :height, :width]
+    return runner(padded[None], guide=padded_guide, transform=transform)[0, :height, :width]
 
 
 def _display_options(display_filter: str, colour_upsampling: str) -> tuple[str, str]:
@@ -856,6 +865,7 @@ def _run_tile_row(
     data_row0: int = 0,
     guide: np.ndarray | None = None,
     net_tile: int | None = None,
+    transform: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> None:
     """Run the tiles of one row through the model, batch by batch, into the blender.
 
@@ -873,6 +883,7 @@ def _run_tile_row(
         net_tile: Tile side the network sees; when it differs from the grid's tile (input pixel
             size other than the training one), each tile is resampled to it and the output
             back to the grid's tile.
+        transform: Applied to the network's output before upsampling (see the runner).
     """
     grid = blender.grid
     size = grid.tile_size
@@ -899,7 +910,9 @@ def _run_tile_row(
             pad = batch_size - len(cols)
             weights_y = np.concatenate([weights_y, np.repeat(weights_y[-1:], pad, axis=0)])
             weights_x = np.concatenate([weights_x, np.repeat(weights_x[-1:], pad, axis=0)])
-        outputs = runner(tiles, (weights_y, weights_x), guide=guides, size=(size, size))
+        outputs = runner(
+            tiles, (weights_y, weights_x), guide=guides, size=(size, size), transform=transform
+        )
         blender.add_tiles(row, start, outputs[: len(cols)], weighted=True)
 
 
@@ -963,20 +976,20 @@ def colorize_array(
         of the model's input, "relative": float32 (H, W, C) model input, "display": float32
         (H, W) relative intensity that L is made from (0 at nodata), "valid": bool (H, W)}``,
         and for a model with a confidence head ``"sigma"``: float32 (H, W) predicted standard
-        deviation of a*, b* in CIELAB units (NaN at nodata).
+        deviation of a*, b* in CIELAB units (NaN at nodata), and ``"ab_mean"``: float32
+        (H, W, 2) the network's a*, b* before the shrink.
 
     Raises:
         InputError: Bad shapes, no valid pixels, unknown scale or tone.
         ModelMismatchError: The number of bands differs from the model's.
     """
 
-    from sar_colorizer.confidence import colour_from_outputs, resolve_shrink
+    from sar_colorizer.confidence import OutputPlan
     from sar_colorizer.io.pixel_size import resample_factor
 
     values, valid = _check_values(values, valid)
     bundle.check_input(values.shape[0])
-    shrink_k = resolve_shrink(bundle, shrink)
-    channels = bundle.output_channels
+    plan = OutputPlan.for_bundle(bundle, shrink, sigma=True, mean=True)
     display_filter, colour_upsampling = _display_options(display_filter, colour_upsampling)
     factor = resample_factor(pixel_size, bundle.pixel_size)
     preprocessing = Preprocessing.from_bundle(bundle)
@@ -998,20 +1011,25 @@ def colorize_array(
     if tile_size is None:
         if factor != 1.0:
             raise InputError("a pixel size other than the model's needs tiled inference")
-        outputs = _predict_ab_whole(bundle.model, model_input, bundle.tile_multiple, guide)
+        outputs = _predict_ab_whole(
+            bundle.model, model_input, bundle.tile_multiple, guide, plan.transform
+        )
     else:
         height, width = valid.shape
         tile_size, overlap = tile_settings(bundle, tile_size, overlap)
         net_tile, grid = _tiling_plan(bundle, height, width, tile_size, overlap, factor)
         runner = _ModelRunner.for_model(bundle.model)
-        blender = StripBlender(grid, len(channels))
-        outputs = np.empty(valid.shape + (len(channels),), dtype=np.float32)
+        blender = StripBlender(grid, plan.n_channels)
+        outputs = np.empty(valid.shape + (plan.n_channels,), dtype=np.float32)
         per_call = tiles_per_call(grid.n_cols, net_tile, batch_size)
         for row in range(grid.n_rows):
-            _run_tile_row(runner, model_input, blender, per_call, row, 0, guide, net_tile)
+            _run_tile_row(
+                runner, model_input, blender, per_call, row, 0, guide, net_tile, plan.transform
+            )
             start, stop, block = blender.finish_row(row)
             outputs[start:stop] = block
-    ab_norm, sigma = colour_from_outputs(outputs, channels, shrink_k)
+    parts = plan.split(outputs)
+    ab_norm = parts["ab"]
     lut = tone_lut(tone, stats.feature_quantiles, l_quantiles)
     converter = _ColourConverter.shared(chroma_limit)
     converted, rgb = converter(display, ab_norm, valid, lut)
@@ -1028,9 +1046,13 @@ def colorize_array(
         "display": display,
         "valid": valid,
     }
-    if sigma is not None:
+    if "sigma" in parts:
+        sigma = np.array(parts["sigma"], dtype=np.float32)
         sigma[~valid] = np.nan
         result["sigma"] = sigma
+        ab_mean = parts["ab_mean"] * np.float32(AB_SCALE)
+        ab_mean[~valid] = 0.0
+        result["ab_mean"] = ab_mean
     return result
 
 
@@ -1284,7 +1306,7 @@ def colorize_raster(
 
     started = time.perf_counter()
     in_path, out_path = Path(in_path), Path(out_path)
-    from sar_colorizer.confidence import colour_from_outputs, resolve_shrink
+    from sar_colorizer.confidence import OutputPlan
 
     outputs = [
         Path(p) for p in (out_path, ab_path, quicklook_path, confidence_path) if p is not None
@@ -1294,8 +1316,7 @@ def colorize_raster(
             f"model {bundle.path or ''} has no confidence head: --confidence needs a model "
             "trained with one (sarcolor train adds it by default)"
         )
-    shrink_k = resolve_shrink(bundle, shrink)
-    channels = bundle.output_channels
+    plan = OutputPlan.for_bundle(bundle, shrink, sigma=confidence_path is not None)
     if len({p.resolve() for p in outputs + [in_path]}) != len(outputs) + 1:
         raise InputError(f"{in_path}: input and outputs must all be different files")
     for path in outputs:
@@ -1394,7 +1415,7 @@ def colorize_raster(
     runner = _ModelRunner.for_model(bundle.model)
     converter = _ColourConverter.shared(chroma_limit)
     lut = tone_lut(tone, stats.feature_quantiles, l_quantiles)
-    blender = StripBlender(grid, len(channels))
+    blender = StripBlender(grid, plan.n_channels)
     quicklook = _Quicklook(info.height, info.width) if quicklook_path is not None else None
     rgb_profile, ab_profile = _output_profiles(info.profile)
 
@@ -1438,7 +1459,8 @@ def colorize_raster(
 
         def finish_block(strip: _Strip, start: int, stop: int, block: np.ndarray) -> None:
             t0, cpu0 = time.perf_counter(), time.thread_time()
-            ab_norm, sigma = colour_from_outputs(block, channels, shrink_k)
+            parts = plan.split(block)
+            ab_norm, sigma = parts["ab"], parts.get("sigma")
             # In slices of _WRITE_ROWS rows: the colour temporaries stay small.
             for top in range(start, stop, _WRITE_ROWS):
                 bottom = min(stop, top + _WRITE_ROWS)
@@ -1480,6 +1502,7 @@ def colorize_raster(
                 strip.data_row0,
                 strip.guide,
                 net_tile,
+                plan.transform,
             )
             start, stop, block = blender.finish_row(row)
             stages["model + blend"] += time.perf_counter() - t0

@@ -355,6 +355,7 @@ def colorize_window(
         per_call: Tiles per model call (predict's, for the same compiled shape).
     """
     from sar_colorizer.api import load_model, valid_mask
+    from sar_colorizer.confidence import OutputPlan
     from sar_colorizer.inference import (
         Preprocessing,
         _bundle_l_quantiles,
@@ -380,6 +381,8 @@ def colorize_window(
     cols = [c for c, o in enumerate(grid.col_origins) if o < c1 and o + size > c0]
     weights = StripBlender(grid, 2)  # only for its axis weights
     runner = _ModelRunner.for_model(bundle.model)
+    # A confidence head's channels become muted AB at the network's resolution (as predict).
+    transform = OutputPlan.for_bundle(bundle, None).transform
     ab_norm = np.zeros((r1 - r0, c1 - c0, 2), dtype=np.float32)
     tiles = np.empty((per_call, size, size, model_input.shape[2]), dtype=np.float32)
     for row in rows:
@@ -397,7 +400,7 @@ def colorize_window(
                 tiles[len(group) :] = tiles[len(group) - 1]
                 weights_y = np.concatenate([weights_y, np.repeat(weights_y[-1:], pad, axis=0)])
                 weights_x = np.concatenate([weights_x, np.repeat(weights_x[-1:], pad, axis=0)])
-            outputs = runner(tiles, (weights_y, weights_x))
+            outputs = runner(tiles, (weights_y, weights_x), transform=transform)
             for k, col in enumerate(group):
                 left = grid.col_origins[col]
                 ty0, ty1 = max(top, r0), min(top + size, r1)

@@ -76,6 +76,14 @@ def test_train_writes_a_complete_bundle(chips, tmp_path):
     assert bundle.model.predict(x, verbose=0).shape == (1, 32, 32, 4)
     assert meta["outputs"]["channels"] == ["a", "b", "log_var_a", "log_var_b"]
     assert bundle.has_confidence
+    # The shrink constant was chosen on the validation chips, as the lowest AB RMSE there.
+    confidence = meta["confidence"]
+    assert confidence["chosen_on"] == "validation chips" and confidence["n_pixels"] > 0
+    assert confidence["ab_rmse"][f"{confidence['shrink_k']:g}"] == min(
+        confidence["ab_rmse"].values())
+    with open(model_out / "training_log.csv") as handle:
+        columns = next(csv.reader(handle))
+    assert {"nll", "val_nll", "colour_loss", "val_colour_loss", "val_ab_rmse"} <= set(columns)
 
 
 def test_existing_bundle_is_refused(chips, tmp_path):

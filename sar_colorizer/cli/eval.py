@@ -9,6 +9,7 @@ import click
 from sar_colorizer.cli.options import (
     bands_option,
     input_scale_option,
+    mute_unsure_option,
     optical_convention_option,
     optical_offset_option,
     overwrite_option,
@@ -51,6 +52,7 @@ from sar_colorizer.cli.options import (
 @bands_option
 @input_scale_option
 @tone_option
+@mute_unsure_option
 @optical_convention_option(None, "the model's, from its bundle")
 @optical_offset_option
 @overwrite_option
@@ -67,6 +69,7 @@ def eval_command(
     bands: str | None,
     input_scale: str,
     tone: str,
+    shrink: bool | None,
     optical_convention: str | None,
     optical_offset: float | None,
     overwrite: bool,
@@ -109,6 +112,7 @@ def eval_command(
         tone=tone,
         tile_size=tile_size,
         overwrite=overwrite,
+        shrink=shrink,
         optical_convention=optical_convention,
         optical_offset=optical_offset,
     )

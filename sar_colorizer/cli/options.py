@@ -89,6 +89,15 @@ tile_size_option = click.option(
     "tile size the model was trained on, recorded in its bundle]",
 )
 
+mute_unsure_option = click.option(
+    "--mute-unsure/--no-mute-unsure",
+    "shrink",
+    default=None,
+    help="Move a*, b* toward neutral grey where the model is unsure of the colour (gain "
+    "|ab|^2 / (|ab|^2 + k sigma^2), k chosen on validation data in training).  [default: on "
+    "for models with a confidence head]",
+)
+
 # sar_colorizer.color.convention.OPTICAL_CONVENTIONS, spelled out so that --help stays cheap.
 optical_offset_option = click.option(
     "--optical-offset",

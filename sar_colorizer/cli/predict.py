@@ -21,6 +21,7 @@ from sar_colorizer.cli.options import (
     creation_options,
     input_scale_option,
     model_option,
+    mute_unsure_option,
     overwrite_option,
     progress_enabled,
     tile_size_option,
@@ -49,6 +50,7 @@ class _Job:
     ab_output: Path | None = None
     quicklook: Path | None = None
     error: str | None = None
+    confidence: Path | None = None
 
 
 def expand_inputs(patterns: tuple[str, ...] | list[str]) -> tuple[list[Path], list[str]]:
@@ -111,7 +113,7 @@ def _precheck(job: _Job, overwrite: bool) -> None:
     from sar_colorizer.io.raster import check_output_path, read_info
 
     read_info(job.input)
-    for path in (job.output, job.ab_output, job.quicklook):
+    for path in (job.output, job.ab_output, job.quicklook, job.confidence):
         if path is not None:
             check_output_path(path, overwrite)
 
@@ -203,6 +205,16 @@ def _precheck(job: _Job, overwrite: bool) -> None:
     "network sees the input resampled to its training pixel size (10 m for the shipped "
     "model).  [default: from the georeference, else the training pixel size]",
 )
+@click.option(
+    "--confidence",
+    "confidence_output",
+    type=click.Path(),
+    default=None,
+    help="Also write the per-pixel confidence as a float32 GeoTIFF: the predicted standard "
+    "deviation of a*, b* in CIELAB units (small = sure; NaN on nodata). Needs a model with a "
+    "confidence head (with --output-dir: a folder for <stem>_confidence.tif files).",
+)
+@mute_unsure_option
 @overwrite_option
 @click.option(
     "--skip-existing", is_flag=True, help="Skip inputs whose output already exists (batch runs)."
@@ -239,6 +251,8 @@ def predict(
     suffix: str | None,
     ab_output: str | None,
     quicklook: str | None,
+    confidence_output: str | None,
+    shrink: bool | None,
     overwrite: bool,
     skip_existing: bool,
     creation_options: dict[str, str],
@@ -280,6 +294,7 @@ def predict(
         "colour_upsampling": colour_upsampling,
         "chroma_limit": chroma_limit,
         "pixel_size": pixel_size,
+        "shrink": shrink,
     }
 
     if output_dir is None and len(paths) >= 2 and Path(paths[-1]).is_dir():
@@ -307,6 +322,7 @@ def predict(
             output=Path(paths[1]),
             ab_output=Path(ab_output) if ab_output else None,
             quicklook=Path(quicklook) if quicklook else None,
+            confidence=Path(confidence_output) if confidence_output else None,
         )
         if skip_existing and job.output.exists():
             click.echo(f"{job.output} exists; skipped")
@@ -324,6 +340,9 @@ def predict(
         Path(ab_output) if ab_output else None,
         Path(quicklook) if quicklook else None,
     )
+    if confidence_output:
+        for job in jobs:
+            job.confidence = Path(confidence_output) / f"{job.input.stem}_confidence.tif"
     failed = len(unmatched)
     for pattern in unmatched:
         logger.error("%s: no such file (no file matches the pattern)", pattern)
@@ -394,6 +413,7 @@ def _run(
     colour_upsampling: str = "guided",
     chroma_limit: bool = True,
     pixel_size: float | None = None,
+    shrink: bool | None = None,
 ) -> None:
     from sar_colorizer.inference import colorize_raster
 
@@ -417,4 +437,6 @@ def _run(
         colour_upsampling=colour_upsampling,
         chroma_limit=chroma_limit,
         pixel_size=pixel_size,
+        confidence_path=job.confidence,
+        shrink=shrink,
     )

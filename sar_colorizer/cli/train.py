@@ -28,6 +28,9 @@ from sar_colorizer.training import STRATEGIES, TrainConfig
 @click.option("--speckle-filter", help="Speckle filter before the network.  [default: boxcar]")
 @click.option("--speckle-window", type=int, help="Speckle filter window (odd).  [default: 5]")
 @click.option("--chroma-weight", type=float, help="Lambda of the chroma loss term.  [default: 0.5]")
+@click.option("--confidence-head/--no-confidence-head", default=None,
+              help="Also predict the per-pixel uncertainty of the colour (a variance head "
+                   "trained with a Gaussian NLL).  [default: on]")
 @click.option("--source-weights", metavar="W1,W2,...",
               help="Sampling weight of each DATA_DIR when training on several (normalised).  "
                    "[default: equal]")

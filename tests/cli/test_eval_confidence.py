@@ -1,0 +1,123 @@
+"""``sarcolor eval`` with a confidence head: error by confidence decile, beats-no-colour count."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import cv2
+import keras
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from sar_colorizer.bundle import save_bundle
+from sar_colorizer.cli import cli
+from sar_colorizer.confidence import error_by_decile, sample_errors
+from sar_colorizer.errors import InputError
+from sar_colorizer.nets.unet import ColorizationUNet
+
+
+def test_deciles_on_a_constructed_case():
+    """Pixels whose error grows with their sigma: each decile's RMSE is known exactly."""
+    rng = np.random.default_rng(0)
+    sigma = rng.permutation(np.arange(1, 1001, dtype=np.float64))  # 1..1000, shuffled
+    mean_error = np.square(sigma / 10)  # the network's error: RMSE = sigma / 10 per pixel
+    output_error = np.full(1000, 4.0)  # the output's: 2 everywhere
+    table = error_by_decile(np.stack([sigma, output_error, mean_error], axis=-1))
+    rows = table["deciles"]
+    assert [row["decile"] for row in rows] == list(range(1, 11))
+    assert all(row["n_pixels"] == 100 for row in rows)
+    for number, row in enumerate(rows):
+        values = np.arange(100 * number + 1, 100 * number + 101, dtype=np.float64)
+        assert row["sigma_min"] == values[0] and row["sigma_max"] == values[-1]
+        assert row["predicted_sigma"] == pytest.approx(np.sqrt(np.mean(values**2)))
+        assert row["ab_rmse_mean"] == pytest.approx(np.sqrt(np.mean((values / 10) ** 2)))
+        assert row["ab_rmse"] == pytest.approx(2.0)
+    assert table["spearman"] == pytest.approx(1.0)
+    assert table["ab_rmse_ratio_last_first"] == pytest.approx(
+        rows[-1]["ab_rmse_mean"] / rows[0]["ab_rmse_mean"])
+    # A sigma unrelated to the error: a flat table, no rank correlation to speak of.
+    flat = error_by_decile(np.stack([sigma, output_error, np.full(1000, 9.0)], axis=-1))
+    assert flat["spearman"] is None  # undefined for a constant error
+    assert {round(row["ab_rmse_mean"], 9) for row in flat["deciles"]} == {3.0}
+    unrelated = error_by_decile(np.stack([sigma, output_error, rng.random(1000)], axis=-1))
+    assert abs(unrelated["spearman"]) < 0.1
+    with pytest.raises(InputError, match="at least 10 pixels"):
+        error_by_decile(np.zeros((5, 3)))
+
+
+def test_sample_errors_uses_valid_pixels_and_the_eval_convention():
+    sigma = np.array([[1.0, 2.0], [np.nan, 4.0]], dtype=np.float32)
+    reference = np.zeros((2, 2, 2))
+    output = np.array([[[3.0, 4.0], [1.0, 1.0]], [[9.0, 9.0], [0.0, 2.0]]])
+    mean = 2 * output
+    valid = np.array([[True, False], [True, True]])
+    samples = sample_errors(sigma, output, mean, reference, valid)
+    # (0, 1) is invalid, (1, 0) has no sigma (nodata): two pixels remain.
+    np.testing.assert_allclose(samples[:, 0], [1.0, 4.0])
+    np.testing.assert_allclose(samples[:, 1], [12.5, 2.0])  # mean over a*, b* of the square
+    np.testing.assert_allclose(samples[:, 2], [50.0, 8.0])
+    assert len(sample_errors(np.ones((50, 50)), np.zeros((50, 50, 2)), np.zeros((50, 50, 2)),
+                             np.zeros((50, 50, 2)), np.ones((50, 50), bool), max_pixels=100)) == 100
+
+
+def _write_pairs(folder: Path) -> Path:
+    rng = np.random.default_rng(0)
+    (folder / "sar").mkdir(parents=True)
+    (folder / "opt").mkdir()
+    rows = []
+    for index in range(3):
+        field = np.kron(rng.uniform(0, 1, (6, 5)), np.ones((8, 8)))
+        speckle = rng.exponential(1.0, field.shape)
+        sar = np.clip((0.05 + field) * speckle * 120, 0, 255).astype(np.uint8)
+        rgb = np.stack([60 + 150 * field, 90 + 40 * (1 - field), 70 + 20 * index + 0 * field], -1)
+        cv2.imwrite(str(folder / "sar" / f"p{index}.png"), sar)
+        cv2.imwrite(str(folder / "opt" / f"p{index}.png"), rgb[..., ::-1].astype(np.uint8))
+        rows.append({"sar": f"sar/p{index}.png", "optical": f"opt/p{index}.png", "split": "test"})
+    with open(folder / "pairs.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["sar", "optical", "split"])
+        writer.writeheader()
+        writer.writerows(rows)
+    return folder
+
+
+@pytest.mark.parametrize("confidence_head", [True, False])
+def test_eval_reports_deciles_and_wins_over_no_colour(tmp_path, confidence_head):
+    keras.utils.set_random_seed(0)
+    model = ColorizationUNet(depth=2, base_filters=4, downsample=2,
+                             confidence_head=confidence_head)
+    metadata = {
+        "bands": ["VH"],
+        "normalization": {"method": "percentile", "percentile": 99.0},
+        "speckle_filter": {"name": "boxcar", "window": 3, "looks": 1.0},
+        "tone": {"method": "matched", "l_quantiles": list(np.linspace(5.0, 95.0, 101))},
+        "baselines": {"mean_colour": [8.0, 12.0],
+                      "linear_regression": {"a": [-5.0, 30.0], "b": [20.0, -10.0]}},
+    }
+    bundle = save_bundle(tmp_path / "bundle", model, metadata)
+    pairs = _write_pairs(tmp_path / "pairs")
+    report_dir = tmp_path / "report"
+    result = CliRunner().invoke(cli, ["-q", "eval", str(bundle), str(pairs),
+                                      "--report", str(report_dir), "--tile-size", "32"])
+    assert result.exit_code == 0, result.output
+    report = json.loads((report_dir / "report.json").read_text())
+    model_report = report["model"]
+    wins = sum(mine["ab_rmse"] < theirs["ab_rmse"] for mine, theirs in zip(
+        model_report["per_image"], report["baselines"]["no_colour"]["per_image"], strict=True))
+    assert model_report["beats_no_colour"] == {"images": wins, "of": 3, "fraction": wins / 3}
+    assert model_report["advantage"]["no_colour"]["images_better_ab_rmse"] == wins  # kept
+    assert "beats no colour on" in (report_dir / "report.md").read_text()
+    if not confidence_head:
+        assert "confidence" not in report
+        assert not (report_dir / "confidence_deciles.png").exists()
+        return
+    assert report["settings"]["mute_unsure"] is True and report["settings"]["shrink_k"] == 1.0
+    table = report["confidence"]
+    assert len(table["deciles"]) == 10
+    assert table["n_pixels"] == 3 * 48 * 40
+    sigmas = [row["predicted_sigma"] for row in table["deciles"]]
+    assert sigmas == sorted(sigmas)
+    assert (report_dir / "confidence_deciles.png").stat().st_size > 0
+    assert "AB error by decile" in (report_dir / "report.md").read_text()
