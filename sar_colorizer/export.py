@@ -22,7 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from sar_colorizer.bundle import METADATA_FILE, Bundle, load_bundle, replace_path
-from sar_colorizer.errors import InputError, OutputExistsError, SarColorError
+from sar_colorizer.errors import (  # noqa: F401  (MissingExtraError: re-exported)
+    InputError,
+    MissingExtraError,
+    OutputExistsError,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -34,10 +38,6 @@ OUTPUT_NAME = "ab_normalized"
 
 #: Metadata key of the ONNX model that holds the bundle.json text.
 ONNX_METADATA_KEY = "sarcolor_bundle"
-
-
-class MissingExtraError(SarColorError, ImportError):
-    """An optional dependency group (``pip install "sarcolor[...]"``) is not installed."""
 
 
 def infer_format(output: str | os.PathLike[str]) -> str:

@@ -13,19 +13,46 @@ import click
 
 from sar_colorizer import __version__
 from sar_colorizer._tf import set_tensorflow_verbose
-from sar_colorizer.errors import SarColorError
+from sar_colorizer.errors import Interrupted, SarColorError
 
 logger = logging.getLogger(__name__)
 
 
 class _Group(click.Group):
-    """Turns the package's own errors into one clean line and exit status 1."""
+    """Turns errors into one clean line and the exit status of their class.
+
+    The package's own errors print their message; SIGINT, SIGTERM and SIGHUP clean up and exit
+    with 128 + the signal number; any other exception prints one line (the traceback with -v).
+    """
 
     def invoke(self, ctx: click.Context) -> Any:
+        from sar_colorizer.signals import interrupts_raise
+
         try:
-            return super().invoke(ctx)
+            with interrupts_raise():
+                return super().invoke(ctx)
         except SarColorError as error:
-            raise click.ClickException(str(error)) from error
+            exception = click.ClickException(str(error))
+            exception.exit_code = error.exit_code
+            raise exception from error
+        except Interrupted as error:
+            click.echo(f"Interrupted ({error.signal_name}); unfinished outputs were removed.",
+                       err=True)
+            ctx.exit(error.exit_code)
+        except KeyboardInterrupt:  # raised before the handlers were installed
+            click.echo("Interrupted (SIGINT); unfinished outputs were removed.", err=True)
+            ctx.exit(130)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception as error:
+            verbose = (ctx.obj or {}).get("verbosity", 0) > 0
+            if verbose:
+                logger.error("unexpected error", exc_info=True)
+            message = f"{type(error).__name__}: {error}".splitlines()[0] if str(error) else (
+                type(error).__name__
+            )
+            hint = "" if verbose else "; run with -v for the traceback"
+            raise click.ClickException(f"unexpected error: {message}{hint}") from error
 
 
 def configure_logging(verbosity: int) -> None:

@@ -1,0 +1,88 @@
+"""Turn SIGINT, SIGTERM and SIGHUP into :class:`~sar_colorizer.errors.Interrupted`.
+
+Python's default is a ``KeyboardInterrupt`` for Ctrl-C only; SIGTERM (sent by ``timeout``,
+``kill`` and job schedulers) and SIGHUP (a closed terminal) end the process at once, with no
+``finally`` block run, so temporary outputs stay behind. Inside :func:`interrupts_raise`
+all three raise :class:`Interrupted` in the main thread: the writers' cleanup runs and the
+command line exits with 128 + the signal number.
+
+A signal arrives in Python between two bytecodes, so a long call into C (GDAL converting a
+whole scene to COG) would delay it by seconds: :func:`run_interruptibly` runs such a call in a
+worker thread and waits for it in short slices, so that the signal is seen at once.
+
+A second signal while the first one's cleanup runs is ignored, so that the cleanup finishes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from types import FrameType
+from typing import Any, TypeVar
+
+from sar_colorizer.errors import Interrupted
+
+T = TypeVar("T")
+
+#: The signals that stop a run cleanly.
+HANDLED = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
+
+_received: list[int] = []
+
+
+def _handler(signum: int, frame: FrameType | None) -> None:
+    if _received:
+        return  # already stopping: let the cleanup finish
+    _received.append(signum)
+    raise Interrupted(signum)
+
+
+@contextlib.contextmanager
+def interrupts_raise() -> Iterator[None]:
+    """Within the block, SIGINT, SIGTERM and SIGHUP raise :class:`Interrupted`.
+
+    Does nothing outside the main thread (Python delivers signals there only).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {signum: signal.getsignal(signum) for signum in HANDLED}
+    _received.clear()
+    for signum in HANDLED:
+        signal.signal(signum, _handler)
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        _received.clear()
+
+
+def run_interruptibly(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run ``function(*args, **kwargs)`` so that a signal interrupts the wait at once.
+
+    The call runs in a daemon thread; the calling (main) thread waits in 0.1-s slices, in
+    which signal handlers run. On an interruption the call is abandoned (it ends with the
+    process); the caller's cleanup deletes what it was writing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return function(*args, **kwargs)
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = function(*args, **kwargs)
+        except BaseException as error:  # handed to the caller's thread
+            outcome["error"] = error
+
+    worker = threading.Thread(target=target, name="sarcolor-worker", daemon=True)
+    worker.start()
+    while worker.is_alive():
+        worker.join(0.1)
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]  # type: ignore[no-any-return]
