@@ -275,6 +275,21 @@ def atomic_file(path: str | os.PathLike[str], overwrite: bool = False,
         raise
 
 
+def new_temporary_folder(path: str | os.PathLike[str], tag: str = "partial") -> Path:
+    """Create (with the umask's mode) and return an owned temporary folder beside ``path``,
+    after removing stale ones; the caller publishes it with :func:`publish` or deletes it.
+    :func:`atomic_folder` does both."""
+    path = Path(path)
+    make_folder(path.parent)
+    remove_stale(path.parent)
+    temporary = temporary_path(path, tag)
+    try:
+        temporary.mkdir()
+    except OSError as error:
+        raise OutputError(f"{path}: cannot write ({error.strerror or error})") from None
+    return temporary
+
+
 @contextlib.contextmanager
 def atomic_folder(path: str | os.PathLike[str], overwrite: bool = False,
                   tag: str = "partial") -> Iterator[Path]:
@@ -291,13 +306,7 @@ def atomic_folder(path: str | os.PathLike[str], overwrite: bool = False,
         OutputError: the folder cannot be created or written.
     """
     path = check_target(path, overwrite)
-    make_folder(path.parent)
-    remove_stale(path.parent)
-    temporary = temporary_path(path, tag)
-    try:
-        temporary.mkdir()
-    except OSError as error:
-        raise OutputError(f"{path}: cannot write ({error.strerror or error})") from None
+    temporary = new_temporary_folder(path, tag)
     try:
         yield temporary
         publish(temporary, path, overwrite)
