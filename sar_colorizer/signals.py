@@ -85,4 +85,4 @@ def run_interruptibly(function: Callable[..., T], *args: Any, **kwargs: Any) -> 
         worker.join(0.1)
     if "error" in outcome:
         raise outcome["error"]
-    return outcome["value"]  # type: ignore[no-any-return]
+    return outcome["value"]

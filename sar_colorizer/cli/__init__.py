@@ -33,7 +33,7 @@ class _Group(click.Group):
                 return super().invoke(ctx)
         except SarColorError as error:
             exception = click.ClickException(str(error))
-            exception.exit_code = error.exit_code
+            setattr(exception, "exit_code", error.exit_code)  # noqa: B010  (a ClassVar in click)
             raise exception from error
         except Interrupted as error:
             click.echo(f"Interrupted ({error.signal_name}); unfinished outputs were removed.",
