@@ -43,13 +43,16 @@ def import_tensorflow() -> Any:
                 import tensorflow as tf
 
                 tf.config.list_physical_devices()  # device probing logs happen here
-            except BaseException:
+            except Exception:  # not on an interruption: that is no failed import
                 captured.release()
                 raise
 
     if not _VERBOSE_TF:
         tf.get_logger().setLevel(logging.ERROR)
         logging.getLogger("absl").setLevel(logging.ERROR)
+    from sar_colorizer.signals import raise_if_interrupted
+
+    raise_if_interrupted()  # a signal during the long import must not be lost
     return tf
 
 

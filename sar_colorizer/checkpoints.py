@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from sar_colorizer.io.atomic import atomic_folder
+from sar_colorizer.signals import raise_if_interrupted
 
 logger = logging.getLogger(__name__)
 
@@ -126,6 +127,9 @@ def make_callbacks(keras: Any, work_dir: Path, monitor: str) -> list[Any]:
             if candidates or (self.backup_dir / "latest.weights.h5").exists():
                 logger.warning("no usable checkpoint in %s; training starts from the beginning",
                                self.backup_dir)
+
+        def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+            raise_if_interrupted()
 
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
             folder = self.backup_dir / f"epoch-{epoch + 1:05d}"

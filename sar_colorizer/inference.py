@@ -69,6 +69,7 @@ from sar_colorizer.io.tiling import (
     reflect_pad_window,
     round_tile_size,
 )
+from sar_colorizer.signals import raise_if_interrupted
 
 logger = logging.getLogger(__name__)
 
@@ -1173,6 +1174,7 @@ def colorize_raster(
         pending: Future[_Strip] = reader_pool.submit(load_strip, 0)
         written: list[Future[None]] = []
         for row in range(grid.n_rows):
+            raise_if_interrupted()
             strip = pending.result()
             stages["read + preprocess"] += strip.seconds
             stages["read + preprocess, cpu"] += strip.cpu_seconds

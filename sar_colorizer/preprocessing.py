@@ -39,6 +39,7 @@ from sar_colorizer.data.tfrecord import (
 )
 from sar_colorizer.errors import InputError, OutputExistsError
 from sar_colorizer.io.atomic import new_temporary_folder, publish
+from sar_colorizer.signals import raise_if_interrupted
 
 logger = logging.getLogger(__name__)
 
@@ -332,6 +333,7 @@ def _write_chips(
     linear_range = [np.inf, -np.inf]
     try:
         for pair in tqdm(work, desc="preprocess", unit="image", disable=None if progress else True):
+            raise_if_interrupted()
             split = splits[pair.name] or ""
             arrays = read_pair(pair, bands=bands, input_scale=input_scale, band_names=band_names)
             if names_seen is None:

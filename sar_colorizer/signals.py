@@ -10,7 +10,8 @@ A signal arrives in Python between two bytecodes, so a long call into C (GDAL co
 whole scene to COG) would delay it by seconds: :func:`run_interruptibly` runs such a call in a
 worker thread and waits for it in short slices, so that the signal is seen at once.
 
-A second signal while the first one's cleanup runs is ignored, so that the cleanup finishes.
+A second signal while the first one's cleanup runs is ignored, so that the cleanup finishes;
+long loops also call :func:`raise_if_interrupted`, in case library code swallowed the first.
 """
 
 from __future__ import annotations
@@ -62,6 +63,17 @@ def interrupts_raise() -> Iterator[None]:
         _received.clear()
 
 
+def raise_if_interrupted() -> None:
+    """Raise :class:`Interrupted` if a signal came during :func:`interrupts_raise`.
+
+    The handler raises at once; this is the safety net for an exception that some library
+    code caught and dropped (a bare ``except BaseException``, a finaliser). Long loops call
+    it once per step (a row of tiles, a source image, a training batch).
+    """
+    if _received:
+        raise Interrupted(_received[0])
+
+
 def run_interruptibly(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Run ``function(*args, **kwargs)`` so that a signal interrupts the wait at once.
 
@@ -83,6 +95,7 @@ def run_interruptibly(function: Callable[..., T], *args: Any, **kwargs: Any) -> 
     worker.start()
     while worker.is_alive():
         worker.join(0.1)
+    raise_if_interrupted()
     if "error" in outcome:
         raise outcome["error"]
     return outcome["value"]

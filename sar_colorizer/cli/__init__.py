@@ -7,6 +7,8 @@ on stderr and a non-zero exit. Nothing here imports TensorFlow at import time.
 from __future__ import annotations
 
 import logging
+import os
+import sys
 from typing import Any
 
 import click
@@ -100,5 +102,16 @@ _register()
 
 
 def main() -> None:
-    """Console-script entry point."""
-    cli(prog_name="sarcolor")
+    """Console-script entry point.
+
+    After an interruption the outputs are already cleaned up; the process then ends at once
+    instead of waiting seconds for TensorFlow's threads to shut down.
+    """
+    try:
+        cli(prog_name="sarcolor")
+    except SystemExit as done:
+        if isinstance(done.code, int) and done.code > 128:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(done.code)
+        raise
