@@ -6,8 +6,8 @@ run fails to load with a traceback. Here every checkpoint is a folder written wi
 :func:`sar_colorizer.io.atomic.atomic_folder` (complete or absent, never half-written):
 
 * ``backup/epoch-NNNNN/`` (weights with the optimizer state, and ``state.json`` with the
-  epoch and the weights' SHA-256) after every epoch; the previous one is deleted only once
-  the new one is in place.
+  epoch and the weights' SHA-256) after every epoch; the newest two are kept, so that there
+  is a good one to fall back on even if the newest is damaged later.
 * ``best/`` (weights and ``state.json`` with the monitored value) whenever the monitored loss
   improves; it is swapped in atomically, and the best value survives a resume.
 
@@ -134,9 +134,8 @@ def make_callbacks(keras: Any, work_dir: Path, monitor: str) -> list[Any]:
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
             folder = self.backup_dir / f"epoch-{epoch + 1:05d}"
             write_checkpoint(folder, self.model, {"epoch": epoch + 1}, overwrite=True)
-            for older in self._folders():
-                if older != folder:
-                    shutil.rmtree(older, ignore_errors=True)
+            for older in self._folders()[2:]:  # the newest two: a fallback if one is damaged
+                shutil.rmtree(older, ignore_errors=True)
 
     class BestWeights(keras.callbacks.Callback):
         """Keeps the weights of the epoch with the lowest ``monitor`` in ``best/``."""

@@ -110,7 +110,7 @@ def remove_stale(folder: str | os.PathLike[str]) -> list[Path]:
         except OSError as error:
             logger.warning("cannot remove %s, left by an interrupted run: %s", path, error)
             continue
-        logger.info("removed %s, left by an interrupted run (process %d)", path, pid)
+        logger.warning("removed %s, left by an interrupted run (process %d)", path, pid)
         removed.append(path)
     return removed
 

@@ -53,7 +53,7 @@ import rasterio
 import rasterio.shutil
 from affine import Affine
 from rasterio.crs import CRS
-from rasterio.enums import ColorInterp, MaskFlags, Resampling
+from rasterio.enums import ColorInterp, Interleaving, MaskFlags, Resampling
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.windows import Window
 
@@ -465,7 +465,8 @@ def check_output_path(path: str | os.PathLike[str], overwrite: bool) -> None:
 
     Raises:
         OutputExistsError: ``"<path> exists; pass --overwrite to replace it"``.
-        RasterError: the path is a folder.
+        RasterError: the path is a folder, or a parent is a file.
+        OutputError: the folder it would be created in is not writable.
     """
     path = Path(path)
     if path.is_dir():
@@ -475,6 +476,11 @@ def check_output_path(path: str | os.PathLike[str], overwrite: bool) -> None:
         if parent.exists():
             if not parent.is_dir():
                 raise RasterError(f"{path}: {parent} is a file, not a folder; choose another path")
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise OutputError(
+                    f"{path}: cannot write in {parent} (read-only or no permission); choose "
+                    "another folder"
+                )
             break
 
 
@@ -522,7 +528,7 @@ def _world_file_candidates(path: Path) -> list[Path]:
 
 def _remove_with_sidecars(path: Path) -> None:
     for candidate in [path, *_named_sidecars(path), *_world_file_candidates(path)]:
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(OSError):  # absent; or a cleanup on a failing disk
             candidate.unlink()
 
 
@@ -632,6 +638,43 @@ def _creation_options(
     if extra:
         options.update({k.lower(): v for k, v in extra.items()})
     return options
+
+
+def _check_complete(written: Path, path: Path, sparse_ok: bool = False) -> None:
+    """Check that GDAL wrote every block of ``written`` (the temporary file of ``path``).
+
+    A block GDAL could not flush (no space left on the device) is often only logged, not
+    raised, and the file is left with blocks missing; a GeoTIFF's block offsets and sizes
+    tell, without reading the data. With ``sparse_ok`` (GDAL's SPARSE_OK) empty blocks are
+    allowed.
+
+    Raises:
+        OutputError: the file does not open, or blocks are missing or lie past its end.
+    """
+    fix = "is the disk full? Free some space or write elsewhere"
+    try:
+        size = written.stat().st_size
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            with rasterio.open(written) as dataset:
+                if dataset.driver != "GTiff":
+                    return
+                # Pixel interleaving stores all bands in the blocks of band 1.
+                separate = dataset.interleaving == Interleaving.band
+                missing = total = 0
+                for band in dataset.indexes if separate else (1,):
+                    for (row, col), _ in dataset.block_windows(band):
+                        total += 1
+                        offset = int(dataset.get_tag_item(
+                            f"BLOCK_OFFSET_{col}_{row}", "TIFF", bidx=band) or 0)
+                        length = int(dataset.get_tag_item(
+                            f"BLOCK_SIZE_{col}_{row}", "TIFF", bidx=band) or 0)
+                        if offset + length > size or (not length and not sparse_ok):
+                            missing += 1
+    except (RasterioError, OSError, ValueError) as error:
+        raise OutputError(f"{path}: cannot write ({error}); {fix}") from None
+    if missing:
+        raise OutputError(f"{path}: cannot write ({missing} of {total} blocks are missing); {fix}")
 
 
 class RasterWriter:
@@ -892,10 +935,13 @@ class RasterWriter:
         self._closed = True
         try:
             self._dataset.close()
+            sparse_ok = str(self.creation_options.get("sparse_ok", "")).upper() in ("TRUE", "YES")
+            _check_complete(self._staging, self.path, sparse_ok)
             if self._staging != self._output_temporary:
                 # GDAL converts the whole scene in one C call (seconds): run it where a
                 # signal does not have to wait for it.
                 run_interruptibly(self._convert)
+                _check_complete(self._output_temporary, self.path, sparse_ok)
                 _remove_with_sidecars(self._staging)
             _move_into_place(self._output_temporary, self.path, self.overwrite)
         except RasterioError as error:
