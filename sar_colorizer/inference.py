@@ -69,6 +69,7 @@ from sar_colorizer.io.tiling import (
     reflect_pad_window,
     round_tile_size,
 )
+from sar_colorizer.sar.plausibility import sar_warnings
 from sar_colorizer.signals import raise_if_interrupted
 
 logger = logging.getLogger(__name__)
@@ -1073,6 +1074,8 @@ def colorize_raster(
     if not small_valid.any():
         raise InputError(f"{in_path}: no valid pixels (everything is nodata)")
     stats = scene_statistics(small, small_valid, preprocessing, input_scale)
+    sar_warnings(in_path, [info.descriptions[b - 1] for b in band_indexes], small, small_valid,
+                 stats.input_scale)
     logger.info(
         "%s: %d x %d px, bands %s, input scale %s%s, reference %s (linear power)",
         in_path,
