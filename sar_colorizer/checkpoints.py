@@ -23,6 +23,7 @@ import logging
 import math
 import re
 import shutil
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +82,9 @@ def read_checkpoint(folder: Path, model: Any) -> dict[str, Any]:
         variables += list(optimizer.variables)
     saved = [variable.numpy() for variable in variables]
     try:
-        model.load_weights(str(weights))
+        with warnings.catch_warnings():  # Keras warns per layer of a foreign file
+            warnings.simplefilter("ignore")
+            model.load_weights(str(weights))
     except Exception as error:
         for variable, value in zip(variables, saved, strict=True):
             variable.assign(value)
