@@ -105,6 +105,13 @@ def export_model(
 
 
 def _require_onnx() -> None:
+    from sar_colorizer._tf import import_tensorflow
+
+    # TensorFlow first, quietly: tf2onnx imports it too, and would let its C++ start-up logs
+    # (CUDA probing) through.
+    import_tensorflow()
+    if not logger.isEnabledFor(logging.DEBUG):  # tf2onnx's own progress lines, unless -v
+        logging.getLogger("tf2onnx").setLevel(logging.WARNING)
     try:
         import onnx  # noqa: F401
         import tf2onnx  # noqa: F401
