@@ -42,6 +42,11 @@ MARK = "sarcolor"
 
 _OWNED = re.compile(r"^\.(?P<stem>.*)\." + MARK + r"-(?P<pid>\d+)-(?P<token>[0-9a-f]{8})\.")
 
+# Temporary names of sarcolor versions before the owner's pid was part of them
+# (".scene.1a2b3c4d.partial.tif", ".scene.1a2b3c4d.staging.tif"): reported, never deleted,
+# since no one can tell whether their writer still runs.
+_UNOWNED = re.compile(r"^\..+\.[0-9a-f]{8}\.(partial|staging)(\.[A-Za-z0-9]+)?$")
+
 _AT_FDCWD = -100
 _RENAME_NOREPLACE = 1
 _RENAME_EXCHANGE = 2
@@ -93,6 +98,9 @@ def remove_stale(folder: str | os.PathLike[str]) -> list[Path]:
     alive: dict[int, bool] = {}
     for entry in entries:
         pid = owner_pid(entry.name)
+        if pid is None and _UNOWNED.match(entry.name):
+            logger.warning("%s looks like a temporary file of an older sarcolor run; delete it "
+                           "if no sarcolor is writing here", entry.path)
         if pid is None or pid == os.getpid():
             continue
         if pid not in alive:

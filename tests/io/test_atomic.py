@@ -118,8 +118,11 @@ def test_stale_temporaries_of_dead_writers_are_removed_and_logged(tmp_path, capl
     live.write_text("x")
     foreign = tmp_path / ".hidden"
     foreign.write_text("x")
+    legacy = tmp_path / ".out.0123abcd.partial.tif"  # an older version's: no owner to check
+    legacy.write_text("x")
     with caplog.at_level("WARNING"):
         removed = remove_stale(tmp_path)
     assert sorted(removed) == sorted([stale_file, stale_folder])
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, ".hidden"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, ".hidden", legacy.name])
     assert "left by an interrupted run" in caplog.text
+    assert f"{legacy} looks like a temporary file of an older sarcolor run" in caplog.text
