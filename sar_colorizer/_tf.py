@@ -35,7 +35,9 @@ def import_tensorflow() -> Any:
     if _VERBOSE_TF:
         import tensorflow as tf
     else:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        # 3: also TensorFlow's C++ "E0000" lines, which are notices for a user (no CUDA
+        # driver, no DT_HALF kernels on this CPU); real failures still raise in Python.
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         # TensorFlow's C++ start-up messages (CUDA probing, CPU features) are written before
         # absl logging honours TF_CPP_MIN_LOG_LEVEL; hold them back unless the import fails.
         with _stderr_captured() as captured:

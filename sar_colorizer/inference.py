@@ -941,15 +941,11 @@ class _Quicklook:
 
 
 def _write_png(path: Path, rgba: np.ndarray, overwrite: bool) -> None:
-    import cv2
+    from sar_colorizer.io.raster import write_raster
 
-    from sar_colorizer.io.raster import atomic_path
-
-    ok, encoded = cv2.imencode(".png", cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGRA))
-    if not ok:
-        raise InputError(f"{path}: could not encode the quicklook PNG")
-    with atomic_path(path, overwrite=overwrite) as temporary:
-        Path(temporary).write_bytes(encoded.tobytes())
+    # Through the raster writer, so that the PNG carries sarcolor's tag (--overwrite may
+    # replace it) and is written atomically like every output.
+    write_raster(path, rgba.transpose(2, 0, 1), {}, overwrite=overwrite, driver="PNG")
 
 
 @dataclass
