@@ -7,6 +7,7 @@ inside the functions that need it, through :func:`import_tensorflow`.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 import os
 import sys
@@ -27,6 +28,14 @@ def import_tensorflow() -> Any:
     """Import and return the ``tensorflow`` module with its start-up logs silenced."""
     if "tensorflow" in sys.modules:
         return sys.modules["tensorflow"]
+    from sar_colorizer.signals import run_interruptibly
+
+    # Seconds of C++ start-up: in a worker thread, so that a signal does not wait for it (and
+    # is not raised inside Python's import machinery, which would break TensorFlow).
+    return run_interruptibly(_import_tensorflow)
+
+
+def _import_tensorflow() -> Any:
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     # TensorFlow turns its oneDNN CPU kernels on by itself only on some Intel CPUs; elsewhere
     # (e.g. AMD EPYC) the shipped network runs about half as fast without them
@@ -52,9 +61,6 @@ def import_tensorflow() -> Any:
     if not _VERBOSE_TF:
         tf.get_logger().setLevel(logging.ERROR)
         logging.getLogger("absl").setLevel(logging.ERROR)
-    from sar_colorizer.signals import raise_if_interrupted
-
-    raise_if_interrupted()  # a signal during the long import must not be lost
     return tf
 
 
@@ -62,9 +68,9 @@ def import_keras() -> Any:
     """Import and return ``keras`` (3.x) on the TensorFlow backend."""
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     import_tensorflow()
-    import keras
+    from sar_colorizer.signals import run_interruptibly
 
-    return keras
+    return run_interruptibly(importlib.import_module, "keras")
 
 
 class _Captured:
@@ -74,6 +80,17 @@ class _Captured:
 
     def release(self) -> None:
         self.released = True
+
+
+_SAVED_STDERR: list[int] = []
+
+
+def restore_stderr() -> None:
+    """Give stderr back now if TensorFlow's import holds it (an interruption during the
+    import, whose message must be seen)."""
+    while _SAVED_STDERR:
+        sys.stderr.flush()
+        os.dup2(_SAVED_STDERR.pop(), 2)
 
 
 @contextlib.contextmanager
@@ -88,11 +105,14 @@ def _stderr_captured() -> Iterator[_Captured]:
         captured = _Captured(handle)
         sys.stderr.flush()
         os.dup2(handle.fileno(), 2)
+        _SAVED_STDERR.append(saved)
         try:
             yield captured
         finally:
             sys.stderr.flush()
-            os.dup2(saved, 2)
+            if saved in _SAVED_STDERR:
+                _SAVED_STDERR.remove(saved)
+                os.dup2(saved, 2)
             os.close(saved)
             if captured.released:
                 handle.seek(0)

@@ -10,7 +10,8 @@ A signal arrives in Python between two bytecodes, so a long call into C (GDAL co
 whole scene to COG) would delay it by seconds: :func:`run_interruptibly` runs such a call in a
 worker thread and waits for it in short slices, so that the signal is seen at once.
 
-A second signal while the first one's cleanup runs is ignored, so that the cleanup finishes;
+While TensorFlow is imported (:func:`deferred`, a few seconds once per run) a signal waits
+until the import is complete. A second signal while the first one's cleanup runs is ignored, so that the cleanup finishes;
 long loops also call :func:`raise_if_interrupted`, in case library code swallowed the first.
 """
 
@@ -33,13 +34,37 @@ HANDLED = tuple(
 )
 
 _received: list[int] = []
+_deferring = [0]
+_active = [False]
 
 
 def _handler(signum: int, frame: FrameType | None) -> None:
     if _received:
         return  # already stopping: let the cleanup finish
     _received.append(signum)
-    raise Interrupted(signum)
+    if not _deferring[0]:
+        raise Interrupted(signum)
+
+
+def received() -> int | None:
+    """The signal received during the last :func:`interrupts_raise` block, if any."""
+    return _received[0] if _received else None
+
+
+@contextlib.contextmanager
+def deferred() -> Iterator[None]:
+    """Within the block a signal is only recorded, and raised when the block ends.
+
+    For imports of large packages (TensorFlow): an exception raised inside Python's import
+    machinery leaves half-initialised modules behind, which then fail with unrelated errors.
+    """
+    _deferring[0] += 1
+    try:
+        yield
+    finally:
+        _deferring[0] -= 1
+    if not _deferring[0]:
+        raise_if_interrupted()
 
 
 @contextlib.contextmanager
@@ -55,12 +80,13 @@ def interrupts_raise() -> Iterator[None]:
     _received.clear()
     for signum in HANDLED:
         signal.signal(signum, _handler)
+    _active[0] = True
     try:
         yield
     finally:
+        _active[0] = False
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-        _received.clear()
 
 
 def raise_if_interrupted() -> None:
@@ -70,18 +96,18 @@ def raise_if_interrupted() -> None:
     code caught and dropped (a bare ``except BaseException``, a finaliser). Long loops call
     it once per step (a row of tiles, a source image, a training batch).
     """
-    if _received:
+    if _active[0] and _received:
         raise Interrupted(_received[0])
 
 
 def run_interruptibly(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Run ``function(*args, **kwargs)`` so that a signal interrupts the wait at once.
 
-    The call runs in a daemon thread; the calling (main) thread waits in 0.1-s slices, in
-    which signal handlers run. On an interruption the call is abandoned (it ends with the
+    Inside :func:`interrupts_raise` the call runs in a daemon thread, and the calling (main)
+    thread waits in 0.1-s slices, in which signal handlers run; elsewhere it runs directly. On an interruption the call is abandoned (it ends with the
     process); the caller's cleanup deletes what it was writing.
     """
-    if threading.current_thread() is not threading.main_thread():
+    if threading.current_thread() is not threading.main_thread() or not _active[0]:
         return function(*args, **kwargs)
     outcome: dict[str, Any] = {}
 

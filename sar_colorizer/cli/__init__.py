@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from sar_colorizer import __version__
-from sar_colorizer._tf import set_tensorflow_verbose
+from sar_colorizer._tf import restore_stderr, set_tensorflow_verbose
 from sar_colorizer.errors import Interrupted, SarColorError
 
 logger = logging.getLogger(__name__)
@@ -28,7 +28,7 @@ class _Group(click.Group):
     """
 
     def invoke(self, ctx: click.Context) -> Any:
-        from sar_colorizer.signals import interrupts_raise
+        from sar_colorizer.signals import interrupts_raise, received
 
         try:
             with interrupts_raise():
@@ -38,15 +38,25 @@ class _Group(click.Group):
             setattr(exception, "exit_code", error.exit_code)  # noqa: B010  (a ClassVar in click)
             raise exception from error
         except Interrupted as error:
+            restore_stderr()
             click.echo(f"Interrupted ({error.signal_name}); unfinished outputs were removed.",
                        err=True)
             ctx.exit(error.exit_code)
         except KeyboardInterrupt:  # raised before the handlers were installed
+            restore_stderr()
             click.echo("Interrupted (SIGINT); unfinished outputs were removed.", err=True)
             ctx.exit(130)
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
         except Exception as error:
+            signum = received()
+            if signum is not None:  # library code turned the interruption into another error
+                logger.debug("after the interruption", exc_info=True)
+                interrupted = Interrupted(signum)
+                restore_stderr()
+                click.echo(f"Interrupted ({interrupted.signal_name}); unfinished outputs were "
+                           "removed.", err=True)
+                ctx.exit(interrupted.exit_code)
             verbose = (ctx.obj or {}).get("verbosity", 0) > 0
             if verbose:
                 logger.error("unexpected error", exc_info=True)
