@@ -12,9 +12,14 @@ A bundle is a directory holding
     {"format_version": 1, "package_version": "0.1.0", "bands": ["VH"], "input_channels": 1,
      "normalization": {"method": "percentile", "percentile": 99.0, "db_min": -25.0, "db_max": 5.0},
      "speckle_filter": {"name": "boxcar", "window": 5, "looks": 1.0},
-     "tile_multiple": 32, "tile_size": 512, "model_config": {...},
+     "tile_multiple": 32, "tile_size": 512, "optical_convention": "dos", "model_config": {...},
      "tone": {"method": "matched", "l_quantiles": [101 floats]},
+     "outputs": {"channels": ["a", "b", "log_var_a", "log_var_b"], ...},
      "baselines": {...}, "training": {...}}
+
+``outputs`` says what each channel of the network's output is: normalised a*, b* (AB / 110),
+then, for a model with a confidence head, the log-variance of normalised a* and b*. Bundles
+without it (written before the confidence head, such as older shipped models) output a*, b*.
 
 Other files in the directory (learning curves, logs) are allowed and ignored. The shipped
 model lives in ``sar_colorizer/weights/default/`` and is loaded with ``load_bundle("default")``.
@@ -49,6 +54,8 @@ MODEL_FILE = "model.keras"
 METADATA_FILE = "bundle.json"
 DEFAULT_BUNDLE = "default"
 DEFAULT_TILE_SIZE = 512  # tile size for bundles that do not record the one they were trained on
+AB_CHANNELS = ("a", "b")
+VARIANCE_CHANNELS = ("log_var_a", "log_var_b")
 
 _POLARISATION = re.compile(r"(?<![A-Z])(VV|VH|HH|HV)(?![A-Z])")
 
@@ -86,6 +93,25 @@ class Bundle:
         if bands:
             return [str(band) for band in bands]
         return [f"band{index + 1}" for index in range(self.input_channels)]
+
+    @property
+    def output_channels(self) -> list[str]:
+        """What each output channel of the network is: ``["a", "b"]`` (normalised AB), or
+        ``["a", "b", "log_var_a", "log_var_b"]`` with a confidence head (bundle.json's
+        ``outputs.channels``; bundles that do not record it output AB only)."""
+        outputs = self.metadata.get("outputs") or {}
+        channels = outputs.get("channels") if isinstance(outputs, dict) else None
+        return [str(name) for name in channels] if channels else list(AB_CHANNELS)
+
+    @property
+    def has_confidence(self) -> bool:
+        """The network also predicts the variance of a*, b* (a confidence head)."""
+        return all(name in self.output_channels for name in VARIANCE_CHANNELS)
+
+    @property
+    def confidence(self) -> dict[str, Any]:
+        """bundle.json's ``confidence`` entry (e.g. the shrink constant chosen on validation)."""
+        return copy.deepcopy(self.metadata.get("confidence") or {})
 
     @property
     def normalization(self) -> Any:
@@ -128,6 +154,15 @@ class Bundle:
         size = int(size or DEFAULT_TILE_SIZE)
         multiple = max(1, self.tile_multiple)
         return max(multiple, -(-size // multiple) * multiple)
+
+    @property
+    def optical_convention(self) -> str:
+        """How optical images were rendered as the RGB the model learned (``"dos"`` or
+        ``"as-is"``; see :mod:`sar_colorizer.color.convention`). Bundles that record none were
+        trained before conventions existed, on ``as-is`` images."""
+        from sar_colorizer.color.convention import LEGACY_CONVENTION
+
+        return str(self.metadata.get("optical_convention") or LEGACY_CONVENTION)
 
     @property
     def tone(self) -> dict[str, Any]:
@@ -439,6 +474,16 @@ def save_bundle(
             meta["model_config"] = model.get_config()
         except NotImplementedError:
             pass
+    names = getattr(model, "output_names_by_channel", None)
+    if names is not None and "outputs" not in meta:
+        meta["outputs"] = {"channels": list(names)}
+    recorded = (meta.get("outputs") or {}).get("channels")
+    model_outputs = model.outputs[0].shape[-1] if getattr(model, "outputs", None) else None
+    if recorded and model_outputs is not None and len(recorded) != int(model_outputs):
+        raise InputError(
+            f"metadata lists {len(recorded)} output channels ({', '.join(recorded)}) but the "
+            f"model outputs {model_outputs}"
+        )
     text = json.dumps(meta, indent=2, default=_json_default)
 
     with atomic_folder(target, overwrite=overwrite) as staging:

@@ -215,6 +215,8 @@ def evaluate_pair(
     tone: str = "matched",
     tile_size: int | None = None,
     keep_thumbnails: bool = False,
+    optical_convention: str | None = None,
+    optical_offset: float | None = None,
 ) -> ImageOutputs:
     """Colorize one pair with the model and every baseline and score them.
 
@@ -228,6 +230,10 @@ def evaluate_pair(
             method and the reference share it.
         tile_size: tile side for the model; None: the size it was trained on, as ``predict``.
         keep_thumbnails: keep small images of every column for the grid.
+        optical_convention: how the optical image is rendered for the reference (``"dos"`` or
+            ``"as-is"``); None: the convention the model was trained in (its bundle's).
+        optical_offset: added to integer reflectance before dividing by 10000 (-1000 for
+            Level-2A from processing baseline 04.00); None: from the file's metadata, else 0.
 
     Returns:
         The :class:`ImageOutputs`.
@@ -238,7 +244,13 @@ def evaluate_pair(
     from sar_colorizer.data.pairs import read_pair
     from sar_colorizer.inference import colorize_array
 
-    arrays = read_pair(pair, bands=bands, input_scale=input_scale)
+    arrays = read_pair(
+        pair,
+        bands=bands if bands is not None else model_bands_for(bundle, pair.sar),
+        input_scale=input_scale,
+        optical_convention=optical_convention or bundle_convention(bundle),
+        optical_offset=optical_offset,
+    )
     # read_pair resolves "auto" from the file's own dtype (integer files are display images).
     scale = getattr(arrays, "input_scale", None) or input_scale
     result = colorize_array(
@@ -523,6 +535,37 @@ def bundle_baselines(bundle: Any) -> Baselines:
     return Baselines.from_dict(metadata["baselines"])
 
 
+def model_bands_for(bundle: Any, sar_path: Any) -> list[str] | None:
+    """The model's bands, by name, when a SAR file has more bands than the model takes and
+    names them (a VV + VH file for a VH model); None (every band) otherwise."""
+    from sar_colorizer.data.bandfiles import stack_info
+    from sar_colorizer.errors import SarColorError
+    from sar_colorizer.io.raster import resolve_bands
+
+    channels = getattr(bundle, "input_channels", None)
+    names = list(getattr(bundle, "bands", None) or [])
+    if not channels or not names:
+        return None
+    try:
+        info = stack_info(sar_path, "sar")
+        if len(info.data_bands) <= int(channels):
+            return None
+        resolve_bands(info, names)
+    except SarColorError:
+        return None
+    return names
+
+
+def bundle_convention(bundle: Any) -> str:
+    """The optical convention a bundle's model was trained in (``"as-is"`` when unrecorded)."""
+    from sar_colorizer.color.convention import LEGACY_CONVENTION
+
+    convention = getattr(bundle, "optical_convention", None)
+    if convention is None:
+        convention = (getattr(bundle, "metadata", None) or {}).get("optical_convention")
+    return str(convention or LEGACY_CONVENTION)
+
+
 def evaluate(
     bundle: Any,
     pairs: Sequence[Any],
@@ -538,6 +581,8 @@ def evaluate(
     tile_size: int | None = None,
     overwrite: bool = False,
     on_image: Callable[[ImageOutputs], None] | None = None,
+    optical_convention: str | None = None,
+    optical_offset: float | None = None,
 ) -> dict[str, Any]:
     """Evaluate a model and the three baselines on the same image pairs and write a report.
 
@@ -555,6 +600,9 @@ def evaluate(
         tile_size: tile side for the model; None: the size it was trained on (as ``predict``).
         overwrite: replace an existing ``report.json``.
         on_image: called with each image's outputs as it is scored (for callers that log).
+        optical_convention: how optical images are rendered for the references (``"dos"`` or
+            ``"as-is"``); None: the convention the model was trained in (its bundle's).
+        optical_offset: see :func:`evaluate_pair`.
 
     Returns:
         The report (the content of ``report.json``).
@@ -569,6 +617,7 @@ def evaluate(
     if folder.exists() and not folder.is_dir():
         raise InputError(f"{folder}: the report path exists and is not a folder; give a folder")
     baselines = bundle_baselines(bundle)
+    convention = optical_convention or bundle_convention(bundle)
     selected = select_pairs(pairs, split=split, limit=limit)
     in_grid = _grid_indices(len(selected), grid_count)
 
@@ -585,6 +634,8 @@ def evaluate(
             tone=tone,
             tile_size=tile_size,
             keep_thumbnails=index in in_grid,
+            optical_convention=convention,
+            optical_offset=optical_offset,
         )
         images.append(outputs)
         if on_image is not None:
@@ -594,7 +645,12 @@ def evaluate(
     from sar_colorizer.inference import tile_settings
 
     tile, overlap = tile_settings(bundle, tile_size)
-    report["settings"] = {"tile_size": tile, "overlap": overlap, "tone": tone}
+    report["settings"] = {
+        "tile_size": tile,
+        "overlap": overlap,
+        "tone": tone,
+        "optical_convention": convention,
+    }
     write_report(report, folder)
     if in_grid:
         write_grid(images, folder / GRID_PNG, best_baseline(report))

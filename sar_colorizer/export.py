@@ -2,7 +2,9 @@
 
 The exported graph is the network only: relative SAR intensity (B, H, W, C) float32 in [0, 1]
 (after speckle filtering and normalisation, as in :mod:`sar_colorizer.inference`) in,
-normalised AB (B, H, W, 2) in [-1, 1] out (multiply by 110 for CIELAB a*, b*). Batch, height
+normalised AB (B, H, W, 2) in [-1, 1] out (multiply by 110 for CIELAB a*, b*); a model with a
+confidence head outputs (B, H, W, 4), AB then the log-variance of normalised a*, b*, as the
+bundle.json's ``outputs.channels`` says (:mod:`sar_colorizer.confidence`). Batch, height
 and width are dynamic; height and width must be multiples of the bundle's ``tile_multiple``.
 The bundle.json travels with the export (inside the SavedModel folder, and as the ONNX model's
 ``sarcolor_bundle`` metadata property) so the pre- and post-processing can be reproduced.

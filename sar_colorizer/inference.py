@@ -730,6 +730,7 @@ def colorize_array(
     tile_size: int | str | None = "model",
     overlap: int | None = None,
     batch_size: int | None = None,
+    shrink: bool | None = None,
 ) -> dict[str, np.ndarray]:
     """Colorize a SAR image held in memory (evaluation, notebooks, small images).
 
@@ -754,19 +755,27 @@ def colorize_array(
         overlap: Tile overlap in pixels (tiled mode); None: :func:`default_overlap` of the tile.
         batch_size: Most tiles per model call (tiled mode); None: about a megapixel per call
             (:func:`tiles_per_call`).
+        shrink: Move a*, b* toward neutral where the model is unsure
+            (:mod:`sar_colorizer.confidence`); None: on when the model has a confidence head.
 
     Returns:
         ``{"rgb": uint8 (H, W, 3) (0 at nodata), "lab": float32 (H, W, 3), "ab": float32
         (H, W, 2) in CIELAB units, "feature": float32 (H, W) SAR dB feature in [0, 1],
-        "relative": float32 (H, W, C) model input, "valid": bool (H, W)}``.
+        "relative": float32 (H, W, C) model input, "valid": bool (H, W)}``, and for a model
+        with a confidence head ``"sigma"``: float32 (H, W) predicted standard deviation of
+        a*, b* in CIELAB units (NaN at nodata).
 
     Raises:
         InputError: Bad shapes, no valid pixels, unknown scale or tone.
         ModelMismatchError: The number of bands differs from the model's.
     """
 
+    from sar_colorizer.confidence import colour_from_outputs, resolve_shrink
+
     values, valid = _check_values(values, valid)
     bundle.check_input(values.shape[0])
+    shrink_k = resolve_shrink(bundle, shrink)
+    channels = bundle.output_channels
     preprocessing = Preprocessing.from_bundle(bundle)
     tone, l_quantiles = _bundle_l_quantiles(bundle, tone)
     if stats is None:
@@ -780,27 +789,28 @@ def colorize_array(
             )
         tile_size, overlap = tile_settings(bundle, None, overlap)
     if tile_size is None:
-        ab_norm = _predict_ab_whole(bundle.model, model_input, bundle.tile_multiple)
+        outputs = _predict_ab_whole(bundle.model, model_input, bundle.tile_multiple)
     else:
         height, width = valid.shape
         tile_size, overlap = tile_settings(bundle, tile_size, overlap)
         tile = fit_tile_size(tile_size, bundle.tile_multiple, height, width, overlap)
         grid = TileGrid.for_shape(valid.shape[0], valid.shape[1], tile, overlap)
         runner = _ModelRunner.for_model(bundle.model)
-        blender = StripBlender(grid, 2)
-        ab_norm = np.empty(valid.shape + (2,), dtype=np.float32)
+        blender = StripBlender(grid, len(channels))
+        outputs = np.empty(valid.shape + (len(channels),), dtype=np.float32)
         per_call = tiles_per_call(grid.n_cols, tile, batch_size)
         for row in range(grid.n_rows):
             _run_tile_row(runner, model_input, blender, per_call, row)
             start, stop, block = blender.finish_row(row)
-            ab_norm[start:stop] = block
+            outputs[start:stop] = block
+    ab_norm, sigma = colour_from_outputs(outputs, channels, shrink_k)
     lut = tone_lut(tone, stats.feature_quantiles, l_quantiles)
     converted, rgb = _ColourConverter.shared()(model_input[..., 0], ab_norm, valid, lut)
     lab = cast(np.ndarray, converted)  # with_lab=True: never None
     ab = np.ascontiguousarray(lab[..., 1:])
     feature = _feature(model_input[..., 0])
     feature[~valid] = 0.0
-    return {
+    result = {
         "rgb": rgb,
         "lab": lab,
         "ab": ab,
@@ -808,6 +818,10 @@ def colorize_array(
         "relative": model_input,
         "valid": valid,
     }
+    if sigma is not None:
+        sigma[~valid] = np.nan
+        result["sigma"] = sigma
+    return result
 
 
 # --------------------------------------------------------------------------------------------
@@ -977,6 +991,8 @@ def colorize_raster(
     overwrite: bool = False,
     progress: bool = True,
     creation_options: dict[str, str] | None = None,
+    confidence_path: str | os.PathLike[str] | None = None,
+    shrink: bool | None = None,
 ) -> PredictSummary:
     """Colorize a SAR raster of any size, streaming it tile row by tile row.
 
@@ -1010,6 +1026,12 @@ def colorize_raster(
         overwrite: Replace existing outputs.
         progress: Show a progress bar on stderr (tqdm hides it when stderr is not a terminal).
         creation_options: GDAL creation options for the output driver.
+        confidence_path: Also write the predicted standard deviation of a*, b* in CIELAB units
+            (:func:`sar_colorizer.confidence.predicted_sigma`; small = sure) as a float32
+            1-band GeoTIFF on the output grid, NaN (nodata) where the input is nodata. Needs a
+            model with a confidence head.
+        shrink: Move a*, b* toward neutral where the model is unsure
+            (:mod:`sar_colorizer.confidence`); None: on when the model has a confidence head.
 
     Returns:
         A :class:`PredictSummary`.
@@ -1018,7 +1040,8 @@ def colorize_raster(
         RasterError: The input is missing or not a raster.
         OutputExistsError: An output exists and ``overwrite`` is False.
         ModelMismatchError: The chosen bands do not match the model's.
-        InputError: Bad options (tile size, overlap, scale, tone) or an all-nodata input.
+        InputError: Bad options (tile size, overlap, scale, tone), an all-nodata input, or
+            ``confidence_path`` / ``shrink=True`` for a model without a confidence head.
     """
     import rasterio
     from rasterio.windows import Window
@@ -1034,7 +1057,18 @@ def colorize_raster(
 
     started = time.perf_counter()
     in_path, out_path = Path(in_path), Path(out_path)
-    outputs = [Path(p) for p in (out_path, ab_path, quicklook_path) if p is not None]
+    from sar_colorizer.confidence import colour_from_outputs, resolve_shrink
+
+    outputs = [
+        Path(p) for p in (out_path, ab_path, quicklook_path, confidence_path) if p is not None
+    ]
+    if confidence_path is not None and not bundle.has_confidence:
+        raise InputError(
+            f"model {bundle.path or ''} has no confidence head: --confidence needs a model "
+            "trained with one (sarcolor train adds it by default)"
+        )
+    shrink_k = resolve_shrink(bundle, shrink)
+    channels = bundle.output_channels
     if len({p.resolve() for p in outputs + [in_path]}) != len(outputs) + 1:
         raise InputError(f"{in_path}: input and outputs must all be different files")
     for path in outputs:
@@ -1113,7 +1147,7 @@ def colorize_raster(
     runner = _ModelRunner.for_model(bundle.model)
     converter = _ColourConverter.shared()
     lut = tone_lut(tone, stats.feature_quantiles, l_quantiles)
-    blender = StripBlender(grid, 2)
+    blender = StripBlender(grid, len(channels))
     quicklook = _Quicklook(info.height, info.width) if quicklook_path is not None else None
     rgb_profile, ab_profile = _output_profiles(info.profile)
 
@@ -1148,9 +1182,16 @@ def colorize_raster(
             ab_writer = stack.enter_context(
                 RasterWriter(Path(ab_path), ab_profile, driver="GTiff", overwrite=overwrite)
             )
+        confidence_writer = None
+        if confidence_path is not None:
+            confidence_writer = stack.enter_context(
+                RasterWriter(Path(confidence_path), dict(ab_profile, count=1), driver="GTiff",
+                             overwrite=overwrite, descriptions=("ab_sigma_cielab",))
+            )
 
-        def finish_block(strip: _Strip, start: int, stop: int, ab_norm: np.ndarray) -> None:
+        def finish_block(strip: _Strip, start: int, stop: int, block: np.ndarray) -> None:
             t0, cpu0 = time.perf_counter(), time.thread_time()
+            ab_norm, sigma = colour_from_outputs(block, channels, shrink_k)
             # In slices of _WRITE_ROWS rows: the colour temporaries stay small.
             for top in range(start, stop, _WRITE_ROWS):
                 bottom = min(stop, top + _WRITE_ROWS)
@@ -1165,6 +1206,10 @@ def colorize_raster(
                     ab = ab_block * np.float32(AB_SCALE)
                     ab[~valid] = np.nan
                     ab_writer.write(ab.transpose(2, 0, 1), window, valid=valid)
+                if confidence_writer is not None and sigma is not None:
+                    sigma_block = sigma[top - start : bottom - start].copy()
+                    sigma_block[~valid] = np.nan
+                    confidence_writer.write(sigma_block[None], window, valid=valid)
                 if quicklook is not None:
                     quicklook.add(top, _feature(relative), rgb, valid)
             stages["colour + write"] += time.perf_counter() - t0

@@ -123,7 +123,8 @@ class WeightedChromaLoss(keras.losses.Loss):
 
     ``y_true`` is (B, H, W, 3): channels 0-1 the normalised AB target (AB / 110, in [-1, 1]),
     channel 2 the valid weight (1 = valid pixel, 0 = nodata; pixels of weight 0 do not count).
-    ``y_pred`` is (B, H, W, 2). With ``v`` the valid weight, ``w`` the rarity weight of the
+    ``y_pred`` is (B, H, W, 2), or (B, H, W, 2 + k) whose first two channels are AB (the
+    others, e.g. a confidence head's, are ignored here). With ``v`` the valid weight, ``w`` the rarity weight of the
     target's (a, b) bin, and ``|z| = sqrt(a^2 + b^2 + eps)``::
 
         loss = sum(v * w * mean_c (pred - true)^2) / sum(v)
@@ -173,7 +174,7 @@ class WeightedChromaLoss(keras.losses.Loss):
     def call(self, y_true: Any, y_pred: Any) -> Any:
         ops = keras.ops
         y_true = ops.cast(y_true, "float32")
-        y_pred = ops.cast(y_pred, "float32")
+        y_pred = ops.cast(y_pred, "float32")[..., 0:2]  # AB; further channels are not colour
         ab_true = y_true[..., 0:2]
         valid = y_true[..., 2]
         squared = ops.mean(ops.square(y_pred - ab_true), axis=-1)
@@ -208,4 +209,76 @@ class WeightedChromaLoss(keras.losses.Loss):
                 "chroma_weight": self.chroma_weight,
             }
         )
+        return config
+
+
+#: ``0.5 * log(2 pi)``: the constant of a Gaussian negative log-likelihood per dimension.
+HALF_LOG_2PI = 0.5 * float(np.log(2.0 * np.pi))
+
+
+def gaussian_nll(ab_true: Any, ab_mean: Any, log_variance: Any) -> Any:
+    """Per-pixel Gaussian negative log-likelihood of ``ab_true``, mean over the AB channels.
+
+    ``0.5 * (log_variance + (ab_true - ab_mean)^2 / exp(log_variance)) + 0.5 log(2 pi)`` per
+    channel, averaged over the last axis; all in normalised AB units (AB / 110). Returns
+    (B, H, W).
+    """
+    ops = keras.ops
+    squared = ops.square(ab_true - ab_mean)
+    per_channel = 0.5 * (log_variance + squared * ops.exp(-log_variance)) + HALF_LOG_2PI
+    return ops.mean(per_channel, axis=-1)
+
+
+@keras.saving.register_keras_serializable(package="sar_colorizer")
+class GaussianNLLChromaLoss(WeightedChromaLoss):
+    """:class:`WeightedChromaLoss` on the AB mean plus a Gaussian NLL for the confidence head.
+
+    ``y_pred`` is (B, H, W, 4): normalised AB mean, then the predicted log-variance of the
+    normalised a* and b* (:class:`~sar_colorizer.nets.unet.ColorizationUNet` with
+    ``confidence_head``). The loss is::
+
+        WeightedChromaLoss(ab_mean) + nll_weight * sum(v * NLL(ab_true | sg(ab_mean), s)) / sum(v)
+
+    with ``sg`` a stop-gradient: the NLL term trains the variance to match the squared error
+    of the mean but never pulls the mean (which the colour loss alone shapes, as without the
+    head). The NLL is not rarity-weighted: the variance must describe the error of every pixel
+    as it occurs. With a 2-channel ``y_pred`` this is exactly :class:`WeightedChromaLoss`.
+
+    Args:
+        ab_weights: As :class:`WeightedChromaLoss`.
+        chroma_weight: As :class:`WeightedChromaLoss`.
+        nll_weight: Weight of the NLL term (> 0).
+        name: Loss name.
+        **kwargs: ``reduction`` / ``dtype`` as for :class:`keras.losses.Loss`.
+    """
+
+    def __init__(
+        self,
+        ab_weights: Any = None,
+        chroma_weight: float = 0.5,
+        nll_weight: float = 1.0,
+        name: str = "gaussian_nll_chroma_loss",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(ab_weights=ab_weights, chroma_weight=chroma_weight, name=name, **kwargs)
+        if not nll_weight > 0:
+            raise InputError(f"nll_weight must be > 0 (got {nll_weight})")
+        self.nll_weight = float(nll_weight)
+
+    def call(self, y_true: Any, y_pred: Any) -> Any:
+        colour = super().call(y_true, y_pred)
+        if y_pred.shape[-1] is not None and y_pred.shape[-1] < 4:
+            return colour
+        ops = keras.ops
+        y_true = ops.cast(y_true, "float32")
+        y_pred = ops.cast(y_pred, "float32")
+        valid = y_true[..., 2]
+        nll = gaussian_nll(y_true[..., 0:2], ops.stop_gradient(y_pred[..., 0:2]), y_pred[..., 2:4])
+        n_pixels = ops.cast(ops.size(valid), "float32")
+        scale = n_pixels / ops.maximum(ops.sum(valid), 1e-12)
+        return colour + self.nll_weight * valid * nll * scale
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update({"nll_weight": self.nll_weight})
         return config

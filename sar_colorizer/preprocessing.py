@@ -17,6 +17,7 @@ value range and every setting used.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import logging
 import shutil
@@ -48,6 +49,9 @@ SOURCES_MANIFEST = "pairs.csv"  # the source images and their split, readable by
 #: Edges of the AB histogram bins, CIELAB units: 5-unit bins over [-110, 110].
 AB_EDGES = np.arange(-110.0, 110.0 + 2.5, 5.0)
 _QUANTILE_BINS = 20000  # histogram resolution for the 101 quantiles: 0.005 L units, 5e-5 feature
+#: Chips of images smaller than the chip size are a multiple of this (the tile multiple of the
+#: shipped network: downsample 4 x 2^depth 4).
+CHIP_MULTIPLE = 64
 
 
 # --------------------------------------------------------------------------------------------
@@ -114,6 +118,14 @@ class TrainingStatistics:
             "linear_regression": self.regression(),
             "mean_colour": self.mean_colour(),
             "n_train_pixels": self.n_pixels,
+            # The sums behind the baselines, so that several chip folders can be combined.
+            "baseline_sums": {
+                "count": float(self.baselines.count),
+                "sum_s": float(self.baselines.sum_s),
+                "sum_ss": float(self.baselines.sum_ss),
+                "sum_ab": [float(v) for v in self.baselines.sum_ab],
+                "sum_s_ab": [float(v) for v in self.baselines.sum_s_ab],
+            },
         }
 
 
@@ -141,6 +153,30 @@ def histogram_quantiles(counts: np.ndarray, edges: np.ndarray, n: int = 101) -> 
 # --------------------------------------------------------------------------------------------
 
 
+def adapt_chip_size(min_side: int, chip_size: int, multiple: int = CHIP_MULTIPLE) -> int:
+    """The chip size for images whose shorter side is ``min_side``.
+
+    Images at least ``chip_size`` on a side keep it. A smaller image becomes one chip: its side
+    rounded up to ``multiple`` (120 -> 128 px), the image padded at the bottom and right with
+    nodata that the loss ignores (``valid`` 0). One chip then holds the whole patch, so the
+    network sees all its context (a 64-px chip would see 28% of a 120-px patch, at 16 x 16 px of
+    network input), and only 12% of its pixels are padding.
+
+    >>> adapt_chip_size(1024, 256), adapt_chip_size(120, 256), adapt_chip_size(64, 256)
+    (256, 128, 64)
+    """
+    if min_side >= chip_size:
+        return chip_size
+    return min(chip_size, max(multiple, -(-min_side // multiple) * multiple))
+
+
+def _pad_to(array: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Pad the first two axes at the end with zeros up to ``height`` x ``width``."""
+    pad = [(0, height - array.shape[0]), (0, width - array.shape[1])]
+    pad += [(0, 0)] * (array.ndim - 2)
+    return np.pad(array, pad)
+
+
 def preprocess(
     input_path: str | Path,
     out_dir: str | Path,
@@ -159,6 +195,9 @@ def preprocess(
     chips_per_shard: int = 128,
     overwrite: bool = False,
     progress: bool = True,
+    optical_convention: str = "dos",
+    optical_offset: float | None = None,
+    chip_multiple: int = CHIP_MULTIPLE,
 ) -> dict[str, Any]:
     """Cut SAR / optical pairs into TFRecord chips plus ``stats.json``.
 
@@ -166,7 +205,9 @@ def preprocess(
         input_path: Folder of pairs or CSV manifest (see :func:`sar_colorizer.data.pairs.find_pairs`).
         out_dir: Output folder; written to a temporary folder beside it and renamed at the end,
             so nothing half-written is left behind on failure.
-        chip_size: Chip side in pixels.
+        chip_size: Chip side in pixels. When an image is smaller, the chip size of the whole
+            run adapts to the smallest image (see :func:`adapt_chip_size`): its side rounded up
+            to ``chip_multiple``, smaller images padded with nodata.
         stride: Step between chips (default ``chip_size``, no overlap).
         chip_filter: Nodata / texture thresholds (default :class:`ChipFilter`).
         bands: SAR bands to use (``"VV,VH"``, ``"1,2"``); default all bands.
@@ -186,6 +227,12 @@ def preprocess(
         chips_per_shard: About this many chips per TFRecord shard.
         overwrite: Replace an existing ``out_dir``.
         progress: Show a progress bar over source images.
+        optical_convention: How optical images become the RGB the model learns: ``"dos"``
+            (haze removed, one display stretch) or ``"as-is"`` (earlier versions); see
+            :mod:`sar_colorizer.color.convention`. Recorded in ``stats.json``.
+        optical_offset: Offset added to integer reflectance before dividing by 10000 (-1000
+            for Level-2A from processing baseline 04.00); None reads it from the files' metadata.
+        chip_multiple: Adapted chip sizes are multiples of this (the network's tile multiple).
 
     Returns:
         The statistics written to ``stats.json``.
@@ -196,9 +243,11 @@ def preprocess(
     """
     from tqdm.auto import tqdm
 
+    from sar_colorizer.color.convention import check_convention
     from sar_colorizer.sar.radiometry import Normalization
     from sar_colorizer.sar.speckle import SpeckleFilter
 
+    check_convention(optical_convention)
     out_dir = Path(out_dir)
     if out_dir.exists() and not overwrite:
         raise OutputExistsError(f"{out_dir} exists; pass --overwrite to replace it")
@@ -222,9 +271,19 @@ def preprocess(
         )
 
     # Check every pair from its header before writing anything: fail in seconds, not after hours.
+    shapes = {pair.name: check_pair(pair) for pair in work}
+    requested = chip_size
+    chip_size = min(adapt_chip_size(min(shape), chip_size, chip_multiple) for shape in shapes.values())
+    if chip_size != requested:
+        stride = chip_size if stride == requested else min(stride, chip_size)
+        logger.info(
+            "images as small as %d px: %d-px chips (smaller images padded with nodata)",
+            min(min(shape) for shape in shapes.values()),
+            chip_size,
+        )
     expected: Counter[str] = Counter()
     for pair in work:
-        height, width = check_pair(pair)
+        height, width = (max(side, chip_size) for side in shapes[pair.name])
         expected[splits[pair.name] or ""] += len(chip_grid(height, width, chip_size, stride))
     per_split = Counter(splits[pair.name] for pair in work)
     logger.info(
@@ -249,16 +308,21 @@ def preprocess(
             speckle_filter=speckle_filter,
             chips_per_shard=chips_per_shard,
             progress=progress,
+            optical_convention=optical_convention,
+            optical_offset=optical_offset,
         )
         stats["excluded"] = sorted(name for name, split in splits.items() if split is None)
         stats["settings"] = {
             "input": str(Path(input_path).resolve()),
-            "chip_size": chip_size,
+            "chip_size": requested,
+            "chip_size_used": chip_size,
             "stride": stride,
             **chip_filter.to_dict(),
             "bands": bands if bands is None or isinstance(bands, str) else list(bands),
             "band_names": list(band_names) if band_names is not None else None,
             "input_scale": input_scale,
+            "optical_convention": optical_convention,
+            "optical_offset": optical_offset,
             "val_fraction": val_fraction,
             "include_test": include_test,
             "seed": seed,
@@ -309,6 +373,8 @@ def _write_chips(
     speckle_filter: Any,
     chips_per_shard: int,
     progress: bool,
+    optical_convention: str,
+    optical_offset: float | None,
 ) -> dict[str, Any]:
     from skimage.color import rgb2lab
 
@@ -335,7 +401,14 @@ def _write_chips(
         for pair in tqdm(work, desc="preprocess", unit="image", disable=None if progress else True):
             raise_if_interrupted()
             split = splits[pair.name] or ""
-            arrays = read_pair(pair, bands=bands, input_scale=input_scale, band_names=band_names)
+            arrays = read_pair(
+                pair,
+                bands=bands,
+                input_scale=input_scale,
+                band_names=band_names,
+                optical_convention=optical_convention,
+                optical_offset=optical_offset,
+            )
             if names_seen is None:
                 names_seen = arrays.band_names
             elif len(arrays.band_names) != len(names_seen):
@@ -361,19 +434,34 @@ def _write_chips(
             _update_range(linear_range, linear[:, sar_valid])
 
             rgb_u8 = np.clip(np.round(arrays.optical_rgb * 255.0), 0, 255).astype(np.uint8)
-            chips, chip_drops = cut_chips(
-                np.moveaxis(relative, 0, -1), arrays.valid, rgb_u8, chip_size, stride, chip_filter
-            )
+            sar_hwc = np.moveaxis(relative, 0, -1)
+            valid = arrays.valid
+            image_filter = chip_filter
+            height, width = valid.shape
+            if height < chip_size or width < chip_size:
+                # One chip holds the whole image; the padding is nodata the loss ignores and
+                # does not count against the chip's nodata limit.
+                padded = (max(height, chip_size), max(width, chip_size))
+                pad_fraction = 1.0 - height * width / (padded[0] * padded[1])
+                sar_hwc = _pad_to(np.nan_to_num(sar_hwc, nan=0.0), *padded)
+                valid = _pad_to(valid, *padded)
+                rgb_u8 = _pad_to(rgb_u8, *padded)
+                image_filter = dataclasses.replace(
+                    chip_filter,
+                    max_nodata_fraction=min(1.0, chip_filter.max_nodata_fraction + pad_fraction),
+                )
+            chips, chip_drops = cut_chips(sar_hwc, valid, rgb_u8, chip_size, stride, image_filter)
             dropped.update(chip_drops)
             for chip in chips:
                 writers[split].write(encode_example(chip.sar, chip.valid, chip.rgb, pair.name))
             n_chips[split] += len(chips)
             n_images[split] += 1
             if split == "train" and chips:
-                used = np.zeros_like(arrays.valid)
+                used = np.zeros_like(valid)
                 for chip in chips:
                     used[chip.row : chip.row + chip_size, chip.col : chip.col + chip_size] = True
-                used &= arrays.valid
+                used = used[:height, :width] & arrays.valid
+                rgb_u8 = rgb_u8[:height, :width]
                 filtered = apply_speckle_filter(relative[:1], speckle_filter)[0]
                 feature = relative_to_feature(np.nan_to_num(filtered[used], nan=0.0))
                 lab = rgb2lab(rgb_u8[used][None].astype(np.float64) / 255.0)[0]
@@ -422,6 +510,7 @@ def _write_chips(
         "stride": stride,
         "bands": list(names_seen or ()),
         "input_scale": scale,
+        "optical_convention": optical_convention,
         "normalization": normalization.to_dict(),
         "normalization_reference": "per source image and band, over the SAR's valid pixels",
         "speckle_filter": speckle_filter.to_dict(),

@@ -15,6 +15,7 @@ import os
 import shutil
 import time
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,11 +50,16 @@ class TrainConfig:
         rarity_weighting: Rebalance the AB loss by colour rarity (Zhang et al. 2016).
         rarity_mix: Mix of the smoothed AB distribution with uniform (1 = no rebalancing).
         rarity_sigma: Gaussian smoothing of the AB histogram, in bins.
+        confidence_head: Also predict the per-pixel variance of a*, b* (Gaussian NLL with a
+            stop-gradient on the mean; the colour loss and the best-epoch choice are unchanged).
+        nll_weight: Weight of the NLL term of the confidence head.
         patience: Early stopping patience in epochs (on the validation loss).
         steps_per_epoch: Batches per epoch (None: one pass over the training chips).
         seed: Seed for weights, shuffling and augmentation.
         deterministic: Bit-identical input pipeline (slower).
         strategy: ``default`` (one device), ``mirrored`` (all local GPUs) or ``multiworker``.
+        source_weights: Sampling weight of each chip folder when training on several (one per
+            folder, normalised; None: equal). See :mod:`sar_colorizer.data.sources`.
     """
 
     epochs: int = 30
@@ -71,11 +77,14 @@ class TrainConfig:
     rarity_weighting: bool = True
     rarity_mix: float = 0.5
     rarity_sigma: float = 1.0
+    confidence_head: bool = True
+    nll_weight: float = 1.0
     patience: int = 8
     steps_per_epoch: int | None = None
     seed: int = 0
     deterministic: bool = False
     strategy: str = "default"
+    source_weights: list[float] | None = None
 
     def validate(self) -> None:
         """Raise :class:`InputError` for settings that cannot work."""
@@ -158,7 +167,31 @@ def build_loss(config: TrainConfig, stats: dict[str, Any]) -> Any:
     if config.rarity_weighting:
         counts = np.asarray(stats["ab_histogram"]["counts"], dtype=np.float64)
         weights = rarity_weights(counts, sigma=config.rarity_sigma, mix=config.rarity_mix)
+    if config.confidence_head:
+        from sar_colorizer.losses import GaussianNLLChromaLoss
+
+        return GaussianNLLChromaLoss(ab_weights=weights, chroma_weight=config.chroma_weight,
+                                     nll_weight=config.nll_weight)
     return WeightedChromaLoss(ab_weights=weights, chroma_weight=config.chroma_weight)
+
+
+def build_metrics(config: TrainConfig, loss: Any) -> list[Any]:
+    """AB RMSE always; with the confidence head also the NLL (calibration) and the colour part
+    of the loss (:class:`~sar_colorizer.keras_metrics.ColourLoss`), on which the best epoch is
+    chosen."""
+    from sar_colorizer.keras_metrics import ColourLoss, MaskedABRMSE, MaskedGaussianNLL
+
+    metrics = [MaskedABRMSE()]
+    if config.confidence_head:
+        metrics += [MaskedGaussianNLL(),
+                    ColourLoss(ab_weights=loss.ab_weights, chroma_weight=loss.chroma_weight)]
+    return metrics
+
+
+def monitored_metric(config: TrainConfig, has_validation: bool) -> str:
+    """What early stopping and the best checkpoint watch: the colour loss, never the NLL."""
+    name = "colour_loss" if config.confidence_head else "loss"
+    return f"val_{name}" if has_validation else name
 
 
 def build_model(config: TrainConfig, input_channels: int, init: str | None = None) -> Any:
@@ -173,7 +206,7 @@ def build_model(config: TrainConfig, input_channels: int, init: str | None = Non
                 f"{input_channels}; preprocess the data with the model's bands {bundle.bands}"
             )
         logger.info("fine-tuning from %s", bundle.path)
-        return bundle.model
+        return with_confidence_head(bundle.model, config.confidence_head)
     from sar_colorizer.nets.unet import ColorizationUNet
 
     return ColorizationUNet(
@@ -182,7 +215,30 @@ def build_model(config: TrainConfig, input_channels: int, init: str | None = Non
         base_filters=config.base_filters,
         downsample=config.downsample,
         separable=config.separable,
+        confidence_head=config.confidence_head,
     )
+
+
+def with_confidence_head(model: Any, confidence_head: bool) -> Any:
+    """``model`` with the confidence head added or removed, every shared layer's weights kept.
+
+    Fine-tuning a bundle trained without the head (such as the shipped default model) with
+    ``confidence_head`` on adds a freshly initialised head; the AB network is unchanged.
+    """
+    config = model.get_config()
+    if bool(config.get("confidence_head", False)) == bool(confidence_head):
+        return model
+    rebuilt = model.__class__.from_config({**config, "confidence_head": bool(confidence_head)})
+    for layer in rebuilt.layers:
+        if not layer.weights:
+            continue
+        try:
+            source = model.get_layer(layer.name)
+        except ValueError:
+            continue  # a layer of the head that the source has not got
+        layer.set_weights(source.get_weights())
+    logger.info("%s the confidence head", "added" if confidence_head else "removed")
+    return rebuilt
 
 
 def _float_or_nan(text: str | None) -> float:
@@ -207,6 +263,8 @@ def plot_learning_curves(log_csv: Path, out_png: Path) -> None:
         return
     epochs = [int(r["epoch"]) + 1 for r in rows]
     panels = [("loss", "loss"), ("ab_rmse", "AB RMSE (CIELAB units)")]
+    if rows and "nll" in rows[0]:
+        panels.append(("nll", "NLL of a*, b* (CIELAB units)"))
     fig, axes = plt.subplots(1, len(panels), figsize=(10, 3.8))
     for ax, (key, label) in zip(axes, panels, strict=True):
         for prefix, style in (("", "-"), ("val_", "--")):
@@ -234,7 +292,7 @@ def _cosine_schedule(keras: Any, learning_rate: float, total_steps: int) -> Any:
 
 
 def train(
-    data_dir: str | Path,
+    data_dir: str | Path | Sequence[str | Path],
     model_out: str | Path,
     config: TrainConfig,
     *,
@@ -251,7 +309,9 @@ def train(
     (``learning_curves.png``) beside the model.
 
     Args:
-        data_dir: Folder written by ``sarcolor preprocess``.
+        data_dir: Folder written by ``sarcolor preprocess``, or several: each training batch then
+            comes from one of them, drawn with ``config.source_weights``, and validation uses
+            the validation images of all (see :mod:`sar_colorizer.data.sources`).
         model_out: Bundle directory to create.
         config: Training settings.
         init: ``"default"`` or a bundle path to fine-tune from; None trains from scratch.
@@ -266,19 +326,29 @@ def train(
     from sar_colorizer.bundle import save_bundle
     from sar_colorizer.checkpoints import make_callbacks, restore_best
     from sar_colorizer.data.pipeline import make_dataset
-    from sar_colorizer.keras_metrics import MaskedABRMSE
+    from sar_colorizer.data.sources import (
+        as_sources,
+        combine_stats,
+        mixed_dataset,
+        source_crop,
+        source_weights,
+        validation_repeats,
+    )
     from sar_colorizer.sar.speckle import SpeckleFilter
 
     config.validate()
-    data_dir = Path(data_dir)
+    sources = as_sources(data_dir)
+    data_dir = sources[0] if len(sources) == 1 else Path(",".join(map(str, sources)))
     model_out = Path(model_out)
     if model_out.exists() and not overwrite:
         raise OutputExistsError(f"{model_out} exists; pass --overwrite to replace it")
-    stats = read_stats(data_dir)
+    weights = source_weights(config.source_weights, len(sources))
+    source_stats = [read_stats(folder) for folder in sources]
+    for folder, folder_stats in zip(sources, source_stats, strict=True):
+        if int(folder_stats["n_chips"].get("train", 0)) == 0:
+            raise InputError(f"{folder}: no training chips; check the preprocess settings")
+    stats = combine_stats(source_stats, weights)
     n_train = int(stats["n_chips"]["train"])
-    n_val = int(stats["n_chips"].get("val", 0))
-    if n_train == 0:
-        raise InputError(f"{data_dir}: no training chips; check the preprocess settings")
 
     tf = import_tensorflow()
     keras = import_keras()
@@ -298,19 +368,42 @@ def train(
             f"use a multiple of {replicas}"
         )
     steps_per_epoch = config.steps_per_epoch or max(1, math.ceil(n_train / config.batch_size))
-    train_ds = make_dataset(
-        data_dir, split="train", batch_size=config.batch_size, crop_size=config.crop_size,
-        speckle_filter=speckle, augment=True, shuffle=True, deterministic=config.deterministic,
-        seed=config.seed, repeat=True,
+    multiple = config.downsample * 2**config.depth
+    crops = [source_crop(config.crop_size, int(s["chip_size"]), multiple) for s in source_stats]
+    train_ds = mixed_dataset(
+        [
+            make_dataset(
+                folder, split="train", batch_size=config.batch_size, crop_size=crop,
+                speckle_filter=speckle, augment=True, shuffle=True,
+                deterministic=config.deterministic, seed=config.seed, repeat=True,
+            )
+            for folder, crop in zip(sources, crops, strict=True)
+        ],
+        weights,
+        config.seed,
     )
+    if len(sources) > 1:
+        logger.info("training on %s", ", ".join(
+            f"{folder} (weight {weight:.2f}, {s['n_chips']['train']} chips of {s['chip_size']} px)"
+            for folder, weight, s in zip(sources, weights, source_stats, strict=True)))
     val_ds = None
-    if n_val:
-        val_ds = make_dataset(
-            data_dir, split="val", batch_size=config.batch_size, crop_size=None,
+    validation_steps = 0
+    n_val_chips = [int(s["n_chips"].get("val", 0)) for s in source_stats]
+    repeats = validation_repeats(n_val_chips, weights)
+    for folder, n_folder_val, repeat in zip(sources, n_val_chips, repeats, strict=True):
+        if not n_folder_val:
+            continue
+        folder_val = make_dataset(
+            folder, split="val", batch_size=config.batch_size, crop_size=None,
             speckle_filter=speckle, augment=False, shuffle=False,
             deterministic=config.deterministic, seed=config.seed,
         )
-    else:
+        if repeat > 1:
+            # full batches of the repeated chips (few small sources: few model calls)
+            folder_val = folder_val.unbatch().repeat(repeat).batch(config.batch_size)
+        val_ds = folder_val if val_ds is None else val_ds.concatenate(folder_val)
+        validation_steps += math.ceil(repeat * n_folder_val / config.batch_size)
+    if val_ds is None:
         logger.warning("%s has no validation chips: the last epoch is kept, not the best", data_dir)
 
     with strategy.scope():
@@ -320,21 +413,21 @@ def train(
             net = model.get_config()
             config = dataclasses.replace(
                 config, **{key: net[key] for key in ("depth", "base_filters", "downsample",
-                                                     "separable") if key in net}
+                                                     "separable", "confidence_head") if key in net}
             )
             config.validate()
         loss = build_loss(config, stats)
         optimizer = keras.optimizers.Adam(
             _cosine_schedule(keras, config.learning_rate, steps_per_epoch * config.epochs)
         )
-        model.compile(optimizer=optimizer, loss=loss, metrics=[MaskedABRMSE()])
+        model.compile(optimizer=optimizer, loss=loss, metrics=build_metrics(config, loss))
 
     work_dir = model_out.with_name(model_out.name + ".work")
     _prepare_work_dir(work_dir, {"config": config.to_dict(), "init": init,
-                                 "data_dir": str(data_dir.resolve())})
+                                 "data_dir": ",".join(str(f.resolve()) for f in sources)})
     log_csv = work_dir / "training_log.csv"
     curves_png = work_dir / "learning_curves.png"
-    monitor = "val_loss" if val_ds is not None else "loss"
+    monitor = monitored_metric(config, val_ds is not None)
 
     class _Curves(keras.callbacks.Callback):
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
@@ -342,7 +435,7 @@ def train(
 
     callbacks = [
         *make_callbacks(keras, work_dir, monitor),  # atomic, verified checkpoints
-        keras.callbacks.EarlyStopping(monitor=monitor, patience=config.patience),
+        keras.callbacks.EarlyStopping(monitor=monitor, mode="min", patience=config.patience),
         keras.callbacks.CSVLogger(str(log_csv), append=True),
         _Curves(),
         *(callbacks or []),
@@ -351,7 +444,7 @@ def train(
     history = model.fit(
         train_ds,
         validation_data=val_ds,
-        validation_steps=math.ceil(n_val / config.batch_size) if val_ds is not None else None,
+        validation_steps=validation_steps if val_ds is not None else None,
         epochs=config.epochs,
         steps_per_epoch=steps_per_epoch,
         callbacks=callbacks,
@@ -362,9 +455,27 @@ def train(
     restore_best(model, work_dir)
     best = min(history.history.get(monitor, [float("nan")]) or [float("nan")])
 
+    if init:
+        from sar_colorizer.bundle import read_metadata
+
+        before = read_metadata(init).get("optical_convention", "as-is")
+        if before != stats.get("optical_convention", "as-is"):
+            logger.warning("the model to fine-tune learned the %r optical convention; the chips "
+                           "are in %r, which the new bundle records", before,
+                           stats.get("optical_convention", "as-is"))
     metadata = bundle_metadata(stats, config, model, data_dir=data_dir, init=init,
                                epochs_run=len(history.history.get("loss", [])),
-                               best_monitor=(monitor, best), seconds=seconds)
+                               best_monitor=(monitor, best), seconds=seconds,
+                               tile_size=max((c for c in crops if c), default=None))
+    if len(sources) > 1:
+        metadata["training"]["source_folders"] = [
+            {"data_dir": str(folder), "weight": weight, "crop_size": crop,
+             "n_chips": folder_stats["n_chips"]}
+            for folder, weight, crop, folder_stats in zip(sources, weights, crops, source_stats,
+                                                          strict=True)
+        ]
+    if getattr(model, "confidence_head", False):
+        metadata["confidence"] = calibrate_shrink(model, val_ds, seed=config.seed)
     save_bundle(model_out, model, metadata, overwrite=overwrite)
     for extra in (log_csv, curves_png):
         if extra.exists():
@@ -404,6 +515,7 @@ def bundle_metadata(
     epochs_run: int,
     best_monitor: tuple[str, float],
     seconds: float,
+    tile_size: int | None = None,
 ) -> dict[str, Any]:
     """Everything ``predict`` and ``eval`` need to reproduce the training input handling."""
     from sar_colorizer.sar.speckle import SpeckleFilter
@@ -416,12 +528,16 @@ def bundle_metadata(
         "bands": bands,
         "input_channels": len(bands),
         "input_scale_trained": stats.get("input_scale"),
+        # How optical images were rendered as the RGB the model learned (and eval scores against).
+        "optical_convention": stats.get("optical_convention", "as-is"),
         "normalization": stats["normalization"],
         "speckle_filter": speckle.to_dict(),
         "tile_multiple": int(model.tile_multiple),
         # predict and eval tile at the size the network was trained on (Bundle.tile_size)
-        "tile_size": int(config.crop_size or stats.get("chip_size") or model.tile_multiple),
+        "tile_size": int(tile_size or config.crop_size or stats.get("chip_size")
+                         or model.tile_multiple),
         "model_config": model.get_config(),
+        "outputs": output_description(model),
         "tone": {"method": "matched", "l_quantiles": stats["l_quantiles"]},
         "baselines": {
             "mean_colour": stats["mean_colour"],
@@ -441,3 +557,62 @@ def bundle_metadata(
             "date": time.strftime("%Y-%m-%d"),
         },
     }
+
+
+def output_description(model: Any) -> dict[str, Any]:
+    """bundle.json's ``outputs``: what each channel of the network's output is.
+
+    Bundles without this entry (trained before the confidence head) output normalised AB only;
+    :attr:`sar_colorizer.bundle.Bundle.output_channels` reads it.
+    """
+    channels = list(getattr(model, "output_names_by_channel", ("a", "b")))
+    description = {
+        "channels": channels,
+        "ab": "normalised CIELAB a*, b* (multiply by 110), channels a and b",
+    }
+    if "log_var_a" in channels:
+        description["log_variance"] = (
+            "natural log of the predicted variance of normalised a*, b* (Gaussian around the "
+            "mean; standard deviation in CIELAB units = 110 * exp(log_var / 2)), channels "
+            "log_var_a and log_var_b"
+        )
+    return description
+
+
+def calibrate_shrink(model: Any, val_ds: Any, *, seed: int = 0,
+                     max_pixels_per_batch: int = 20000) -> dict[str, Any]:
+    """Choose the shrink constant of :mod:`sar_colorizer.confidence` on the validation chips.
+
+    Runs the trained model over ``val_ds`` (never a test split), keeps up to
+    ``max_pixels_per_batch`` random valid pixels per batch and picks the constant with the
+    lowest AB RMSE (:func:`~sar_colorizer.confidence.choose_shrink`). Without validation data
+    the default constant is recorded, saying so.
+
+    Returns:
+        bundle.json's ``confidence`` entry.
+    """
+    import numpy as np
+
+    from sar_colorizer.confidence import DEFAULT_SHRINK_K, choose_shrink
+
+    if val_ds is None:
+        logger.warning("no validation chips: the confidence shrink keeps its default k = %g",
+                       DEFAULT_SHRINK_K)
+        return {"shrink_k": DEFAULT_SHRINK_K, "chosen_on": "default (no validation data)"}
+    rng = np.random.default_rng(seed)
+    truths, means, log_variances = [], [], []
+    for inputs, targets in val_ds:
+        outputs = np.asarray(model(inputs, training=False))
+        targets = np.asarray(targets)
+        index = np.flatnonzero(targets[..., 2].reshape(-1) > 0)
+        if len(index) > max_pixels_per_batch:
+            index = rng.choice(index, max_pixels_per_batch, replace=False)
+        truths.append(targets[..., :2].reshape(-1, 2)[index])
+        means.append(outputs[..., :2].reshape(-1, 2)[index])
+        log_variances.append(outputs[..., 2:4].reshape(-1, 2)[index])
+    choice = choose_shrink(np.concatenate(truths), np.concatenate(means),
+                           np.concatenate(log_variances))
+    logger.info("confidence shrink: k = %g chosen on %d validation pixels (AB RMSE %s)",
+                choice["shrink_k"], choice["n_pixels"],
+                ", ".join(f"k={k}: {v:.3f}" for k, v in choice["ab_rmse"].items()))
+    return {**choice, "chosen_on": "validation chips"}

@@ -72,7 +72,10 @@ def test_train_writes_a_complete_bundle(chips, tmp_path):
 
     bundle = load_bundle(model_out)
     x = np.random.default_rng(0).random((1, 32, 32, 1), dtype=np.float32)
-    assert bundle.model.predict(x, verbose=0).shape == (1, 32, 32, 2)
+    # AB and the confidence head's log-variance of a*, b* (on by default), as bundle.json says.
+    assert bundle.model.predict(x, verbose=0).shape == (1, 32, 32, 4)
+    assert meta["outputs"]["channels"] == ["a", "b", "log_var_a", "log_var_b"]
+    assert bundle.has_confidence
 
 
 def test_existing_bundle_is_refused(chips, tmp_path):

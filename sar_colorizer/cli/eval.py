@@ -9,6 +9,8 @@ import click
 from sar_colorizer.cli.options import (
     bands_option,
     input_scale_option,
+    optical_convention_option,
+    optical_offset_option,
     overwrite_option,
     progress_enabled,
     tile_size_option,
@@ -49,6 +51,8 @@ from sar_colorizer.cli.options import (
 @bands_option
 @input_scale_option
 @tone_option
+@optical_convention_option(None, "the model's, from its bundle")
+@optical_offset_option
 @overwrite_option
 @click.pass_context
 def eval_command(
@@ -63,6 +67,8 @@ def eval_command(
     bands: str | None,
     input_scale: str,
     tone: str,
+    optical_convention: str | None,
+    optical_offset: float | None,
     overwrite: bool,
 ) -> None:
     """Evaluate MODEL on the SAR/optical pairs in INPUT and write a report.
@@ -103,6 +109,8 @@ def eval_command(
         tone=tone,
         tile_size=tile_size,
         overwrite=overwrite,
+        optical_convention=optical_convention,
+        optical_offset=optical_offset,
     )
     click.echo(format_markdown(report), nl=False)
     click.echo(f"report written to {Path(report_dir)}", err=True)

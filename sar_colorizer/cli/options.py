@@ -88,3 +88,26 @@ tile_size_option = click.option(
     help="Tile side in pixels for the network (rounded to the model's multiple).  [default: the "
     "tile size the model was trained on, recorded in its bundle]",
 )
+
+# sar_colorizer.color.convention.OPTICAL_CONVENTIONS, spelled out so that --help stays cheap.
+optical_offset_option = click.option(
+    "--optical-offset",
+    type=float,
+    default=None,
+    help="Offset added to integer optical reflectance before dividing by 10000: -1000 for "
+    "Sentinel-2 Level-2A (BOA_ADD_OFFSET) or Level-1C (RADIO_ADD_OFFSET) from processing "
+    "baseline 04.00 on.  [default: from the file's metadata, else 0; it cancels in 'dos']",
+)
+
+
+def optical_convention_option(default: str | None, help_default: str) -> Callable[[F], F]:
+    """``--optical-convention``: how optical images become the RGB the model learns."""
+    return click.option(
+        "--optical-convention",
+        type=click.Choice(["dos", "as-is"]),
+        default=default,
+        help="Optical colour convention: 'dos' removes haze (per-channel dark-object "
+        "subtraction) and applies one joint 99th-percentile stretch, so Level-1C, Level-2A "
+        "and display images agree; 'as-is' is the rendering of earlier versions.  "
+        f"[default: {help_default}]",
+    )

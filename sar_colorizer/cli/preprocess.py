@@ -7,6 +7,8 @@ import click
 from sar_colorizer.cli.options import (
     bands_option,
     input_scale_option,
+    optical_convention_option,
+    optical_offset_option,
     overwrite_option,
     progress_enabled,
 )
@@ -32,7 +34,8 @@ def _split_names(ctx: click.Context, param: click.Parameter, value: str | None) 
     default=256,
     show_default=True,
     type=click.IntRange(min=8),
-    help="Side of the square chips, in pixels.",
+    help="Side of the square chips, in pixels; images smaller than this become one chip each, "
+    "their side rounded up to 64 px and padded with nodata.",
 )
 @click.option(
     "--stride",
@@ -127,6 +130,8 @@ def _split_names(ctx: click.Context, param: click.Parameter, value: str | None) 
     type=click.IntRange(min=1),
     help="About this many chips per TFRecord shard.",
 )
+@optical_convention_option("dos", "dos")
+@optical_offset_option
 @overwrite_option
 @click.pass_context
 def preprocess(
@@ -151,6 +156,8 @@ def preprocess(
     include_test: bool,
     seed: int,
     chips_per_shard: int,
+    optical_convention: str,
+    optical_offset: float | None,
     overwrite: bool,
 ) -> None:
     """Cut pairs from INPUT into TFRecord chips, stats.json and pairs.csv in OUT_DIR.
@@ -187,6 +194,8 @@ def preprocess(
         chips_per_shard=chips_per_shard,
         overwrite=overwrite,
         progress=progress_enabled(ctx),
+        optical_convention=optical_convention,
+        optical_offset=optical_offset,
     )
     counts = ", ".join(f"{split}: {count} chips" for split, count in stats["n_chips"].items())
     click.echo(f"{out_dir}: {counts}")

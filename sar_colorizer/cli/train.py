@@ -11,13 +11,15 @@ from sar_colorizer.training import STRATEGIES, TrainConfig
 
 
 @click.command("train")
-@click.argument("data_dir", type=click.Path(file_okay=False))
+@click.argument("data_dirs", metavar="DATA_DIR...", nargs=-1, required=True,
+                type=click.Path(file_okay=False))
 @click.argument("model_out", type=click.Path())
 @click.option("--config", "config_file", type=click.Path(dir_okay=False),
               help="TOML file with training settings (top level or a [train] table).")
 @click.option("--epochs", type=int, help="Maximum number of epochs.  [default: 30]")
 @click.option("--batch-size", type=int, help="Global batch size.  [default: 16]")
-@click.option("--crop-size", type=int, help="Random crop of the chips in px.  [default: 256]")
+@click.option("--crop-size", type=int, help="Random crop of the chips in px; smaller chips are used "
+              "whole.  [default: 256]")
 @click.option("--learning-rate", type=float, help="Adam learning rate.  [default: 0.002]")
 @click.option("--depth", type=int, help="U-Net depth.  [default: 4]")
 @click.option("--base-filters", type=int, help="Filters of the first U-Net level.  [default: 16]")
@@ -26,6 +28,9 @@ from sar_colorizer.training import STRATEGIES, TrainConfig
 @click.option("--speckle-filter", help="Speckle filter before the network.  [default: boxcar]")
 @click.option("--speckle-window", type=int, help="Speckle filter window (odd).  [default: 5]")
 @click.option("--chroma-weight", type=float, help="Lambda of the chroma loss term.  [default: 0.5]")
+@click.option("--source-weights", metavar="W1,W2,...",
+              help="Sampling weight of each DATA_DIR when training on several (normalised).  "
+                   "[default: equal]")
 @click.option("--steps-per-epoch", type=int, help="Batches per epoch.  [default: one pass]")
 @click.option("--patience", type=int, help="Early-stopping patience in epochs.  [default: 8]")
 @click.option("--seed", type=int, help="Random seed.  [default: 0]")
@@ -38,9 +43,14 @@ from sar_colorizer.training import STRATEGIES, TrainConfig
               help="Fine-tune from a model bundle, or 'default' for the shipped model.")
 @overwrite_option
 @click.pass_context
-def train(ctx: click.Context, data_dir: str, model_out: str, config_file: str | None,
+def train(ctx: click.Context, data_dirs: tuple[str, ...], model_out: str, config_file: str | None,
           init: str | None, overwrite: bool, **flags: Any) -> None:
     """Train a model on DATA_DIR (from 'sarcolor preprocess'); write the bundle MODEL_OUT.
+
+    Several DATA_DIRs train on all of them: each batch comes from one folder, drawn with
+    --source-weights, so a small dataset is not drowned by a large one; validation uses the
+    validation images of every folder, weighted the same way. The optical colour convention
+    comes from the chips.
 
     An interrupted run resumes from its last finished epoch when the same command is run again
     (checkpoints live in MODEL_OUT.work/ until the bundle is written).
@@ -50,9 +60,15 @@ def train(ctx: click.Context, data_dir: str, model_out: str, config_file: str | 
     overrides = {k: v for k, v in flags.items() if v is not None}
     if "downsample" in overrides:
         overrides["downsample"] = int(overrides["downsample"])
+    if "source_weights" in overrides:
+        try:
+            overrides["source_weights"] = [float(w) for w in overrides["source_weights"].split(",")]
+        except ValueError:
+            raise click.BadParameter(f"{overrides['source_weights']!r} is not a list of numbers "
+                                     "(e.g. 0.5,0.5)", param_hint="--source-weights") from None
     config = (TrainConfig.from_toml(config_file, **overrides) if config_file
               else TrainConfig.from_dict(overrides))
-    summary = run_training(data_dir, model_out, config, init=init, overwrite=overwrite,
+    summary = run_training(list(data_dirs), model_out, config, init=init, overwrite=overwrite,
                            progress=progress_enabled(ctx))
     click.echo(f"wrote {summary['model']} after {summary['epochs']} epochs "
                f"in {summary['seconds']:.0f} s")

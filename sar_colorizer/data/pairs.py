@@ -37,8 +37,10 @@ RASTER_SUFFIXES = frozenset({".tif", ".tiff", ".png", ".jpg", ".jpeg", ".jp2", "
 #: Manifest file names looked for inside an input folder, in this order.
 MANIFEST_NAMES = ("pairs.csv", "manifest.csv")
 #: Accepted names of the SAR and optical sub-folders of the two-folder layout.
-SAR_FOLDER_NAMES = ("sar", "s1", "SAR")
-OPTICAL_FOLDER_NAMES = ("opt", "optical", "s2", "OPT")
+SAR_FOLDER_NAMES = ("sar", "s1", "SAR", "S1")
+OPTICAL_FOLDER_NAMES = ("opt", "optical", "s2", "OPT", "S2")
+#: The ``_<row>_<col>`` ending that BigEarthNet's S1 and S2 patch folders of one place share.
+_PATCH_SUFFIX = re.compile(r"_(\d+_\d+)$")
 
 #: Split labels accepted in a manifest's ``split`` column.
 SPLIT_ALIASES = {
@@ -187,7 +189,7 @@ def read_manifest(csv_path: str | Path) -> list[Pair]:
         sar = _resolve(base, row[sar_key])
         optical = _resolve(base, row[opt_key])
         for file in (sar, optical):
-            if not file.is_file():
+            if not (file.is_file() or file.is_dir()):  # a folder: one file per band
                 missing.append(str(file))
         split = (row.get(split_key) or "").strip().lower() if split_key else ""
         pairs.append(Pair(name=sar.stem, sar=sar, optical=optical, split=split or None))
@@ -205,14 +207,51 @@ def match_folders(sar_dir: str | Path, opt_dir: str | Path) -> list[Pair]:
         InputError: Files without a partner (named), or no rasters at all.
     """
     sar_dir, opt_dir = Path(sar_dir), Path(opt_dir)
-    sar_files = {file.stem: file for file in _rasters(sar_dir)}
-    opt_files = {file.stem: file for file in _rasters(opt_dir)}
+    if not _rasters(sar_dir) and _subfolders(sar_dir):
+        return _match_subfolders(sar_dir, opt_dir)
+    sar_files = _images_by_name(sar_dir, "sar")
+    opt_files = _images_by_name(opt_dir, "optical")
     _check_partners(sar_files, opt_files, sar_dir, opt_dir)
     if not sar_files:
         raise InputError(
             f"{sar_dir}: no rasters found (looked for {', '.join(sorted(RASTER_SUFFIXES))})"
         )
     return [Pair(stem, sar_files[stem], opt_files[stem]) for stem in sorted(sar_files)]
+
+
+def _images_by_name(folder: Path, kind: str) -> dict[str, Path]:
+    """The images of a folder by name: a file's stem, or for one file per band (``NAME_B04``,
+    ``NAME_VH``) the common ``NAME``, represented by its first band file."""
+    from sar_colorizer.data.bandfiles import band_token
+
+    images: dict[str, Path] = {}
+    for file in _rasters(folder):
+        token = band_token(file, kind)
+        key = token[0] if token else file.stem
+        images.setdefault(key, file)
+    return images
+
+
+def _subfolders(folder: Path) -> list[Path]:
+    return sorted(d for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
+
+
+def _match_subfolders(sar_dir: Path, opt_dir: Path) -> list[Pair]:
+    """One folder per image on each side (BigEarthNet: ``S1/<id>/<id>_VV.tif, _VH.tif`` and
+    ``S2/<id>/<id>_B04.tif, _B03.tif, _B02.tif``), matched by the ``_<row>_<col>`` ending of the
+    folder names (else by the whole name)."""
+
+    def key(folder: Path) -> str:
+        match = _PATCH_SUFFIX.search(folder.name)
+        return match[1] if match else folder.name
+
+    sar_folders = {key(folder): folder for folder in _subfolders(sar_dir)}
+    opt_folders = {key(folder): folder for folder in _subfolders(opt_dir)}
+    _check_partners(sar_folders, opt_folders, sar_dir, opt_dir)
+    return [
+        Pair(sar_folders[k].name, sar_folders[k], opt_folders[k])
+        for k in sorted(sar_folders, key=lambda k: sar_folders[k].name)
+    ]
 
 
 def _find_sen12_pairs(root: Path) -> list[Pair]:
@@ -413,10 +452,10 @@ def check_pair(pair: Pair) -> tuple[int, int]:
         InputError: Different sizes without georeference on both sides, or georeferenced rasters
             that do not overlap or whose CRS cannot be transformed.
     """
-    from sar_colorizer.io.raster import read_info
+    from sar_colorizer.data.bandfiles import stack_info
 
-    sar_info = read_info(pair.sar)
-    opt_info = read_info(pair.optical)
+    sar_info = stack_info(pair.sar, "sar")
+    opt_info = stack_info(pair.optical, "optical")
     _check_grids(pair, sar_info, opt_info)
     if opt_info.count < 3:
         raise InputError(
@@ -497,24 +536,47 @@ def sar_band_names(info: Any, band_indexes: Sequence[int]) -> tuple[str, ...]:
     return tuple(name or f"band{index}" for name, index in zip(names, band_indexes, strict=True))
 
 
-def optical_to_unit(values: np.ndarray, valid: np.ndarray, dtype: str) -> np.ndarray:
-    """Scale optical values (3, H, W) to sRGB in [0, 1].
+def optical_band_indexes(info: Any) -> list[int]:
+    """Red, green, blue of an optical raster: bands described B04, B03, B02 (also B4, red, ...)
+    where the file names them, else bands 1, 2, 3."""
+    names = {"B04": ("b04", "b4", "red"), "B03": ("b03", "b3", "green"), "B02": ("b02", "b2", "blue")}
+    descriptions = [(d or "").strip().lower() for d in (info.descriptions or ())]
+    indexes = []
+    for spellings in names.values():
+        found = [i for i, d in enumerate(descriptions, start=1) if d in spellings]
+        if len(found) != 1:
+            return [1, 2, 3]
+        indexes.append(found[0])
+    return indexes
 
-    8-bit images are display images already (value / 255). Other types (e.g. Sentinel-2
-    reflectance x 10000 in uint16, or float reflectance) are stretched per image the way the
-    training fragments were: divided by the 99th percentile of the valid values over all three
-    bands, then clipped to [0, 1].
-    """
-    values = values.astype(np.float32, copy=False)
-    if np.dtype(dtype) == np.uint8:
-        rgb = values / 255.0
-    else:
-        sample = values[:, valid]
-        sample = sample[np.isfinite(sample)]
-        scale = float(np.percentile(sample, 99)) if sample.size else 1.0
-        rgb = values / (scale if scale > 0 else 1.0)
-    rgb = np.clip(np.nan_to_num(rgb, nan=0.0), 0.0, 1.0)
-    return np.where(valid[None], rgb, 0.0).astype(np.float32)
+
+def render_optical(
+    path: Path,
+    values: np.ndarray,
+    valid: np.ndarray,
+    dtype: str,
+    convention: str,
+    offset: float | None = None,
+) -> np.ndarray:
+    """The optical image (3, H, W) in a colour convention (see :mod:`sar_colorizer.color.convention`)."""
+    from sar_colorizer.color.convention import offset_from_tags, to_convention
+
+    if offset is None:
+        offset = offset_from_tags(_raster_tags(path)) or 0.0
+    return to_convention(values, valid, dtype, convention, offset=offset)
+
+
+def _raster_tags(path: Path) -> dict[str, str]:
+    """Dataset-level metadata of a raster (empty when it cannot be read)."""
+    import rasterio
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", category=_not_georeferenced_warning())
+            with rasterio.open(path) as src:
+                return dict(src.tags())
+    except rasterio.errors.RasterioError:
+        return {}
 
 
 def read_pair(
@@ -522,6 +584,8 @@ def read_pair(
     bands: str | Sequence[str | int] | None = None,
     input_scale: str = "auto",
     band_names: Sequence[str] | None = None,
+    optical_convention: str = "as-is",
+    optical_offset: float | None = None,
 ) -> PairArrays:
     """Read a pair onto the SAR grid.
 
@@ -534,6 +598,12 @@ def read_pair(
             ``"amplitude"`` or ``"display"``. The values are returned unchanged; the resolved scale
             is recorded in the result.
         band_names: Names to give the selected bands (overrides descriptions); one per band.
+        optical_convention: How the optical image is rendered as RGB: ``"dos"`` (haze removed,
+            one display stretch) or ``"as-is"`` (earlier versions' rendering); see
+            :func:`sar_colorizer.color.convention.to_convention`.
+        optical_offset: Offset added to integer reflectance before dividing by 10000 (-1000 for
+            Sentinel-2 Level-2A from processing baseline 04.00 on); None takes it from the file's
+            ``BOA_ADD_OFFSET`` / ``RADIO_ADD_OFFSET`` metadata, else 0.
 
     Returns:
         :class:`PairArrays` with the optical image in sRGB [0, 1] on the SAR grid. When both rasters
@@ -545,11 +615,12 @@ def read_pair(
             than 3 bands, a wrong number of band names, or no valid pixels.
         RasterError: A file cannot be read.
     """
-    from sar_colorizer.io.raster import read_info, read_raster, resolve_bands
+    from sar_colorizer.data.bandfiles import read_stack, stack_info
+    from sar_colorizer.io.raster import resolve_bands
     from sar_colorizer.sar.radiometry import detect_input_scale
 
-    sar_info = read_info(pair.sar)
-    opt_info = read_info(pair.optical)
+    sar_info = stack_info(pair.sar, "sar")
+    opt_info = stack_info(pair.optical, "optical")
     reproject_needed = _check_grids(pair, sar_info, opt_info)
 
     band_indexes = resolve_bands(sar_info, bands)
@@ -564,13 +635,15 @@ def read_pair(
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=_not_georeferenced_warning())
-        sar_values, sar_valid = read_raster(pair.sar, bands=band_indexes)
+        sar_values, sar_valid = read_stack(pair.sar, "sar", bands=band_indexes)
         if opt_info.count < 3:
             raise InputError(
                 f"{pair.optical}: the optical image has {opt_info.count} band(s); give an RGB image "
                 "(3 bands: red, green, blue)"
             )
-        opt_values, opt_valid = read_raster(pair.optical, bands=[1, 2, 3], zero_is_nodata=True)
+        opt_values, opt_valid = read_stack(
+            pair.optical, "optical", bands=optical_band_indexes(opt_info), zero_is_nodata=True
+        )
 
     sar_valid = np.asarray(sar_valid, dtype=bool)
     scale = input_scale
@@ -578,7 +651,14 @@ def read_pair(
         # Detection looks at the file's own dtype (integer files are display images).
         scale = detect_input_scale(_native(np.asarray(sar_values), sar_info.dtype), sar_valid)
     sar_values = np.asarray(sar_values, dtype=np.float32)
-    rgb = optical_to_unit(np.asarray(opt_values), np.asarray(opt_valid, dtype=bool), opt_info.dtype)
+    rgb = render_optical(
+        pair.optical,
+        np.asarray(opt_values),
+        np.asarray(opt_valid, dtype=bool),
+        opt_info.dtype,
+        optical_convention,
+        optical_offset,
+    )
     opt_valid = np.asarray(opt_valid, dtype=bool)
     if reproject_needed:
         rgb, opt_valid = reproject_to_grid(

@@ -108,3 +108,54 @@ class ResizeLike(keras.layers.Layer):
         config = super().get_config()
         config.update({"method": self.method})
         return config
+
+
+@keras.saving.register_keras_serializable(package="sar_colorizer")
+class StopGradient(keras.layers.Layer):
+    """Identity in the forward pass; no gradient flows back through it.
+
+    The confidence head of :class:`~sar_colorizer.nets.unet.ColorizationUNet` reads the
+    decoder's features through this layer, so that training the head (Gaussian negative
+    log-likelihood) never changes the features the AB mean is computed from.
+    """
+
+    def call(self, inputs: Any) -> Any:
+        return keras.ops.stop_gradient(inputs)
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        return tuple(input_shape)
+
+
+@keras.saving.register_keras_serializable(package="sar_colorizer")
+class BoundedLogVariance(keras.layers.Layer):
+    """Unbounded logits -> log-variance in ``[low, high]``: ``low + (high - low) * sigmoid(x)``.
+
+    A smooth bound keeps ``exp(-log_variance)`` of the Gaussian negative log-likelihood finite
+    (and its gradient alive) early in training. The defaults are for normalised AB (AB / 110):
+    ``-16`` is a standard deviation of 0.04 CIELAB units, ``2`` one of 300 (wider than the
+    whole AB range).
+
+    Args:
+        low: Smallest log-variance.
+        high: Largest log-variance.
+        **kwargs: Standard layer arguments.
+    """
+
+    def __init__(self, low: float = -16.0, high: float = 2.0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if not low < high:
+            raise ValueError(f"low must be below high (got {low}, {high})")
+        self.low = float(low)
+        self.high = float(high)
+
+    def call(self, inputs: Any) -> Any:
+        ops = keras.ops
+        return self.low + (self.high - self.low) * ops.sigmoid(ops.cast(inputs, self.compute_dtype))
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        return tuple(input_shape)
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update({"low": self.low, "high": self.high})
+        return config

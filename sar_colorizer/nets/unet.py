@@ -19,7 +19,7 @@ from typing import Any
 
 from sar_colorizer._tf import import_keras, import_tensorflow
 from sar_colorizer.errors import InputError
-from sar_colorizer.nets.layers import LogIntensity, ResizeLike
+from sar_colorizer.nets.layers import BoundedLogVariance, LogIntensity, ResizeLike, StopGradient
 
 tf = import_tensorflow()
 keras = import_keras()
@@ -27,6 +27,10 @@ keras = import_keras()
 logger = logging.getLogger(__name__)
 
 DOWNSAMPLE_FACTORS = (1, 2, 4)
+
+#: Output channels of a network without / with the confidence head, as recorded in bundle.json.
+AB_OUTPUTS = ("a", "b")
+CONFIDENCE_OUTPUTS = ("a", "b", "log_var_a", "log_var_b")
 
 
 def _filters_at(level: int, base_filters: int, filter_growth: float) -> int:
@@ -36,6 +40,13 @@ def _filters_at(level: int, base_filters: int, filter_growth: float) -> int:
 @keras.saving.register_keras_serializable(package="sar_colorizer")
 class ColorizationUNet(keras.Model):
     """SAR relative intensity (B, H, W, C) -> normalised AB (B, H, W, 2) in [-1, 1].
+
+    With ``confidence_head`` the output is (B, H, W, 4): normalised AB, then the predicted
+    log-variance of the normalised a* and b* (a Gaussian around the AB mean;
+    :data:`CONFIDENCE_OUTPUTS`). The head is a 3x3 convolution (ReLU; separable when
+    ``separable``) with half the first level's filters and a 1x1 convolution on the last
+    decoder features, read through :class:`StopGradient`: training it cannot move
+    the AB mean. Its output is bounded by :class:`BoundedLogVariance` and resized with AB.
 
     Layout: :class:`~sar_colorizer.nets.layers.LogIntensity` (dB feature in [0, 1]) ->
     ``AveragePooling2D(downsample)`` -> U-Net with ``depth`` max-pool levels and skip
@@ -57,6 +68,7 @@ class ColorizationUNet(keras.Model):
             bias).
         dropout: Dropout rate at the bottleneck (0 disables it).
         separable: Depthwise-separable 3x3 convolutions (fewer FLOPs and weights).
+        confidence_head: Also predict the log-variance of a* and b* (two more channels).
         name: Model name.
 
     Raises:
@@ -73,6 +85,7 @@ class ColorizationUNet(keras.Model):
         batch_norm: bool = True,
         dropout: float = 0.0,
         separable: bool = False,
+        confidence_head: bool = False,
         name: str = "colorization_unet",
     ) -> None:
         _validate(input_channels, depth, base_filters, downsample, filter_growth, dropout)
@@ -102,6 +115,16 @@ class ColorizationUNet(keras.Model):
             features = _conv_block(features, filters, f"dec{level}", batch_norm, separable)
 
         ab = keras.layers.Conv2D(2, 1, activation="tanh", name="ab")(features)
+        if confidence_head:
+            detached = StopGradient(name="variance_detach")(features)
+            conv = keras.layers.SeparableConv2D if separable else keras.layers.Conv2D
+            hidden = conv(
+                max(4, base_filters // 2), 3, padding="same", activation="relu",
+                name="variance_hidden",
+            )(detached)
+            logits = keras.layers.Conv2D(2, 1, name="variance_logits")(hidden)
+            log_variance = BoundedLogVariance(name="log_variance")(logits)
+            ab = keras.layers.Concatenate(name="ab_log_variance")([ab, log_variance])
         if downsample > 1:
             ab = ResizeLike("bilinear", name="ab_full_resolution")([ab, inputs])
 
@@ -114,6 +137,12 @@ class ColorizationUNet(keras.Model):
         self.batch_norm = bool(batch_norm)
         self.dropout = float(dropout)
         self.separable = bool(separable)
+        self.confidence_head = bool(confidence_head)
+
+    @property
+    def output_names_by_channel(self) -> tuple[str, ...]:
+        """What each output channel is (:data:`AB_OUTPUTS` or :data:`CONFIDENCE_OUTPUTS`)."""
+        return CONFIDENCE_OUTPUTS if self.confidence_head else AB_OUTPUTS
 
     @property
     def tile_multiple(self) -> int:
@@ -131,6 +160,7 @@ class ColorizationUNet(keras.Model):
             "batch_norm": self.batch_norm,
             "dropout": self.dropout,
             "separable": self.separable,
+            "confidence_head": self.confidence_head,
             "name": self.name,
         }
 

@@ -95,7 +95,9 @@ def test_eval_writes_report_grid_and_prints_table(
     report = json.loads((report_dir / "report.json").read_text())
     assert set(report) == {"n_images", "model", "baselines", "settings"}
     # The bundle's default tile and predict's default overlap (an eighth of the tile).
-    assert report["settings"] == {"tile_size": 512, "overlap": 64, "tone": "matched"}
+    assert report["settings"] == {
+        "tile_size": 512, "overlap": 64, "tone": "matched", "optical_convention": "as-is"
+    }
     assert report["n_images"] == 2
     assert set(report["baselines"]) == set(BASELINES)
     test_names = sorted(name for name, split in SPLITS.items() if split == "test")
@@ -191,3 +193,24 @@ def test_eval_scores_the_validation_images_of_a_preprocessed_folder(
     assert result.exit_code == 0, result.output
     report = json.loads((report_dir / "report.json").read_text())
     assert sorted(e["name"] for e in report["model"]["per_image"]) == val_names
+
+
+def test_reference_follows_the_bundles_optical_convention(
+    tiny_bundle: Path, pairs_dir: Path, tmp_path: Path
+):
+    """The tiny bundle records no convention (an old bundle): references are as-is; the option
+    overrides it, and the colour error against the reference changes with it."""
+    from sar_colorizer.bundle import read_metadata
+
+    assert "optical_convention" not in read_metadata(tiny_bundle)
+    scores = {}
+    for flag in (None, "as-is", "dos"):
+        report_dir = tmp_path / f"r-{flag}"
+        args = ["-q", "eval", str(tiny_bundle), str(pairs_dir), "--report", str(report_dir),
+                "--grid", "0"]
+        result = CliRunner().invoke(cli, args + (["--optical-convention", flag] if flag else []))
+        assert result.exit_code == 0, result.output
+        report = json.loads((report_dir / "report.json").read_text())
+        assert report["settings"]["optical_convention"] == (flag or "as-is")
+        scores[flag] = report["baselines"]["no_colour"]["ab_rmse"]
+    assert scores[None] == scores["as-is"] != scores["dos"]

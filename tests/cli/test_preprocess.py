@@ -46,6 +46,8 @@ STATS_KEYS = {
     "shards",
     "sources",
     "excluded",
+    "optical_convention",
+    "baseline_sums",
     "settings",
 }
 
@@ -140,7 +142,10 @@ def test_cli_writes_shards_and_stats(tmp_path) -> None:
 def test_chips_hold_normalised_unfiltered_sar_and_rgb(tmp_path) -> None:
     images = _write_pairs(tmp_path / "in", n=2)
     out = tmp_path / "chips"
-    stats = preprocess(tmp_path / "in", out, chip_size=32, val_fraction=0.0, progress=False)
+    stats = preprocess(
+        tmp_path / "in", out, chip_size=32, val_fraction=0.0, progress=False,
+        optical_convention="as-is",
+    )
     sar, rgb = images["001"]
     reference = np.percentile(sar.astype(np.float32), 99)
     assert stats["sources"]["001"]["reference"] == [pytest.approx(reference)]
@@ -164,7 +169,8 @@ def test_chips_hold_normalised_unfiltered_sar_and_rgb(tmp_path) -> None:
 def test_stats_match_direct_computation(tmp_path) -> None:
     images = _write_pairs(tmp_path / "in", n=2, size=32)
     stats = preprocess(
-        tmp_path / "in", tmp_path / "chips", chip_size=32, val_fraction=0.0, progress=False
+        tmp_path / "in", tmp_path / "chips", chip_size=32, val_fraction=0.0, progress=False,
+        optical_convention="as-is",
     )
     lab, feature = [], []
     for sar, rgb in images.values():
@@ -266,7 +272,7 @@ def test_refusals_leave_no_output(tmp_path, problem) -> None:
         cv2.imwrite(str(tmp_path / "in" / "opt" / "002.png"), np.ones((40, 40, 3), np.uint8) * 9)
         expected = "no georeference"
     elif problem == "no_chips":
-        args = ["--chip-size", "128"]
+        args = ["--chip-size", "32", "--min-sar-std", "1"]
         expected = "no usable training chip"
     else:
         (tmp_path / "in" / "pairs.csv").write_text(
@@ -317,3 +323,25 @@ def test_real_pairs(tmp_path) -> None:
     assert 20 < stats["l_quantiles"][50] < 90
     assert -30 < stats["mean_colour"][0] < 30
     assert time.perf_counter() - start < 60
+
+
+def test_optical_convention_is_chosen_and_recorded(tmp_path) -> None:
+    images = _write_pairs(tmp_path / "in", n=2)
+    rgb = {name: pair[1] for name, pair in images.items()}
+    for convention in ("as-is", "dos"):
+        out = tmp_path / convention
+        result = _run(str(tmp_path / "in"), str(out), "--chip-size", "64", "--val-fraction", "0",
+                      "--optical-convention", convention)
+        assert result.exit_code == 0, result.output
+        stats = json.loads((out / "stats.json").read_text())
+        assert stats["optical_convention"] == convention
+        assert stats["settings"]["optical_convention"] == convention
+        chips = {c["source"]: c["rgb"] for c in iter_chips(list_shards(out, "train"))}
+        same = all(np.array_equal(chips[name], rgb[name]) for name in chips)
+        # as-is keeps 8-bit images as stored; dos stretches each channel from its dark object
+        assert same == (convention == "as-is")
+        if convention == "dos":
+            for chip in chips.values():
+                assert np.percentile(chip.reshape(-1, 3), 1, axis=0).max() <= 1
+    result = _run(str(tmp_path / "in"), str(tmp_path / "x"), "--optical-convention", "natural")
+    assert result.exit_code != 0 and "dos" in result.output

@@ -112,6 +112,7 @@ def test_get_config_is_the_constructor_arguments_and_rebuilds():
         batch_norm=False,
         dropout=0.1,
         separable=True,
+        confidence_head=True,
         name="net",
     )
     config = model.get_config()
@@ -124,6 +125,7 @@ def test_get_config_is_the_constructor_arguments_and_rebuilds():
         "batch_norm": False,
         "dropout": 0.1,
         "separable": True,
+        "confidence_head": True,
         "name": "net",
     }
     clone = ColorizationUNet.from_config(config)
