@@ -121,6 +121,9 @@ def main() -> None:
         cli(prog_name="sarcolor")
     except SystemExit as done:
         if isinstance(done.code, int) and done.code > 128:
+            from sar_colorizer.io.atomic import sweep
+
+            sweep()  # files an abandoned C call (GDAL) created after the cleanup
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(done.code)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import glob
 import logging
 import os
 import re
@@ -67,6 +68,35 @@ def owner_pid(path: str | os.PathLike[str]) -> int | None:
     """The process id in a temporary name of this package; None for any other name."""
     match = _OWNED.match(Path(path).name)
     return int(match["pid"]) if match else None
+
+
+_REMOVED: set[str] = set()  # globs of temporaries removed by this process (see sweep)
+
+
+def remove_owned(temporary: str | os.PathLike[str]) -> None:
+    """Delete ``temporary`` and every file beside it that shares its owned prefix
+    (``.<stem>.sarcolor-<pid>-<hex>.``): sidecars, world files, GDAL's ``.ovr.tmp``.
+
+    The prefix is remembered: :func:`sweep` deletes files that a C call still running in
+    another thread (a COG conversion abandoned on an interruption) creates afterwards.
+    """
+    temporary = Path(temporary)
+    match = _OWNED.match(temporary.name)
+    pattern = glob.escape(str(temporary.parent / match.group(0))) + "*" if match else None
+    paths = [Path(p) for p in glob.glob(pattern)] if pattern else [temporary]
+    for path in paths:
+        _remove(path)
+    if pattern:
+        _REMOVED.add(pattern)
+
+
+def sweep() -> None:
+    """Delete again what :func:`remove_owned` deleted, in case it reappeared; called just
+    before the process ends after an interruption."""
+    for pattern in _REMOVED:
+        for path in glob.glob(pattern):
+            with contextlib.suppress(OSError):
+                _remove(Path(path))
 
 
 def _process_alive(pid: int) -> bool:

@@ -62,7 +62,9 @@ from sar_colorizer.errors import InputError, OutputError, RasterError
 from sar_colorizer.io.atomic import (
     check_target,
     make_folder,
+    owner_pid,
     publish,
+    remove_owned,
     remove_stale,
     temporary_path,
 )
@@ -527,6 +529,8 @@ def _world_file_candidates(path: Path) -> list[Path]:
 
 
 def _remove_with_sidecars(path: Path) -> None:
+    if owner_pid(path) is not None:  # a temporary: everything GDAL wrote beside it goes too
+        remove_owned(path)
     for candidate in [path, *_named_sidecars(path), *_world_file_candidates(path)]:
         with contextlib.suppress(OSError):  # absent; or a cleanup on a failing disk
             candidate.unlink()
