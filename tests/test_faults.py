@@ -56,9 +56,10 @@ def _digest(paths: list[Path]) -> dict[str, str]:
 
 
 def _start_and_signal(command: list[str], cwd: Path, signum: int, *, delay: float | None = None,
-                      watch: Path | None = None, extra: float = 0.0) -> tuple[int, str, float]:
+                      watch: Path | None = None, extra: float = 0.0,
+                      watch_for: str = "") -> tuple[int, str, float]:
     """Start ``command``; send ``signum`` after ``delay`` seconds, or ``extra`` seconds after a
-    temporary file appears under ``watch``. Returns (exit status, output, seconds from the
+    temporary file (whose name contains ``watch_for``) appears under ``watch``. Returns (exit status, output, seconds from the
     signal to the exit; 0 if it ended before the signal)."""
     process = subprocess.Popen(command, cwd=cwd, env=_env(), stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True)
@@ -66,7 +67,7 @@ def _start_and_signal(command: list[str], cwd: Path, signum: int, *, delay: floa
     while process.poll() is None and time.monotonic() - started < TIMEOUT:
         if delay is not None and time.monotonic() - started >= delay:
             break
-        if watch is not None and _temporaries(watch):
+        if watch is not None and any(watch_for in p.name for p in _temporaries(watch)):
             time.sleep(extra)
             break
         time.sleep(0.02)
@@ -124,14 +125,14 @@ def scene(tmp_path_factory) -> Path:
 
 
 def _predict_case(tmp_path: Path, scene: Path, signum: int, *, delay: float | None,
-                  watch_writing: bool, extra: float = 0.0) -> dict[str, object]:
+                  watch_writing: bool, extra: float = 0.0, watch_for: str = "") -> dict[str, object]:
     out_dir = tmp_path / "out"
     out_dir.mkdir()
     inputs = _digest([scene])
     command = _command("-q", "predict", scene, out_dir / "colour.tif", "--cog", "--overwrite")
     status, output, latency = _start_and_signal(
         command, tmp_path, signum, delay=delay, watch=out_dir if watch_writing else None,
-        extra=extra,
+        extra=extra, watch_for=watch_for,
     )
     left = _temporaries(out_dir)
     if _check_stopped(status, output, signum, latency, out_dir) and signum != signal.SIGKILL:
@@ -154,9 +155,10 @@ def test_sigkill_while_writing_leaves_temporaries_the_next_run_removes(tmp_path,
     assert result["status"] == -signal.SIGKILL and result["left"] > 0
 
 
-def test_sigterm_while_writing_cleans_up_and_exits_143(tmp_path, scene):
+def test_sigterm_during_cog_conversion_cleans_up_promptly_and_exits_143(tmp_path, scene):
+    # ".partial.tif" appears when GDAL starts converting the staged GeoTIFF to a COG.
     result = _predict_case(tmp_path, scene, signal.SIGTERM, delay=None, watch_writing=True,
-                           extra=1.0)
+                           extra=0.0, watch_for=".partial.tif")
     assert result["status"] == 143
 
 
