@@ -7,6 +7,7 @@ inside the functions that need it, through :func:`import_tensorflow`.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 import os
 import sys
@@ -27,6 +28,14 @@ def import_tensorflow() -> Any:
     """Import and return the ``tensorflow`` module with its start-up logs silenced."""
     if "tensorflow" in sys.modules:
         return sys.modules["tensorflow"]
+    from sar_colorizer.signals import run_interruptibly
+
+    # Seconds of C++ start-up: in a worker thread, so that a signal does not wait for it (and
+    # is not raised inside Python's import machinery, which would break TensorFlow).
+    return run_interruptibly(_import_tensorflow)
+
+
+def _import_tensorflow() -> Any:
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     # TensorFlow turns its oneDNN CPU kernels on by itself only on some Intel CPUs; elsewhere
     # (e.g. AMD EPYC) the shipped network runs about half as fast without them
@@ -35,7 +44,9 @@ def import_tensorflow() -> Any:
     if _VERBOSE_TF:
         import tensorflow as tf
     else:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        # 3: also TensorFlow's C++ "E0000" lines, which are notices for a user (no CUDA
+        # driver, no DT_HALF kernels on this CPU); real failures still raise in Python.
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         # TensorFlow's C++ start-up messages (CUDA probing, CPU features) are written before
         # absl logging honours TF_CPP_MIN_LOG_LEVEL; hold them back unless the import fails.
         with _stderr_captured() as captured:
@@ -43,7 +54,7 @@ def import_tensorflow() -> Any:
                 import tensorflow as tf
 
                 tf.config.list_physical_devices()  # device probing logs happen here
-            except BaseException:
+            except Exception:  # not on an interruption: that is no failed import
                 captured.release()
                 raise
 
@@ -57,9 +68,9 @@ def import_keras() -> Any:
     """Import and return ``keras`` (3.x) on the TensorFlow backend."""
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     import_tensorflow()
-    import keras
+    from sar_colorizer.signals import run_interruptibly
 
-    return keras
+    return run_interruptibly(importlib.import_module, "keras")
 
 
 class _Captured:
@@ -69,6 +80,17 @@ class _Captured:
 
     def release(self) -> None:
         self.released = True
+
+
+_SAVED_STDERR: list[int] = []
+
+
+def restore_stderr() -> None:
+    """Give stderr back now if TensorFlow's import holds it (an interruption during the
+    import, whose message must be seen)."""
+    while _SAVED_STDERR:
+        sys.stderr.flush()
+        os.dup2(_SAVED_STDERR.pop(), 2)
 
 
 @contextlib.contextmanager
@@ -83,11 +105,14 @@ def _stderr_captured() -> Iterator[_Captured]:
         captured = _Captured(handle)
         sys.stderr.flush()
         os.dup2(handle.fileno(), 2)
+        _SAVED_STDERR.append(saved)
         try:
             yield captured
         finally:
             sys.stderr.flush()
-            os.dup2(saved, 2)
+            if saved in _SAVED_STDERR:
+                _SAVED_STDERR.remove(saved)
+                os.dup2(saved, 2)
             os.close(saved)
             if captured.released:
                 handle.seek(0)

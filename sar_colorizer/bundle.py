@@ -35,8 +35,7 @@ import json
 import logging
 import os
 import re
-import shutil
-import tempfile
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -45,6 +44,7 @@ from typing import Any
 
 from sar_colorizer import __version__
 from sar_colorizer.errors import InputError, ModelMismatchError, OutputExistsError, SarColorError
+from sar_colorizer.io.atomic import atomic_folder, publish
 
 logger = logging.getLogger(__name__)
 
@@ -350,6 +350,37 @@ def _read_metadata(folder: Path) -> dict[str, Any]:
     return metadata
 
 
+def check_keras_file(path: str | os.PathLike[str]) -> None:
+    """Check that ``path`` is a complete ``.keras`` archive before Keras opens it.
+
+    Keras reports a truncated or foreign file as "File not found" (for a file that exists);
+    this names the real problem.
+
+    Raises:
+        InputError: the file is missing, not a zip archive, damaged, or lacks the entries of
+            a Keras model (``config.json``, ``model.weights.h5``).
+    """
+    path = Path(path)
+    fix = "restore the bundle or train it again"
+    if not path.is_file():
+        raise InputError(f"{path}: no such model file; {fix}")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+            damaged = archive.testzip()
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, NotImplementedError) as error:
+        size = path.stat().st_size
+        raise InputError(
+            f"{path}: not a complete Keras model file ({size} bytes, {error}); it is truncated "
+            f"or damaged; {fix}"
+        ) from None
+    if damaged is not None:
+        raise InputError(f"{path}: the entry {damaged} of the Keras archive is damaged; {fix}")
+    missing = sorted({"config.json", "model.weights.h5"} - names)
+    if missing:
+        raise InputError(f"{path}: not a Keras model file (no {', '.join(missing)}); {fix}")
+
+
 def load_bundle(path: str | os.PathLike[str] = DEFAULT_BUNDLE) -> Bundle:
     """Load a model bundle written by :func:`save_bundle` (``sarcolor train``).
 
@@ -369,11 +400,16 @@ def load_bundle(path: str | os.PathLike[str] = DEFAULT_BUNDLE) -> Bundle:
     """
     folder = _resolve(path)
     metadata = _read_metadata(folder)
+    check_keras_file(folder / MODEL_FILE)
     keras = _import_model_code()
     try:
         model = keras.saving.load_model(folder / MODEL_FILE, safe_mode=True, compile=False)
     except Exception as error:  # Keras raises many types for a corrupt/foreign file
-        raise InputError(f"{folder / MODEL_FILE}: the model does not load ({error})") from error
+        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise InputError(
+            f"{folder / MODEL_FILE}: the model does not load ({first_line}); restore the "
+            "bundle or train it again"
+        ) from error
     model_channels = int(model.inputs[0].shape[-1])
     if "input_channels" in metadata and int(metadata["input_channels"]) != model_channels:
         raise InputError(
@@ -475,17 +511,9 @@ def save_bundle(
         )
     text = json.dumps(meta, indent=2, default=_json_default)
 
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(
-        tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
-    )
-    try:
+    with atomic_folder(target, overwrite=overwrite) as staging:
         _inference_copy(model).save(staging / MODEL_FILE)
         (staging / METADATA_FILE).write_text(text + "\n", encoding="utf-8")
-        replace_path(staging, target, overwrite=overwrite)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     logger.info("wrote model bundle %s", target)
     return target
 
@@ -493,28 +521,13 @@ def save_bundle(
 def replace_path(source: Path, target: Path, overwrite: bool) -> None:
     """Rename ``source`` (file or folder) to ``target``, replacing it only if ``overwrite``.
 
-    An existing target is first moved aside and deleted only once the new one is in place, so
-    an error never leaves neither.
+    The rename is exclusive without ``overwrite``; with it, a folder is swapped in atomically
+    and the previous one deleted after (see :func:`sar_colorizer.io.atomic.publish`).
 
     Raises:
         OutputExistsError: ``target`` exists and ``overwrite`` is False.
     """
-    if not (target.exists() or target.is_symlink()):
-        os.replace(source, target)
-        return
-    if not overwrite:
-        raise OutputExistsError(f"{target} exists; pass --overwrite to replace it")
-    aside = target.parent / f".{target.name}.{os.getpid()}.old"
-    os.replace(target, aside)
-    try:
-        os.replace(source, target)
-    except BaseException:
-        os.replace(aside, target)
-        raise
-    if aside.is_dir() and not aside.is_symlink():
-        shutil.rmtree(aside, ignore_errors=True)
-    else:
-        aside.unlink(missing_ok=True)
+    publish(source, target, overwrite=overwrite)
 
 
 def _json_default(value: Any) -> Any:

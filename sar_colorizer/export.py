@@ -17,14 +17,17 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
 
-from sar_colorizer.bundle import METADATA_FILE, Bundle, load_bundle, replace_path
-from sar_colorizer.errors import InputError, MissingExtraError, OutputExistsError
+from sar_colorizer.bundle import METADATA_FILE, Bundle, load_bundle
+from sar_colorizer.errors import (  # noqa: F401  (MissingExtraError: re-exported)
+    InputError,
+    MissingExtraError,
+    OutputExistsError,
+)
+from sar_colorizer.io.atomic import atomic_file, atomic_folder
 
 logger = logging.getLogger(__name__)
 
@@ -89,28 +92,28 @@ def export_model(
     channels = int(bundle.model.inputs[0].shape[-1])
     signature = [tf.TensorSpec((None, None, None, channels), tf.float32, name=INPUT_NAME)]
 
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging_dir = Path(
-        tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
-    )
-    try:
-        if export_format == "onnx":
-            staged = staging_dir / "model.onnx"
+    if export_format == "onnx":
+        with atomic_file(target, overwrite=overwrite) as staged:
             _export_onnx(bundle.model, staged, signature, opset, metadata_text)
-        else:
-            staged = staging_dir / "saved_model"
+    else:
+        with atomic_folder(target, overwrite=overwrite) as staged:
+            staged.rmdir()  # Keras creates the SavedModel folder itself
             bundle.model.export(
                 str(staged), format="tf_saved_model", input_signature=signature, verbose=False
             )
             (staged / METADATA_FILE).write_text(metadata_text + "\n", encoding="utf-8")
-        replace_path(staged, target, overwrite=overwrite)
-    finally:
-        shutil.rmtree(staging_dir, ignore_errors=True)
     logger.info("exported %s to %s (%s)", bundle.path or "model", target, export_format)
     return target
 
 
 def _require_onnx() -> None:
+    from sar_colorizer._tf import import_tensorflow
+
+    # TensorFlow first, quietly: tf2onnx imports it too, and would let its C++ start-up logs
+    # (CUDA probing) through.
+    import_tensorflow()
+    if not logger.isEnabledFor(logging.DEBUG):  # tf2onnx's own progress lines, unless -v
+        logging.getLogger("tf2onnx").setLevel(logging.WARNING)
     try:
         import onnx  # noqa: F401
         import tf2onnx  # noqa: F401

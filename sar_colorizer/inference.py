@@ -80,6 +80,8 @@ from sar_colorizer.io.tiling import (
     reflect_pad_window,
     round_tile_size,
 )
+from sar_colorizer.sar.plausibility import sar_warnings
+from sar_colorizer.signals import raise_if_interrupted
 
 logger = logging.getLogger(__name__)
 
@@ -1187,15 +1189,11 @@ class _Quicklook:
 
 
 def _write_png(path: Path, rgba: np.ndarray, overwrite: bool) -> None:
-    import cv2
+    from sar_colorizer.io.raster import write_raster
 
-    from sar_colorizer.io.raster import atomic_path
-
-    ok, encoded = cv2.imencode(".png", cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGRA))
-    if not ok:
-        raise InputError(f"{path}: could not encode the quicklook PNG")
-    with atomic_path(path, overwrite=overwrite) as temporary:
-        Path(temporary).write_bytes(encoded.tobytes())
+    # Through the raster writer, so that the PNG carries sarcolor's tag (--overwrite may
+    # replace it) and is written atomically like every output.
+    write_raster(path, rgba.transpose(2, 0, 1), {}, overwrite=overwrite, driver="PNG")
 
 
 @dataclass
@@ -1363,6 +1361,8 @@ def colorize_raster(
     if not small_valid.any():
         raise InputError(f"{in_path}: no valid pixels (everything is nodata)")
     stats = scene_statistics(small, small_valid, preprocessing, input_scale, display_filter)
+    sar_warnings(in_path, [info.descriptions[b - 1] for b in band_indexes], small, small_valid,
+                 stats.input_scale)
     logger.info(
         "%s: %d x %d px, bands %s, input scale %s%s, reference %s (linear power)",
         in_path,
@@ -1487,6 +1487,7 @@ def colorize_raster(
         pending: Future[_Strip] = reader_pool.submit(load_strip, 0)
         written: list[Future[None]] = []
         for row in range(grid.n_rows):
+            raise_if_interrupted()
             strip = pending.result()
             stages["read + preprocess"] += strip.seconds
             stages["read + preprocess, cpu"] += strip.cpu_seconds

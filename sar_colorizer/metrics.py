@@ -32,6 +32,8 @@ import numpy as np
 from skimage.color import deltaE_ciede2000, lab2rgb
 from skimage.metrics import structural_similarity
 
+from sar_colorizer.errors import InputError
+
 logger = logging.getLogger(__name__)
 
 #: Keys of :func:`image_metrics`, in report order.
@@ -95,7 +97,7 @@ def _as_float(image: np.ndarray) -> np.ndarray:
 
 def _check_same_shape(pred: np.ndarray, ref: np.ndarray, name: str) -> None:
     if pred.shape != ref.shape:
-        raise ValueError(f"{name}: images differ in shape {pred.shape} vs {ref.shape}")
+        raise InputError(f"{name}: images differ in shape {pred.shape} vs {ref.shape}")
 
 
 def _valid_or_all(valid: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray:
@@ -104,7 +106,7 @@ def _valid_or_all(valid: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarra
         return np.ones(shape[:2], dtype=bool)
     valid = np.asarray(valid, dtype=bool)
     if valid.shape != tuple(shape[:2]):
-        raise ValueError(f"valid mask shape {valid.shape} does not match image shape {shape[:2]}")
+        raise InputError(f"valid mask shape {valid.shape} does not match image shape {shape[:2]}")
     return valid
 
 
@@ -147,7 +149,7 @@ def reference_lab(lightness: np.ndarray, optical_ab: np.ndarray) -> np.ndarray:
     lightness = _as_float(lightness)
     optical_ab = _as_float(optical_ab)
     if optical_ab.shape != lightness.shape + (2,):
-        raise ValueError(
+        raise InputError(
             f"optical_ab shape {optical_ab.shape} does not match L shape {lightness.shape}"
         )
     return np.concatenate([lightness[..., None], optical_ab], axis=-1)
@@ -507,9 +509,9 @@ def q4_map(
     """
     _check_same_shape(pred, ref, "q4")
     if pred.ndim != 3 or pred.shape[-1] > 4:
-        raise ValueError(f"q4 needs (H, W, C<=4) images, got shape {pred.shape}")
+        raise InputError(f"q4 needs (H, W, C<=4) images, got shape {pred.shape}")
     if block_size < 2 or shift < 1:
-        raise ValueError(f"q4 block_size must be >= 2 and shift >= 1, got {block_size}, {shift}")
+        raise InputError(f"q4 block_size must be >= 2 and shift >= 1, got {block_size}, {shift}")
     pred, ref = _fill_invalid(pred, ref, valid)
     mask = _valid_or_all(valid, ref.shape)
     height, width, channels = ref.shape

@@ -20,8 +20,6 @@ import csv
 import dataclasses
 import json
 import logging
-import os
-import secrets
 import shutil
 from collections import Counter
 from collections.abc import Sequence
@@ -41,6 +39,8 @@ from sar_colorizer.data.tfrecord import (
     plan_shards,
 )
 from sar_colorizer.errors import InputError, OutputExistsError
+from sar_colorizer.io.atomic import new_temporary_folder, publish
+from sar_colorizer.signals import raise_if_interrupted
 
 logger = logging.getLogger(__name__)
 
@@ -290,9 +290,7 @@ def preprocess(
         "%d pair(s): %s", len(work), ", ".join(f"{k} {v}" for k, v in sorted(per_split.items()))
     )
 
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    temporary = out_dir.parent / f".{out_dir.name}.partial-{os.getpid()}-{secrets.token_hex(3)}"
-    temporary.mkdir()
+    temporary = new_temporary_folder(out_dir)
     try:
         stats = _write_chips(
             work,
@@ -401,6 +399,7 @@ def _write_chips(
     linear_range = [np.inf, -np.inf]
     try:
         for pair in tqdm(work, desc="preprocess", unit="image", disable=None if progress else True):
+            raise_if_interrupted()
             split = splits[pair.name] or ""
             arrays = read_pair(
                 pair,
@@ -535,15 +534,4 @@ def _update_range(bounds: list[float], values: np.ndarray) -> None:
 
 def _replace_folder(temporary: Path, out_dir: Path, overwrite: bool) -> None:
     """Move the finished temporary folder into place, replacing ``out_dir`` when allowed."""
-    if not out_dir.exists() and not out_dir.is_symlink():
-        temporary.rename(out_dir)
-        return
-    if not overwrite:
-        raise OutputExistsError(f"{out_dir} exists; pass --overwrite to replace it")
-    old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}-{secrets.token_hex(3)}"
-    out_dir.rename(old)
-    temporary.rename(out_dir)
-    if old.is_dir() and not old.is_symlink():
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        old.unlink(missing_ok=True)
+    publish(temporary, out_dir, overwrite)

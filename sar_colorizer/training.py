@@ -22,6 +22,7 @@ from typing import Any
 
 from sar_colorizer import __version__
 from sar_colorizer.errors import InputError, OutputExistsError
+from sar_colorizer.io.atomic import atomic_file
 from sar_colorizer.settings import check_known_keys
 
 logger = logging.getLogger(__name__)
@@ -279,10 +280,9 @@ def plot_learning_curves(log_csv: Path, out_png: Path) -> None:
         ax.legend()
     fig.suptitle("sarcolor training")
     fig.tight_layout()
-    tmp = out_png.with_name(out_png.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=110)
+    with atomic_file(out_png, overwrite=True) as tmp:
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
-    os.replace(tmp, out_png)
 
 
 def _cosine_schedule(keras: Any, learning_rate: float, total_steps: int) -> Any:
@@ -324,6 +324,7 @@ def train(
     """
     from sar_colorizer._tf import import_keras, import_tensorflow
     from sar_colorizer.bundle import save_bundle
+    from sar_colorizer.checkpoints import make_callbacks, restore_best
     from sar_colorizer.data.pipeline import make_dataset
     from sar_colorizer.data.sources import (
         as_sources,
@@ -427,7 +428,6 @@ def train(
                                  "data_dir": ",".join(str(f.resolve()) for f in sources)})
     log_csv = work_dir / "training_log.csv"
     curves_png = work_dir / "learning_curves.png"
-    best_path = work_dir / "best.weights.h5"
     monitor = monitored_metric(config, val_ds is not None)
 
     class _Curves(keras.callbacks.Callback):
@@ -435,11 +435,7 @@ def train(
             plot_learning_curves(log_csv, curves_png)
 
     callbacks = [
-        keras.callbacks.BackupAndRestore(str(work_dir / "backup")),
-        keras.callbacks.ModelCheckpoint(
-            str(best_path), monitor=monitor, mode="min", save_best_only=True,
-            save_weights_only=True,
-        ),
+        *make_callbacks(keras, work_dir, monitor),  # atomic, verified checkpoints
         keras.callbacks.EarlyStopping(monitor=monitor, mode="min", patience=config.patience),
         keras.callbacks.CSVLogger(str(log_csv), append=True),
         _Curves(),
@@ -457,8 +453,7 @@ def train(
         verbose=1 if progress else 2,
     )
     seconds = time.perf_counter() - start
-    if best_path.exists():
-        model.load_weights(str(best_path))
+    restore_best(model, work_dir)
     best = min(history.history.get(monitor, [float("nan")]) or [float("nan")])
 
     if init:

@@ -145,8 +145,14 @@ def test_load_errors_are_clear(tmp_path, saved_bundle):
         load_bundle(newer)
     (newer / "bundle.json").write_text(json.dumps(metadata))
     (newer / "model.keras").write_bytes(b"not a zip file")
-    with pytest.raises(InputError, match="does not load"):
+    with pytest.raises(InputError, match="not a complete Keras model file.*truncated or damaged"):
         load_bundle(newer)
+    # A truncated archive is named as such, not "File not found" for a file that exists.
+    whole = (saved_bundle / "model.keras").read_bytes()
+    (newer / "model.keras").write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(InputError, match="truncated or damaged") as caught:
+        load_bundle(newer)
+    assert "not found" not in str(caught.value)
 
 
 def test_default_bundle(monkeypatch, tmp_path, tiny_model):

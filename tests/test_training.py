@@ -186,3 +186,42 @@ def test_checkpoints_of_a_run_with_other_settings_are_not_resumed(chips, tmp_pat
               progress=False)
     assert "discarding checkpoints" in caplog.text
     assert (tmp_path / "model" / "model.keras").is_file()
+
+
+@pytest.mark.parametrize("damage", ["truncated", "same checksum, foreign weights"])
+def test_resume_skips_a_damaged_checkpoint_with_one_line(chips, tmp_path, caplog, damage):
+    from sar_colorizer._tf import import_keras
+    from sar_colorizer.checkpoints import STATE_FILE, WEIGHTS_FILE, _sha256
+
+    keras = import_keras()
+
+    class Interrupt(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 2:
+                raise KeyboardInterrupt("simulated interruption")
+
+    model_out = tmp_path / "model"
+    config = TrainConfig.from_dict({**TINY, "epochs": 4})
+    with pytest.raises(KeyboardInterrupt):
+        train(chips, model_out, config, progress=False, callbacks=[Interrupt()])
+    backup = model_out.with_name("model.work") / "backup"
+    assert sorted(p.name for p in backup.iterdir()) == ["epoch-00002", "epoch-00003"]
+    newest = backup / "epoch-00003" / WEIGHTS_FILE
+    if damage == "truncated":
+        newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 3])
+    else:  # a valid HDF5 file of another network, with a matching checksum
+        other = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+        other.save_weights(str(newest))
+        state = json.loads((newest.parent / STATE_FILE).read_text())
+        state["sha256"] = _sha256(newest)
+        (newest.parent / STATE_FILE).write_text(json.dumps(state))
+
+    with caplog.at_level("INFO", logger="sar_colorizer.checkpoints"):
+        train(chips, model_out, config, progress=False)
+    warnings = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "epoch-00003 is unusable" in warnings[0].getMessage()
+    assert "\n" not in warnings[0].getMessage()
+    assert "resuming after epoch 2" in caplog.text
+    with (model_out / "training_log.csv").open() as handle:
+        epochs = [int(row["epoch"]) for row in csv.DictReader(handle)]
+    assert epochs[-2:] == [2, 3]  # epoch 2 (index) redone from the epoch-00002 checkpoint

@@ -7,25 +7,64 @@ on stderr and a non-zero exit. Nothing here imports TensorFlow at import time.
 from __future__ import annotations
 
 import logging
+import os
+import sys
 from typing import Any
 
 import click
 
 from sar_colorizer import __version__
-from sar_colorizer._tf import set_tensorflow_verbose
-from sar_colorizer.errors import SarColorError
+from sar_colorizer._tf import restore_stderr, set_tensorflow_verbose
+from sar_colorizer.errors import Interrupted, SarColorError
 
 logger = logging.getLogger(__name__)
 
 
 class _Group(click.Group):
-    """Turns the package's own errors into one clean line and exit status 1."""
+    """Turns errors into one clean line and the exit status of their class.
+
+    The package's own errors print their message; SIGINT, SIGTERM and SIGHUP clean up and exit
+    with 128 + the signal number; any other exception prints one line (the traceback with -v).
+    """
 
     def invoke(self, ctx: click.Context) -> Any:
+        from sar_colorizer.signals import interrupts_raise, received
+
         try:
-            return super().invoke(ctx)
+            with interrupts_raise():
+                return super().invoke(ctx)
         except SarColorError as error:
-            raise click.ClickException(str(error)) from error
+            exception = click.ClickException(str(error))
+            setattr(exception, "exit_code", error.exit_code)  # noqa: B010  (a ClassVar in click)
+            raise exception from error
+        except Interrupted as error:
+            restore_stderr()
+            click.echo(f"Interrupted ({error.signal_name}); unfinished outputs were removed.",
+                       err=True)
+            ctx.exit(error.exit_code)
+        except KeyboardInterrupt:  # raised before the handlers were installed
+            restore_stderr()
+            click.echo("Interrupted (SIGINT); unfinished outputs were removed.", err=True)
+            ctx.exit(130)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception as error:
+            signum = received()
+            if signum is not None:  # library code turned the interruption into another error
+                logger.debug("after the interruption", exc_info=True)
+                interrupted = Interrupted(signum)
+                restore_stderr()
+                click.echo(f"Interrupted ({interrupted.signal_name}); unfinished outputs were "
+                           "removed.", err=True)
+                ctx.exit(interrupted.exit_code)
+            verbose = (ctx.obj or {}).get("verbosity", 0) > 0
+            if verbose:
+                logger.error("unexpected error", exc_info=True)
+            message = f"{type(error).__name__}: {error}".splitlines()[0] if str(error) else (
+                type(error).__name__
+            )
+            hint = "" if verbose else "; run with -v for the traceback"
+            raise click.ClickException(f"unexpected error: {message}{hint}") from error
 
 
 def configure_logging(verbosity: int) -> None:
@@ -73,5 +112,19 @@ _register()
 
 
 def main() -> None:
-    """Console-script entry point."""
-    cli(prog_name="sarcolor")
+    """Console-script entry point.
+
+    After an interruption the outputs are already cleaned up; the process then ends at once
+    instead of waiting seconds for TensorFlow's threads to shut down.
+    """
+    try:
+        cli(prog_name="sarcolor")
+    except SystemExit as done:
+        if isinstance(done.code, int) and done.code > 128:
+            from sar_colorizer.io.atomic import sweep
+
+            sweep()  # files an abandoned C call (GDAL) created after the cleanup
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(done.code)
+        raise

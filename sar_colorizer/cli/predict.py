@@ -108,14 +108,64 @@ def _batch_jobs(
     return jobs
 
 
-def _precheck(job: _Job, overwrite: bool) -> None:
-    """Fail fast (before loading the model) on a missing input or an existing output."""
-    from sar_colorizer.io.raster import check_output_path, read_info
+def _precheck(
+    job: _Job,
+    overwrite: bool,
+    driver: str | None = None,
+    force: bool = False,
+    inputs: list[Path] | None = None,
+) -> None:
+    """Fail fast (before loading the model) on a missing input, an output format that cannot
+    be written, an existing output, and an output that is one of the run's inputs."""
+    from sar_colorizer.io.raster import driver_for_path, read_info
 
     read_info(job.input)
+    driver_for_path(job.output, driver)
+    if job.ab_output is not None:
+        driver_for_path(job.ab_output, None)
+    if job.confidence is not None:
+        driver_for_path(job.confidence, None)
     for path in (job.output, job.ab_output, job.quicklook, job.confidence):
         if path is not None:
-            check_output_path(path, overwrite)
+            check_replaceable(path, overwrite, force, inputs or [job.input])
+
+
+def check_replaceable(path: Path, overwrite: bool, force: bool, inputs: list[Path]) -> None:
+    """Refuse to write ``path`` if it is an input of the run (always), if it exists without
+    ``overwrite``, or if it is a raster that sarcolor did not write (SAR data, say) without
+    ``force`` as well.
+
+    Raises:
+        OutputExistsError: with the message that says what to do.
+    """
+    from sar_colorizer.errors import OutputExistsError
+    from sar_colorizer.io.raster import check_output_path, written_by_sarcolor
+
+    for source in inputs:
+        if _same_file(path, source):
+            raise OutputExistsError(
+                f"{path} is an input of this run; it is never replaced (give another output "
+                "name, or use --output-dir DIR for many inputs)"
+            )
+    if not (path.exists() or path.is_symlink()) or path.is_dir():
+        check_output_path(path, overwrite)
+        return
+    if written_by_sarcolor(path) is not False:  # sarcolor's own output, or no raster at all
+        check_output_path(path, overwrite)
+        return
+    if overwrite and force:
+        return
+    raise OutputExistsError(
+        f"{path} exists and sarcolor did not write it (if a shell pattern expanded to several "
+        "inputs, use --output-dir DIR); to replace it anyway pass --overwrite --force"
+    )
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve() or (a.exists() and b.exists() and a.samefile(b))
+    except OSError:
+        return False
 
 
 @click.command("predict")
@@ -217,6 +267,12 @@ def _precheck(job: _Job, overwrite: bool) -> None:
 @mute_unsure_option
 @overwrite_option
 @click.option(
+    "--force",
+    is_flag=True,
+    help="With --overwrite, also replace existing files that sarcolor did not write (never "
+    "the run's own inputs).",
+)
+@click.option(
     "--skip-existing", is_flag=True, help="Skip inputs whose output already exists (batch runs)."
 )
 @creation_options
@@ -254,6 +310,7 @@ def predict(
     confidence_output: str | None,
     shrink: bool | None,
     overwrite: bool,
+    force: bool,
     skip_existing: bool,
     creation_options: dict[str, str],
     workers: int | None,
@@ -275,6 +332,8 @@ def predict(
     """
     if overwrite and skip_existing:
         raise click.UsageError("--overwrite and --skip-existing exclude each other")
+    if force and not overwrite:
+        raise click.UsageError("--force only applies with --overwrite")
     if cog:
         if output_format not in (None, "cog"):
             raise click.UsageError(f"--cog contradicts --format {output_format}")
@@ -327,7 +386,7 @@ def predict(
         if skip_existing and job.output.exists():
             click.echo(f"{job.output} exists; skipped")
             return
-        _precheck(job, overwrite)
+        _precheck(job, overwrite, driver, force)
         _run(ctx, _load_bundle(model_path), job, **settings)
         return
 
@@ -372,9 +431,9 @@ def predict(
     # The model loads once, and only when there is work; a model that does not load stops
     # the whole run (it would fail every file).
     bundle = _load_bundle(model_path) if runnable else None
-    for job in runnable:
+    for index, job in enumerate(runnable):
         try:
-            _precheck(job, overwrite)
+            _precheck(job, overwrite, driver, force, inputs)
             _run(ctx, bundle, job, **settings)
             done += 1
         except SarColorError as error:
@@ -385,6 +444,11 @@ def predict(
             logger.error("%s: failed (%s: %s)", job.input, type(error).__name__, error)
             logger.debug("traceback", exc_info=True)
             failed += 1
+        except KeyboardInterrupt:  # also Interrupted (SIGTERM, SIGHUP): report what was done
+            left = len(runnable) - index
+            click.echo(f"{done} done, {skipped} skipped, {failed} failed, {left} not done "
+                       "(interrupted)")
+            raise
     click.echo(f"{done} done, {skipped} skipped, {failed} failed")
     if failed:
         ctx.exit(1)

@@ -41,7 +41,6 @@ import logging
 import math
 import os
 import re
-import secrets
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -54,11 +53,22 @@ import rasterio
 import rasterio.shutil
 from affine import Affine
 from rasterio.crs import CRS
-from rasterio.enums import ColorInterp, MaskFlags, Resampling
+from rasterio.enums import ColorInterp, Interleaving, MaskFlags, Resampling
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.windows import Window
 
-from sar_colorizer.errors import InputError, OutputExistsError, RasterError
+from sar_colorizer import __version__
+from sar_colorizer.errors import InputError, OutputError, RasterError
+from sar_colorizer.io.atomic import (
+    check_target,
+    make_folder,
+    owner_pid,
+    publish,
+    remove_owned,
+    remove_stale,
+    temporary_path,
+)
+from sar_colorizer.signals import run_interruptibly
 
 logger = logging.getLogger(__name__)
 
@@ -104,11 +114,16 @@ _CARRIED_OPTIONS = {
 _OPTION_FAMILY = {"GTiff": "tiff", "COG": "tiff", "PNG": "png", "JPEG": "jpeg"}
 # GeoTIFF spellings of options the COG driver names differently.
 _COG_OPTION_NAMES = {"zlevel": "level", "zstd_level": "level", "jpeg_quality": "quality"}
+#: Dataset tag the writers set (to the package version): marks a raster that sarcolor wrote,
+#: which ``predict --overwrite`` may replace (see :func:`written_by_sarcolor`).
+WRITER_TAG = "SARCOLOR_VERSION"
+
 _DRIVER_DEFAULTS: dict[str, dict[str, Any]] = {
     "GTiff": {"compress": "deflate", "bigtiff": "if_safer"},
     "COG": {"compress": "deflate", "bigtiff": "if_safer"},
-    "PNG": {"worldfile": "yes"},
-    "JPEG": {"worldfile": "yes", "quality": 90},
+    # The writer's tag (WRITER_TAG) in the file itself, not in an .aux.xml of its own.
+    "PNG": {"worldfile": "yes", "write_metadata_as_text": "yes"},
+    "JPEG": {"worldfile": "yes", "quality": 90, "comment": f"{WRITER_TAG}={__version__}"},
 }
 _LOSSY_COMPRESSION = frozenset({"jpeg", "webp", "jxl"})
 _PREDICTED_COMPRESSION = frozenset({"deflate", "lzw", "zstd", "lzma"})
@@ -448,17 +463,44 @@ def driver_for_path(path: str | os.PathLike[str], driver: str | None = None, cog
 
 
 def check_output_path(path: str | os.PathLike[str], overwrite: bool) -> None:
-    """Refuse an existing output unless ``overwrite``.
+    """Refuse an existing output unless ``overwrite``, and an output folder that is a file.
 
     Raises:
         OutputExistsError: ``"<path> exists; pass --overwrite to replace it"``.
-        RasterError: the path is a folder.
+        RasterError: the path is a folder, or a parent is a file.
+        OutputError: the folder it would be created in is not writable.
     """
     path = Path(path)
     if path.is_dir():
         raise RasterError(f"{path} is a folder; give an output file name such as {path / 'out.tif'}")
-    if path.exists() and not overwrite:
-        raise OutputExistsError(f"{path} exists; pass --overwrite to replace it")
+    check_target(path, overwrite)
+    for parent in (path.parent, *path.parent.parents):
+        if parent.exists():
+            if not parent.is_dir():
+                raise RasterError(f"{path}: {parent} is a file, not a folder; choose another path")
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise OutputError(
+                    f"{path}: cannot write in {parent} (read-only or no permission); choose "
+                    "another folder"
+                )
+            break
+
+
+def written_by_sarcolor(path: str | os.PathLike[str]) -> bool | None:
+    """Whether ``path`` is a raster that this package wrote (it carries :data:`WRITER_TAG`).
+
+    Returns:
+        True for a raster sarcolor wrote, False for any other raster, None for a file that is
+        no raster GDAL reads (a damaged or unrelated file).
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            with rasterio.open(path) as dataset:
+                tags = dataset.tags()
+    except (RasterioError, OSError):
+        return None
+    return WRITER_TAG in tags or tags.get("COMMENT", "").startswith(WRITER_TAG)
 
 
 def _named_sidecars(path: Path) -> list[Path]:
@@ -487,23 +529,24 @@ def _world_file_candidates(path: Path) -> list[Path]:
 
 
 def _remove_with_sidecars(path: Path) -> None:
+    if owner_pid(path) is not None:  # a temporary: everything GDAL wrote beside it goes too
+        remove_owned(path)
     for candidate in [path, *_named_sidecars(path), *_world_file_candidates(path)]:
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(OSError):  # absent; or a cleanup on a failing disk
             candidate.unlink()
 
 
-def _temporary_path(path: Path, tag: str = "partial") -> Path:
-    # Same folder (os.replace is atomic only within a file system), hidden, a stem of its own
-    # (GDAL names world files after the stem), same extension.
-    return path.with_name(f".{path.stem}.{secrets.token_hex(4)}.{tag}{path.suffix}")
-
-
-def _move_into_place(temporary: Path, path: Path) -> None:
+def _move_into_place(temporary: Path, path: Path, overwrite: bool = True) -> None:
     """Rename ``temporary`` and its sidecars to ``path``; stale sidecars of ``path`` go.
 
     Sidecars left beside ``path`` by an earlier file of that name would describe the new one
     wrongly (an old CRS in ``.aux.xml``), so those the new file does not replace are deleted.
+    Without ``overwrite`` the image is published first, exclusively (another run that wrote
+    ``path`` meanwhile keeps its output and its sidecars); with it the image goes last, so
+    that once it is there so are its sidecars.
     """
+    if not overwrite:
+        publish(temporary, path, overwrite=False)
     for old, new in zip(_named_sidecars(temporary), _named_sidecars(path), strict=True):
         if old.exists():
             os.replace(old, new)
@@ -519,8 +562,8 @@ def _move_into_place(temporary: Path, path: Path) -> None:
     elif target.exists():
         logger.info("removing %s, left from an earlier %s", target, path.name)
         target.unlink()
-    # The image itself last: once it is there, so are its sidecars.
-    os.replace(temporary, path)
+    if overwrite:
+        publish(temporary, path, overwrite=True)
 
 
 @contextlib.contextmanager
@@ -545,13 +588,14 @@ def atomic_path(path: str | os.PathLike[str], overwrite: bool = False) -> Iterat
     """
     path = Path(path)
     check_output_path(path, overwrite)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = _temporary_path(path)
+    make_folder(path.parent)
+    remove_stale(path.parent)
+    temporary = temporary_path(path)
     try:
         yield temporary
         if not temporary.exists():
             raise RasterError(f"{path}: nothing was written")
-        _move_into_place(temporary, path)
+        _move_into_place(temporary, path, overwrite)
     except BaseException:
         _remove_with_sidecars(temporary)
         raise
@@ -598,6 +642,43 @@ def _creation_options(
     if extra:
         options.update({k.lower(): v for k, v in extra.items()})
     return options
+
+
+def _check_complete(written: Path, path: Path, sparse_ok: bool = False) -> None:
+    """Check that GDAL wrote every block of ``written`` (the temporary file of ``path``).
+
+    A block GDAL could not flush (no space left on the device) is often only logged, not
+    raised, and the file is left with blocks missing; a GeoTIFF's block offsets and sizes
+    tell, without reading the data. With ``sparse_ok`` (GDAL's SPARSE_OK) empty blocks are
+    allowed.
+
+    Raises:
+        OutputError: the file does not open, or blocks are missing or lie past its end.
+    """
+    fix = "is the disk full? Free some space or write elsewhere"
+    try:
+        size = written.stat().st_size
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            with rasterio.open(written) as dataset:
+                if dataset.driver != "GTiff":
+                    return
+                # Pixel interleaving stores all bands in the blocks of band 1.
+                separate = dataset.interleaving == Interleaving.band
+                missing = total = 0
+                for band in dataset.indexes if separate else (1,):
+                    for (row, col), _ in dataset.block_windows(band):
+                        total += 1
+                        offset = int(dataset.get_tag_item(
+                            f"BLOCK_OFFSET_{col}_{row}", "TIFF", bidx=band) or 0)
+                        length = int(dataset.get_tag_item(
+                            f"BLOCK_SIZE_{col}_{row}", "TIFF", bidx=band) or 0)
+                        if offset + length > size or (not length and not sparse_ok):
+                            missing += 1
+    except (RasterioError, OSError, ValueError) as error:
+        raise OutputError(f"{path}: cannot write ({error}); {fix}") from None
+    if missing:
+        raise OutputError(f"{path}: cannot write ({missing} of {total} blocks are missing); {fix}")
 
 
 class RasterWriter:
@@ -694,12 +775,14 @@ class RasterWriter:
         )
 
         check_output_path(self.path, overwrite)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._output_temporary = _temporary_path(self.path)
+        self.overwrite = overwrite
+        make_folder(self.path.parent)
+        remove_stale(self.path.parent)
+        self._output_temporary = temporary_path(self.path)
         self._staging = (
             self._output_temporary
             if self.driver == "GTiff"
-            else _temporary_path(self.path.with_suffix(".tif"), "staging")
+            else temporary_path(self.path.with_suffix(".tif"), "staging")
         )
         self._closed = False
         try:
@@ -715,9 +798,11 @@ class RasterWriter:
             for index, description in enumerate(descriptions or (), start=1):
                 if description is not None:
                     self._dataset.set_band_description(index, description)
+            if self.driver != "JPEG":  # JPEG: in its comment (see _DRIVER_DEFAULTS)
+                self._dataset.update_tags(**{WRITER_TAG: __version__})
         except RasterioError as error:
             self._discard()
-            raise RasterError(f"{self.path}: cannot create the output ({error})") from None
+            raise OutputError(f"{self.path}: cannot create the output ({error})") from None
         except BaseException:
             self._discard()
             raise
@@ -803,7 +888,7 @@ class RasterWriter:
         try:
             self._write(array, target, valid)
         except RasterioError as error:
-            raise RasterError(f"{self.path}: cannot write ({error})") from None
+            raise OutputError(f"{self.path}: cannot write ({error})") from None
 
     def _converted(self, array: np.ndarray) -> np.ndarray:
         target = np.dtype(self.dtype)
@@ -854,18 +939,18 @@ class RasterWriter:
         self._closed = True
         try:
             self._dataset.close()
+            sparse_ok = str(self.creation_options.get("sparse_ok", "")).upper() in ("TRUE", "YES")
+            _check_complete(self._staging, self.path, sparse_ok)
             if self._staging != self._output_temporary:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", NotGeoreferencedWarning)
-                    rasterio.shutil.copy(
-                        self._staging, self._output_temporary, driver=self.driver,
-                        **self.creation_options,
-                    )
+                # GDAL converts the whole scene in one C call (seconds): run it where a
+                # signal does not have to wait for it.
+                run_interruptibly(self._convert)
+                _check_complete(self._output_temporary, self.path, sparse_ok)
                 _remove_with_sidecars(self._staging)
-            _move_into_place(self._output_temporary, self.path)
+            _move_into_place(self._output_temporary, self.path, self.overwrite)
         except RasterioError as error:
             self._discard()
-            raise RasterError(f"{self.path}: cannot write ({error})") from None
+            raise OutputError(f"{self.path}: cannot write ({error})") from None
         except BaseException:
             self._discard()
             raise
@@ -876,6 +961,14 @@ class RasterWriter:
             )
         logger.info("wrote %s", self.path)
         return self.path
+
+    def _convert(self) -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            rasterio.shutil.copy(
+                self._staging, self._output_temporary, driver=self.driver,
+                **self.creation_options,
+            )
 
     def abort(self) -> None:
         """Drop the output: close and delete every temporary file; ``path`` is left untouched."""

@@ -16,6 +16,7 @@ import math
 from typing import Any
 
 from sar_colorizer._tf import import_keras, import_tensorflow
+from sar_colorizer.errors import InputError
 
 tf = import_tensorflow()
 keras = import_keras()
@@ -51,7 +52,7 @@ class LogIntensity(keras.layers.Layer):
     def __init__(self, db_min: float = FEATURE_DB_MIN, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if not db_min < 0:
-            raise ValueError(f"db_min must be negative (got {db_min})")
+            raise InputError(f"db_min must be negative (got {db_min})")
         self.db_min = float(db_min)
 
     def call(self, inputs: Any) -> Any:
@@ -88,7 +89,7 @@ class ResizeLike(keras.layers.Layer):
     def __init__(self, method: str = "bilinear", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if method not in RESIZE_METHODS:
-            raise ValueError(
+            raise InputError(
                 f"unknown resize method {method!r}; choose one of {', '.join(RESIZE_METHODS)}"
             )
         self.method = method

@@ -374,8 +374,8 @@ class Normalization:
         if not reference > 0.0:
             raise InputError(
                 f"the {self.percentile:g}th percentile of the valid pixels is {reference:g}, "
-                "not positive; mark the zero fill as nodata (zero_is_nodata) or check the "
-                "input scale"
+                "not positive; give the raster a nodata value for its fill (e.g. "
+                "gdal_edit.py -a_nodata 0 FILE) or check --input-scale"
             )
         return reference
 

@@ -147,7 +147,7 @@ def test_eval_unknown_split_is_a_clean_error(pairs_dir: Path, tmp_path: Path):
     result = CliRunner().invoke(
         cli, ["eval", "default", str(pairs_dir), "--report", str(tmp_path / "r"), "--split", "val"]
     )
-    assert result.exit_code == 1
+    assert result.exit_code == 3  # InputError
     assert "split 'val'" in result.output and "test, train" in result.output
     assert "Traceback" not in result.output
 

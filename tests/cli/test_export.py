@@ -117,7 +117,7 @@ def test_clear_errors(tmp_path, bundle_dir):
     result = CliRunner().invoke(
         cli, ["export", str(tmp_path / "nope"), str(tmp_path / "m"), "--format", "savedmodel"]
     )
-    assert result.exit_code == 1
+    assert result.exit_code == 3  # InputError
     assert "no such model bundle" in result.output
     assert "Traceback" not in result.output
     with pytest.raises(InputError, match="onnx, savedmodel"):
@@ -136,7 +136,7 @@ def test_missing_onnx_extra_names_the_install_command(monkeypatch, tmp_path, bun
 
     monkeypatch.setattr(builtins, "__import__", no_tf2onnx)
     result = CliRunner().invoke(cli, ["export", str(bundle_dir), str(tmp_path / "m.onnx")])
-    assert result.exit_code == 1
+    assert result.exit_code == 6  # MissingExtraError
     assert 'pip install "sarcolor[onnx]"' in result.output
     with pytest.raises(ImportError):
         export_module._require_onnx()

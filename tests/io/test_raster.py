@@ -13,7 +13,7 @@ from rasterio.crs import CRS
 from rasterio.enums import ColorInterp
 from rasterio.windows import Window
 
-from sar_colorizer.errors import InputError, OutputExistsError, RasterError
+from sar_colorizer.errors import InputError, OutputError, OutputExistsError, RasterError
 from sar_colorizer.io.raster import (
     RasterWriter,
     atomic_path,
@@ -407,7 +407,7 @@ def test_failed_conversion_at_close_leaves_no_partial_file(tmp_path, monkeypatch
         raise rasterio.errors.RasterioIOError("disk full")
 
     monkeypatch.setattr(rasterio.shutil, "copy", failing_copy)
-    with pytest.raises(RasterError, match="disk full"):
+    with pytest.raises(OutputError, match="disk full"):
         write_raster(tmp_path / "c.png", rgb_u8, {"crs": UTM31, "transform": TRANSFORM})
     assert files_in(tmp_path) == set()
 
