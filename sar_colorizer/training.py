@@ -519,6 +519,7 @@ def bundle_metadata(
     tile_size: int | None = None,
 ) -> dict[str, Any]:
     """Everything ``predict`` and ``eval`` need to reproduce the training input handling."""
+    from sar_colorizer.bundle import DEFAULT_PIXEL_SIZE
     from sar_colorizer.sar.speckle import SpeckleFilter
 
     speckle = SpeckleFilter(config.speckle_filter, config.speckle_window, config.speckle_looks)
@@ -537,6 +538,10 @@ def bundle_metadata(
         # predict and eval tile at the size the network was trained on (Bundle.tile_size)
         "tile_size": int(tile_size or config.crop_size or stats.get("chip_size")
                          or model.tile_multiple),
+        # Ground pixel size of the training images: inference resamples other pixel sizes to
+        # it. Chips record none (PNG pairs carry no georeference); Sentinel-1 IW GRD and
+        # Sentinel-2 visible bands, the data this tool is for, are 10 m.
+        "pixel_size": float(stats.get("pixel_size") or DEFAULT_PIXEL_SIZE),
         "model_config": model.get_config(),
         "outputs": output_description(model),
         "tone": {"method": "matched", "l_quantiles": stats["l_quantiles"]},

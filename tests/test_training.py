@@ -68,6 +68,7 @@ def test_train_writes_a_complete_bundle(chips, tmp_path):
     assert meta["baselines"]["linear_regression"] == stats["linear_regression"]
     assert meta["tile_multiple"] == 2 * 2**2
     assert meta["tile_size"] == TINY["crop_size"]  # what the network was trained on
+    assert meta["pixel_size"] == 10.0  # inference resamples other pixel sizes to this one
     assert meta["training"]["config"]["depth"] == 2
 
     bundle = load_bundle(model_out)
