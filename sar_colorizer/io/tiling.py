@@ -274,7 +274,8 @@ def reflect_pad_window(
         (``numpy.pad`` ``"reflect"``: the edge pixel itself is not repeated).
 
     Raises:
-        ValueError: When ``data`` lacks scene rows that the window needs (a programming error).
+        ValueError: When ``data`` lacks scene rows or columns that the window needs (a
+            programming error).
     """
     inside = (
         0 <= row0 and row0 + height <= scene_height and 0 <= col0 and col0 + width <= scene_width
@@ -283,6 +284,8 @@ def reflect_pad_window(
         # A plain view, no copy.
         if row0 < data_row0 or row0 + height > data_row0 + data.shape[0]:
             raise ValueError(_missing_rows(row0, row0 + height, data_row0, data.shape[0]))
+        if col0 < data_col0 or col0 + width > data_col0 + data.shape[1]:
+            raise ValueError(_missing_columns(col0, col0 + width, data_col0, data.shape[1]))
         return data[
             row0 - data_row0 : row0 - data_row0 + height,
             col0 - data_col0 : col0 - data_col0 + width,
@@ -293,11 +296,19 @@ def reflect_pad_window(
         raise ValueError(
             _missing_rows(int(rows.min()), int(rows.max()) + 1, data_row0, data.shape[0])
         )
+    if cols.min() < data_col0 or cols.max() >= data_col0 + data.shape[1]:
+        raise ValueError(
+            _missing_columns(int(cols.min()), int(cols.max()) + 1, data_col0, data.shape[1])
+        )
     return data[(rows - data_row0)[:, None], (cols - data_col0)[None, :]]
 
 
 def _missing_rows(lo: int, hi: int, data_row0: int, count: int) -> str:
     return f"scene rows [{lo}, {hi}) needed, data holds [{data_row0}, {data_row0 + count})"
+
+
+def _missing_columns(lo: int, hi: int, data_col0: int, count: int) -> str:
+    return f"scene columns [{lo}, {hi}) needed, data holds [{data_col0}, {data_col0 + count})"
 
 
 def reflect_indices(index: np.ndarray, length: int) -> np.ndarray:
