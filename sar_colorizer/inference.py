@@ -1079,7 +1079,7 @@ class PredictSummary:
     """What :func:`colorize_raster` did.
 
     Attributes:
-        input: Input raster.
+        input: Input raster (a string for a GDAL virtual path or URL).
         output: Colorized raster written.
         width, height: Scene size in pixels.
         bands: 1-based band indexes fed to the model.
@@ -1098,7 +1098,7 @@ class PredictSummary:
             CPU time of the reading and colour threads (", cpu").
     """
 
-    input: Path
+    input: Path | str
     output: Path
     width: int
     height: int
@@ -1312,6 +1312,7 @@ def colorize_raster(
     from sar_colorizer.io.raster import (
         RasterWriter,
         check_output_path,
+        input_path,
         read_info,
         read_raster,
         resolve_bands,
@@ -1319,7 +1320,7 @@ def colorize_raster(
     from sar_colorizer.sar.display import display_halo
 
     started = time.perf_counter()
-    in_path, out_path = Path(in_path), Path(out_path)
+    in_path, out_path = input_path(in_path), Path(out_path)  # GDAL virtual paths stay strings
     from sar_colorizer.confidence import OutputPlan
 
     outputs = [
@@ -1331,7 +1332,9 @@ def colorize_raster(
             "trained with one (sarcolor train adds it by default)"
         )
     plan = OutputPlan.for_bundle(bundle, shrink, sigma=confidence_path is not None)
-    if len({p.resolve() for p in outputs + [in_path]}) != len(outputs) + 1:
+    names: set[Path | str] = {p.resolve() for p in outputs}
+    names.add(in_path if isinstance(in_path, str) else in_path.resolve())
+    if len(names) != len(outputs) + 1:
         raise InputError(f"{in_path}: input and outputs must all be different files")
     for path in outputs:
         check_output_path(path, overwrite)
@@ -1436,7 +1439,7 @@ def colorize_raster(
     bar = tqdm(
         total=len(grid),
         unit="tile",
-        desc=in_path.name,
+        desc=Path(in_path).name,
         disable=None if progress else True,
         leave=False,
         dynamic_ncols=True,
