@@ -22,10 +22,16 @@ chunk is one task that reads its chunk of SAR plus a margin and computes exactly
   So the chunking does not have to align with the tiles: tiles that straddle a chunk border
   are run once for each chunk they touch (with 2048-px chunks and 256-px tiles, about 12 %
   more model work than ``predict``).
-- **Margin** (``dask.array.overlap`` depth): a tile touching the chunk reaches at most
-  ``tile_size`` px beyond it, and the speckle filter needs its halo on top:
-  ``depth = tile_size + halo``. At the scene's edges there is no margin, as there is none for
-  ``predict``'s strips; the filter treats the edge the same way in both.
+- **Same steps**: each chunk runs ``predict``'s own functions (:func:`colorize_window`): the
+  preprocessing and display filter that L is made from, tiles resampled to the model's training
+  pixel size (the pixel size comes from the CRS and transform, as for ``predict``), the
+  network with the guided colour upsampling and a confidence head's muting, and the colour
+  conversion with its chroma limit; a change to ``predict``'s pipeline reaches this path too.
+- **Margin** (``dask.array.overlap`` depth, :func:`chunk_margin`): a tile touching the chunk
+  reaches at most one tile beyond it (the guided upsampling works inside each tile, so it
+  reaches no further), and the speckle filter and the display filter need their halo on top:
+  ``depth = tile + max(halos)``. At the scene's edges there is no margin, as there is none for
+  ``predict``'s strips; the filters treat the edge the same way in both.
 - **Batches** have ``predict``'s fixed size (:func:`~sar_colorizer.inference.tiles_per_call`
   of the whole row of tiles), so the network runs the same compiled shape.
 
