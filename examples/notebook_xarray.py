@@ -34,7 +34,9 @@ colour = colour.compute()
 colour.rio.to_raster(out_dir / "camargue_colour.tif")
 print("wrote", out_dir / "camargue_colour.tif")
 
-# %% The same colours as `sarcolor predict` (and as sc.colorize on a numpy array).
-rgba = sc.colorize(sar.values, model, nodata=sar.rio.nodata)
+# %% The same colours as `sarcolor predict` (and as sc.colorize on a numpy array, which has no
+# georeference: give it the pixel size, 20 m here, that the DataArray's transform tells).
+pixel_size = abs(sar.rio.resolution()[0])  # metres: the CRS is UTM
+rgba = sc.colorize(sar.values, model, nodata=sar.rio.nodata, pixel_size=pixel_size)
 assert np.array_equal(rgba.transpose(2, 0, 1), colour.values)
 print("identical to the in-memory result:", rgba.shape)

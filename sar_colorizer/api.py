@@ -70,9 +70,15 @@ def colorize(
     valid: np.ndarray | None = None,
     nodata: float | None = None,
     input_scale: str = "auto",
-    tone: str = "matched",
+    tone: str = "balanced",
     tile_size: int | None = None,
     overlap: int | None = None,
+    batch_size: int | None = None,
+    shrink: bool | None = None,
+    display_filter: str = "median_guided",
+    colour_upsampling: str = "guided",
+    chroma_limit: bool = True,
+    pixel_size: float | None = None,
 ) -> np.ndarray:
     """Colorize a SAR image held in a numpy array.
 
@@ -87,9 +93,13 @@ def colorize(
         valid: ``(H, W)`` True where the data are valid; None: finite and not ``nodata``.
         nodata: Value marking missing pixels (when ``valid`` is None).
         input_scale: "auto" or one of "linear", "db", "amplitude", "display".
-        tone: "matched" or "sar" (see ``sarcolor predict --help``).
+        tone: "balanced", "matched" or "sar" (see ``sarcolor predict --help``).
         tile_size: Tile side; None: the size the model was trained on.
         overlap: Tile overlap; None: predict's default (an eighth of the tile).
+        batch_size, shrink, display_filter, colour_upsampling, chroma_limit: As for
+            ``sarcolor predict`` (:func:`~sar_colorizer.inference.colorize_array`).
+        pixel_size: Ground pixel size in metres (an array has no georeference); None: the
+            model's training pixel size.
 
     Returns:
         ``(H, W, 4)`` uint8 RGBA; alpha is 0 exactly at invalid pixels.
@@ -115,6 +125,12 @@ def colorize(
         tone=tone,
         tile_size="model" if tile_size is None else tile_size,
         overlap=overlap,
+        batch_size=batch_size,
+        shrink=shrink,
+        display_filter=display_filter,
+        colour_upsampling=colour_upsampling,
+        chroma_limit=chroma_limit,
+        pixel_size=pixel_size,
     )
     alpha = np.where(result["valid"], np.uint8(255), np.uint8(0))
     return np.dstack([result["rgb"], alpha])
@@ -131,7 +147,8 @@ def colorize_file(
     The scene is streamed tile row by tile row (any size); ``options`` are those of
     :func:`sar_colorizer.inference.colorize_raster` (``bands``, ``input_scale``, ``tone``,
     ``tile_size``, ``overlap``, ``batch_size``, ``driver``, ``ab_path``, ``quicklook_path``,
-    ``overwrite``, ``progress``, ``creation_options``).
+    ``overwrite``, ``progress``, ``creation_options``, ``confidence_path``, ``shrink``,
+    ``display_filter``, ``colour_upsampling``, ``chroma_limit``, ``pixel_size``).
 
     Returns:
         The :class:`~sar_colorizer.inference.PredictSummary`.

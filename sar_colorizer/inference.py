@@ -868,6 +868,8 @@ def _run_tile_row(
     guide: np.ndarray | None = None,
     net_tile: int | None = None,
     transform: Callable[[np.ndarray], np.ndarray] | None = None,
+    data_col0: int = 0,
+    cols: range | None = None,
 ) -> None:
     """Run the tiles of one row through the model, batch by batch, into the blender.
 
@@ -886,6 +888,11 @@ def _run_tile_row(
             size other than the training one), each tile is resampled to it and the output
             back to the grid's tile.
         transform: Applied to the network's output before upsampling (see the runner).
+        data_col0: Scene column of ``relative[:, 0]`` (and ``guide``'s) when they hold only
+            the columns the tiles of ``cols`` reach, reflection included.
+        cols: Run only these (consecutive) tiles of the row, in the batches that hold them when
+            the whole row runs (the chunked path of :mod:`sar_colorizer.xarray_api`); None:
+            every tile.
     """
     grid = blender.grid
     size = grid.tile_size
@@ -893,29 +900,36 @@ def _run_tile_row(
     r0 = grid.row_origins[row]
     tiles = np.empty((batch_size, net_tile, net_tile, relative.shape[2]), dtype=np.float32)
     guides = None if guide is None else np.empty((batch_size, size, size), dtype=np.float32)
+    wanted = range(grid.n_cols) if cols is None else cols
     for start in range(0, grid.n_cols, batch_size):
-        cols = range(start, min(grid.n_cols, start + batch_size))
-        for k, col in enumerate(cols):
+        batch = range(
+            max(start, wanted.start), min(grid.n_cols, start + batch_size, wanted.stop)
+        )
+        if not batch:
+            continue
+        for k, col in enumerate(batch):
             window = reflect_pad_window(
-                relative, data_row0, r0, grid.col_origins[col], size, size, grid.height, grid.width
+                relative, data_row0, r0, grid.col_origins[col], size, size, grid.height,
+                grid.width, data_col0,
             )
             tiles[k] = window if net_tile == size else _resample_tile(window, net_tile)
             if guides is not None and guide is not None:
                 guides[k] = reflect_pad_window(
-                    guide, data_row0, r0, grid.col_origins[col], size, size, grid.height, grid.width
+                    guide, data_row0, r0, grid.col_origins[col], size, size, grid.height,
+                    grid.width, data_col0,
                 )
-        weights_y, weights_x = blender.axis_weights(row, cols)
-        if len(cols) < batch_size:  # pad the batch: one traced shape for every call
-            tiles[len(cols) :] = tiles[len(cols) - 1]
+        weights_y, weights_x = blender.axis_weights(row, batch)
+        if len(batch) < batch_size:  # pad the batch: one traced shape for every call
+            tiles[len(batch) :] = tiles[len(batch) - 1]
             if guides is not None:
-                guides[len(cols) :] = guides[len(cols) - 1]
-            pad = batch_size - len(cols)
+                guides[len(batch) :] = guides[len(batch) - 1]
+            pad = batch_size - len(batch)
             weights_y = np.concatenate([weights_y, np.repeat(weights_y[-1:], pad, axis=0)])
             weights_x = np.concatenate([weights_x, np.repeat(weights_x[-1:], pad, axis=0)])
         outputs = runner(
             tiles, (weights_y, weights_x), guide=guides, size=(size, size), transform=transform
         )
-        blender.add_tiles(row, start, outputs[: len(cols)], weighted=True)
+        blender.add_tiles(row, batch.start, outputs[: len(batch)], weighted=True)
 
 
 def colorize_array(
@@ -1067,7 +1081,7 @@ class PredictSummary:
     """What :func:`colorize_raster` did.
 
     Attributes:
-        input: Input raster.
+        input: Input raster (a string for a GDAL virtual path or URL).
         output: Colorized raster written.
         width, height: Scene size in pixels.
         bands: 1-based band indexes fed to the model.
@@ -1086,7 +1100,7 @@ class PredictSummary:
             CPU time of the reading and colour threads (", cpu").
     """
 
-    input: Path
+    input: Path | str
     output: Path
     width: int
     height: int
@@ -1296,6 +1310,7 @@ def colorize_raster(
     from sar_colorizer.io.raster import (
         RasterWriter,
         check_output_path,
+        input_path,
         read_info,
         read_raster,
         resolve_bands,
@@ -1303,7 +1318,7 @@ def colorize_raster(
     from sar_colorizer.sar.display import display_halo
 
     started = time.perf_counter()
-    in_path, out_path = Path(in_path), Path(out_path)
+    in_path, out_path = input_path(in_path), Path(out_path)  # GDAL virtual paths stay strings
     from sar_colorizer.confidence import OutputPlan
 
     outputs = [
@@ -1315,7 +1330,9 @@ def colorize_raster(
             "trained with one (sarcolor train adds it by default)"
         )
     plan = OutputPlan.for_bundle(bundle, shrink, sigma=confidence_path is not None)
-    if len({p.resolve() for p in outputs + [in_path]}) != len(outputs) + 1:
+    names: set[Path | str] = {p.resolve() for p in outputs}
+    names.add(in_path if isinstance(in_path, str) else in_path.resolve())
+    if len(names) != len(outputs) + 1:
         raise InputError(f"{in_path}: input and outputs must all be different files")
     for path in outputs:
         check_output_path(path, overwrite)
@@ -1422,7 +1439,7 @@ def colorize_raster(
     bar = tqdm(
         total=len(grid),
         unit="tile",
-        desc=in_path.name,
+        desc=Path(in_path).name,
         disable=None if progress else True,
         leave=False,
         dynamic_ncols=True,

@@ -22,10 +22,16 @@ chunk is one task that reads its chunk of SAR plus a margin and computes exactly
   So the chunking does not have to align with the tiles: tiles that straddle a chunk border
   are run once for each chunk they touch (with 2048-px chunks and 256-px tiles, about 12 %
   more model work than ``predict``).
-- **Margin** (``dask.array.overlap`` depth): a tile touching the chunk reaches at most
-  ``tile_size`` px beyond it, and the speckle filter needs its halo on top:
-  ``depth = tile_size + halo``. At the scene's edges there is no margin, as there is none for
-  ``predict``'s strips; the filter treats the edge the same way in both.
+- **Same steps**: each chunk runs ``predict``'s own functions (:func:`colorize_window`): the
+  preprocessing and display filter that L is made from, tiles resampled to the model's training
+  pixel size (the pixel size comes from the CRS and transform, as for ``predict``), the
+  network with the guided colour upsampling and a confidence head's muting, and the colour
+  conversion with its chroma limit; a change to ``predict``'s pipeline reaches this path too.
+- **Margin** (``dask.array.overlap`` depth, :func:`chunk_margin`): a tile touching the chunk
+  reaches at most one tile beyond it (the guided upsampling works inside each tile, so it
+  reaches no further), and the speckle filter and the display filter need their halo on top:
+  ``depth = tile + max(halos)``. At the scene's edges there is no margin, as there is none for
+  ``predict``'s strips; the filters treat the edge the same way in both.
 - **Batches** have ``predict``'s fixed size (:func:`~sar_colorizer.inference.tiles_per_call`
   of the whole row of tiles), so the network runs the same compiled shape.
 
@@ -144,7 +150,9 @@ def _nodata(sar: Any) -> float | None:
     return None if nodata is None else float(nodata)
 
 
-def _scene_statistics(values: Any, nodata: float | None, preprocessing: Any, input_scale: str) -> Any:
+def _scene_statistics(
+    values: Any, nodata: float | None, preprocessing: Any, input_scale: str, display_filter: str
+) -> Any:
     """Statistics of a (C, H, W) numpy or dask array from predict's decimated sample."""
     from sar_colorizer.api import valid_mask
     from sar_colorizer.inference import _stats_shape, scene_statistics
@@ -158,7 +166,18 @@ def _scene_statistics(values: Any, nodata: float | None, preprocessing: Any, inp
     valid = valid_mask(sample, nodata)
     if not valid.any():
         raise InputError("the SAR DataArray has no valid pixels (everything is nodata)")
-    return scene_statistics(sample, valid, preprocessing, input_scale)
+    return scene_statistics(sample, valid, preprocessing, input_scale, display_filter)
+
+
+@dataclass(frozen=True)
+class _Settings:
+    """What every chunk is coloured with: predict's options, resolved once for the scene."""
+
+    tone: str
+    shrink: bool | None
+    display_filter: str
+    colour_upsampling: str
+    chroma_limit: bool
 
 
 def colorize_dataarray(
@@ -167,11 +186,16 @@ def colorize_dataarray(
     *,
     bands: str | int | Sequence[str | int] | None = None,
     input_scale: str = "auto",
-    tone: str = "matched",
+    tone: str = "balanced",
     tile_size: int | None = None,
     overlap: int | None = None,
     batch_size: int | None = None,
     stats: Any = None,
+    shrink: bool | None = None,
+    display_filter: str = "median_guided",
+    colour_upsampling: str = "guided",
+    chroma_limit: bool = True,
+    pixel_size: float | None = None,
 ) -> Any:
     """Colorize a SAR ``DataArray``; lazily, chunk by chunk, when it is dask-backed.
 
@@ -181,9 +205,13 @@ def colorize_dataarray(
         model: A loaded bundle or a bundle path (``"default"``: the shipped model).
         bands: Bands to feed the model (names such as ``"VH"`` or 1-based positions); None:
             all bands.
-        input_scale, tone, tile_size, overlap, batch_size: As for ``sarcolor predict``.
+        input_scale, tone, tile_size, overlap, batch_size, shrink, display_filter,
+            colour_upsampling, chroma_limit: As for ``sarcolor predict``
+            (:func:`~sar_colorizer.inference.colorize_raster`), with its defaults.
         stats: :class:`~sar_colorizer.inference.SceneStatistics` to use instead of the scene's
             own (e.g. those of a larger scene this one is cut from).
+        pixel_size: Ground pixel size in metres; None: from the CRS and transform (as
+            ``predict``), or the model's training pixel size where they give none.
 
     Returns:
         ``(band, y, x)`` uint8 DataArray with bands R, G, B, A (alpha 0 exactly at nodata), the
@@ -192,24 +220,40 @@ def colorize_dataarray(
     Raises:
         MissingExtraError: xarray/rioxarray (the ``xarray`` extra) or dask (the ``dask``
             extra, for a dask-backed input) is not installed.
-        InputError: Bad dimensions or bands, no valid pixel.
+        InputError: Bad dimensions, bands or options, no valid pixel, ``shrink=True`` for a
+            model without a confidence head.
         ModelMismatchError: The bands do not match the model's.
     """
     xr = _require("xarray", "xarray")
     _require("rioxarray", "xarray")
     from sar_colorizer.api import load_model, valid_mask
-    from sar_colorizer.inference import Preprocessing, colorize_array, tile_settings
+    from sar_colorizer.confidence import OutputPlan
+    from sar_colorizer.inference import (
+        Preprocessing,
+        _bundle_l_quantiles,
+        _display_options,
+        colorize_array,
+        tile_settings,
+    )
+    from sar_colorizer.io.pixel_size import pixel_size_metres
 
     bundle = load_model(model)
     selected, names = select_bands(sar, bands)
     bundle.check_input(len(names), names)
+    OutputPlan.for_bundle(bundle, shrink)  # a bad shrink fails here, before any work
+    display_filter, colour_upsampling = _display_options(display_filter, colour_upsampling)
+    _bundle_l_quantiles(bundle, tone)  # an unknown tone fails here
     preprocessing = Preprocessing.from_bundle(bundle)
     nodata = _nodata(sar)
     data = selected.data
     lazy = not isinstance(data, np.ndarray)
+    height, width = data.shape[1:]
+    if pixel_size is None:
+        pixel_size = pixel_size_metres(sar.rio.crs, sar.rio.transform(), width, height)
     if stats is None:
-        stats = _scene_statistics(data, nodata, preprocessing, input_scale)
+        stats = _scene_statistics(data, nodata, preprocessing, input_scale, display_filter)
     tile_size, overlap = tile_settings(bundle, tile_size, overlap)
+    settings = _Settings(tone, shrink, display_filter, colour_upsampling, bool(chroma_limit))
 
     if not lazy:
         values = np.asarray(data)
@@ -217,6 +261,8 @@ def colorize_dataarray(
         result = colorize_array(
             bundle, values, valid, input_scale, tone,
             stats=stats, tile_size=tile_size, overlap=overlap, batch_size=batch_size,
+            shrink=shrink, display_filter=display_filter, colour_upsampling=colour_upsampling,
+            chroma_limit=chroma_limit, pixel_size=pixel_size,
         )
         alpha = np.where(valid, np.uint8(255), np.uint8(0))
         rgba: Any = np.concatenate([result["rgb"].transpose(2, 0, 1), alpha[None]], axis=0)
@@ -224,7 +270,8 @@ def colorize_dataarray(
         _require("dask.array", "dask")
         model_ref = getattr(bundle, "path", None) or bundle
         rgba = _lazy_rgba(
-            data, model_ref, bundle, stats, nodata, tone, tile_size, overlap, batch_size
+            data, model_ref, bundle, stats, nodata, settings, tile_size, overlap, batch_size,
+            pixel_size,
         )
 
     y_dim, x_dim = selected.rio.y_dim, selected.rio.x_dim
@@ -245,26 +292,42 @@ def colorize_dataarray(
     return out.rio.write_transform(sar.rio.transform())
 
 
+def chunk_margin(bundle: Any, grid: Any, display_filter: str) -> int:
+    """Pixels of input an output chunk needs on each side (``dask.array.overlap`` depth).
+
+    A tile of the scene's grid that touches the chunk reaches at most ``grid.tile_size`` px
+    beyond it; the guided colour upsampling works inside each tile (its guide is the tile's
+    own window of L), so it reaches no further. Both the network's speckle filter and the
+    display filter that L is made from need their halo around that.
+    """
+    from sar_colorizer.inference import Preprocessing
+    from sar_colorizer.sar.display import display_halo
+
+    halo = max(Preprocessing.from_bundle(bundle).halo, display_halo(display_filter))
+    return int(grid.tile_size) + halo
+
+
 def _lazy_rgba(
     data: Any,
     model_ref: Any,
     bundle: Any,
     stats: Any,
     nodata: float | None,
-    tone: str,
+    settings: _Settings,
     tile_size: int,
     overlap: int,
     batch_size: int | None,
+    pixel_size: float | None,
 ) -> Any:
     import dask.array as da
 
-    from sar_colorizer.inference import Preprocessing, tiles_per_call
-    from sar_colorizer.io.tiling import TileGrid, fit_tile_size
+    from sar_colorizer.inference import _tiling_plan, tiles_per_call
+    from sar_colorizer.io.pixel_size import resample_factor
 
     height, width = data.shape[1:]
-    tile = fit_tile_size(tile_size, bundle.tile_multiple, height, width, overlap)
-    grid = TileGrid.for_shape(height, width, tile, overlap)
-    depth = tile + Preprocessing.from_bundle(bundle).halo
+    factor = resample_factor(pixel_size, bundle.pixel_size)
+    net_tile, grid = _tiling_plan(bundle, height, width, tile_size, overlap, factor)
+    depth = chunk_margin(bundle, grid, settings.display_filter)
     # One chunk holds every band; chunks at least as deep as the margin (dask's overlap
     # takes the margin from the neighbouring chunk only).
     depths = (min(depth, height), min(depth, width))
@@ -280,10 +343,11 @@ def _lazy_rgba(
         model_ref=model_ref,
         stats=stats,
         nodata=nodata,
-        tone=tone,
+        settings=settings,
         grid=grid,
+        net_tile=net_tile,
         depths=(int(depths[0]), int(depths[1])),
-        per_call=tiles_per_call(grid.n_cols, tile, batch_size),
+        per_call=tiles_per_call(grid.n_cols, net_tile, batch_size),
         row_starts=tuple(int(s) for s in np.cumsum((0,) + data.chunks[1])),
         col_starts=tuple(int(s) for s in np.cumsum((0,) + data.chunks[2])),
     )
@@ -303,8 +367,9 @@ class _BlockTask:
     model_ref: Any
     stats: Any
     nodata: float | None
-    tone: str
+    settings: _Settings
     grid: Any
+    net_tile: int
     depths: tuple[int, int]
     per_call: int
     row_starts: tuple[int, ...]
@@ -323,9 +388,50 @@ class _BlockTask:
             self.grid,
             self.stats,
             self.nodata,
-            self.tone,
             self.per_call,
+            net_tile=self.net_tile,
+            tone=self.settings.tone,
+            shrink=self.settings.shrink,
+            display_filter=self.settings.display_filter,
+            colour_upsampling=self.settings.colour_upsampling,
+            chroma_limit=self.settings.chroma_limit,
         )
+
+
+class _CoreBlender:
+    """Blends weighted tile outputs into scene rows/columns ``core`` only, in predict's order
+    (row of tiles, then column; from zero), so that each pixel gets the same sums as in
+    :class:`~sar_colorizer.io.tiling.StripBlender`."""
+
+    def __init__(self, grid: Any, channels: int, core: tuple[int, int, int, int]) -> None:
+        from sar_colorizer.io.tiling import StripBlender
+
+        self.grid = grid
+        self.core = core
+        r0, r1, c0, c1 = core
+        self.values = np.zeros((r1 - r0, c1 - c0, channels), dtype=np.float32)
+        self._weights = StripBlender(grid, channels)  # only for its axis weights
+
+    def axis_weights(self, row: int, cols: range) -> tuple[np.ndarray, np.ndarray]:
+        return self._weights.axis_weights(row, cols)
+
+    def add_tiles(
+        self, row: int, col_start: int, outputs: np.ndarray, weighted: bool = False
+    ) -> None:
+        if not weighted:
+            raise ValueError("the core blender takes weighted outputs only")
+        grid = self.grid
+        size = grid.tile_size
+        r0, r1, c0, c1 = self.core
+        top = grid.row_origins[row]
+        ty0, ty1 = max(top, r0), min(top + size, r1)
+        for k, output in enumerate(outputs):
+            left = grid.col_origins[col_start + k]
+            tx0, tx1 = max(left, c0), min(left + size, c1)
+            if ty1 > ty0 and tx1 > tx0:
+                self.values[ty0 - r0 : ty1 - r0, tx0 - c0 : tx1 - c0] += output[
+                    ty0 - top : ty1 - top, tx0 - left : tx1 - left
+                ]
 
 
 def colorize_window(
@@ -336,23 +442,36 @@ def colorize_window(
     grid: Any,
     stats: Any,
     nodata: float | None,
-    tone: str,
     per_call: int,
+    *,
+    net_tile: int | None = None,
+    tone: str = "balanced",
+    shrink: bool | None = None,
+    display_filter: str = "median_guided",
+    colour_upsampling: str = "guided",
+    chroma_limit: bool = True,
 ) -> np.ndarray:
     """RGBA ``(4, h, w)`` of scene rows/columns ``core`` from raw values around them.
+
+    Every step is ``predict``'s own (:mod:`sar_colorizer.inference`): the preprocessing and
+    display filter (``_relative_and_display``), the tiles' model runs with the guide, output
+    transform and resampling to the training pixel size (``_run_tile_row``), and the colour
+    conversion; only the blending is restricted to ``core``.
 
     Args:
         model: Bundle or bundle path.
         values: ``(C, H', W')`` raw SAR values of scene pixels from ``origin`` on; they must hold
             every pixel the tiles touching ``core`` reach (reflected at the scene's edges) plus
-            the speckle filter's halo.
+            the filters' halo (:func:`chunk_margin`).
         origin: Scene ``(row, col)`` of ``values[:, 0, 0]``.
         core: Scene rows and columns ``(r0, r1, c0, c1)`` to colour.
-        grid: The whole scene's :class:`~sar_colorizer.io.tiling.TileGrid`.
+        grid: The whole scene's :class:`~sar_colorizer.io.tiling.TileGrid` (on the input
+            pixels; :func:`~sar_colorizer.inference._tiling_plan`).
         stats: The scene's :class:`~sar_colorizer.inference.SceneStatistics`.
         nodata: Nodata value of ``values`` (NaN and infinities are always invalid).
-        tone: Tone of L.
         per_call: Tiles per model call (predict's, for the same compiled shape).
+        net_tile: Tile side the network sees (None: the grid's).
+        tone, shrink, display_filter, colour_upsampling, chroma_limit: As for ``predict``.
     """
     from sar_colorizer.api import load_model, valid_mask
     from sar_colorizer.confidence import OutputPlan
@@ -360,62 +479,62 @@ def colorize_window(
         Preprocessing,
         _bundle_l_quantiles,
         _ColourConverter,
+        _feature,
         _ModelRunner,
-        _relative_filtered,
+        _relative_and_display,
+        _run_tile_row,
         _to_model_input,
         tone_lut,
     )
-    from sar_colorizer.io.tiling import StripBlender, reflect_indices
 
     bundle = load_model(model)
     preprocessing = Preprocessing.from_bundle(bundle)
+    plan = OutputPlan.for_bundle(bundle, shrink)
     tone, l_quantiles = _bundle_l_quantiles(bundle, tone)
     valid = valid_mask(values, nodata)
-    relative = _relative_filtered(values, valid, stats.input_scale, stats.references, preprocessing)
+    relative, display = _relative_and_display(
+        values, valid, stats.input_scale, stats.references, preprocessing, display_filter
+    )
     model_input = _to_model_input(relative)
     del relative
+    display = np.nan_to_num(display, nan=0.0)
+    guide = _feature(display) if colour_upsampling == "guided" else None
     y0, x0 = origin
     r0, r1, c0, c1 = core
     size = grid.tile_size
     rows = [r for r, o in enumerate(grid.row_origins) if o < r1 and o + size > r0]
     cols = [c for c, o in enumerate(grid.col_origins) if o < c1 and o + size > c0]
-    weights = StripBlender(grid, 2)  # only for its axis weights
+    blender = _CoreBlender(grid, plan.n_channels, core)
     runner = _ModelRunner.for_model(bundle.model)
-    # A confidence head's channels become muted AB at the network's resolution (as predict).
-    transform = OutputPlan.for_bundle(bundle, None).transform
-    ab_norm = np.zeros((r1 - r0, c1 - c0, 2), dtype=np.float32)
-    tiles = np.empty((per_call, size, size, model_input.shape[2]), dtype=np.float32)
     for row in rows:
-        top = grid.row_origins[row]
-        row_index = reflect_indices(np.arange(top, top + size), grid.height) - y0
-        for start in range(0, len(cols), per_call):
-            group = cols[start : start + per_call]
-            for k, col in enumerate(group):
-                left = grid.col_origins[col]
-                col_index = reflect_indices(np.arange(left, left + size), grid.width) - x0
-                tiles[k] = model_input[row_index[:, None], col_index[None, :]]
-            weights_y, weights_x = weights.axis_weights(row, group)
-            if len(group) < per_call:
-                pad = per_call - len(group)
-                tiles[len(group) :] = tiles[len(group) - 1]
-                weights_y = np.concatenate([weights_y, np.repeat(weights_y[-1:], pad, axis=0)])
-                weights_x = np.concatenate([weights_x, np.repeat(weights_x[-1:], pad, axis=0)])
-            outputs = runner(tiles, (weights_y, weights_x), transform=transform)
-            for k, col in enumerate(group):
-                left = grid.col_origins[col]
-                ty0, ty1 = max(top, r0), min(top + size, r1)
-                tx0, tx1 = max(left, c0), min(left + size, c1)
-                ab_norm[ty0 - r0 : ty1 - r0, tx0 - c0 : tx1 - c0] += outputs[
-                    k, ty0 - top : ty1 - top, tx0 - left : tx1 - left
-                ]
+        _run_tile_row(
+            runner,
+            model_input,
+            blender,  # type: ignore[arg-type]  # a StripBlender restricted to core
+            per_call,
+            row,
+            y0,
+            guide,
+            net_tile,
+            plan.transform,
+            data_col0=x0,
+            cols=range(cols[0], cols[-1] + 1),
+        )
+    ab_norm = plan.split(blender.values)["ab"]
     local = (slice(r0 - y0, r1 - y0), slice(c0 - x0, c1 - x0))
     core_valid = np.ascontiguousarray(valid[local])
     lut = tone_lut(tone, stats.feature_quantiles, l_quantiles)
-    _, rgb = _ColourConverter.shared()(
-        np.ascontiguousarray(model_input[local][..., 0]), ab_norm, core_valid, lut, with_lab=False
+    _, rgb = _ColourConverter.shared(chroma_limit)(
+        np.ascontiguousarray(display[local]), ab_norm, core_valid, lut, with_lab=False
     )
     alpha = np.where(core_valid, np.uint8(255), np.uint8(0))
     return np.concatenate([np.asarray(rgb).transpose(2, 0, 1), alpha[None]], axis=0)
 
 
-__all__ = ["colorize_dataarray", "colorize_window", "decimation_indices", "select_bands"]
+__all__ = [
+    "chunk_margin",
+    "colorize_dataarray",
+    "colorize_window",
+    "decimation_indices",
+    "select_bands",
+]

@@ -179,3 +179,111 @@ def test_dask_chunks_on_a_distributed_cluster_equal_predict(scene, monkeypatch):
         sar = rioxarray.open_rasterio(path, chunks={"y": 300, "x": 300})
         values = sc.colorize_dataarray(sar).compute().values
     np.testing.assert_array_equal(values, predicted)
+
+
+def _write_scene(path: Path, db: np.ndarray, pixel: float) -> Path:
+    from affine import Affine
+
+    height, width = db.shape
+    with rasterio.open(
+        path, "w", driver="GTiff", width=width, height=height, count=1, dtype="float32",
+        nodata=-9999.0, crs="EPSG:32631",
+        transform=Affine(pixel, 0, 600000, 0, -pixel, 4800000),
+    ) as dst:
+        dst.write(db[None])
+    return path
+
+
+def _predicted(path: Path, out: Path, **options) -> np.ndarray:
+    sc.colorize_file(path, out, **options)
+    with rasterio.open(out) as src:
+        return src.read()
+
+
+def test_dask_equals_predict_at_20_m_pixels(tmp_path):
+    """20 m input: predict resamples 128-px tiles of the input to the network's 256 px of
+    10 m; the chunked path runs the same grid (chunks of 150 x 110 cut through its tiles)."""
+    from sar_colorizer.inference import _tiling_plan, tile_settings
+
+    path = _write_scene(tmp_path / "s20_VH.tif", _scene_db(330, 290, seed=5), pixel=20.0)
+    predicted = _predicted(path, tmp_path / "predicted.tif")
+    bundle = sc.load_model()
+    net_tile, grid = _tiling_plan(bundle, 330, 290, *tile_settings(bundle), factor=2.0)
+    assert grid.tile_size * 2 == net_tile and grid.n_rows > 2  # the resampled path runs
+    sar = rioxarray.open_rasterio(path, chunks={"y": 150, "x": 110})
+    colour = sc.colorize_dataarray(sar).compute(scheduler="threads").values
+    np.testing.assert_array_equal(colour, predicted)
+    # Without the georeference's pixel size the network sees other tiles: other colours.
+    other = sc.colorize_dataarray(sar, pixel_size=10.0).compute(scheduler="threads").values
+    assert np.abs(other[:3].astype(int) - predicted[:3]).max() > 10
+
+
+def test_dask_equals_predict_with_other_display_options(scene, tmp_path):
+    """Every predict option reaches the chunks: the bilateral display filter (another halo),
+    bilinear colour upsampling, RGB clipping instead of the chroma limit, the matched tone."""
+    path, default = scene
+    options = dict(
+        display_filter="bilateral", colour_upsampling="bilinear", chroma_limit=False,
+        tone="matched",
+    )
+    predicted = _predicted(path, tmp_path / "options.tif", **options)
+    assert np.abs(predicted[:3].astype(int) - default[:3]).max() > 10  # the options matter
+    sar = rioxarray.open_rasterio(path, chunks={"y": 250, "x": 230})
+    colour = sc.colorize_dataarray(sar, **options).compute(scheduler="threads").values
+    np.testing.assert_array_equal(colour, predicted)
+
+
+@pytest.mark.parametrize("shrink", [None, False])
+def test_dask_equals_predict_for_a_confidence_head(tmp_path, shrink):
+    """A head model's colour is muted at the network's resolution (shrink None: on) or not
+    (False) exactly as predict does it, chunk by chunk."""
+    from test_confidence import make_head_bundle
+
+    bundle = make_head_bundle(tmp_path / "head")
+    path = _write_scene(tmp_path / "head_VH.tif", _scene_db(150, 170, seed=7), pixel=10.0)
+    options = dict(tile_size=64, overlap=16, shrink=shrink)
+    predicted = _predicted(path, tmp_path / "predicted.tif", model=str(bundle), **options)
+    sar = rioxarray.open_rasterio(path, chunks={"y": 70, "x": 60})
+    colour = sc.colorize_dataarray(sar, str(bundle), **options)
+    np.testing.assert_array_equal(colour.compute(scheduler="threads").values, predicted)
+
+
+def test_a_window_with_the_chunk_margin_equals_predict(scene):
+    """The margin (the farthest tile touching the core, plus the larger of the speckle and
+    display filter halos; the guided upsampling works inside each tile) is enough: a core
+    coloured from exactly that window equals predict's pixels there."""
+    from sar_colorizer.inference import (
+        Preprocessing,
+        _tiling_plan,
+        scene_statistics,
+        tile_settings,
+        tiles_per_call,
+    )
+    from sar_colorizer.sar.display import display_halo
+    from sar_colorizer.xarray_api import chunk_margin, colorize_window
+
+    path, predicted = scene
+    bundle = sc.load_model()
+    values = rioxarray.open_rasterio(path).values
+    valid = values[0] != -9999.0
+    net_tile, grid = _tiling_plan(bundle, 700, 610, *tile_settings(bundle), factor=1.0)
+    margin = chunk_margin(bundle, grid, "median_guided")
+    speckle_halo = Preprocessing.from_bundle(bundle).halo
+    assert margin == grid.tile_size + max(speckle_halo, display_halo("median_guided"))
+    assert display_halo("median_guided") > speckle_halo
+    stats = scene_statistics(
+        values, valid, Preprocessing.from_bundle(bundle), "auto", "median_guided"
+    )
+    per_call = tiles_per_call(grid.n_cols, net_tile)
+    core = (300, 400, 250, 350)
+
+    def window(depth: int) -> np.ndarray:
+        r0, r1, c0, c1 = core
+        y0, x0 = max(0, r0 - depth), max(0, c0 - depth)  # no margin beyond the scene's edge
+        cut = values[:, y0 : r1 + depth, x0 : c1 + depth]
+        return colorize_window(bundle, cut, (y0, x0), core, grid, stats,
+                               -9999.0, per_call, net_tile=net_tile)
+
+    np.testing.assert_array_equal(window(margin), predicted[:, 300:400, 250:350])
+    with pytest.raises(ValueError, match="scene (rows|columns)"):  # tiles reach past it
+        window(grid.tile_size // 2)

@@ -45,7 +45,7 @@ _GLOB_CHARACTERS = frozenset("*?[")
 class _Job:
     """One input and where its outputs go (``error`` set when it cannot even start)."""
 
-    input: Path
+    input: Path | str  # str: a GDAL virtual path or URL, kept as given
     output: Path
     ab_output: Path | None = None
     quicklook: Path | None = None
@@ -53,28 +53,38 @@ class _Job:
     confidence: Path | None = None
 
 
-def expand_inputs(patterns: tuple[str, ...] | list[str]) -> tuple[list[Path], list[str]]:
+def expand_inputs(
+    patterns: tuple[str, ...] | list[str],
+) -> tuple[list[Path | str], list[str]]:
     """Expand glob patterns (also quoted ones the shell left alone) into input files.
 
-    A path that exists is taken literally even if it contains glob characters.
+    A path that exists is taken literally even if it contains glob characters. GDAL virtual
+    paths and URLs (``/vsis3/...``, ``/vsicurl/https://...``, ``scheme://...``) pass through
+    untouched, as strings (a ``Path`` would turn ``https://`` into ``https:/``); glob patterns
+    match local files only.
 
     Returns:
         ``(inputs, unmatched)``: the files in order, without duplicates, and the patterns that
         matched nothing.
     """
-    inputs: list[Path] = []
+    from sar_colorizer.io.raster import is_virtual_path
+
+    inputs: list[Path | str] = []
     unmatched: list[str] = []
-    seen: set[Path] = set()
+    seen: set[Path | str] = set()
     for pattern in patterns:
-        if _GLOB_CHARACTERS.intersection(pattern) and not Path(pattern).exists():
+        matches: list[Path | str]
+        if is_virtual_path(pattern):
+            matches = [pattern]
+        elif _GLOB_CHARACTERS.intersection(pattern) and not Path(pattern).exists():
             matches = [Path(p) for p in sorted(glob.glob(pattern, recursive=True))]
-            matches = [p for p in matches if p.is_file()]
+            matches = [p for p in matches if Path(p).is_file()]
             if not matches:
                 unmatched.append(pattern)
         else:
             matches = [Path(pattern)]
         for path in matches:
-            key = path.resolve()
+            key = path if isinstance(path, str) else path.resolve()
             if key not in seen:
                 seen.add(key)
                 inputs.append(path)
@@ -82,21 +92,22 @@ def expand_inputs(patterns: tuple[str, ...] | list[str]) -> tuple[list[Path], li
 
 
 def _batch_jobs(
-    inputs: list[Path],
+    inputs: list[Path | str],
     output_dir: Path,
     suffix: str,
     ab_dir: Path | None,
     quicklook_dir: Path | None,
 ) -> list[_Job]:
     jobs = []
-    claimed: dict[Path, Path] = {}
+    claimed: dict[Path, Path | str] = {}
     for path in inputs:
-        output = output_dir / f"{path.stem}{suffix}"
+        stem = Path(path).stem
+        output = output_dir / f"{stem}{suffix}"
         job = _Job(
             input=path,
             output=output,
-            ab_output=ab_dir / f"{path.stem}_ab.tif" if ab_dir is not None else None,
-            quicklook=quicklook_dir / f"{path.stem}_quicklook.png" if quicklook_dir else None,
+            ab_output=ab_dir / f"{stem}_ab.tif" if ab_dir is not None else None,
+            quicklook=quicklook_dir / f"{stem}_quicklook.png" if quicklook_dir else None,
         )
         if output.resolve() in claimed:
             job.error = (
@@ -401,7 +412,7 @@ def predict(
     )
     if confidence_output:
         for job in jobs:
-            job.confidence = Path(confidence_output) / f"{job.input.stem}_confidence.tif"
+            job.confidence = Path(confidence_output) / f"{Path(job.input).stem}_confidence.tif"
     failed = len(unmatched)
     for pattern in unmatched:
         logger.error("%s: no such file (no file matches the pattern)", pattern)

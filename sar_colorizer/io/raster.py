@@ -191,9 +191,22 @@ class RasterInfo:
         return bands or list(range(1, self.count + 1))
 
 
-def _is_remote(path: str | os.PathLike[str]) -> bool:
+def is_virtual_path(path: str | os.PathLike[str]) -> bool:
+    """True for a GDAL virtual path (``/vsis3/...``, ``/vsicurl/https://...``) or a URL
+    (``scheme://...``): a name GDAL resolves, not a local file."""
     text = os.fspath(path)
     return text.startswith("/vsi") or "://" in text
+
+
+_is_remote = is_virtual_path
+
+
+def input_path(path: str | os.PathLike[str]) -> Path | str:
+    """A raster input as a ``Path``, or unchanged as a string when it is a GDAL virtual path or
+    URL (:func:`is_virtual_path`): ``Path`` would turn the ``//`` of ``https://`` into ``/``."""
+    if isinstance(path, str) and is_virtual_path(path):
+        return path
+    return Path(path)
 
 
 @contextlib.contextmanager

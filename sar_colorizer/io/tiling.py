@@ -251,6 +251,7 @@ def reflect_pad_window(
     width: int,
     scene_height: int,
     scene_width: int,
+    data_col0: int = 0,
 ) -> np.ndarray:
     """Cut a window from scene data, reflecting the scene about its edges outside it.
 
@@ -263,14 +264,18 @@ def reflect_pad_window(
         height: Window rows.
         width: Window columns.
         scene_height: Rows of the whole scene (to know where its bottom edge is).
-        scene_width: Columns of the whole scene (``data.shape[1]``).
+        scene_width: Columns of the whole scene (``data.shape[1]`` unless ``data_col0`` is
+            given).
+        data_col0: Scene column of ``data[:, 0]``, when ``data`` holds only the columns
+            ``[data_col0, data_col0 + data.shape[1])`` that the window needs.
 
     Returns:
         ``(height, width, ...)`` array; pixels outside the scene mirror those inside
         (``numpy.pad`` ``"reflect"``: the edge pixel itself is not repeated).
 
     Raises:
-        ValueError: When ``data`` lacks scene rows that the window needs (a programming error).
+        ValueError: When ``data`` lacks scene rows or columns that the window needs (a
+            programming error).
     """
     inside = (
         0 <= row0 and row0 + height <= scene_height and 0 <= col0 and col0 + width <= scene_width
@@ -279,18 +284,31 @@ def reflect_pad_window(
         # A plain view, no copy.
         if row0 < data_row0 or row0 + height > data_row0 + data.shape[0]:
             raise ValueError(_missing_rows(row0, row0 + height, data_row0, data.shape[0]))
-        return data[row0 - data_row0 : row0 - data_row0 + height, col0 : col0 + width]
+        if col0 < data_col0 or col0 + width > data_col0 + data.shape[1]:
+            raise ValueError(_missing_columns(col0, col0 + width, data_col0, data.shape[1]))
+        return data[
+            row0 - data_row0 : row0 - data_row0 + height,
+            col0 - data_col0 : col0 - data_col0 + width,
+        ]
     rows = reflect_indices(np.arange(row0, row0 + height), scene_height)
     cols = reflect_indices(np.arange(col0, col0 + width), scene_width)
     if rows.min() < data_row0 or rows.max() >= data_row0 + data.shape[0]:
         raise ValueError(
             _missing_rows(int(rows.min()), int(rows.max()) + 1, data_row0, data.shape[0])
         )
-    return data[(rows - data_row0)[:, None], cols[None, :]]
+    if cols.min() < data_col0 or cols.max() >= data_col0 + data.shape[1]:
+        raise ValueError(
+            _missing_columns(int(cols.min()), int(cols.max()) + 1, data_col0, data.shape[1])
+        )
+    return data[(rows - data_row0)[:, None], (cols - data_col0)[None, :]]
 
 
 def _missing_rows(lo: int, hi: int, data_row0: int, count: int) -> str:
     return f"scene rows [{lo}, {hi}) needed, data holds [{data_row0}, {data_row0 + count})"
+
+
+def _missing_columns(lo: int, hi: int, data_col0: int, count: int) -> str:
+    return f"scene columns [{lo}, {hi}) needed, data holds [{data_col0}, {data_col0 + count})"
 
 
 def reflect_indices(index: np.ndarray, length: int) -> np.ndarray:

@@ -221,3 +221,41 @@ def test_batch_mode_reports_patterns_that_match_nothing(bundle_path, make_geotif
     )
     assert result.exit_code == 1
     assert result.output.strip().splitlines()[-1] == "1 done, 0 skipped, 1 failed"
+
+
+def test_gdal_virtual_paths_and_urls_pass_through_untouched(tmp_path):
+    from sar_colorizer.cli.predict import expand_inputs
+
+    remote = [
+        "/vsicurl/https://example.com/s1/a_VH.tif",
+        "s3://bucket/scenes/b_VH.tif",
+        "/vsis3/bucket/scenes/c*_VH.tif",  # no globbing of remote names
+    ]
+    local = tmp_path / "d_VH.tif"
+    local.write_bytes(b"")
+    inputs, unmatched = expand_inputs([*remote, str(local), remote[0]])
+    assert inputs == [*remote, local] and unmatched == []
+    assert isinstance(inputs[0], str) and isinstance(inputs[-1], Path)
+
+
+def test_predict_reads_a_gdal_virtual_path(bundle_path, sar_db, tmp_path):
+    """A /vsizip/ path to an absolute zip file has a '//' that must survive (as in
+    /vsicurl/https://): the colours equal those of the unzipped file, single and batch mode."""
+    import zipfile
+
+    archive = tmp_path / "scenes.zip"
+    with zipfile.ZipFile(archive, "w") as bundle:
+        bundle.write(sar_db, "scene_VH.tif")
+    virtual = f"/vsizip/{archive}/scene_VH.tif"
+    assert virtual.startswith("/vsizip//")
+    local = _invoke("--model", bundle_path, sar_db, tmp_path / "local.tif", *FAST)
+    assert local.exit_code == 0, local.output
+    result = _invoke("--model", bundle_path, virtual, tmp_path / "zipped.tif", *FAST)
+    assert result.exit_code == 0, result.output
+    np.testing.assert_array_equal(_reopen(tmp_path / "zipped.tif")[0],
+                                  _reopen(tmp_path / "local.tif")[0])
+    batch = _invoke("--model", bundle_path, virtual, "--output-dir", tmp_path / "out",
+                    "--format", "gtiff", *FAST)
+    assert batch.exit_code == 0, batch.output
+    np.testing.assert_array_equal(_reopen(tmp_path / "out" / "scene_VH.tif")[0],
+                                  _reopen(tmp_path / "local.tif")[0])
