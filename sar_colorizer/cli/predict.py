@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import glob
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -124,7 +125,7 @@ def _precheck(
     overwrite: bool,
     driver: str | None = None,
     force: bool = False,
-    inputs: list[Path] | None = None,
+    inputs: Sequence[Path | str] | None = None,
 ) -> None:
     """Fail fast (before loading the model) on a missing input, an output format that cannot
     be written, an existing output, and an output that is one of the run's inputs."""
@@ -141,7 +142,9 @@ def _precheck(
             check_replaceable(path, overwrite, force, inputs or [job.input])
 
 
-def check_replaceable(path: Path, overwrite: bool, force: bool, inputs: list[Path]) -> None:
+def check_replaceable(
+    path: Path, overwrite: bool, force: bool, inputs: Sequence[Path | str]
+) -> None:
     """Refuse to write ``path`` if it is an input of the run (always), if it exists without
     ``overwrite``, or if it is a raster that sarcolor did not write (SAR data, say) without
     ``force`` as well.
@@ -172,7 +175,9 @@ def check_replaceable(path: Path, overwrite: bool, force: bool, inputs: list[Pat
     )
 
 
-def _same_file(a: Path, b: Path) -> bool:
+def _same_file(a: Path, b: Path | str) -> bool:
+    if not isinstance(b, Path):  # a GDAL virtual path or URL is never a local output
+        return False
     try:
         return a.resolve() == b.resolve() or (a.exists() and b.exists() and a.samefile(b))
     except OSError:
