@@ -48,11 +48,11 @@ def test_train_init_default_writes_a_fine_tuned_bundle(tmp_path: Path) -> None:
     tuned = load_bundle(model_out)
     default = load_bundle("default")
     # Fine-tuning keeps the shipped network (a model built from the training flags would differ:
-    # the default TrainConfig has base_filters 16, downsample 2) and changes its weights; the
-    # shipped model has no confidence head, so one is added (on by default).
-    assert metadata["model_config"] == {**default.metadata["model_config"], "confidence_head": True}
-    assert tuned.model.get_config() == {**default.model.get_config(), "confidence_head": True}
-    assert tuned.has_confidence and not default.has_confidence
+    # the default TrainConfig has base_filters 16, downsample 2), its confidence head included,
+    # and changes its weights.
+    assert metadata["model_config"] == default.metadata["model_config"]
+    assert tuned.model.get_config() == default.model.get_config()
+    assert tuned.has_confidence and default.has_confidence
     assert tuned.tile_multiple == default.tile_multiple
     shared = [layer.name for layer in default.model.layers if layer.weights]
     tuned_weights = [w for name in shared for w in tuned.model.get_layer(name).get_weights()]
