@@ -592,27 +592,14 @@ class _ModelRunner:
 
             outputs = guided_upsample(outputs, guide)
         elif outputs.shape[1:3] != (height, width):
-            outputs = _resize_bilinear(outputs, height, width)
+            from sar_colorizer.color.upsampling import resize_bilinear
+
+            outputs = resize_bilinear(outputs, height, width)
         if weights is not None:
             weights_y, weights_x = weights
             outputs *= weights_y[:, :, None, None]
             outputs *= weights_x[:, None, :, None]
         return outputs
-
-
-def _resize_bilinear(images: np.ndarray, height: int, width: int) -> np.ndarray:
-    """``(B, h, w, C)`` float32 -> ``(B, height, width, C)``, bilinear with half-pixel centres
-    and edge clamping: what ``tf.image.resize(..., "bilinear")`` computes (to float32
-    rounding)."""
-    import cv2
-
-    resized = np.empty(images.shape[:1] + (height, width) + images.shape[3:], dtype=np.float32)
-    for image, out in zip(images, resized, strict=True):
-        # OpenCV drops a single channel axis; the reshape puts it back.
-        out[...] = cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR).reshape(
-            out.shape
-        )
-    return resized
 
 
 class _ColourConverter:
