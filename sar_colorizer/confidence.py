@@ -38,10 +38,7 @@ from typing import Any
 import numpy as np
 
 from sar_colorizer.errors import InputError
-
-#: CIELAB units per normalised AB unit (as :data:`sar_colorizer.color.lab.AB_SCALE`, without
-#: importing Keras).
-AB_SCALE = 110.0
+from sar_colorizer.inference import AB_SCALE  # CIELAB units per normalised AB unit
 
 #: Shrink constant for bundles whose training chose none (no validation data): the Wiener gain.
 DEFAULT_SHRINK_K = 1.0
