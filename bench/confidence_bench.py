@@ -6,7 +6,7 @@ head added (:func:`sar_colorizer.training.with_confidence_head`; the head's weig
 change its cost), on the same input, alternating the two so that a slow spell of a shared
 machine hits both:
 
-* the model runner alone (``_ModelRunner``: network, OpenCV upsampling, blending weights) on
+* the model runner alone (``ModelRunner``: network, OpenCV upsampling, blending weights) on
   the same batch of tiles, as ``predict`` calls it;
 * ``colorize_raster`` (what ``sarcolor predict`` runs, in this process) on a strip of the
   T14RNT scene: plain model; head model with the colour muted (the default for such a
@@ -85,14 +85,14 @@ def head_twin(bundle, folder: Path):
 
 def time_runner(bundle, calls: int) -> tuple[float, float]:
     """Wall and CPU seconds per runner call on one batch of tiles of the bundle's size."""
-    from sar_colorizer.inference import _ModelRunner, tiles_per_call
+    from sar_colorizer.inference.runner import ModelRunner, tiles_per_call
 
     tile = bundle.tile_size
     batch = tiles_per_call(64, tile)
     tiles = np.random.default_rng(0).random((batch, tile, tile, bundle.input_channels),
                                             dtype=np.float32)
     weights = (np.ones((batch, tile), np.float32), np.ones((batch, tile), np.float32))
-    runner = _ModelRunner.for_model(bundle.model)
+    runner = ModelRunner.for_model(bundle.model)
     runner(tiles, weights)  # trace
     started, cpu = time.perf_counter(), time.process_time()
     for _ in range(calls):

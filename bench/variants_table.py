@@ -34,9 +34,9 @@ def network_speed(model, tile: int, batch: int, repeats: int) -> float:
     through predict's runner."""
     import numpy as np
 
-    from sar_colorizer.inference import _ModelRunner
+    from sar_colorizer.inference.runner import ModelRunner
 
-    runner = _ModelRunner.for_model(model)
+    runner = ModelRunner.for_model(model)
     x = np.random.default_rng(0).random((batch, tile, tile, 1), dtype=np.float32)
     runner(x)
     start = time.perf_counter()

@@ -155,10 +155,10 @@ def _scene_statistics(
 ) -> Any:
     """Statistics of a (C, H, W) numpy or dask array from predict's decimated sample."""
     from sar_colorizer.api import valid_mask
-    from sar_colorizer.inference import _stats_shape, scene_statistics
+    from sar_colorizer.inference.scene import scene_statistics, stats_shape
 
     height, width = values.shape[1:]
-    out_h, out_w = _stats_shape(height, width)
+    out_h, out_w = stats_shape(height, width)
     if (out_h, out_w) != (height, width):
         values = values[:, decimation_indices(height, out_h), :]
         values = values[:, :, decimation_indices(width, out_w)]
@@ -228,21 +228,17 @@ def colorize_dataarray(
     _require("rioxarray", "xarray")
     from sar_colorizer.api import load_model, valid_mask
     from sar_colorizer.confidence import OutputPlan
-    from sar_colorizer.inference import (
-        Preprocessing,
-        _bundle_l_quantiles,
-        _display_options,
-        colorize_array,
-        tile_settings,
-    )
+    from sar_colorizer.inference import Preprocessing, colorize_array, tile_settings
+    from sar_colorizer.inference.colour import display_options
+    from sar_colorizer.inference.tone import resolve_tone
     from sar_colorizer.io.pixel_size import pixel_size_metres
 
     bundle = load_model(model)
     selected, names = select_bands(sar, bands)
     bundle.check_input(len(names), names)
     OutputPlan.for_bundle(bundle, shrink)  # a bad shrink fails here, before any work
-    display_filter, colour_upsampling = _display_options(display_filter, colour_upsampling)
-    _bundle_l_quantiles(bundle, tone)  # an unknown tone fails here
+    display_filter, colour_upsampling = display_options(display_filter, colour_upsampling)
+    resolve_tone(bundle, tone)  # an unknown tone fails here
     preprocessing = Preprocessing.from_bundle(bundle)
     nodata = _nodata(sar)
     data = selected.data
@@ -321,12 +317,13 @@ def _lazy_rgba(
 ) -> Any:
     import dask.array as da
 
-    from sar_colorizer.inference import _tiling_plan, tiles_per_call
+    from sar_colorizer.inference.runner import tiles_per_call
+    from sar_colorizer.inference.tiles import tiling_plan
     from sar_colorizer.io.pixel_size import resample_factor
 
     height, width = data.shape[1:]
     factor = resample_factor(pixel_size, bundle.pixel_size)
-    net_tile, grid = _tiling_plan(bundle, height, width, tile_size, overlap, factor)
+    net_tile, grid = tiling_plan(bundle, height, width, tile_size, overlap, factor)
     depth = chunk_margin(bundle, grid, settings.display_filter)
     # One chunk holds every band; chunks at least as deep as the margin (dask's overlap
     # takes the margin from the neighbouring chunk only).
@@ -454,8 +451,8 @@ def colorize_window(
     """RGBA ``(4, h, w)`` of scene rows/columns ``core`` from raw values around them.
 
     Every step is ``predict``'s own (:mod:`sar_colorizer.inference`): the preprocessing and
-    display filter (``_relative_and_display``), the tiles' model runs with the guide, output
-    transform and resampling to the training pixel size (``_run_tile_row``), and the colour
+    display filter (``relative_and_display``), the tiles' model runs with the guide, output
+    transform and resampling to the training pixel size (``run_tile_row``), and the colour
     conversion; only the blending is restricted to ``core``.
 
     Args:
@@ -466,7 +463,7 @@ def colorize_window(
         origin: Scene ``(row, col)`` of ``values[:, 0, 0]``.
         core: Scene rows and columns ``(r0, r1, c0, c1)`` to colour.
         grid: The whole scene's :class:`~sar_colorizer.io.tiling.TileGrid` (on the input
-            pixels; :func:`~sar_colorizer.inference._tiling_plan`).
+            pixels; :func:`~sar_colorizer.inference.tiles.tiling_plan`).
         stats: The scene's :class:`~sar_colorizer.inference.SceneStatistics`.
         nodata: Nodata value of ``values`` (NaN and infinities are always invalid).
         per_call: Tiles per model call (predict's, for the same compiled shape).
@@ -475,39 +472,38 @@ def colorize_window(
     """
     from sar_colorizer.api import load_model, valid_mask
     from sar_colorizer.confidence import OutputPlan
-    from sar_colorizer.inference import (
+    from sar_colorizer.inference.colour import ColourConverter
+    from sar_colorizer.inference.runner import ModelRunner
+    from sar_colorizer.inference.scene import (
         Preprocessing,
-        _bundle_l_quantiles,
-        _ColourConverter,
-        _feature,
-        _ModelRunner,
-        _relative_and_display,
-        _run_tile_row,
-        _to_model_input,
-        tone_lut,
+        db_feature,
+        relative_and_display,
+        to_model_input,
     )
+    from sar_colorizer.inference.tiles import run_tile_row
+    from sar_colorizer.inference.tone import resolve_tone, tone_lut
 
     bundle = load_model(model)
     preprocessing = Preprocessing.from_bundle(bundle)
     plan = OutputPlan.for_bundle(bundle, shrink)
-    tone, l_quantiles = _bundle_l_quantiles(bundle, tone)
+    tone, l_quantiles = resolve_tone(bundle, tone)
     valid = valid_mask(values, nodata)
-    relative, display = _relative_and_display(
+    relative, display = relative_and_display(
         values, valid, stats.input_scale, stats.references, preprocessing, display_filter
     )
-    model_input = _to_model_input(relative)
+    model_input = to_model_input(relative)
     del relative
     display = np.nan_to_num(display, nan=0.0)
-    guide = _feature(display) if colour_upsampling == "guided" else None
+    guide = db_feature(display) if colour_upsampling == "guided" else None
     y0, x0 = origin
     r0, r1, c0, c1 = core
     size = grid.tile_size
     rows = [r for r, o in enumerate(grid.row_origins) if o < r1 and o + size > r0]
     cols = [c for c, o in enumerate(grid.col_origins) if o < c1 and o + size > c0]
     blender = _CoreBlender(grid, plan.n_channels, core)
-    runner = _ModelRunner.for_model(bundle.model)
+    runner = ModelRunner.for_model(bundle.model)
     for row in rows:
-        _run_tile_row(
+        run_tile_row(
             runner,
             model_input,
             blender,  # type: ignore[arg-type]  # a StripBlender restricted to core
@@ -524,7 +520,7 @@ def colorize_window(
     local = (slice(r0 - y0, r1 - y0), slice(c0 - x0, c1 - x0))
     core_valid = np.ascontiguousarray(valid[local])
     lut = tone_lut(tone, stats.feature_quantiles, l_quantiles)
-    _, rgb = _ColourConverter.shared(chroma_limit)(
+    _, rgb = ColourConverter.shared(chroma_limit)(
         np.ascontiguousarray(display[local]), ab_norm, core_valid, lut, with_lab=False
     )
     alpha = np.where(core_valid, np.uint8(255), np.uint8(0))

@@ -20,10 +20,12 @@ from sar_colorizer.inference import (
     colorize_array,
     colorize_raster,
     prepare_sar,
-    sar_to_l,
     scene_statistics,
     tiles_per_call,
 )
+from sar_colorizer.inference import scene as inference_scene
+from sar_colorizer.inference.runner import ModelRunner
+from sar_colorizer.inference.tiles import TileStitcher
 from sar_colorizer.io.tiling import TileGrid, reflect_pad_window
 from sar_colorizer.nets.unet import ColorizationUNet
 from sar_colorizer.sar.radiometry import Normalization
@@ -116,42 +118,6 @@ def test_prepare_sar_rejects_mismatched_shapes_and_all_nodata(bundle):
         prepare_sar(np.ones((1, 4, 4), np.float32), np.zeros((4, 4), bool), bundle)
 
 
-def test_sar_tone_is_the_plain_feature():
-    relative = np.array([[1.0, 10**-1.25, 1e-4]], np.float32)
-    valid = np.array([[True, True, False]])
-    lightness = sar_to_l(relative, valid, "sar")
-    np.testing.assert_allclose(lightness, [[100.0, 50.0, 0.0]], atol=1e-4)
-
-
-def test_matched_tone_maps_the_scene_onto_the_target_distribution():
-    rng = np.random.default_rng(0)
-    relative = (10 ** -rng.uniform(0.0, 2.4, (64, 64))).astype(np.float32)  # above the floor
-    valid = np.ones(relative.shape, bool)
-    target = np.linspace(20.0, 80.0, 101)
-    lightness = sar_to_l(relative, valid, "matched", l_quantiles=target)
-    # The scene's L quantiles become the target's, and brighter SAR stays brighter.
-    np.testing.assert_allclose(
-        np.percentile(lightness, [0, 25, 50, 75, 100]), [20, 35, 50, 65, 80], atol=0.5
-    )
-    order = np.argsort(relative.ravel())
-    assert np.all(np.diff(lightness.ravel()[order]) >= -1e-4)
-
-
-def test_matched_tone_handles_tied_quantiles():
-    relative = np.zeros((10, 10), np.float32)  # half the scene at the feature floor
-    relative[5:] = np.linspace(0.1, 1.0, 50).reshape(5, 10)
-    valid = np.ones(relative.shape, bool)
-    lightness = sar_to_l(relative, valid, "matched", l_quantiles=np.linspace(0, 100, 101))
-    # The floor pixels occupy quantiles 0..50 of the scene: they get the mean L of that range.
-    np.testing.assert_allclose(lightness[:5], 25.0, atol=0.6)
-    assert np.all(np.isfinite(lightness)) and lightness[5:].min() > 45
-
-
-def test_unknown_tone_lists_the_valid_ones():
-    with pytest.raises(InputError, match="matched, sar"):
-        sar_to_l(np.ones((2, 2), np.float32), np.ones((2, 2), bool), "pastel")
-
-
 def test_colorize_array_outputs(bundle):
     db = _sigma0_db((48, 80))
     valid = np.isfinite(db)
@@ -200,8 +166,6 @@ def test_tiles_per_call_spreads_the_row_evenly(n_cols, tile, batch_size, expecte
 def test_model_runner_gives_the_network_s_output(downsample):
     """The runner folds batch normalisation and, for a network that predicts AB at reduced
     resolution, upsamples with OpenCV outside TensorFlow: the result must be the model's."""
-    from sar_colorizer.inference import _ModelRunner
-
     keras = pytest.importorskip("keras")
     keras.utils.set_random_seed(5)
     model = ColorizationUNet(depth=2, base_filters=4, downsample=downsample)
@@ -211,7 +175,7 @@ def test_model_runner_gives_the_network_s_output(downsample):
             weight.assign(rng.uniform(0.2, 3.0, weight.shape).astype("float32"))
         elif "gamma" in weight.path or "beta" in weight.path or "moving_mean" in weight.path:
             weight.assign(rng.normal(0.0, 1.0, weight.shape).astype("float32"))
-    runner = _ModelRunner(model)
+    runner = ModelRunner.from_keras(model)
     assert runner.upsample == (downsample > 1)
     multiple = 4 * downsample
     for shape in [(2, 4 * multiple, 4 * multiple, 1), (1, 3 * multiple, 5 * multiple, 1)]:
@@ -364,7 +328,7 @@ def test_refuses_existing_outputs_before_any_work(bundle, db_scene, tmp_path):
 
 def test_failure_midway_leaves_no_partial_output(bundle, db_scene, tmp_path, monkeypatch):
     calls = {"n": 0}
-    original = inference._run_tile_row
+    original = TileStitcher.row
 
     def failing(*args, **kwargs):
         calls["n"] += 1
@@ -372,7 +336,7 @@ def test_failure_midway_leaves_no_partial_output(bundle, db_scene, tmp_path, mon
             raise RuntimeError("disk on fire")
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(inference, "_run_tile_row", failing)
+    monkeypatch.setattr(TileStitcher, "row", failing)
     with pytest.raises(RuntimeError, match="disk on fire"):
         colorize_raster(
             bundle,
@@ -420,8 +384,8 @@ def test_scene_statistics_come_from_a_decimated_read(bundle, db_scene, monkeypat
     small_stats = scene_statistics(small, np.isfinite(small[0]), preprocessing)
     assert small_stats.references[0] == pytest.approx(full_stats.references[0], rel=0.3)
     assert np.median(np.abs(small_stats.feature_quantiles - full_stats.feature_quantiles)) < 0.03
-    monkeypatch.setattr(inference, "STATS_MAX_SIDE", 64)
-    assert inference._stats_shape(150, 170) == (56, 64)
+    monkeypatch.setattr(inference_scene, "STATS_MAX_SIDE", 64)
+    assert inference_scene.stats_shape(150, 170) == (56, 64)
     summary = colorize_raster(
         bundle,
         db_scene,
@@ -431,16 +395,6 @@ def test_scene_statistics_come_from_a_decimated_read(bundle, db_scene, monkeypat
         progress=False,
     )
     assert summary.references[0] == pytest.approx(full_stats.references[0], rel=0.3)
-
-
-def test_tone_table_follows_the_exact_quantile_curve():
-    rng = np.random.default_rng(5)
-    scene = np.sort(rng.uniform(0.2, 0.9, 101))
-    target = np.sort(rng.uniform(5, 95, 101))
-    feature = rng.uniform(0, 1, 10_000).astype(np.float32)
-    relative = (10 ** ((feature * 25 - 25) / 10)).astype(np.float32)
-    lightness = sar_to_l(relative, np.ones(feature.shape, bool), "matched", scene, target)
-    np.testing.assert_allclose(lightness, np.interp(feature, scene, target), atol=0.15)
 
 
 @pytest.fixture(scope="module")
@@ -522,13 +476,13 @@ def test_pixel_size_from_the_crs_resamples_tiles_and_keeps_the_output_grid(
     bundle, db_scene_20m, tmp_path, monkeypatch
 ):
     seen = []
-    original = inference._ModelRunner.__call__
+    original = ModelRunner.__call__
 
     def spy(self, batch, *args, **kwargs):
         seen.append(batch.shape[1])
         return original(self, batch, *args, **kwargs)
 
-    monkeypatch.setattr(inference._ModelRunner, "__call__", spy)
+    monkeypatch.setattr(ModelRunner, "__call__", spy)
     out = tmp_path / "out.tif"
     summary = colorize_raster(
         bundle, db_scene_20m, out, tile_size=TILE, overlap=OVERLAP, progress=False

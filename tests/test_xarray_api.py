@@ -203,12 +203,13 @@ def _predicted(path: Path, out: Path, **options) -> np.ndarray:
 def test_dask_equals_predict_at_20_m_pixels(tmp_path):
     """20 m input: predict resamples 128-px tiles of the input to the network's 256 px of
     10 m; the chunked path runs the same grid (chunks of 150 x 110 cut through its tiles)."""
-    from sar_colorizer.inference import _tiling_plan, tile_settings
+    from sar_colorizer.inference import tile_settings
+    from sar_colorizer.inference.tiles import tiling_plan
 
     path = _write_scene(tmp_path / "s20_VH.tif", _scene_db(330, 290, seed=5), pixel=20.0)
     predicted = _predicted(path, tmp_path / "predicted.tif")
     bundle = sc.load_model()
-    net_tile, grid = _tiling_plan(bundle, 330, 290, *tile_settings(bundle), factor=2.0)
+    net_tile, grid = tiling_plan(bundle, 330, 290, *tile_settings(bundle), factor=2.0)
     assert grid.tile_size * 2 == net_tile and grid.n_rows > 2  # the resampled path runs
     sar = rioxarray.open_rasterio(path, chunks={"y": 150, "x": 110})
     colour = sc.colorize_dataarray(sar).compute(scheduler="threads").values
@@ -254,11 +255,11 @@ def test_a_window_with_the_chunk_margin_equals_predict(scene):
     coloured from exactly that window equals predict's pixels there."""
     from sar_colorizer.inference import (
         Preprocessing,
-        _tiling_plan,
         scene_statistics,
         tile_settings,
         tiles_per_call,
     )
+    from sar_colorizer.inference.tiles import tiling_plan
     from sar_colorizer.sar.display import display_halo
     from sar_colorizer.xarray_api import chunk_margin, colorize_window
 
@@ -266,7 +267,7 @@ def test_a_window_with_the_chunk_margin_equals_predict(scene):
     bundle = sc.load_model()
     values = rioxarray.open_rasterio(path).values
     valid = values[0] != -9999.0
-    net_tile, grid = _tiling_plan(bundle, 700, 610, *tile_settings(bundle), factor=1.0)
+    net_tile, grid = tiling_plan(bundle, 700, 610, *tile_settings(bundle), factor=1.0)
     margin = chunk_margin(bundle, grid, "median_guided")
     speckle_halo = Preprocessing.from_bundle(bundle).halo
     assert margin == grid.tile_size + max(speckle_halo, display_halo("median_guided"))

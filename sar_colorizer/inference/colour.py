@@ -1,0 +1,266 @@
+"""The per-pixel end of the chain: display intensity + normalised AB -> LAB and sRGB uint8.
+
+::
+
+    relative --relative_to_feature--> dB feature in [0, 1] --tone table--> L in [0, 100]
+    ab_norm x AB_SCALE --chroma limit (color.gamut)--> a*b* shown
+    L + a*b* --lab_to_rgb--> sRGB, x 255, rounded to uint8; 0 outside the valid mask
+
+These ~60 element-wise steps run as two XLA-compiled TensorFlow functions
+(:class:`ColourConverter`), which fuse them into two passes over the pixels; they are defined by
+the numpy / Keras functions they compile (:func:`~sar_colorizer.sar.radiometry.relative_to_feature`,
+:func:`~sar_colorizer.inference.tone.tone_lut`,
+:func:`~sar_colorizer.color.gamut.limit_chroma_numpy`,
+:func:`~sar_colorizer.color.lab.lab_to_rgb`), and tests/inference checks them against those.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from sar_colorizer.errors import InputError
+from sar_colorizer.inference.tone import TONE_LUT_SIZE
+
+if TYPE_CHECKING:
+    from tensorflow import Tensor
+
+    TensorPair = tuple[Tensor, Tensor]
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "AB_SCALE",
+    "DISPLAY_FILTER",
+    "ColourConverter",
+    "XlaFallback",
+    "display_options",
+    "xla_errors",
+]
+
+#: AB scale of :mod:`sar_colorizer.color.lab` (kept here so that importing this module does not
+#: import Keras; a test checks both agree).
+AB_SCALE = 110.0
+
+#: Display filter for L by default (:data:`sar_colorizer.sar.display.DEFAULT_DISPLAY_FILTER`,
+#: repeated so that importing this module does not import OpenCV; a test checks both agree).
+DISPLAY_FILTER = "median_guided"
+
+#: Pixels per call of the compiled colour conversion (fixed, so it compiles once).
+_COLOUR_CHUNK = 1 << 18
+
+_CONVERTERS: dict[bool, ColourConverter] = {}
+
+def display_options(display_filter: str, colour_upsampling: str) -> tuple[str, str]:
+    """Checked names of the display filter and the colour upsampling.
+
+    Raises:
+        InputError: An unknown name (the message lists the valid ones).
+    """
+    from sar_colorizer.color.upsampling import UPSAMPLINGS
+    from sar_colorizer.sar.display import check_display_filter
+
+    if colour_upsampling not in UPSAMPLINGS:
+        raise InputError(
+            f"unknown colour upsampling {colour_upsampling!r}; choose one of "
+            f"{', '.join(UPSAMPLINGS)}"
+        )
+    return check_display_filter(display_filter), colour_upsampling
+
+
+def xla_errors() -> tuple[type[Exception], ...]:
+    """What TensorFlow raises where a ``jit_compile=True`` function cannot be compiled here.
+
+    ``InvalidArgumentError``: an operation without an XLA kernel on this device ("Detected
+    unsupported operations when trying to compile graph ... on XLA_CPU_JIT"), the documented
+    failure of ``jit_compile``'s must-compile semantics. ``NotFoundError``: no XLA launch kernel
+    or platform registered in this TensorFlow build. ``UnimplementedError``: a backend without
+    an implementation of an operation. ``InternalError``: XLA's GPU backend without its CUDA
+    toolkit parts ("libdevice not found").
+    """
+    from sar_colorizer._tf import import_tensorflow
+
+    errors = import_tensorflow().errors
+    return (
+        errors.InvalidArgumentError,
+        errors.NotFoundError,
+        errors.UnimplementedError,
+        errors.InternalError,
+    )
+
+
+class XlaFallback:
+    """Calls ``compiled``; where XLA cannot compile it here (:func:`xla_errors`), warns once
+    and calls ``plain`` (the same graph without XLA) from then on.
+
+    Any other error, or an error of ``plain``, propagates.
+    """
+
+    def __init__(self, compiled: Callable[..., TensorPair], plain: Callable[..., TensorPair]):
+        self._compiled: Callable[..., TensorPair] | None = compiled
+        self._plain = plain
+        self._errors = xla_errors()
+
+    @property
+    def compiled(self) -> bool:
+        """False once the plain graph has replaced the compiled one."""
+        return self._compiled is not None
+
+    def __call__(self, *arrays: np.ndarray) -> TensorPair:
+        if self._compiled is not None:
+            try:
+                return self._compiled(*arrays)
+            except self._errors as error:
+                logger.warning(
+                    "XLA cannot compile the colour conversion on this platform; using plain "
+                    "TensorFlow, which is slower (%s: %s)",
+                    type(error).__name__,
+                    str(error).splitlines()[0] if str(error) else "",
+                )
+                self._compiled = None
+        return self._plain(*arrays)
+
+
+class ColourConverter:
+    """Filtered relative intensity + normalised AB -> LAB and sRGB uint8, per pixel.
+
+    ``feature = relative_to_feature(relative)``, ``L = tone table(feature)`` (linear
+    interpolation between the table's samples), ``AB = ab_norm * AB_SCALE``, with
+    ``chroma_limit`` its chroma capped to the sRGB gamut at its L and hue
+    (:func:`~sar_colorizer.color.gamut.limit_chroma`), then
+    :func:`~sar_colorizer.color.lab.lab_to_rgb`; 0 outside ``valid``. Runs as two XLA-compiled
+    ``tf.function``s (L and a*b*, then sRGB) on fixed chunks of :data:`_COLOUR_CHUNK` pixels
+    (one compilation whatever the image size; XLA fuses the element-wise operations, several
+    times faster than running them one by one). Falls back to the uncompiled graph where XLA
+    is unavailable (:class:`XlaFallback`).
+    """
+
+    def __init__(self, chroma_limit: bool = True) -> None:
+        from sar_colorizer._tf import import_tensorflow
+        from sar_colorizer.color.gamut import limit_chroma, max_chroma_table
+        from sar_colorizer.color.lab import lab_to_rgb
+        from sar_colorizer.sar.radiometry import FEATURE_DB_MIN
+
+        tf = import_tensorflow()
+        gamut = tf.constant(max_chroma_table().reshape(-1))
+        ln10 = float(np.log(10.0))
+        steps = float(TONE_LUT_SIZE - 1)
+
+        def lightness_and_chroma(relative: Tensor, ab_norm: Tensor, lut: Tensor) -> TensorPair:
+            db = 10.0 / ln10 * tf.math.log(tf.maximum(relative, 1e-10))
+            feature = tf.clip_by_value((db - FEATURE_DB_MIN) / -FEATURE_DB_MIN, 0.0, 1.0)
+            position = feature * steps
+            index = tf.minimum(tf.cast(position, tf.int32), TONE_LUT_SIZE - 2)
+            fraction = position - tf.cast(index, tf.float32)
+            lightness = (
+                tf.gather(lut, index) * (1.0 - fraction) + tf.gather(lut, index + 1) * fraction
+            )
+            ab = ab_norm * AB_SCALE
+            if chroma_limit:  # keep hue, reduce chroma to what sRGB shows at this L
+                ab = limit_chroma(lightness, ab, gamut)
+            return lightness, ab
+
+        def to_rgb(lightness: Tensor, shown: Tensor, ab_norm: Tensor, valid: Tensor) -> TensorPair:
+            # lab: the predicted colour (as before any gamut handling, like the clipping this
+            # limit replaces); rgb: the colour shown.
+            lab = tf.concat([lightness[:, None], ab_norm * AB_SCALE], axis=-1)
+            rgb = lab_to_rgb(tf.concat([lightness[:, None], shown], axis=-1))
+            rgb = tf.cast(rgb * 255.0 + 0.5, tf.uint8)
+            mask = valid[:, None]
+            return tf.where(mask, lab, 0.0), tf.where(mask, rgb, tf.zeros_like(rgb))
+
+        def convert(relative: Tensor, ab_norm: Tensor, valid: Tensor, lut: Tensor) -> TensorPair:
+            lightness, shown = lightness_and_chroma(relative, ab_norm, lut)
+            return to_rgb(lightness, shown, ab_norm, valid)
+
+        signature = [
+            tf.TensorSpec([_COLOUR_CHUNK], tf.float32),
+            tf.TensorSpec([_COLOUR_CHUNK, 2], tf.float32),
+            tf.TensorSpec([_COLOUR_CHUNK], tf.bool),
+            tf.TensorSpec([TONE_LUT_SIZE], tf.float32),
+        ]
+        # Two compiled functions: inside one, XLA would recompute the tone lookup and the
+        # chroma cap (table reads) for every colour channel that uses them; materialising L
+        # and a*b* between the two keeps the chroma limit's cost small.
+        first = tf.function(
+            lightness_and_chroma,
+            input_signature=[signature[0], signature[1], signature[3]],
+            jit_compile=True,
+            autograph=False,
+        )
+        second = tf.function(
+            to_rgb,
+            input_signature=[signature[0], signature[1], signature[1], signature[2]],
+            jit_compile=True,
+            autograph=False,
+        )
+
+        def compiled(relative: Tensor, ab_norm: Tensor, valid: Tensor, lut: Tensor) -> TensorPair:
+            lightness, shown = first(relative, ab_norm, lut)
+            return second(lightness, shown, ab_norm, valid)
+
+        plain = tf.function(convert, input_signature=signature, autograph=False)
+        self._convert = XlaFallback(compiled, plain)
+        self._lock = threading.Lock()
+
+    @classmethod
+    def shared(cls, chroma_limit: bool = True) -> ColourConverter:
+        """The process-wide converter (compiled once per ``chroma_limit``)."""
+        if chroma_limit not in _CONVERTERS:
+            _CONVERTERS[chroma_limit] = cls(chroma_limit)
+        return _CONVERTERS[chroma_limit]
+
+    def __call__(
+        self,
+        relative: np.ndarray,
+        ab_norm: np.ndarray,
+        valid: np.ndarray,
+        lut: np.ndarray,
+        with_lab: bool = True,
+    ) -> tuple[np.ndarray | None, np.ndarray]:
+        """Convert ``(H, W)`` relative intensity, ``(H, W, 2)`` normalised AB, ``(H, W)`` mask.
+
+        Args:
+            relative: Relative intensity that L is made from (display-filtered; 0 at nodata).
+            ab_norm: The network's a*, b* divided by :data:`AB_SCALE`.
+            valid: True where the output has colour; LAB and RGB are 0 elsewhere.
+            lut: The scene's tone table (:func:`~sar_colorizer.inference.tone.tone_lut`).
+            with_lab: Also return LAB (else None in its place).
+
+        Returns:
+            ``(lab float32 (H, W, 3) or None, rgb uint8 (H, W, 3))``: L with the predicted a*b*
+            (before the chroma limit, as it was before the channel clipping it replaces), and
+            the sRGB shown.
+        """
+        shape = relative.shape
+        n = relative.size
+        flat = [
+            np.ascontiguousarray(relative, np.float32).reshape(-1),
+            np.ascontiguousarray(ab_norm, np.float32).reshape(-1, 2),
+            np.ascontiguousarray(valid, bool).reshape(-1),
+        ]
+        lut = np.ascontiguousarray(lut, np.float32)
+        rgb = np.empty((n, 3), dtype=np.uint8)
+        lab = np.empty((n, 3), dtype=np.float32) if with_lab else None
+        chunk = _COLOUR_CHUNK
+        with self._lock:
+            for start in range(0, n, chunk):
+                stop = min(n, start + chunk)
+                pieces = [array[start:stop] for array in flat]
+                if stop - start < chunk:
+                    pad = chunk - (stop - start)
+                    pieces = [
+                        np.concatenate([p, np.zeros((pad,) + p.shape[1:], p.dtype)]) for p in pieces
+                    ]
+                lab_chunk, rgb_chunk = self._convert(*pieces, lut)
+                rgb[start:stop] = rgb_chunk.numpy()[: stop - start]
+                if lab is not None:
+                    lab[start:stop] = lab_chunk.numpy()[: stop - start]
+        return (
+            lab.reshape(shape + (3,)) if lab is not None else None,
+            rgb.reshape(shape + (3,)),
+        )

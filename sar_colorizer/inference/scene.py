@@ -1,0 +1,296 @@
+"""Scene statistics and preprocessing: raw SAR values -> the network's input and L's source.
+
+::
+
+    raw values (C, H, W)  --to_linear_power(scale)-->  linear power (NaN at nodata)
+      --Normalization.apply(scene reference)-->        relative intensity in [0, 1]
+      --apply_speckle_filter(bundle's filter)-->        filtered relative intensity: network input
+    relative (first band) --apply_display_filter (sar.display)--> display relative intensity,
+      which L is made from (the "network" display filter uses the network's input band)
+
+The speckle filter runs on the *normalised* (clipped) intensity, as in training: the training
+chips store the clipped relative intensity and the data pipeline filters it in-graph. The
+filters in :mod:`sar_colorizer.sar.speckle` are scale-equivariant, so this only differs from
+filtering linear power where intensities exceed the reference (the brightest 1 %).
+
+Scene statistics (the normalisation reference, i.e. the 99th percentile of linear power per
+band, and the 101 quantiles of the SAR feature used by the "matched" tone curve) describe the
+whole image. For a raster on disk they come from one decimated read of the whole raster
+(:data:`STATS_MAX_SIDE` pixels on the long side, GDAL nearest-neighbour overview/decimation,
+:func:`stats_shape`), filtered with the same speckle filter; for rasters no larger than that this
+is the full image, so the in-memory and streaming paths then give the same colours. Percentiles
+of a decimated image estimate those of the full one without bias; only the feature quantiles of
+a filtered decimated image are slightly wider (the filter averages pixels that lie further
+apart).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from sar_colorizer.errors import InputError
+from sar_colorizer.inference.tone import N_QUANTILES
+
+if TYPE_CHECKING:
+    from sar_colorizer.bundle import Bundle
+    from sar_colorizer.sar.radiometry import Normalization
+    from sar_colorizer.sar.speckle import SpeckleFilter
+
+__all__ = [
+    "STATS_MAX_SIDE",
+    "Preprocessing",
+    "SceneStatistics",
+    "check_values",
+    "db_feature",
+    "prepare_sar",
+    "relative_and_display",
+    "resolve_scale",
+    "scene_statistics",
+    "stats_shape",
+    "to_model_input",
+]
+
+#: Long side (pixels) of the decimated read that scene statistics come from.
+STATS_MAX_SIDE = 2048
+
+_QUANTILE_LEVELS = np.linspace(0.0, 1.0, N_QUANTILES)
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """What a model expects of its input, from the bundle: normalisation and speckle filter.
+
+    Attributes:
+        normalization: How linear power becomes relative intensity.
+        speckle_filter: The filter the network's input was trained with.
+    """
+
+    normalization: Normalization
+    speckle_filter: SpeckleFilter
+
+    @classmethod
+    def from_bundle(cls, bundle: Bundle) -> Preprocessing:
+        """The preprocessing stored in a :class:`~sar_colorizer.bundle.Bundle`'s metadata."""
+        return cls(normalization=bundle.normalization, speckle_filter=bundle.speckle_filter)
+
+    @property
+    def halo(self) -> int:
+        """Extra rows a strip needs on each side so that filtering it matches the whole image."""
+        if self.speckle_filter.name == "none":
+            return 0
+        return int(self.speckle_filter.window) // 2 + 1
+
+
+def _as_preprocessing(source: Preprocessing | Bundle) -> Preprocessing:
+    if isinstance(source, Preprocessing):
+        return source
+    return Preprocessing.from_bundle(source)
+
+
+@dataclass(frozen=True)
+class SceneStatistics:
+    """Whole-image numbers that every tile of a scene is processed with.
+
+    Attributes:
+        input_scale: Resolved radiometric scale of the raw values ("linear", "db", ...).
+        references: Per band, the linear power mapped to relative intensity 1 (the 99th
+            percentile of valid pixels for the "percentile" normalisation).
+        feature_quantiles: ``(101,)`` quantiles 0..100 % of the SAR feature
+            (:func:`~sar_colorizer.sar.radiometry.relative_to_feature` of the filtered relative
+            intensity of the first band) over valid pixels; the "matched" tone curve's input.
+        valid_fraction: Fraction of valid pixels in the image the statistics come from.
+    """
+
+    input_scale: str
+    references: tuple[float, ...]
+    feature_quantiles: np.ndarray
+    valid_fraction: float = 1.0
+
+
+def stats_shape(height: int, width: int) -> tuple[int, int]:
+    """Size of the decimated statistics read: at most :data:`STATS_MAX_SIDE` on the long side."""
+    factor = max(1.0, max(height, width) / STATS_MAX_SIDE)
+    return max(1, round(height / factor)), max(1, round(width / factor))
+
+
+def resolve_scale(values: np.ndarray, valid: np.ndarray, input_scale: str) -> str:
+    """The radiometric scale of ``values``: ``input_scale``, or the detected one for "auto".
+
+    Raises:
+        InputError: An unknown scale name.
+    """
+    from sar_colorizer.sar.radiometry import INPUT_SCALES, detect_input_scale
+
+    if input_scale == "auto":
+        return str(detect_input_scale(values, valid))
+    if input_scale not in INPUT_SCALES:
+        raise InputError(
+            f"unknown input scale {input_scale!r}; choose one of auto, {', '.join(INPUT_SCALES)}"
+        )
+    return input_scale
+
+
+def relative_and_display(
+    values: np.ndarray,
+    valid: np.ndarray,
+    scale: str,
+    references: Sequence[float],
+    preprocessing: Preprocessing,
+    display_filter: str,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Raw (C, H, W) values -> (speckle-filtered relative intensity (C, H, W) for the network,
+    relative intensity (H, W) of the first band filtered with ``display_filter`` for L), both
+    NaN at nodata (:mod:`sar_colorizer.sar.display`; "network": the network's input band)."""
+    from sar_colorizer.sar.radiometry import to_linear_power
+    from sar_colorizer.sar.speckle import apply_speckle_filter
+
+    linear = np.asarray(to_linear_power(values, scale, valid), dtype=np.float32)
+    relative = np.empty_like(linear)
+    for band, reference in enumerate(references):
+        relative[band] = preprocessing.normalization.apply(linear[band], float(reference))
+    del linear
+    display = None
+    if display_filter != "network":
+        from sar_colorizer.sar.display import apply_display_filter
+
+        display = apply_display_filter(relative[0], valid, display_filter)
+    if preprocessing.speckle_filter.name != "none":
+        relative = np.asarray(
+            apply_speckle_filter(relative, preprocessing.speckle_filter), dtype=np.float32
+        )
+    # (Already NaN there through to_linear_power's mask; boolean indexing would cost 5x more.)
+    np.copyto(relative, np.float32(np.nan), where=~valid)
+    return relative, relative[0] if display is None else display
+
+
+def check_values(values: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``values`` as ``(C, H, W)`` (a 2-D image gets one band) and ``valid`` as a bool mask.
+
+    Raises:
+        InputError: The shapes are not an image and its mask.
+    """
+    values = np.asarray(values)
+    if values.ndim == 2:
+        values = values[None]
+    if values.ndim != 3:
+        raise InputError(f"SAR values must be (bands, height, width); got shape {values.shape}")
+    valid = np.asarray(valid, dtype=bool)
+    if valid.shape != values.shape[1:]:
+        raise InputError(f"valid mask {valid.shape} does not match the image {values.shape[1:]}")
+    return values, valid
+
+
+def to_model_input(relative: np.ndarray) -> np.ndarray:
+    """(C, H, W) with NaN nodata -> (H, W, C) contiguous float32 with 0 at nodata."""
+    return np.ascontiguousarray(np.nan_to_num(relative, nan=0.0).transpose(1, 2, 0))
+
+
+def db_feature(relative: np.ndarray) -> np.ndarray:
+    """float32 SAR dB feature in [0, 1]
+    (:func:`~sar_colorizer.sar.radiometry.relative_to_feature`) of relative intensity."""
+    from sar_colorizer.sar.radiometry import relative_to_feature
+
+    return np.asarray(relative_to_feature(relative), dtype=np.float32)
+
+
+def scene_statistics(
+    values: np.ndarray,
+    valid: np.ndarray,
+    preprocessing: Preprocessing | Bundle,
+    input_scale: str = "auto",
+    display_filter: str = "network",
+) -> SceneStatistics:
+    """Normalisation references and SAR feature quantiles of a whole image.
+
+    Args:
+        values: ``(C, H, W)`` raw SAR values (the whole image, or a decimated read of it).
+        valid: ``(H, W)`` True where the data are valid.
+        preprocessing: A :class:`Preprocessing` or a bundle.
+        input_scale: "auto" (detected with
+            :func:`~sar_colorizer.sar.radiometry.detect_input_scale`) or a scale name.
+        display_filter: The filter L is made with (:mod:`sar_colorizer.sar.display`); the
+            feature quantiles describe its output. "network": the bundle's speckle filter.
+
+    Returns:
+        The :class:`SceneStatistics`.
+
+    Raises:
+        InputError: No valid pixel, no positive intensity, or an unknown scale.
+    """
+    from sar_colorizer.sar.radiometry import relative_to_feature, to_linear_power
+
+    values, valid = check_values(values, valid)
+    preprocessing = _as_preprocessing(preprocessing)
+    if not valid.any():
+        raise InputError("the image has no valid pixels (all nodata)")
+    scale = resolve_scale(values, valid, input_scale)
+    linear = np.asarray(to_linear_power(values, scale, valid), dtype=np.float32)
+    references = []
+    for band in range(linear.shape[0]):
+        reference = float(preprocessing.normalization.reference(linear[band]))
+        if not math.isfinite(reference) or reference <= 0:
+            raise InputError(
+                f"band {band + 1} has no positive intensity to normalise by (reference "
+                f"{reference}); check --input-scale and the nodata value"
+            )
+        references.append(reference)
+    _, display = relative_and_display(
+        values, valid, scale, references, preprocessing, display_filter
+    )
+    feature = np.asarray(relative_to_feature(display[valid]), dtype=np.float64)
+    feature = feature[np.isfinite(feature)]
+    quantiles = np.quantile(feature, _QUANTILE_LEVELS) if feature.size else _QUANTILE_LEVELS
+    return SceneStatistics(
+        input_scale=scale,
+        references=tuple(references),
+        feature_quantiles=np.asarray(quantiles, dtype=np.float64),
+        valid_fraction=float(valid.mean()),
+    )
+
+
+def prepare_sar(
+    values: np.ndarray,
+    valid: np.ndarray,
+    preprocessing: Preprocessing | Bundle,
+    input_scale: str = "auto",
+    reference: float | Sequence[float] | None = None,
+) -> np.ndarray:
+    """Raw SAR values -> the model's input: speckle-filtered relative intensity.
+
+    Args:
+        values: ``(C, H, W)`` raw values in ``input_scale`` (bands in model order).
+        valid: ``(H, W)`` True where the data are valid.
+        preprocessing: The bundle (its normalisation and speckle filter are used) or a
+            :class:`Preprocessing`.
+        input_scale: "auto" or one of :data:`sar_colorizer.sar.radiometry.INPUT_SCALES`.
+        reference: Linear power that maps to relative intensity 1, one for all bands or one
+            per band; None computes it from this image (the 99th percentile of valid pixels).
+            Pass the scene's reference when ``values`` is only a part of a scene.
+
+    Returns:
+        ``(H, W, C)`` float32 in [0, 1], 0 at invalid pixels.
+
+    Raises:
+        InputError: Shapes do not match, no valid pixel, or an unknown scale.
+    """
+    values, valid = check_values(values, valid)
+    preprocessing = _as_preprocessing(preprocessing)
+    if reference is None:
+        stats = scene_statistics(values, valid, preprocessing, input_scale)
+        scale, references = stats.input_scale, stats.references
+    else:
+        scale = resolve_scale(values, valid, input_scale)
+        references = (
+            tuple(float(r) for r in reference)
+            if isinstance(reference, Sequence | np.ndarray)
+            else (float(reference),) * values.shape[0]
+        )
+        if len(references) != values.shape[0]:
+            raise InputError(f"{len(references)} references given for {values.shape[0]} bands")
+    relative, _ = relative_and_display(values, valid, scale, references, preprocessing, "network")
+    return to_model_input(relative)
