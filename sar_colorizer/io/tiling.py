@@ -14,14 +14,15 @@ on the outer side of the grid are not tapered, so every scene pixel has a total 
 
 Everything here is pure numpy and works row of tiles by row of tiles
 (:class:`StripBlender`), so a caller never needs more than one strip of ``tile_size`` rows
-times the scene width in memory.
+times the scene width in memory. The driver that runs a network over the tiles is
+:mod:`sar_colorizer.inference.tiles`.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,7 +40,6 @@ __all__ = [
     "reflect_indices",
     "reflect_pad_window",
     "round_tile_size",
-    "stitch",
 ]
 
 
@@ -228,19 +228,6 @@ class TileGrid:
         start, stop = max(0, start), min(self.height, stop)
         return start, max(start, stop)
 
-    def weights(self, row: int, col: int) -> np.ndarray:
-        """Blending weights ``(tile_size, tile_size)`` of one tile.
-
-        Raised-cosine ramps on the sides that have a neighbour; flat on the grid's outer sides.
-        """
-        wy = _window_1d(self.tile_size, self.overlap, row > 0, row < self.n_rows - 1)
-        wx = _window_1d(self.tile_size, self.overlap, col > 0, col < self.n_cols - 1)
-        return wy[:, None] * wx[None, :]
-
-    def row_weights(self, row: int) -> np.ndarray:
-        """Weights of all tiles of one row, ``(n_cols, tile_size, tile_size)``."""
-        return np.stack([self.weights(row, col) for col in range(self.n_cols)])
-
 
 def reflect_pad_window(
     data: np.ndarray,
@@ -335,8 +322,9 @@ class StripBlender:
     Example:
         >>> blender = StripBlender(grid, channels=2)
         >>> for row in range(grid.n_rows):
-        ...     start, stop, block = blender.add_row(row, outputs)  # outputs (n_cols, T, T, 2)
-        ...     writer.write(block, rows=(start, stop))              # block (stop - start, W, 2)
+        ...     blender.add_tiles(row, 0, outputs)  # outputs (n_cols, T, T, 2), left to right
+        ...     start, stop, block = blender.finish_row(row)  # block (stop - start, W, 2)
+        ...     writer.write(block, rows=(start, stop))
     """
 
     def __init__(self, grid: TileGrid, channels: int) -> None:
@@ -346,7 +334,6 @@ class StripBlender:
         self._values = np.zeros((grid.tile_size, col_hi - col_lo, channels), dtype=np.float32)
         self._row = 0
         self._cols_added = 0
-        self._weights: dict[tuple[int, int], np.ndarray] = {}
 
     def axis_weights(self, row: int, cols: range | Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
         """Separable weights of tiles ``(row, col)``: ``(len(cols), T)`` along y and along x.
@@ -434,77 +421,3 @@ class StripBlender:
         self._row += 1
         self._cols_added = 0
         return start, stop, block
-
-    def add_row(
-        self, row: int, outputs: np.ndarray, weighted: bool = False
-    ) -> tuple[int, int, np.ndarray]:
-        """:meth:`add_tiles` for a whole row of tiles, then :meth:`finish_row`.
-
-        Args:
-            row: Index of the row of tiles; rows must come in order 0, 1, 2, ...
-            outputs: ``(n_cols, tile_size, tile_size, channels)`` tile outputs, left to right.
-            weighted: See :meth:`add_tiles`.
-
-        Returns:
-            See :meth:`finish_row`.
-
-        Raises:
-            ValueError: When rows come out of order or ``outputs`` has the wrong shape.
-        """
-        if len(outputs) != self.grid.n_cols:
-            raise ValueError(f"row {row} needs {self.grid.n_cols} tile outputs, got {len(outputs)}")
-        self.add_tiles(row, 0, outputs, weighted)
-        return self.finish_row(row)
-
-
-def iter_batches(items: list[np.ndarray], batch_size: int) -> Iterator[np.ndarray]:
-    """Stack ``items`` into batches of ``batch_size``, padding the last one by repetition.
-
-    A fixed batch shape lets a compiled model function run without retracing; the caller
-    drops the padded outputs (``len(items)`` tells how many are real).
-    """
-    for start in range(0, len(items), batch_size):
-        chunk = items[start : start + batch_size]
-        if len(chunk) < batch_size:
-            chunk = chunk + [chunk[-1]] * (batch_size - len(chunk))
-        yield np.stack(chunk)
-
-
-def stitch(
-    image: np.ndarray,
-    predict: Callable[[np.ndarray], np.ndarray],
-    tile_size: int,
-    overlap: int,
-    out_channels: int,
-    batch_size: int = 4,
-) -> np.ndarray:
-    """Run ``predict`` tile by tile over an in-memory image and blend the outputs.
-
-    The in-memory counterpart of the streaming loop in :mod:`sar_colorizer.inference`;
-    both use :class:`TileGrid` and :class:`StripBlender`.
-
-    Args:
-        image: ``(H, W, C)`` input.
-        predict: Maps a batch ``(B, T, T, C)`` to ``(B, T, T, out_channels)``.
-        tile_size: Tile side ``T``.
-        overlap: Overlap between neighbouring tiles.
-        out_channels: Channels of ``predict``'s output.
-        batch_size: Tiles per call of ``predict`` (the last batch is padded to this size).
-
-    Returns:
-        ``(H, W, out_channels)`` float32.
-    """
-    height, width = image.shape[:2]
-    grid = TileGrid.for_shape(height, width, tile_size, overlap)
-    blender = StripBlender(grid, out_channels)
-    out = np.empty((height, width, out_channels), dtype=np.float32)
-    for row in range(grid.n_rows):
-        r0 = grid.row_origins[row]
-        tiles = [
-            reflect_pad_window(image, 0, r0, c0, tile_size, tile_size, height, width)
-            for c0 in grid.col_origins
-        ]
-        outputs = np.concatenate([predict(batch) for batch in iter_batches(tiles, batch_size)])
-        start, stop, block = blender.add_row(row, np.asarray(outputs[: len(tiles)], np.float32))
-        out[start:stop] = block
-    return out

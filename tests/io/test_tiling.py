@@ -1,8 +1,8 @@
-"""Tile grid, raised-cosine blending and stitching (pure numpy)."""
+"""Tile grid, raised-cosine blending and the strip blender (pure numpy); stitching a network's
+tiles is tested on the production driver in tests/inference/test_tiling_driver.py."""
 
 import numpy as np
 import pytest
-from scipy import ndimage
 
 from sar_colorizer.errors import InputError
 from sar_colorizer.io.tiling import (
@@ -14,7 +14,6 @@ from sar_colorizer.io.tiling import (
     fit_tile_size,
     reflect_pad_window,
     round_tile_size,
-    stitch,
 )
 
 
@@ -70,11 +69,13 @@ def test_axis_origins_cover_the_scene_with_a_margin(length, tile, overlap):
 
 def test_grid_weights_sum_to_one_over_the_scene():
     grid = TileGrid.for_shape(300, 410, 64, 16)
-    total = np.zeros((grid.height + 2 * grid.tile_size, grid.width + 2 * grid.tile_size))
+    blender = StripBlender(grid, channels=1)
     pad = grid.tile_size
+    total = np.zeros((grid.height + 2 * pad, grid.width + 2 * pad))
     for i, r0 in enumerate(grid.row_origins):
+        wy, wx = blender.axis_weights(i, range(grid.n_cols))
         for j, c0 in enumerate(grid.col_origins):
-            total[pad + r0 : pad + r0 + 64, pad + c0 : pad + c0 + 64] += grid.weights(i, j)
+            total[pad + r0 : pad + r0 + 64, pad + c0 : pad + c0 + 64] += wy[j][:, None] * wx[j]
     np.testing.assert_allclose(total[pad : pad + 300, pad : pad + 410], 1.0, atol=1e-6)
 
 
@@ -103,56 +104,11 @@ def test_reflect_pad_window_mirrors_about_the_scene_edge():
     )
 
 
-def _identity(batch: np.ndarray) -> np.ndarray:
-    return batch.astype(np.float32)
-
-
-@pytest.mark.parametrize(
-    ("shape", "tile", "overlap", "batch"),
-    [
-        ((97, 131, 2), 32, 8, 3),
-        ((20, 15, 1), 64, 16, 4),
-        ((64, 64, 3), 64, 0, 1),
-        ((200, 70, 1), 48, 24, 5),
-    ],
-)
-def test_stitching_an_identity_model_returns_the_input(shape, tile, overlap, batch):
-    rng = np.random.default_rng(0)
-    image = rng.normal(size=shape).astype(np.float32)
-    out = stitch(image, _identity, tile, overlap, out_channels=shape[2], batch_size=batch)
-    assert out.shape == shape and out.dtype == np.float32
-    np.testing.assert_allclose(out, image, rtol=1e-6, atol=1e-6)
-
-
-def _local_model(batch: np.ndarray) -> np.ndarray:
-    """A small deterministic convolution: 5x5 mean then a pointwise nonlinearity."""
-    smoothed = ndimage.uniform_filter(batch, size=(1, 5, 5, 1), mode="constant")
-    return np.tanh(smoothed * 2.0 - 0.5).astype(np.float32)
-
-
-def test_blending_hides_tile_seams_of_a_local_model():
-    rng = np.random.default_rng(1)
-    image = rng.random((150, 230, 1)).astype(np.float32)
-    whole = _local_model(image[None])[0]
-    blended = stitch(image, _local_model, 64, 16, out_channels=1, batch_size=4)
-    hard_seams = stitch(image, _local_model, 64, 0, out_channels=1, batch_size=4)
-    # The 5x5 model sees the tile's zero padding within 2 px of a tile edge; those pixels carry
-    # raised-cosine weights of at most 0.021, so the blend stays within ~1% of whole-image
-    # inference, while tiles without overlap show seams many times larger. (The outer 2 px
-    # differ by design: tiles see the scene reflected there, the whole image zero padding.)
-    interior = (slice(2, -2), slice(2, -2))
-    blended_error = np.abs(blended - whole)[interior].max()
-    assert blended_error < 0.015
-    assert np.abs(hard_seams - whole)[interior].max() > 10 * blended_error
-    # Away from every tile edge the tiled result is whole-image inference exactly.
-    grid = TileGrid.for_shape(150, 230, 64, 16)
-    r0, c0 = grid.row_origins[1], grid.col_origins[2]
-    centre = (slice(r0 + 16, r0 + 48), slice(c0 + 16, c0 + 48))
-    np.testing.assert_allclose(blended[centre], whole[centre], atol=1e-6)
-
-
 def test_blender_refuses_rows_out_of_order():
     grid = TileGrid.for_shape(100, 100, 32, 8)
     blender = StripBlender(grid, channels=1)
     with pytest.raises(ValueError, match="in order"):
-        blender.add_row(1, np.zeros((grid.n_cols, 32, 32, 1), np.float32))
+        blender.add_tiles(1, 0, np.zeros((grid.n_cols, 32, 32, 1), np.float32))
+    blender.add_tiles(0, 0, np.zeros((2, 32, 32, 1), np.float32))
+    with pytest.raises(ValueError, match="not complete"):
+        blender.finish_row(0)
