@@ -75,3 +75,75 @@ def test_in_graph_limit_matches_numpy():
         tf.constant(lab[:, 0]), tf.constant(lab[:, 1:]), tf.constant(max_chroma_table().reshape(-1))
     ).numpy()
     np.testing.assert_allclose(graph, limit_chroma_numpy(lab)[:, 1:], atol=1e-3)
+
+
+def test_boundary_chroma_rises_to_one_cusp_and_falls_along_every_hue():
+    # What makes the envelope's cap safe: along each hue the smallest cap over an interval of L
+    # lies at one of its ends.
+    table = max_chroma_table().astype(np.float64)
+    steps = np.diff(table, axis=0)
+    for column in range(table.shape[1]):
+        signs = np.sign(steps[:, column][np.abs(steps[:, column]) > 1e-4])
+        assert np.all(np.diff(signs) <= 0), column  # + ... + then - ... -: no second rise
+
+
+def test_envelope_bounds_the_feature_and_ignores_nodata():
+    rng = np.random.default_rng(3)
+    feature = rng.uniform(0.0, 1.0, (60, 70)).astype(np.float32)
+    valid = np.ones(feature.shape, bool)
+    valid[:, :10] = False
+    feature[~valid] = 0.0
+    low, high = gamut.lightness_envelope(feature, valid, radius=3)
+    assert np.all(low[valid] <= feature[valid]) and np.all(high[valid] >= feature[valid])
+    # A nodata border (0) does not drag the lower bound of the valid pixels next to it down.
+    edge = feature[:, 10:14].min()
+    assert low[:, 10:14].min() >= edge - 1e-6
+    # Smooth: much less pixel-to-pixel variation than the speckled feature.
+    assert np.abs(np.diff(low[:, 20:], axis=1)).mean() < 0.25 * np.abs(
+        np.diff(feature[:, 20:], axis=1)
+    ).mean()
+    same, also = gamut.lightness_envelope(feature, valid, radius=0)
+    np.testing.assert_array_equal(same, feature)
+    np.testing.assert_array_equal(also, feature)
+
+
+def test_envelope_cap_keeps_speckled_dark_water_in_gamut_with_smooth_chroma():
+    # A dark pond: L speckled around 8, one predicted colour. Capped at each pixel's own L, the
+    # chroma shown follows the speckle; capped over the envelope, it hardly varies, and never
+    # leaves the gamut.
+    rng = np.random.default_rng(4)
+    lightness = np.clip(8.0 + 3.0 * rng.standard_normal((64, 64)), 0.5, 30).astype(np.float32)
+    lab = np.stack(
+        [lightness, np.full_like(lightness, -12.0), np.full_like(lightness, -8.0)], -1
+    )
+    feature = lightness / 100.0  # monotonic in L, as the tone curve is
+    low, high = gamut.lightness_envelope(feature, np.ones(lightness.shape, bool))
+    own = limit_chroma_numpy(lab)
+    smooth = limit_chroma_numpy(lab, 100.0 * low, 100.0 * high)
+    chroma_own = np.hypot(own[..., 1], own[..., 2])[8:-8, 8:-8]
+    chroma_smooth = np.hypot(smooth[..., 1], smooth[..., 2])[8:-8, 8:-8]
+    assert chroma_smooth.std() < 0.35 * chroma_own.std()
+    assert np.all(chroma_smooth <= chroma_own + 1e-5)
+    rgb = lab_to_linear_rgb(smooth)
+    assert rgb.min() > -1e-3 and rgb.max() < 1 + 1e-3
+    shown = np.hypot(smooth[..., 1], smooth[..., 2]) > 0.5
+    assert shown.mean() > 0.9
+    assert _hue_difference(_hue(smooth), _hue(lab))[shown].max() < 0.5
+
+
+def test_in_graph_limit_with_bounds_matches_numpy():
+    tf = pytest.importorskip("tensorflow")
+    rng = np.random.default_rng(5)
+    lab = np.stack(
+        [rng.uniform(0, 100, 500), rng.uniform(-100, 100, 500), rng.uniform(-100, 100, 500)], -1
+    ).astype(np.float32)
+    low = (lab[:, 0] * rng.uniform(0.5, 1.0, 500)).astype(np.float32)
+    high = np.minimum(100.0, lab[:, 0] * rng.uniform(1.0, 1.5, 500)).astype(np.float32)
+    graph = gamut.limit_chroma(
+        tf.constant(lab[:, 0]),
+        tf.constant(lab[:, 1:]),
+        tf.constant(max_chroma_table().reshape(-1)),
+        tf.constant(low),
+        tf.constant(high),
+    ).numpy()
+    np.testing.assert_allclose(graph, limit_chroma_numpy(lab, low, high)[:, 1:], atol=1e-3)
