@@ -22,6 +22,7 @@ numbers; slow: 24 whole fragments per configuration).
     python bench/visual_quality.py                      # samples + 3 Texas fragments
     python bench/visual_quality.py --texas 6 --eval     # more fragments, and Texas AB RMSE
     python bench/visual_quality.py --quicklook models     # visual_camargue.png, visual_texas.png
+    python bench/visual_quality.py --envelope           # chroma-limit envelope radius sweep
 """
 
 from __future__ import annotations
@@ -98,7 +99,24 @@ def measure(bundle, path: Path, options: dict) -> dict[str, float]:
         "edge_ab": edge_fidelity(lab[..., 1:], relative, valid),
         "speckle_ab": colour_speckle_rms(lab[..., 1:], valid),
         "enl": equivalent_number_of_looks(result["display"], relative, valid),
+        "chroma": float(np.hypot(lab[..., 1], lab[..., 2])[valid].mean()),
     }
+
+
+def envelope_sweep(bundle, n_texas: int) -> None:
+    """Colour speckle, colour edge fidelity and mean chroma shown, per radius of the L envelope
+    that the chroma limit is taken over (0: each pixel's own L)."""
+    radii = (0, 1, 2, 3, 4)
+    print("| group | image | radius | edge a*b* | colour speckle | mean chroma shown |")
+    print("|---|---|---|---|---|---|")
+    for group, name, path, _ in images(n_texas):
+        for radius in radii:
+            m = measure(bundle, path, {"chroma_envelope": radius})
+            print(
+                f"| {group} | {name} | {radius} | {m['edge_ab']:.3f} | {m['speckle_ab']:.2f} "
+                f"| {m['chroma']:.1f} |",
+                flush=True,
+            )
 
 
 def quicklook(bundle, folder: Path) -> None:
@@ -168,6 +186,7 @@ def main() -> None:
     parser.add_argument("--texas", type=int, default=3, help="Texas test fragments (default 3)")
     parser.add_argument("--eval", action="store_true", help="also Texas AB RMSE (slow)")
     parser.add_argument("--quicklook", type=Path, help="write a before / after PNG here and stop")
+    parser.add_argument("--envelope", action="store_true", help="sweep the chroma envelope radius")
     args = parser.parse_args()
 
     from sar_colorizer.bundle import load_bundle
@@ -175,6 +194,10 @@ def main() -> None:
     bundle = load_bundle(args.model)
     if args.quicklook:
         quicklook(bundle, args.quicklook)
+        return
+    if args.envelope:
+        envelope_sweep(bundle, args.texas)
+        print("\n" + shlex.join(["python", "bench/visual_quality.py", *sys.argv[1:]]))
         return
     rows = []
     print("| group | image | config | edge L | edge a*b* | colour speckle | ENL |")

@@ -293,14 +293,17 @@ def chunk_margin(bundle: Any, grid: Any, display_filter: str) -> int:
 
     A tile of the scene's grid that touches the chunk reaches at most ``grid.tile_size`` px
     beyond it; the guided colour upsampling works inside each tile (its guide is the tile's
-    own window of L), so it reaches no further. Both the network's speckle filter and the
-    display filter that L is made from need their halo around that.
+    own window of L), so it reaches no further; nor does the L envelope of the chroma limit
+    (:func:`~sar_colorizer.color.gamut.lightness_envelope`, twice its radius). Both the
+    network's speckle filter and the display filter that L is made from need their halo around
+    that.
     """
+    from sar_colorizer.color.gamut import ENVELOPE_RADIUS
     from sar_colorizer.inference import Preprocessing
     from sar_colorizer.sar.display import display_halo
 
     halo = max(Preprocessing.from_bundle(bundle).halo, display_halo(display_filter))
-    return int(grid.tile_size) + halo
+    return max(int(grid.tile_size), 2 * ENVELOPE_RADIUS) + halo
 
 
 def _lazy_rgba(
@@ -520,8 +523,12 @@ def colorize_window(
     local = (slice(r0 - y0, r1 - y0), slice(c0 - x0, c1 - x0))
     core_valid = np.ascontiguousarray(valid[local])
     lut = tone_lut(tone, stats.feature_quantiles, l_quantiles)
-    _, rgb = ColourConverter.shared(chroma_limit)(
-        np.ascontiguousarray(display[local]), ab_norm, core_valid, lut, with_lab=False
+    converter = ColourConverter.shared(chroma_limit)
+    # The L envelope reaches converter.margin px: less than the window's context around core.
+    bounds = tuple(b[local] for b in converter.bounds(display, valid))
+    _, rgb = converter(
+        np.ascontiguousarray(display[local]), ab_norm, core_valid, lut, with_lab=False,
+        bounds=bounds,
     )
     alpha = np.where(core_valid, np.uint8(255), np.uint8(0))
     return np.concatenate([np.asarray(rgb).transpose(2, 0, 1), alpha[None]], axis=0)

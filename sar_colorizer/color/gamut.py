@@ -72,9 +72,10 @@ _LAB_SLOPE = 7.787
 _LAB_OFFSET = 16.0 / 116.0
 
 #: Radius in output pixels of the min / max and mean filters of :func:`lightness_envelope`. On
-#: the Camargue quick-start sample (20 m) colour speckle of the written image was 1.39 / 1.27 /
-#: 1.01 / 0.79 / 0.67 for no envelope and radius 1 / 2 / 3 / 4, its mean chroma 14.6 / 14.0 /
-#: 13.3 / 12.6 / 11.9 (``python bench/visual_quality.py --envelope``).
+#: the Camargue quick-start sample (20 m, shipped model) the written image's colour speckle was
+#: 1.39 / 1.29 / 1.03 / 0.81 / 0.68 for radius 0 (each pixel's own L) / 1 / 2 / 3 / 4, its mean
+#: chroma 14.6 / 14.0 / 13.3 / 12.5 / 11.8: 3 is the smallest radius that takes the speckle
+#: under 1 (``python bench/visual_quality.py --envelope`` prints all the samples).
 ENVELOPE_RADIUS = 3
 
 

@@ -74,6 +74,7 @@ def colorize_array(
     display_filter: str = DISPLAY_FILTER,
     colour_upsampling: str = "guided",
     chroma_limit: bool = True,
+    chroma_envelope: int | None = None,
     pixel_size: float | None = None,
 ) -> dict[str, np.ndarray]:
     """Colorize a SAR image held in memory (evaluation, notebooks, small images).
@@ -109,6 +110,9 @@ def colorize_array(
             :mod:`sar_colorizer.color.upsampling`) or "bilinear".
         chroma_limit: Cap chroma to the sRGB gamut at each pixel's L and hue
             (:mod:`sar_colorizer.color.gamut`) instead of clipping RGB channels.
+        chroma_envelope: Radius in pixels of the L envelope the cap is also taken over
+            (:func:`~sar_colorizer.color.gamut.lightness_envelope`; 0: each pixel's own L only);
+            None: :data:`~sar_colorizer.color.gamut.ENVELOPE_RADIUS`, as ``predict``.
         pixel_size: Ground pixel size of ``values`` in metres; the network sees tiles resampled
             to the bundle's :attr:`~sar_colorizer.bundle.Bundle.pixel_size` (tiled mode).
             None: the training pixel size.
@@ -173,7 +177,7 @@ def colorize_array(
     parts = plan.split(outputs)
     ab_norm = parts["ab"]
     lut = tone_lut(tone, stats.feature_quantiles, l_quantiles)
-    converter = ColourConverter.shared(chroma_limit)
+    converter = ColourConverter.shared(chroma_limit, chroma_envelope)
     converted, rgb = converter(display, ab_norm, valid, lut)
     lab = cast(np.ndarray, converted)  # with_lab=True: never None
     ab = np.ascontiguousarray(lab[..., 1:])

@@ -3,7 +3,7 @@
 ::
 
     relative --relative_to_feature--> dB feature in [0, 1] --tone table--> L in [0, 100]
-    ab_norm x AB_SCALE --chroma limit (color.gamut)--> a*b* shown
+    ab_norm x AB_SCALE --chroma limit (color.gamut), over the L envelope--> a*b* shown
     L + a*b* --lab_to_rgb--> sRGB, x 255, rounded to uint8; 0 outside the valid mask
 
 These ~60 element-wise steps run as two XLA-compiled TensorFlow functions
@@ -53,7 +53,8 @@ DISPLAY_FILTER = "median_guided"
 #: Pixels per call of the compiled colour conversion (fixed, so it compiles once).
 _COLOUR_CHUNK = 1 << 18
 
-_CONVERTERS: dict[bool, ColourConverter] = {}
+_CONVERTERS: dict[tuple[bool, int], ColourConverter] = {}
+
 
 def display_options(display_filter: str, colour_upsampling: str) -> tuple[str, str]:
     """Checked names of the display filter and the colour upsampling.
@@ -130,8 +131,10 @@ class ColourConverter:
 
     ``feature = relative_to_feature(relative)``, ``L = tone table(feature)`` (linear
     interpolation between the table's samples), ``AB = ab_norm * AB_SCALE``, with
-    ``chroma_limit`` its chroma capped to the sRGB gamut at its L and hue
-    (:func:`~sar_colorizer.color.gamut.limit_chroma`), then
+    ``chroma_limit`` its chroma capped to the sRGB gamut at its hue and at its L and the
+    smooth envelope of the L around it (:func:`~sar_colorizer.color.gamut.limit_chroma`,
+    :func:`~sar_colorizer.color.gamut.lightness_envelope` of radius ``envelope_radius``, so that
+    speckle left in L does not become chroma speckle), then
     :func:`~sar_colorizer.color.lab.lab_to_rgb`; 0 outside ``valid``. Runs as two XLA-compiled
     ``tf.function``s (L and a*b*, then sRGB) on fixed chunks of :data:`_COLOUR_CHUNK` pixels
     (one compilation whatever the image size; XLA fuses the element-wise operations, several
@@ -139,9 +142,9 @@ class ColourConverter:
     is unavailable (:class:`XlaFallback`).
     """
 
-    def __init__(self, chroma_limit: bool = True) -> None:
+    def __init__(self, chroma_limit: bool = True, envelope_radius: int | None = None) -> None:
         from sar_colorizer._tf import import_tensorflow
-        from sar_colorizer.color.gamut import limit_chroma, max_chroma_table
+        from sar_colorizer.color.gamut import ENVELOPE_RADIUS, limit_chroma, max_chroma_table
         from sar_colorizer.color.lab import lab_to_rgb
         from sar_colorizer.sar.radiometry import FEATURE_DB_MIN
 
@@ -149,19 +152,25 @@ class ColourConverter:
         gamut = tf.constant(max_chroma_table().reshape(-1))
         ln10 = float(np.log(10.0))
         steps = float(TONE_LUT_SIZE - 1)
+        radius = ENVELOPE_RADIUS if envelope_radius is None else int(envelope_radius)
+        self.envelope_radius = radius if chroma_limit else 0
+        n_bounds = 2 if self.envelope_radius > 0 else 0
 
-        def lightness_and_chroma(relative: Tensor, ab_norm: Tensor, lut: Tensor) -> TensorPair:
-            db = 10.0 / ln10 * tf.math.log(tf.maximum(relative, 1e-10))
-            feature = tf.clip_by_value((db - FEATURE_DB_MIN) / -FEATURE_DB_MIN, 0.0, 1.0)
+        def lookup(feature: Tensor, lut: Tensor) -> Tensor:
             position = feature * steps
             index = tf.minimum(tf.cast(position, tf.int32), TONE_LUT_SIZE - 2)
             fraction = position - tf.cast(index, tf.float32)
-            lightness = (
-                tf.gather(lut, index) * (1.0 - fraction) + tf.gather(lut, index + 1) * fraction
-            )
+            return tf.gather(lut, index) * (1.0 - fraction) + tf.gather(lut, index + 1) * fraction
+
+        def lightness_and_chroma(
+            relative: Tensor, ab_norm: Tensor, lut: Tensor, *bounds: Tensor
+        ) -> TensorPair:
+            db = 10.0 / ln10 * tf.math.log(tf.maximum(relative, 1e-10))
+            feature = tf.clip_by_value((db - FEATURE_DB_MIN) / -FEATURE_DB_MIN, 0.0, 1.0)
+            lightness = lookup(feature, lut)
             ab = ab_norm * AB_SCALE
             if chroma_limit:  # keep hue, reduce chroma to what sRGB shows at this L
-                ab = limit_chroma(lightness, ab, gamut)
+                ab = limit_chroma(lightness, ab, gamut, *(lookup(b, lut) for b in bounds))
             return lightness, ab
 
         def to_rgb(lightness: Tensor, shown: Tensor, ab_norm: Tensor, valid: Tensor) -> TensorPair:
@@ -173,22 +182,26 @@ class ColourConverter:
             mask = valid[:, None]
             return tf.where(mask, lab, 0.0), tf.where(mask, rgb, tf.zeros_like(rgb))
 
-        def convert(relative: Tensor, ab_norm: Tensor, valid: Tensor, lut: Tensor) -> TensorPair:
-            lightness, shown = lightness_and_chroma(relative, ab_norm, lut)
+        def convert(
+            relative: Tensor, ab_norm: Tensor, valid: Tensor, lut: Tensor, *bounds: Tensor
+        ) -> TensorPair:
+            lightness, shown = lightness_and_chroma(relative, ab_norm, lut, *bounds)
             return to_rgb(lightness, shown, ab_norm, valid)
 
+        pixel = tf.TensorSpec([_COLOUR_CHUNK], tf.float32)
         signature = [
-            tf.TensorSpec([_COLOUR_CHUNK], tf.float32),
+            pixel,
             tf.TensorSpec([_COLOUR_CHUNK, 2], tf.float32),
             tf.TensorSpec([_COLOUR_CHUNK], tf.bool),
             tf.TensorSpec([TONE_LUT_SIZE], tf.float32),
+            *[pixel] * n_bounds,
         ]
         # Two compiled functions: inside one, XLA would recompute the tone lookup and the
         # chroma cap (table reads) for every colour channel that uses them; materialising L
         # and a*b* between the two keeps the chroma limit's cost small.
         first = tf.function(
             lightness_and_chroma,
-            input_signature=[signature[0], signature[1], signature[3]],
+            input_signature=[signature[0], signature[1], signature[3], *signature[4:]],
             jit_compile=True,
             autograph=False,
         )
@@ -199,8 +212,10 @@ class ColourConverter:
             autograph=False,
         )
 
-        def compiled(relative: Tensor, ab_norm: Tensor, valid: Tensor, lut: Tensor) -> TensorPair:
-            lightness, shown = first(relative, ab_norm, lut)
+        def compiled(
+            relative: Tensor, ab_norm: Tensor, valid: Tensor, lut: Tensor, *bounds: Tensor
+        ) -> TensorPair:
+            lightness, shown = first(relative, ab_norm, lut, *bounds)
             return second(lightness, shown, ab_norm, valid)
 
         plain = tf.function(convert, input_signature=signature, autograph=False)
@@ -208,11 +223,35 @@ class ColourConverter:
         self._lock = threading.Lock()
 
     @classmethod
-    def shared(cls, chroma_limit: bool = True) -> ColourConverter:
-        """The process-wide converter (compiled once per ``chroma_limit``)."""
-        if chroma_limit not in _CONVERTERS:
-            _CONVERTERS[chroma_limit] = cls(chroma_limit)
-        return _CONVERTERS[chroma_limit]
+    def shared(
+        cls, chroma_limit: bool = True, envelope_radius: int | None = None
+    ) -> ColourConverter:
+        """The process-wide converter (compiled once per ``chroma_limit`` and radius)."""
+        from sar_colorizer.color.gamut import ENVELOPE_RADIUS
+
+        key = (chroma_limit, ENVELOPE_RADIUS if envelope_radius is None else int(envelope_radius))
+        if key not in _CONVERTERS:
+            _CONVERTERS[key] = cls(*key)
+        return _CONVERTERS[key]
+
+    @property
+    def margin(self) -> int:
+        """Pixels of context on each side that :meth:`bounds` needs to equal its whole-image
+        value (0 without the envelope)."""
+        return 2 * self.envelope_radius
+
+    def bounds(self, relative: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, ...]:
+        """The L envelope's lower and upper dB feature around each pixel of ``(H, W)``
+        relative intensity (:func:`~sar_colorizer.color.gamut.lightness_envelope`); ``()``
+        without the envelope. Rows and columns beyond the array are taken as reflected, as at
+        the scene's edges: away from them, pass :attr:`margin` pixels of context and cut."""
+        if self.envelope_radius <= 0:
+            return ()
+        from sar_colorizer.color.gamut import lightness_envelope
+        from sar_colorizer.sar.radiometry import relative_to_feature
+
+        feature = np.asarray(relative_to_feature(relative), dtype=np.float32)
+        return lightness_envelope(feature, valid, self.envelope_radius)
 
     def __call__(
         self,
@@ -221,6 +260,7 @@ class ColourConverter:
         valid: np.ndarray,
         lut: np.ndarray,
         with_lab: bool = True,
+        bounds: tuple[np.ndarray, ...] | None = None,
     ) -> tuple[np.ndarray | None, np.ndarray]:
         """Convert ``(H, W)`` relative intensity, ``(H, W, 2)`` normalised AB, ``(H, W)`` mask.
 
@@ -230,6 +270,9 @@ class ColourConverter:
             valid: True where the output has colour; LAB and RGB are 0 elsewhere.
             lut: The scene's tone table (:func:`~sar_colorizer.inference.tone.tone_lut`).
             with_lab: Also return LAB (else None in its place).
+            bounds: :meth:`bounds` of these pixels, computed with context where they are a
+                window of a larger scene; None: computed here from ``relative`` alone (the
+                whole image).
 
         Returns:
             ``(lab float32 (H, W, 3) or None, rgb uint8 (H, W, 3))``: L with the predicted a*b*
@@ -238,10 +281,13 @@ class ColourConverter:
         """
         shape = relative.shape
         n = relative.size
+        if bounds is None:
+            bounds = self.bounds(relative, valid)
         flat = [
             np.ascontiguousarray(relative, np.float32).reshape(-1),
             np.ascontiguousarray(ab_norm, np.float32).reshape(-1, 2),
             np.ascontiguousarray(valid, bool).reshape(-1),
+            *(np.ascontiguousarray(b, np.float32).reshape(-1) for b in bounds),
         ]
         lut = np.ascontiguousarray(lut, np.float32)
         rgb = np.empty((n, 3), dtype=np.uint8)
@@ -256,7 +302,7 @@ class ColourConverter:
                     pieces = [
                         np.concatenate([p, np.zeros((pad,) + p.shape[1:], p.dtype)]) for p in pieces
                     ]
-                lab_chunk, rgb_chunk = self._convert(*pieces, lut)
+                lab_chunk, rgb_chunk = self._convert(*pieces[:3], lut, *pieces[3:])
                 rgb[start:stop] = rgb_chunk.numpy()[: stop - start]
                 if lab is not None:
                     lab[start:stop] = lab_chunk.numpy()[: stop - start]

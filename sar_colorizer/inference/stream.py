@@ -63,6 +63,9 @@ class Strip:
         valid: ``(rows, W)`` bool.
         display: ``(rows, W)`` float32 relative intensity that L is made from, 0 at nodata.
         guide: ``(rows, W)`` float32 dB feature of ``display`` (guided upsampling), or None.
+        bounds: The L envelope of ``display`` for the chroma limit
+            (:meth:`~sar_colorizer.inference.colour.ColourConverter.bounds`, computed with the
+            rows around the strip), ``(rows, W)`` arrays, or ``()``.
     """
 
     data_row0: int
@@ -70,15 +73,18 @@ class Strip:
     valid: np.ndarray
     display: np.ndarray
     guide: np.ndarray | None = None
+    bounds: tuple[np.ndarray, ...] = ()
 
 
 @dataclass(frozen=True)
 class StripReader:
     """Reads and preprocesses the strip each row of tiles needs (its rows, reflected at the
-    scene's edges, plus the filters' halo, which is cut off again after filtering)."""
+    scene's edges, plus the filters' halo, which is cut off again after filtering, and the
+    rows the L envelope of ``converter`` needs around them)."""
 
     plan: RasterPlan
     stages: dict[str, float]
+    converter: ColourConverter | None = None
 
     def __call__(self, row: int) -> Strip:
         from rasterio.windows import Window
@@ -89,7 +95,9 @@ class StripReader:
         height, width = plan.info.height, plan.info.width
         with timed(self.stages, "read + preprocess", cpu=True):
             first, stop = strip_span(plan.grid, row)
-            lo, hi = max(0, first - plan.halo), min(height, stop + plan.halo)
+            margin = 0 if self.converter is None else self.converter.margin
+            top, bottom = max(0, first - margin), min(height, stop + margin)
+            lo, hi = max(0, top - plan.halo), min(height, bottom + plan.halo)
             values, valid = read_raster(
                 plan.in_path, bands=list(plan.band_indexes), window=Window(0, lo, width, hi - lo)
             )
@@ -97,11 +105,17 @@ class StripReader:
                 values, valid, plan.stats.input_scale, plan.stats.references,
                 plan.preprocessing, plan.display_filter,
             )
+            display = np.nan_to_num(display[top - lo : bottom - lo], nan=0.0)
+            bounds: tuple[np.ndarray, ...] = ()
+            if self.converter is not None:
+                rows = slice(first - top, stop - top)
+                context = self.converter.bounds(display, valid[top - lo : bottom - lo])
+                bounds = tuple(np.ascontiguousarray(b[rows]) for b in context)
             cut = slice(first - lo, stop - lo)
             model_input = to_model_input(relative[:, cut])
-            display = np.nan_to_num(display[cut], nan=0.0)
+            display = np.ascontiguousarray(display[first - top : stop - top])
             guide = db_feature(display) if plan.guided else None
-        return Strip(first, model_input, valid[cut], display, guide)
+        return Strip(first, model_input, valid[cut], display, guide, bounds)
 
 
 @dataclass(frozen=True)
@@ -127,7 +141,10 @@ class BlockWriter:
                 local = slice(top - strip.data_row0, bottom - strip.data_row0)
                 rows = slice(top - start, bottom - start)
                 valid, display = strip.valid[local], strip.display[local]
-                _, rgb = self.converter(display, ab_norm[rows], valid, self.lut, with_lab=False)
+                bounds = tuple(b[local] for b in strip.bounds)
+                _, rgb = self.converter(
+                    display, ab_norm[rows], valid, self.lut, with_lab=False, bounds=bounds
+                )
                 self.writers.write_rows(
                     top, rgb, ab_norm[rows], None if sigma is None else sigma[rows], valid
                 )
@@ -155,7 +172,8 @@ def stream_raster(
     from tqdm.auto import tqdm
 
     info, grid = plan.info, plan.grid
-    read_strip = StripReader(plan, stages)
+    converter = ColourConverter.shared(chroma_limit)
+    read_strip = StripReader(plan, stages, converter)
     stitcher = TileStitcher(
         runner,
         grid,
@@ -164,7 +182,6 @@ def stream_raster(
         plan.net_tile,
         plan.output_plan.transform,
     )
-    converter = ColourConverter.shared(chroma_limit)
     quicklook = Quicklook(info.height, info.width) if outputs.quicklook is not None else None
     bar = tqdm(
         total=len(grid),

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from sar_colorizer._tf import import_tensorflow
-from sar_colorizer.color.gamut import limit_chroma_numpy
+from sar_colorizer.color.gamut import ENVELOPE_RADIUS, lightness_envelope, limit_chroma_numpy
 from sar_colorizer.color.lab import AB_SCALE, lab_to_rgb
 from sar_colorizer.errors import InputError
 from sar_colorizer.inference.colour import ColourConverter, XlaFallback
@@ -16,14 +16,17 @@ from sar_colorizer.inference.tone import TONE_LUT_SIZE, tone_lut
 from sar_colorizer.sar.radiometry import relative_to_feature
 
 
-def _definition(relative, ab_norm, valid, lut, chroma_limit):
+def _definition(relative, ab_norm, valid, lut, chroma_limit, radius=ENVELOPE_RADIUS):
     """numpy: L = the tone table at the dB feature (linear interpolation between its samples),
-    a*b* = ab_norm x AB_SCALE, shown with the chroma cap (or clipped RGB channels), 8-bit sRGB;
-    0 outside ``valid``."""
+    a*b* = ab_norm x AB_SCALE, shown with the chroma cap at L and at the tone table of the
+    feature's envelope (or clipped RGB channels), 8-bit sRGB; 0 outside ``valid``."""
     feature = relative_to_feature(relative)
-    lightness = np.interp(feature, np.linspace(0.0, 1.0, TONE_LUT_SIZE), lut)
+    samples = np.linspace(0.0, 1.0, TONE_LUT_SIZE)
+    lightness = np.interp(feature, samples, lut)
     lab = np.concatenate([lightness[..., None], ab_norm * AB_SCALE], axis=-1).astype(np.float32)
-    shown = limit_chroma_numpy(lab) if chroma_limit else lab
+    bounds = lightness_envelope(feature, valid, radius) if radius else ()
+    bound_lightness = [np.interp(b, samples, lut) for b in bounds]
+    shown = limit_chroma_numpy(lab, *bound_lightness) if chroma_limit else lab
     rgb = np.round(keras.ops.convert_to_numpy(lab_to_rgb(shown)) * 255.0)
     lab[~valid] = 0.0
     rgb[~valid] = 0.0
@@ -44,11 +47,13 @@ def pixels():
     return relative, ab_norm, valid, lut
 
 
-@pytest.mark.parametrize("chroma_limit", [True, False])
-def test_the_compiled_conversion_follows_its_definition(pixels, chroma_limit):
+@pytest.mark.parametrize(
+    ("chroma_limit", "radius"), [(True, ENVELOPE_RADIUS), (True, 0), (False, 0)]
+)
+def test_the_compiled_conversion_follows_its_definition(pixels, chroma_limit, radius):
     relative, ab_norm, valid, lut = pixels
-    lab, rgb = ColourConverter.shared(chroma_limit)(relative, ab_norm, valid, lut)
-    expected_lab, expected_rgb = _definition(relative, ab_norm, valid, lut, chroma_limit)
+    lab, rgb = ColourConverter.shared(chroma_limit, radius)(relative, ab_norm, valid, lut)
+    expected_lab, expected_rgb = _definition(relative, ab_norm, valid, lut, chroma_limit, radius)
     assert lab.dtype == np.float32 and rgb.dtype == np.uint8 and rgb.shape == valid.shape + (3,)
     np.testing.assert_allclose(lab[..., 0], expected_lab[..., 0], atol=2e-3)
     np.testing.assert_allclose(lab[..., 1:], expected_lab[..., 1:], atol=1e-4)
