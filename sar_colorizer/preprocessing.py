@@ -30,6 +30,7 @@ import numpy as np
 
 from sar_colorizer import __version__
 from sar_colorizer.baselines import BaselineAccumulator
+from sar_colorizer.color.constants import AB_HISTOGRAM_EDGES
 from sar_colorizer.data.chips import ChipFilter, chip_grid, cut_chips
 from sar_colorizer.data.pairs import Pair, assign_splits, check_pair, find_pairs, read_pair
 from sar_colorizer.data.tfrecord import (
@@ -46,8 +47,6 @@ logger = logging.getLogger(__name__)
 
 STATS_FORMAT_VERSION = 1
 SOURCES_MANIFEST = "pairs.csv"  # the source images and their split, readable by eval/find_pairs
-#: Edges of the AB histogram bins, CIELAB units: 5-unit bins over [-110, 110].
-AB_EDGES = np.arange(-110.0, 110.0 + 2.5, 5.0)
 _QUANTILE_BINS = 20000  # histogram resolution for the 101 quantiles: 0.005 L units, 5e-5 feature
 #: Chips of images smaller than the chip size are a multiple of this (the tile multiple of the
 #: shipped network: downsample 4 x 2^depth 4).
@@ -67,7 +66,7 @@ class TrainingStatistics:
     """
 
     def __init__(self) -> None:
-        n_ab = len(AB_EDGES) - 1
+        n_ab = len(AB_HISTOGRAM_EDGES) - 1
         self.ab_counts = np.zeros((n_ab, n_ab), dtype=np.int64)
         self.l_edges = np.linspace(0.0, 100.0, _QUANTILE_BINS + 1)
         self.l_counts = np.zeros(_QUANTILE_BINS, dtype=np.int64)
@@ -84,8 +83,8 @@ class TrainingStatistics:
         a = lab[:, 1].astype(np.float64)
         b = lab[:, 2].astype(np.float64)
         s = feature.astype(np.float64)
-        lim = (AB_EDGES[0], AB_EDGES[-1] - 1e-9)
-        counts, _, _ = np.histogram2d(np.clip(a, *lim), np.clip(b, *lim), bins=[AB_EDGES, AB_EDGES])
+        lim = (AB_HISTOGRAM_EDGES[0], AB_HISTOGRAM_EDGES[-1] - 1e-9)
+        counts, _, _ = np.histogram2d(np.clip(a, *lim), np.clip(b, *lim), bins=[AB_HISTOGRAM_EDGES, AB_HISTOGRAM_EDGES])
         self.ab_counts += counts.astype(np.int64)
         self.l_counts += np.histogram(np.clip(lightness, 0, 100), bins=self.l_edges)[0]
         self.feature_counts += np.histogram(np.clip(s, 0, 1), bins=self.feature_edges)[0]
@@ -109,7 +108,7 @@ class TrainingStatistics:
     def to_dict(self) -> dict[str, Any]:
         return {
             "ab_histogram": {
-                "edges": [float(edge) for edge in AB_EDGES],
+                "edges": [float(edge) for edge in AB_HISTOGRAM_EDGES],
                 "counts": self.ab_counts.tolist(),
                 "axes": ["a", "b"],
             },

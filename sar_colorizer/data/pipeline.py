@@ -106,7 +106,8 @@ def make_dataset(
         InputError: No shards of that split, a bad crop size or batch size.
     """
     tf = import_tensorflow()
-    from sar_colorizer.color.lab import AB_SCALE, rgb_to_lab
+    from sar_colorizer.color.constants import AB_SCALE
+    from sar_colorizer.color.lab import rgb_to_lab
     from sar_colorizer.sar.speckle_tf import speckle_filter_tf
 
     data_dir = Path(data_dir)

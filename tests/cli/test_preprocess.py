@@ -14,9 +14,10 @@ from rasterio.transform import from_origin
 from skimage.color import rgb2lab
 
 from sar_colorizer.cli import cli
+from sar_colorizer.color.constants import AB_HISTOGRAM_EDGES
 from sar_colorizer.data.tfrecord import iter_chips, list_shards
 from sar_colorizer.errors import InputError
-from sar_colorizer.preprocessing import AB_EDGES, histogram_quantiles, preprocess
+from sar_colorizer.preprocessing import histogram_quantiles, preprocess
 from sar_colorizer.sar.radiometry import relative_to_feature
 from sar_colorizer.sar.speckle import SpeckleFilter, apply_speckle_filter
 
@@ -189,13 +190,13 @@ def test_stats_match_direct_computation(tmp_path) -> None:
     _assert_quantiles(stats["sar_feature_quantiles"], feature, 1 / 20000)
     histogram = stats["ab_histogram"]
     assert (
-        histogram["edges"] == list(AB_EDGES)
+        histogram["edges"] == list(AB_HISTOGRAM_EDGES)
         and histogram["edges"][0] == -110
         and histogram["edges"][-1] == 110
     )
     counts = np.array(histogram["counts"])
     assert counts.shape == (44, 44) and counts.sum() == lab.shape[0]
-    expected, _, _ = np.histogram2d(lab[:, 1], lab[:, 2], bins=[AB_EDGES, AB_EDGES])
+    expected, _, _ = np.histogram2d(lab[:, 1], lab[:, 2], bins=[AB_HISTOGRAM_EDGES, AB_HISTOGRAM_EDGES])
     np.testing.assert_array_equal(counts, expected)
     assert stats["speckle_filter"] == {"name": "boxcar", "window": 5, "looks": 1.0}
     assert stats["sar_value_range"]["raw"][0] >= 5 and stats["sar_value_range"]["raw"][1] <= 255
