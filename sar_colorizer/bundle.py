@@ -34,7 +34,6 @@ import copy
 import json
 import logging
 import os
-import re
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -45,6 +44,7 @@ from typing import Any
 from sar_colorizer import __version__
 from sar_colorizer.errors import InputError, ModelMismatchError, OutputExistsError, SarColorError
 from sar_colorizer.io.atomic import atomic_folder, publish
+from sar_colorizer.sar.polarisation import polarisation
 
 logger = logging.getLogger(__name__)
 
@@ -57,8 +57,6 @@ DEFAULT_TILE_SIZE = 512  # tile size for bundles that do not record the one they
 AB_CHANNELS = ("a", "b")
 VARIANCE_CHANNELS = ("log_var_a", "log_var_b")
 DEFAULT_PIXEL_SIZE = 10.0  # metres; training pixel size for bundles that do not record one
-
-_POLARISATION = re.compile(r"(?<![A-Z])(VV|VH|HH|HV)(?![A-Z])")
 
 
 @dataclass
@@ -205,8 +203,8 @@ class Bundle:
         given = [_band_label(name, index) for index, name in enumerate(names)]
         expected_text = _describe(len(expected), expected)
         given_text = _describe(n_channels, given if len(given) == n_channels else [])
-        input_pols = [_polarisation(name) for name in names]
-        model_pols = [_polarisation(name) for name in expected]
+        input_pols = [polarisation(name) for name in names]
+        model_pols = [polarisation(name) for name in expected]
         # Only used where all() has established that every entry is a polarisation name.
         input_names = [pol or "" for pol in input_pols]
         model_names = [pol or "" for pol in model_pols]
@@ -259,13 +257,6 @@ def _describe(count: int, names: Sequence[str]) -> str:
 
 def _one_or_them(expected: Sequence[str]) -> str:
     return "one" if len(expected) == 1 else f"{len(expected)}"
-
-
-def _polarisation(name: str | None) -> str | None:
-    if not name:
-        return None
-    matches = _POLARISATION.findall(str(name).upper())
-    return matches[-1] if len(set(matches)) == 1 else None
 
 
 def default_bundle_path() -> Path:

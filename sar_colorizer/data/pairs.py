@@ -52,7 +52,6 @@ SPLIT_ALIASES = {
     "test": "test",
     "testing": "test",
 }
-_POLARISATIONS = ("VV", "VH", "HH", "HV")
 _SEN12_FOLDER = re.compile(r"^s1_")
 _SEN12_TOKEN = "_s1_"
 _MAX_NAMED = 5
@@ -521,21 +520,6 @@ def _check_overlap(pair: Pair, sar_info: Any, opt_info: Any) -> None:
         )
 
 
-def sar_band_names(info: Any, band_indexes: Sequence[int]) -> tuple[str, ...]:
-    """Name the selected SAR bands: band descriptions, else a polarisation in the file name
-    (``..._VH.tif``, single band only), else ``band<i>``."""
-    names = []
-    for index in band_indexes:
-        description = info.descriptions[index - 1] if info.descriptions else None
-        names.append(str(description).strip() if description else "")
-    if len(band_indexes) == 1 and not names[0]:
-        tokens = re.split(r"[^A-Za-z0-9]+", Path(info.path).stem.upper())
-        found = [pol for pol in _POLARISATIONS if pol in tokens]
-        if len(found) == 1:
-            names[0] = found[0]
-    return tuple(name or f"band{index}" for name, index in zip(names, band_indexes, strict=True))
-
-
 def optical_band_indexes(info: Any) -> list[int]:
     """Red, green, blue of an optical raster: bands described B04, B03, B02 (also B4, red, ...)
     where the file names them, else bands 1, 2, 3."""
@@ -617,6 +601,7 @@ def read_pair(
     """
     from sar_colorizer.data.bandfiles import read_stack, stack_info
     from sar_colorizer.io.raster import resolve_bands
+    from sar_colorizer.sar.polarisation import sar_band_names
     from sar_colorizer.sar.radiometry import detect_input_scale
 
     sar_info = stack_info(pair.sar, "sar")

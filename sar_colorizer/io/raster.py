@@ -68,6 +68,7 @@ from sar_colorizer.io.atomic import (
     remove_stale,
     temporary_path,
 )
+from sar_colorizer.sar.polarisation import POLARISATIONS, polarisation
 from sar_colorizer.signals import run_interruptibly
 
 logger = logging.getLogger(__name__)
@@ -140,8 +141,6 @@ _TILE_SIZE = 256
 # Files GDAL may write beside a raster, named by adding these to its full name (world files,
 # named after the stem, are handled apart).
 _SIDECAR_SUFFIXES = (".aux.xml", ".msk", ".ovr")
-
-_POLARISATIONS = frozenset({"hh", "hv", "vh", "vv"})
 
 
 @dataclass
@@ -273,10 +272,11 @@ def _band_by_name(info: RasterInfo, name: str) -> int:
         # One polarisation per file, named by its file name: BigEarthNet "..._VV.tif",
         # Sentinel-1 SAFE "s1a-iw-grd-vh-...tiff". A name with two polarisations is ambiguous.
         tokens = _tokens(info.path.stem)
-        polarisations = _POLARISATIONS.intersection(tokens)
         if tokens and tokens[-1] == wanted:
             matches = [1]
-        elif wanted in tokens and (wanted not in _POLARISATIONS or polarisations == {wanted}):
+        elif wanted in tokens and (
+            wanted.upper() not in POLARISATIONS or polarisation(info.path.stem) == wanted.upper()
+        ):
             matches = [1]
     if len(matches) == 1:
         return matches[0]
