@@ -10,15 +10,16 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from sar_colorizer.data.preprocess import adapt_chip_size, preprocess
 from sar_colorizer.data.sources import (
     combine_stats,
     source_crop,
     source_weights,
     validation_repeats,
 )
+from sar_colorizer.data.stats import read_stats
 from sar_colorizer.errors import InputError
-from sar_colorizer.preprocessing import adapt_chip_size, preprocess
-from sar_colorizer.training import TrainConfig, read_stats, train
+from sar_colorizer.training import TrainConfig, train
 
 TINY = {"depth": 2, "base_filters": 4, "downsample": 2, "crop_size": 64, "batch_size": 4,
         "steps_per_epoch": 2, "patience": 10}

@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from sar_colorizer._tf import import_tensorflow
-from sar_colorizer.data.tfrecord import STATS_FILE, list_shards, parse_example, read_stats
+from sar_colorizer.data.stats import STATS_FILE, read_stats
+from sar_colorizer.data.tfrecord import list_shards, parse_example
 from sar_colorizer.errors import InputError
 
 logger = logging.getLogger(__name__)

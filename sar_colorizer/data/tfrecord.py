@@ -21,7 +21,6 @@ The speckle filter is applied later, in the input pipeline, so one set of chips 
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import re
@@ -36,7 +35,6 @@ from sar_colorizer.errors import InputError
 
 logger = logging.getLogger(__name__)
 
-STATS_FILE = "stats.json"
 SHARD_SUFFIX = ".tfrecord"
 SPLITS = ("train", "val", "test")
 _SHARD_PATTERN = re.compile(r"^(?P<split>[a-z]+)-(?P<index>\d{5})-of-(?P<count>\d{5})\.tfrecord$")
@@ -224,18 +222,3 @@ def plan_shards(expected_chips: int, chips_per_shard: int) -> int:
     if chips_per_shard < 1:
         raise InputError(f"chips per shard must be >= 1, got {chips_per_shard}")
     return max(1, math.ceil(expected_chips / chips_per_shard))
-
-
-def read_stats(data_dir: str | Path) -> dict[str, Any]:
-    """Load ``stats.json`` of a preprocessed folder.
-
-    Raises:
-        InputError: The folder has no ``stats.json`` (not written by ``sarcolor preprocess``).
-    """
-    path = Path(data_dir) / STATS_FILE
-    if not path.is_file():
-        raise InputError(
-            f"{data_dir}: no {STATS_FILE}; give a folder written by 'sarcolor preprocess'"
-        )
-    with open(path, encoding="utf-8") as handle:
-        return json.load(handle)

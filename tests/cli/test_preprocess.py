@@ -15,9 +15,10 @@ from skimage.color import rgb2lab
 
 from sar_colorizer.cli import cli
 from sar_colorizer.color.constants import AB_HISTOGRAM_EDGES
+from sar_colorizer.data.preprocess import preprocess
+from sar_colorizer.data.stats import histogram_quantiles
 from sar_colorizer.data.tfrecord import iter_chips, list_shards
 from sar_colorizer.errors import InputError
-from sar_colorizer.preprocessing import histogram_quantiles, preprocess
 from sar_colorizer.sar.radiometry import relative_to_feature
 from sar_colorizer.sar.speckle import SpeckleFilter, apply_speckle_filter
 

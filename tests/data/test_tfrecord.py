@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 
@@ -15,7 +13,6 @@ from sar_colorizer.data.tfrecord import (
     list_shards,
     parse_example,
     plan_shards,
-    read_stats,
     shard_name,
 )
 from sar_colorizer.errors import InputError
@@ -99,10 +96,3 @@ def test_plan_shards() -> None:
     assert plan_shards(129, 128) == 2
     with pytest.raises(InputError):
         plan_shards(10, 0)
-
-
-def test_read_stats(tmp_path) -> None:
-    with pytest.raises(InputError, match="sarcolor preprocess"):
-        read_stats(tmp_path)
-    (tmp_path / "stats.json").write_text(json.dumps({"chip_size": 32}))
-    assert read_stats(tmp_path)["chip_size"] == 32
