@@ -421,21 +421,12 @@ def load_bundle(path: str | os.PathLike[str] = DEFAULT_BUNDLE) -> Bundle:
 
 def _import_model_code() -> Any:
     """Import keras and register the package's serializable classes before loading a model."""
-    import importlib.util
-
     from sar_colorizer._tf import import_keras
 
     keras = import_keras()
     import sar_colorizer.losses  # noqa: F401  (registers WeightedChromaLoss)
     import sar_colorizer.nets.unet  # noqa: F401  (registers the model and its layers)
 
-    # Registers SpeckleFilterLayer, for models that filter speckle in-graph.
-    module = "sar_colorizer.sar.speckle_tf"
-    if importlib.util.find_spec(module) is not None:
-        try:
-            importlib.import_module(module)
-        except ImportError as error:  # only models that contain the layer need it
-            logger.debug("could not import %s: %s", module, error)
     return keras
 
 

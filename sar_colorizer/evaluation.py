@@ -186,30 +186,6 @@ def score_methods(
     return scores, rgbs, ref_rgb
 
 
-def sar_feature(bundle: Any, sar: np.ndarray, valid: np.ndarray, input_scale: str) -> np.ndarray:
-    """The baselines' SAR feature ``s`` per pixel, prepared exactly as for the model.
-
-    ``s = relative_to_feature(speckle-filtered relative intensity)``: the model's input
-    (:func:`sar_colorizer.inference.prepare_sar`) on a dB scale mapped to [0, 1]. With several
-    bands the first one is used (the band the baselines were fitted on at training time).
-
-    Args:
-        bundle: the loaded bundle (its normalisation and speckle filter are used).
-        sar: (C, H, W) raw SAR values.
-        valid: (H, W) mask.
-        input_scale: scale of ``sar`` (``"auto"``, ``"db"``, ``"linear"``, ...).
-
-    Returns:
-        (H, W) float32 in [0, 1], NaN where not valid.
-    """
-    from sar_colorizer.inference import prepare_sar
-    from sar_colorizer.sar.radiometry import relative_to_feature
-
-    relative = np.asarray(prepare_sar(sar, valid, bundle, input_scale=input_scale))
-    feature = np.asarray(relative_to_feature(relative[..., 0]), dtype=np.float32)
-    return np.where(valid, feature, np.float32(np.nan))
-
-
 def _thumbnail_step(shape: tuple[int, ...]) -> int:
     return max(1, int(np.ceil(max(shape[:2]) / GRID_THUMBNAIL)))
 
@@ -277,11 +253,8 @@ def evaluate_pair(
     if not valid.any():
         raise InputError(f"pair {pair.name}: no pixel is valid in both images; check the pair")
     lab = np.asarray(result["lab"], dtype=np.float64)
-    if "feature" in result:
-        # The model's own input on the dB feature scale: the baselines see what the model sees.
-        feature = np.where(valid, np.asarray(result["feature"], dtype=np.float32), np.nan)
-    else:
-        feature = sar_feature(bundle, arrays.sar, arrays.valid, scale)
+    # The model's own input on the dB feature scale: the baselines see what the model sees.
+    feature = np.where(valid, np.asarray(result["feature"], dtype=np.float32), np.nan)
 
     method_ab = {MODEL_KEY: lab[..., 1:]}
     for name in BASELINE_NAMES:

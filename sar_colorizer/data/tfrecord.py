@@ -24,7 +24,6 @@ from __future__ import annotations
 import logging
 import math
 import re
-from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -149,14 +148,6 @@ def parse_example(serialized: Any) -> dict[str, Any]:
     valid = tf.reshape(tf.io.decode_raw(parsed["valid"], tf.uint8), [height, width, 1])
     rgb = tf.reshape(tf.io.decode_raw(parsed["rgb"], tf.uint8), [height, width, 3])
     return {"sar": sar, "valid": valid, "rgb": rgb, "source": parsed["source"]}
-
-
-def iter_chips(paths: Iterable[str | Path]) -> Iterator[dict[str, Any]]:
-    """Decode every chip of the given shards, in file order (numpy; see :func:`decode_example`)."""
-    tf = import_tensorflow()
-    for path in paths:
-        for record in tf.data.TFRecordDataset(str(path)).as_numpy_iterator():
-            yield decode_example(record)
 
 
 class ShardWriter:
