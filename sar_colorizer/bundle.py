@@ -39,12 +39,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sar_colorizer import __version__
 from sar_colorizer.errors import InputError, ModelMismatchError, OutputExistsError, SarColorError
 from sar_colorizer.io.atomic import atomic_folder, publish
 from sar_colorizer.sar.polarisation import polarisation
+
+if TYPE_CHECKING:
+    from importlib.resources.abc import Traversable
+
+    from keras import Model
+
+    from sar_colorizer.sar.radiometry import Normalization
+    from sar_colorizer.sar.speckle import SpeckleFilter
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +77,7 @@ class Bundle:
         path: The bundle directory it was loaded from (None for an in-memory bundle).
     """
 
-    model: Any
+    model: Model
     metadata: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
 
@@ -113,14 +121,14 @@ class Bundle:
         return copy.deepcopy(self.metadata.get("confidence") or {})
 
     @property
-    def normalization(self) -> Any:
+    def normalization(self) -> Normalization:
         """The :class:`sar_colorizer.sar.radiometry.Normalization` used in training."""
         from sar_colorizer.sar.radiometry import Normalization
 
         return Normalization.from_dict(self.metadata.get("normalization") or {})
 
     @property
-    def speckle_filter(self) -> Any:
+    def speckle_filter(self) -> SpeckleFilter:
         """The :class:`sar_colorizer.sar.speckle.SpeckleFilter` applied before the network."""
         from sar_colorizer.sar.speckle import SpeckleFilter
 
@@ -274,7 +282,7 @@ def default_bundle_path() -> Path:
     return Path(str(folder))
 
 
-def _package_weights() -> Any:
+def _package_weights() -> Traversable:
     return resources.files("sar_colorizer") / "weights"
 
 
@@ -432,7 +440,7 @@ def _import_model_code() -> Any:
 
 def save_bundle(
     path: str | os.PathLike[str],
-    model: Any,
+    model: Model,
     metadata: dict[str, Any],
     overwrite: bool = False,
 ) -> Path:
@@ -526,7 +534,7 @@ def _json_default(value: Any) -> Any:
     )
 
 
-def _inference_copy(model: Any) -> Any:
+def _inference_copy(model: Model) -> Model:
     """The model without optimizer state or compile settings: a bundle is for inference and
     fine-tuning, and Adam's two moments would triple the file size (a model loaded from a
     compiled save keeps them too, so always rebuild)."""

@@ -22,7 +22,7 @@ next to the sharp cusps of the gamut).
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -33,6 +33,9 @@ from sar_colorizer.color.constants import (
     LAB_SLOPE,
     RGB_FROM_XYZ,
 )
+
+if TYPE_CHECKING:
+    from tensorflow import Tensor
 
 __all__ = [
     "ANGLE_STEPS",
@@ -145,7 +148,7 @@ def limit_chroma_numpy(lab: np.ndarray) -> np.ndarray:
     return out
 
 
-def limit_chroma(lightness: Any, ab: Any, table: Any) -> Any:
+def limit_chroma(lightness: Tensor, ab: Tensor, table: Tensor) -> Tensor:
     """In-graph chroma cap for the colour conversion (TensorFlow ops).
 
     Args:

@@ -24,11 +24,17 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from sar_colorizer.errors import InputError
+
+if TYPE_CHECKING:
+    from affine import Affine
+    from rasterio.crs import CRS
+
+    from sar_colorizer.io.raster import RasterInfo
 
 logger = logging.getLogger(__name__)
 
@@ -434,7 +440,7 @@ def assign_splits(
 # --------------------------------------------------------------------------------------------
 
 
-def is_georeferenced(info: Any) -> bool:
+def is_georeferenced(info: RasterInfo) -> bool:
     """A raster is georeferenced when it has a CRS (plain PNGs get an identity transform, no CRS)."""
     return info.crs is not None
 
@@ -464,7 +470,7 @@ def check_pair(pair: Pair) -> tuple[int, int]:
     return sar_info.height, sar_info.width
 
 
-def _check_grids(pair: Pair, sar_info: Any, opt_info: Any) -> bool:
+def _check_grids(pair: Pair, sar_info: RasterInfo, opt_info: RasterInfo) -> bool:
     """Return whether the optical image must be reprojected; raise when it cannot be used."""
     same_size = (sar_info.width, sar_info.height) == (opt_info.width, opt_info.height)
     if is_georeferenced(sar_info) and is_georeferenced(opt_info):
@@ -496,7 +502,7 @@ def _check_grids(pair: Pair, sar_info: Any, opt_info: Any) -> bool:
     )
 
 
-def _check_overlap(pair: Pair, sar_info: Any, opt_info: Any) -> None:
+def _check_overlap(pair: Pair, sar_info: RasterInfo, opt_info: RasterInfo) -> None:
     from rasterio.errors import CRSError
     from rasterio.transform import array_bounds
     from rasterio.warp import transform_bounds
@@ -520,7 +526,7 @@ def _check_overlap(pair: Pair, sar_info: Any, opt_info: Any) -> None:
         )
 
 
-def optical_band_indexes(info: Any) -> list[int]:
+def optical_band_indexes(info: RasterInfo) -> list[int]:
     """Red, green, blue of an optical raster: bands described B04, B03, B02 (also B4, red, ...)
     where the file names them, else bands 1, 2, 3."""
     names = {"B04": ("b04", "b4", "red"), "B03": ("b03", "b3", "green"), "B02": ("b02", "b2", "blue")}
@@ -694,10 +700,10 @@ def _not_georeferenced_warning() -> type[Warning]:
 def reproject_to_grid(
     rgb: np.ndarray,
     valid: np.ndarray,
-    src_transform: Any,
-    src_crs: Any,
-    dst_transform: Any,
-    dst_crs: Any,
+    src_transform: Affine,
+    src_crs: CRS,
+    dst_transform: Affine,
+    dst_crs: CRS,
     dst_shape: tuple[int, int],
 ) -> tuple[np.ndarray, np.ndarray]:
     """Resample an image (C, h, w) onto another grid, bilinear, NaN-aware.

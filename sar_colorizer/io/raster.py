@@ -55,6 +55,7 @@ from affine import Affine
 from rasterio.crs import CRS
 from rasterio.enums import ColorInterp, Interleaving, MaskFlags, Resampling
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
+from rasterio.io import DatasetReader
 from rasterio.windows import Window
 
 from sar_colorizer import __version__
@@ -209,7 +210,7 @@ def input_path(path: str | os.PathLike[str]) -> Path | str:
 
 
 @contextlib.contextmanager
-def _open_dataset(path: str | os.PathLike[str]) -> Iterator[Any]:
+def _open_dataset(path: str | os.PathLike[str]) -> Iterator[DatasetReader]:
     """Open a raster for reading; missing or unreadable files raise a one-line RasterError."""
     if not _is_remote(path) and not Path(path).exists():
         raise RasterError(f"{path}: no such file")
@@ -242,7 +243,7 @@ def read_info(path: str | os.PathLike[str]) -> RasterInfo:
         return _info_from_dataset(src, path)
 
 
-def _info_from_dataset(src: Any, path: str | os.PathLike[str]) -> RasterInfo:
+def _info_from_dataset(src: DatasetReader, path: str | os.PathLike[str]) -> RasterInfo:
     return RasterInfo(
         path=Path(path),
         width=src.width,
@@ -419,7 +420,7 @@ def read_raster(
 
 
 def _valid_mask(
-    src: Any,
+    src: DatasetReader,
     indexes: list[int],
     values: np.ndarray,
     window: Window | None,

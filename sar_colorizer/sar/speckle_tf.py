@@ -48,11 +48,11 @@ _TINY = float(np.finfo(np.float32).tiny)
 # Only static Python control flow inside: AutoGraph would spend seconds converting it.
 @tf.autograph.experimental.do_not_convert
 def speckle_filter_tf(
-    x: Any,
+    x: tf.Tensor | np.ndarray,
     spec: SpeckleFilter,
-    valid: Any | None = None,
+    valid: tf.Tensor | np.ndarray | None = None,
     fill_value: float | None = None,
-) -> Any:
+) -> tf.Tensor:
     """Filter speckle from linear power (or relative intensity) in the TensorFlow graph.
 
     Args:
