@@ -186,14 +186,7 @@ def preprocess(
     # Check every pair from its header before writing anything: fail in seconds, not after hours.
     shapes = {pair.name: check_pair(pair) for pair in work}
     requested = chip_size
-    chip_size = min(adapt_chip_size(min(shape), chip_size, chip_multiple) for shape in shapes.values())
-    if chip_size != requested:
-        stride = chip_size if stride == requested else min(stride, chip_size)
-        logger.info(
-            "images as small as %d px: %d-px chips (smaller images padded with nodata)",
-            min(min(shape) for shape in shapes.values()),
-            chip_size,
-        )
+    chip_size, stride = _adapt_grid(list(shapes.values()), chip_size, stride, chip_multiple)
     expected: Counter[str] = Counter()
     for pair in work:
         height, width = (max(side, chip_size) for side in shapes[pair.name])
@@ -249,6 +242,23 @@ def preprocess(
     )
     logger.info("Wrote %s: %s", out_dir, summary)
     return stats
+
+
+def _adapt_grid(
+    shapes: list[tuple[int, int]], chip_size: int, stride: int, multiple: int
+) -> tuple[int, int]:
+    """Chip size and stride of the run: the requested ones, or smaller for small images (see
+    :func:`adapt_chip_size`), the stride then no longer than the chip."""
+    smallest = min(min(shape) for shape in shapes)
+    adapted = min(adapt_chip_size(min(shape), chip_size, multiple) for shape in shapes)
+    if adapted == chip_size:
+        return chip_size, stride
+    logger.info(
+        "images as small as %d px: %d-px chips (smaller images padded with nodata)",
+        smallest,
+        adapted,
+    )
+    return adapted, adapted if stride == chip_size else min(stride, adapted)
 
 
 def _write_sources_manifest(path: Path, sources: dict[str, dict[str, Any]]) -> None:
