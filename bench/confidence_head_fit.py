@@ -52,12 +52,12 @@ def main() -> None:
     from sar_colorizer._tf import import_keras
     from sar_colorizer.bundle import load_bundle, save_bundle
     from sar_colorizer.data.pipeline import make_dataset
+    from sar_colorizer.data.stats import read_stats
     from sar_colorizer.keras_metrics import ColourLoss, MaskedABRMSE, MaskedGaussianNLL
     from sar_colorizer.losses import GaussianNLLChromaLoss
     from sar_colorizer.training import (
         calibrate_shrink,
         output_description,
-        read_stats,
         with_confidence_head,
     )
 

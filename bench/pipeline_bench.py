@@ -52,7 +52,7 @@ def _parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def _prepare_chips(args: argparse.Namespace) -> tuple[Path, float]:
-    from sar_colorizer.preprocessing import preprocess
+    from sar_colorizer.data.preprocess import preprocess
 
     chips = args.work / "chips"
     if args.skip_preprocess and (chips / "stats.json").is_file():
@@ -130,7 +130,7 @@ def _masked_mse(y_true: Any, y_pred: Any) -> Any:
 def _waiting_fraction(chips: Path, args: argparse.Namespace, spec: Any) -> dict[str, Any]:
     from sar_colorizer._tf import import_tensorflow
     from sar_colorizer.data.pipeline import make_dataset
-    from sar_colorizer.data.tfrecord import read_stats
+    from sar_colorizer.data.stats import read_stats
 
     tf = import_tensorflow()
     model, description = _model(args)

@@ -43,33 +43,6 @@ def _pair(values: Any, what: str) -> tuple[float, float]:
     return first, second
 
 
-def fit_linear_regression(
-    feature: np.ndarray,
-    a: np.ndarray,
-    b: np.ndarray,
-    valid: np.ndarray | None = None,
-) -> dict[str, list[float]]:
-    """Least-squares lines ``A = w0 + w1 * s`` and ``B = w0 + w1 * s`` over pixels.
-
-    Args:
-        feature: SAR feature ``s`` per pixel (any shape), e.g. (H, W) or (N,).
-        a: optical a* per pixel (CIELAB units), same shape as ``feature``.
-        b: optical b* per pixel, same shape.
-        valid: optional boolean mask of the same shape; pixels where it is False, or where any
-            input is not finite, are left out.
-
-    Returns:
-        ``{"a": [w0, w1], "b": [w0, w1]}`` (the bundle.json shape). With a constant feature
-        the slope is 0 and the intercept the mean.
-
-    Raises:
-        InputError: shapes differ or no pixel is usable.
-    """
-    accumulator = BaselineAccumulator()
-    accumulator.update(feature, np.stack([np.asarray(a), np.asarray(b)], axis=-1), valid)
-    return accumulator.linear_regression()
-
-
 @dataclass
 class BaselineAccumulator:
     """Running sums for the mean colour and the linear regression over many training images.
@@ -232,21 +205,3 @@ class Baselines:
             b = self.linear_b[0] + self.linear_b[1] * feature
             return np.stack([a, b], axis=-1).astype(np.float32)
         raise InputError(f"unknown baseline {name!r}; valid names: {', '.join(BASELINE_NAMES)}")
-
-
-def fit_baselines(
-    feature: np.ndarray, ab: np.ndarray, valid: np.ndarray | None = None
-) -> Baselines:
-    """Fit all baselines on one set of training pixels.
-
-    Args:
-        feature: (...) SAR feature ``s`` per pixel.
-        ab: (..., 2) optical a*, b* per pixel in CIELAB units.
-        valid: optional (...) mask.
-
-    Returns:
-        The fitted :class:`Baselines`.
-    """
-    accumulator = BaselineAccumulator()
-    accumulator.update(feature, ab, valid)
-    return accumulator.result()

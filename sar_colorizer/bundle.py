@@ -34,17 +34,25 @@ import copy
 import json
 import logging
 import os
-import re
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sar_colorizer import __version__
 from sar_colorizer.errors import InputError, ModelMismatchError, OutputExistsError, SarColorError
 from sar_colorizer.io.atomic import atomic_folder, publish
+from sar_colorizer.sar.polarisation import polarisation
+
+if TYPE_CHECKING:
+    from importlib.resources.abc import Traversable
+
+    from keras import Model
+
+    from sar_colorizer.sar.radiometry import Normalization
+    from sar_colorizer.sar.speckle import SpeckleFilter
 
 logger = logging.getLogger(__name__)
 
@@ -58,8 +66,6 @@ AB_CHANNELS = ("a", "b")
 VARIANCE_CHANNELS = ("log_var_a", "log_var_b")
 DEFAULT_PIXEL_SIZE = 10.0  # metres; training pixel size for bundles that do not record one
 
-_POLARISATION = re.compile(r"(?<![A-Z])(VV|VH|HH|HV)(?![A-Z])")
-
 
 @dataclass
 class Bundle:
@@ -71,7 +77,7 @@ class Bundle:
         path: The bundle directory it was loaded from (None for an in-memory bundle).
     """
 
-    model: Any
+    model: Model
     metadata: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
 
@@ -115,14 +121,14 @@ class Bundle:
         return copy.deepcopy(self.metadata.get("confidence") or {})
 
     @property
-    def normalization(self) -> Any:
+    def normalization(self) -> Normalization:
         """The :class:`sar_colorizer.sar.radiometry.Normalization` used in training."""
         from sar_colorizer.sar.radiometry import Normalization
 
         return Normalization.from_dict(self.metadata.get("normalization") or {})
 
     @property
-    def speckle_filter(self) -> Any:
+    def speckle_filter(self) -> SpeckleFilter:
         """The :class:`sar_colorizer.sar.speckle.SpeckleFilter` applied before the network."""
         from sar_colorizer.sar.speckle import SpeckleFilter
 
@@ -205,8 +211,8 @@ class Bundle:
         given = [_band_label(name, index) for index, name in enumerate(names)]
         expected_text = _describe(len(expected), expected)
         given_text = _describe(n_channels, given if len(given) == n_channels else [])
-        input_pols = [_polarisation(name) for name in names]
-        model_pols = [_polarisation(name) for name in expected]
+        input_pols = [polarisation(name) for name in names]
+        model_pols = [polarisation(name) for name in expected]
         # Only used where all() has established that every entry is a polarisation name.
         input_names = [pol or "" for pol in input_pols]
         model_names = [pol or "" for pol in model_pols]
@@ -261,13 +267,6 @@ def _one_or_them(expected: Sequence[str]) -> str:
     return "one" if len(expected) == 1 else f"{len(expected)}"
 
 
-def _polarisation(name: str | None) -> str | None:
-    if not name:
-        return None
-    matches = _POLARISATION.findall(str(name).upper())
-    return matches[-1] if len(set(matches)) == 1 else None
-
-
 def default_bundle_path() -> Path:
     """The directory of the model shipped inside the package.
 
@@ -283,7 +282,7 @@ def default_bundle_path() -> Path:
     return Path(str(folder))
 
 
-def _package_weights() -> Any:
+def _package_weights() -> Traversable:
     return resources.files("sar_colorizer") / "weights"
 
 
@@ -430,27 +429,18 @@ def load_bundle(path: str | os.PathLike[str] = DEFAULT_BUNDLE) -> Bundle:
 
 def _import_model_code() -> Any:
     """Import keras and register the package's serializable classes before loading a model."""
-    import importlib.util
-
     from sar_colorizer._tf import import_keras
 
     keras = import_keras()
     import sar_colorizer.losses  # noqa: F401  (registers WeightedChromaLoss)
     import sar_colorizer.nets.unet  # noqa: F401  (registers the model and its layers)
 
-    # Registers SpeckleFilterLayer, for models that filter speckle in-graph.
-    module = "sar_colorizer.sar.speckle_tf"
-    if importlib.util.find_spec(module) is not None:
-        try:
-            importlib.import_module(module)
-        except ImportError as error:  # only models that contain the layer need it
-            logger.debug("could not import %s: %s", module, error)
     return keras
 
 
 def save_bundle(
     path: str | os.PathLike[str],
-    model: Any,
+    model: Model,
     metadata: dict[str, Any],
     overwrite: bool = False,
 ) -> Path:
@@ -544,7 +534,7 @@ def _json_default(value: Any) -> Any:
     )
 
 
-def _inference_copy(model: Any) -> Any:
+def _inference_copy(model: Model) -> Model:
     """The model without optimizer state or compile settings: a bundle is for inference and
     fine-tuning, and Adam's two moments would triple the file size (a model loaded from a
     compiled save keeps them too, so always rebuild)."""

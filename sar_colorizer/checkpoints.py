@@ -25,10 +25,14 @@ import re
 import shutil
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sar_colorizer.io.atomic import atomic_folder
 from sar_colorizer.signals import raise_if_interrupted
+
+if TYPE_CHECKING:
+    from keras import Model
+    from keras.callbacks import Callback
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +49,7 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def write_checkpoint(folder: Path, model: Any, state: dict[str, Any],
+def write_checkpoint(folder: Path, model: Model, state: dict[str, Any],
                      overwrite: bool = False) -> None:
     """Write the model's weights (with its optimizer state) and ``state`` to ``folder``,
     atomically."""
@@ -55,7 +59,7 @@ def write_checkpoint(folder: Path, model: Any, state: dict[str, Any],
         (staging / STATE_FILE).write_text(json.dumps(state), encoding="utf-8")
 
 
-def read_checkpoint(folder: Path, model: Any) -> dict[str, Any]:
+def read_checkpoint(folder: Path, model: Model) -> dict[str, Any]:
     """Verify a checkpoint folder and load its weights into ``model``; returns its state.
 
     On any failure the model's and optimizer's variables are put back as they were, so that a
@@ -93,7 +97,7 @@ def read_checkpoint(folder: Path, model: Any) -> dict[str, Any]:
     return dict(state)
 
 
-def make_callbacks(keras: Any, work_dir: Path, monitor: str) -> list[Any]:
+def make_callbacks(keras: Any, work_dir: Path, monitor: str) -> list[Callback]:
     """The resume-after-interruption and keep-the-best callbacks for ``model.fit``.
 
     Args:
@@ -166,7 +170,7 @@ def make_callbacks(keras: Any, work_dir: Path, monitor: str) -> list[Any]:
     return [ResumableBackup(work_dir / "backup"), BestWeights(work_dir / "best")]
 
 
-def restore_best(model: Any, work_dir: Path) -> bool:
+def restore_best(model: Model, work_dir: Path) -> bool:
     """Load the best weights of the run into ``model`` (keeping the current ones, with a
     warning, if they are damaged); returns whether they were loaded."""
     best_dir = work_dir / "best"

@@ -24,14 +24,18 @@ import os
 import uuid
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 from sar_colorizer.errors import InputError, MissingExtraError, SarColorError
+
+if TYPE_CHECKING:
+    from distributed import Client, LocalCluster
 
 logger = logging.getLogger(__name__)
 
 
-def _distributed() -> Any:
+def _distributed() -> ModuleType:
     try:
         import distributed
     except ImportError as error:
@@ -60,7 +64,7 @@ def worker_environment(n_workers: int, cpus: int | None = None) -> dict[str, str
     }
 
 
-def local_cluster(n_workers: int, memory_limit: str | None = "auto") -> Any:
+def local_cluster(n_workers: int, memory_limit: str | None = "auto") -> LocalCluster:
     """A ``distributed.LocalCluster`` of ``n_workers`` single-threaded worker processes.
 
     Args:
@@ -121,7 +125,7 @@ def _load_on_worker(model: str) -> str:
 
 
 def run_batch(
-    client: Any,
+    client: Client,
     model: str,
     jobs: Sequence[dict[str, Any]],
     settings: dict[str, Any],

@@ -34,7 +34,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -50,6 +50,10 @@ from sar_colorizer.metrics import (
     lab_to_rgb_u8,
     reference_lab,
 )
+
+if TYPE_CHECKING:
+    from sar_colorizer.bundle import Bundle
+    from sar_colorizer.data.pairs import Pair
 
 logger = logging.getLogger(__name__)
 
@@ -90,12 +94,12 @@ _METRIC_DECIMALS = {
 
 
 def select_pairs(
-    pairs: Sequence[Any], split: str | None = None, limit: int | None = None
-) -> list[Any]:
+    pairs: Sequence[Pair], split: str | None = None, limit: int | None = None
+) -> list[Pair]:
     """Keep the pairs of one split (e.g. ``"test"`` rows of a manifest), then the first ``limit``.
 
     Args:
-        pairs: :class:`sar_colorizer.data.pairs.Pair` objects (anything with ``.split``).
+        pairs: The pairs.
         split: keep only pairs whose ``split`` equals this; None keeps all.
         limit: keep at most this many (after the split filter); None keeps all.
 
@@ -186,38 +190,14 @@ def score_methods(
     return scores, rgbs, ref_rgb
 
 
-def sar_feature(bundle: Any, sar: np.ndarray, valid: np.ndarray, input_scale: str) -> np.ndarray:
-    """The baselines' SAR feature ``s`` per pixel, prepared exactly as for the model.
-
-    ``s = relative_to_feature(speckle-filtered relative intensity)``: the model's input
-    (:func:`sar_colorizer.inference.prepare_sar`) on a dB scale mapped to [0, 1]. With several
-    bands the first one is used (the band the baselines were fitted on at training time).
-
-    Args:
-        bundle: the loaded bundle (its normalisation and speckle filter are used).
-        sar: (C, H, W) raw SAR values.
-        valid: (H, W) mask.
-        input_scale: scale of ``sar`` (``"auto"``, ``"db"``, ``"linear"``, ...).
-
-    Returns:
-        (H, W) float32 in [0, 1], NaN where not valid.
-    """
-    from sar_colorizer.inference import prepare_sar
-    from sar_colorizer.sar.radiometry import relative_to_feature
-
-    relative = np.asarray(prepare_sar(sar, valid, bundle, input_scale=input_scale))
-    feature = np.asarray(relative_to_feature(relative[..., 0]), dtype=np.float32)
-    return np.where(valid, feature, np.float32(np.nan))
-
-
 def _thumbnail_step(shape: tuple[int, ...]) -> int:
     return max(1, int(np.ceil(max(shape[:2]) / GRID_THUMBNAIL)))
 
 
 def evaluate_pair(
-    bundle: Any,
+    bundle: Bundle,
     baselines: Baselines,
-    pair: Any,
+    pair: Pair,
     *,
     bands: str | Sequence[str | int] | None = None,
     input_scale: str = "auto",
@@ -259,7 +239,7 @@ def evaluate_pair(
         pair,
         bands=bands if bands is not None else model_bands_for(bundle, pair.sar),
         input_scale=input_scale,
-        optical_convention=optical_convention or bundle_convention(bundle),
+        optical_convention=optical_convention or bundle.optical_convention,
         optical_offset=optical_offset,
     )
     # read_pair resolves "auto" from the file's own dtype (integer files are display images).
@@ -277,11 +257,8 @@ def evaluate_pair(
     if not valid.any():
         raise InputError(f"pair {pair.name}: no pixel is valid in both images; check the pair")
     lab = np.asarray(result["lab"], dtype=np.float64)
-    if "feature" in result:
-        # The model's own input on the dB feature scale: the baselines see what the model sees.
-        feature = np.where(valid, np.asarray(result["feature"], dtype=np.float32), np.nan)
-    else:
-        feature = sar_feature(bundle, arrays.sar, arrays.valid, scale)
+    # The model's own input on the dB feature scale: the baselines see what the model sees.
+    feature = np.where(valid, np.asarray(result["feature"], dtype=np.float32), np.nan)
 
     method_ab = {MODEL_KEY: lab[..., 1:]}
     for name in BASELINE_NAMES:
@@ -590,15 +567,15 @@ def _grid_indices(n_images: int, grid_count: int) -> set[int]:
     return {int(index) for index in np.round(np.linspace(0, n_images - 1, count))}
 
 
-def bundle_baselines(bundle: Any) -> Baselines:
+def bundle_baselines(bundle: Bundle) -> Baselines:
     """The baselines stored in the bundle's metadata.
 
     Raises:
         InputError: the bundle has no ``"baselines"`` entry.
     """
-    metadata = getattr(bundle, "metadata", None) or {}
+    metadata = bundle.metadata
     if "baselines" not in metadata:
-        where = getattr(bundle, "path", None) or "the bundle"
+        where = bundle.path or "the bundle"
         raise InputError(
             f"{where}: bundle.json has no 'baselines' entry; retrain with 'sarcolor train' "
             "(it stores the baselines fitted on the training data)"
@@ -606,20 +583,17 @@ def bundle_baselines(bundle: Any) -> Baselines:
     return Baselines.from_dict(metadata["baselines"])
 
 
-def model_bands_for(bundle: Any, sar_path: Any) -> list[str] | None:
+def model_bands_for(bundle: Bundle, sar_path: str | Path) -> list[str] | None:
     """The model's bands, by name, when a SAR file has more bands than the model takes and
     names them (a VV + VH file for a VH model); None (every band) otherwise."""
     from sar_colorizer.data.bandfiles import stack_info
     from sar_colorizer.errors import SarColorError
     from sar_colorizer.io.raster import resolve_bands
 
-    channels = getattr(bundle, "input_channels", None)
-    names = list(getattr(bundle, "bands", None) or [])
-    if not channels or not names:
-        return None
+    names = bundle.bands
     try:
         info = stack_info(sar_path, "sar")
-        if len(info.data_bands) <= int(channels):
+        if len(info.data_bands) <= bundle.input_channels:
             return None
         resolve_bands(info, names)
     except SarColorError:
@@ -627,18 +601,8 @@ def model_bands_for(bundle: Any, sar_path: Any) -> list[str] | None:
     return names
 
 
-def bundle_convention(bundle: Any) -> str:
-    """The optical convention a bundle's model was trained in (``"as-is"`` when unrecorded)."""
-    from sar_colorizer.color.convention import LEGACY_CONVENTION
-
-    convention = getattr(bundle, "optical_convention", None)
-    if convention is None:
-        convention = (getattr(bundle, "metadata", None) or {}).get("optical_convention")
-    return str(convention or LEGACY_CONVENTION)
-
-
 def evaluate(
-    bundle: Any,
+    bundle: Bundle,
     pairs: Sequence[Any],
     *,
     report_dir: str | os.PathLike[str],
@@ -694,7 +658,7 @@ def evaluate(
     if folder.exists() and not folder.is_dir():
         raise InputError(f"{folder}: the report path exists and is not a folder; give a folder")
     baselines = bundle_baselines(bundle)
-    convention = optical_convention or bundle_convention(bundle)
+    convention = optical_convention or bundle.optical_convention
     selected = select_pairs(pairs, split=split, limit=limit)
     in_grid = _grid_indices(len(selected), grid_count)
 

@@ -10,7 +10,8 @@ pale (docs/DESIGN_NOTES.md). Two counter-measures, both in :class:`WeightedChrom
   (or more) saturated than the target, whatever the hue.
 
 The AB grid covers normalised AB in [-1, 1], i.e. CIELAB a*, b* in [-110, 110]; the training
-statistics use bins of 5 CIELAB units (44 x 44 bins), but any square grid works: bin ``i`` of
+statistics use bins of 5 CIELAB units (44 x 44 bins,
+:data:`sar_colorizer.color.constants.AB_HISTOGRAM_EDGES`), but any square grid works: bin ``i`` of
 ``n`` covers ``[-1 + 2 i / n, -1 + 2 (i + 1) / n)``.
 
 This module is TensorFlow/Keras code and imports keras at module top.
@@ -29,9 +30,6 @@ from sar_colorizer.errors import InputError
 keras = import_keras()
 
 logger = logging.getLogger(__name__)
-
-#: Edges of the AB histogram in CIELAB units (44 bins of 5), as written to stats.json.
-AB_HISTOGRAM_EDGES = np.arange(-110.0, 110.0 + 1e-9, 5.0)
 
 #: Added under the square root of the chroma magnitude: keeps its gradient finite at ab = 0.
 CHROMA_EPS = 1e-6

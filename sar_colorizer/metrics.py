@@ -171,19 +171,6 @@ def lab_to_rgb_u8(lab: np.ndarray) -> np.ndarray:
     return np.round(np.clip(rgb, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
-def reference_rgb(lightness: np.ndarray, optical_ab: np.ndarray) -> np.ndarray:
-    """8-bit sRGB of the METRICS.md reference: LAB(L of the output, AB of the optical) -> RGB.
-
-    Args:
-        lightness: (H, W) L* of the colorized output.
-        optical_ab: (H, W, 2) a*, b* of the optical image.
-
-    Returns:
-        (H, W, 3) uint8 sRGB.
-    """
-    return lab_to_rgb_u8(reference_lab(lightness, optical_ab))
-
-
 # --------------------------------------------------------------------------------------------
 # RGB metrics
 
@@ -634,7 +621,7 @@ def image_metrics(
 
     Args:
         pred_rgb: (H, W, 3) uint8 output sRGB (``lab_to_rgb_u8(pred_lab)``).
-        ref_rgb: (H, W, 3) uint8 reference sRGB (:func:`reference_rgb`).
+        ref_rgb: (H, W, 3) uint8 reference sRGB (:func:`lab_to_rgb_u8` of :func:`reference_lab`).
         pred_lab: (H, W, 3) output LAB as predicted (before conversion to RGB).
         ref_lab: (H, W, 3) reference LAB (:func:`reference_lab`).
         optical_lab: (H, W, 3) or (H, W, 2) colour of the optical image for the chroma ratio;

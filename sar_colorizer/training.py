@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from sar_colorizer import __version__
+from sar_colorizer.data.stats import read_stats
 from sar_colorizer.errors import InputError, OutputExistsError
 from sar_colorizer.io.atomic import atomic_file
 from sar_colorizer.settings import check_known_keys
@@ -126,16 +127,6 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
-
-def read_stats(data_dir: str | Path) -> dict[str, Any]:
-    """Read the ``stats.json`` that ``sarcolor preprocess`` wrote into ``data_dir``."""
-    stats_path = Path(data_dir) / "stats.json"
-    if not stats_path.is_file():
-        raise InputError(
-            f"{data_dir}: no stats.json; give a folder written by 'sarcolor preprocess'"
-        )
-    return json.loads(stats_path.read_text())
 
 
 def make_strategy(name: str) -> Any:

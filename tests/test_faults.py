@@ -274,7 +274,7 @@ TRAIN_ARGS = ("--epochs", "4", "--depth", "2", "--base-filters", "4", "--crop-si
 
 
 def _check_chips(folder: Path) -> None:
-    from sar_colorizer.data.tfrecord import read_stats
+    from sar_colorizer.data.stats import read_stats
 
     stats = read_stats(folder)
     import tensorflow as tf

@@ -5,9 +5,9 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
+from sar_colorizer.color.constants import AB_HISTOGRAM_EDGES  # noqa: E402
 from sar_colorizer.errors import InputError  # noqa: E402
 from sar_colorizer.losses import (  # noqa: E402
-    AB_HISTOGRAM_EDGES,
     CHROMA_EPS,
     WeightedChromaLoss,
     rarity_weights,

@@ -14,7 +14,8 @@ import cv2
 import numpy as np
 import pytest
 
-from sar_colorizer.training import TrainConfig, read_stats, train
+from sar_colorizer.data.stats import read_stats
+from sar_colorizer.training import TrainConfig, train
 
 REAL_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "s1s2-la-texas"
 TINY = {"depth": 2, "base_filters": 4, "downsample": 2, "crop_size": 32, "batch_size": 4,
@@ -40,7 +41,7 @@ def _write_pairs(root: Path, n: int = 4, size: int = 64, seed: int = 0) -> Path:
 
 @pytest.fixture(scope="module")
 def chips(tmp_path_factory) -> Path:
-    from sar_colorizer.preprocessing import preprocess
+    from sar_colorizer.data.preprocess import preprocess
 
     root = tmp_path_factory.mktemp("training")
     pairs = _write_pairs(root / "pairs")
@@ -161,7 +162,7 @@ def test_loss_falls_on_real_chips(tmp_path):
         pytest.skip(f"real data not present at {REAL_DATA} (lives beside the checkout)")
     import csv as csv_module
 
-    from sar_colorizer.preprocessing import preprocess
+    from sar_colorizer.data.preprocess import preprocess
 
     manifest = tmp_path / "pairs.csv"
     rows = list(csv_module.DictReader((REAL_DATA / "pairs.csv").open()))[:4]

@@ -173,7 +173,7 @@ def preprocess(
       sarcolor preprocess ../shared/data/s1s2-la-texas chips/ --band-names VH
     """
     from sar_colorizer.data.chips import ChipFilter
-    from sar_colorizer.preprocessing import preprocess as run_preprocess
+    from sar_colorizer.data.preprocess import preprocess as run_preprocess
     from sar_colorizer.sar.radiometry import Normalization
     from sar_colorizer.sar.speckle import SpeckleFilter
 

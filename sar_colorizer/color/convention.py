@@ -39,9 +39,8 @@ than their dark object (all dark), come out black, never NaN.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
+import numpy.typing as npt
 
 from sar_colorizer.errors import InputError
 
@@ -70,7 +69,7 @@ def check_convention(name: str) -> str:
 
 
 def to_reflectance(
-    values: np.ndarray, dtype: Any, offset: float = 0.0
+    values: np.ndarray, dtype: npt.DTypeLike, offset: float = 0.0
 ) -> tuple[np.ndarray, str]:
     """Bring stored optical values to a common linear scale.
 
@@ -96,7 +95,7 @@ def to_reflectance(
 def to_convention(
     values: np.ndarray,
     valid: np.ndarray,
-    dtype: Any,
+    dtype: npt.DTypeLike,
     convention: str = DEFAULT_CONVENTION,
     *,
     offset: float = 0.0,

@@ -31,10 +31,21 @@ a cusp and falls to white along each hue, is smallest at one of the two bounds.
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
+
+from sar_colorizer.color.constants import (
+    D65_WHITE,
+    LAB_F_KNEE,
+    LAB_OFFSET,
+    LAB_SLOPE,
+    RGB_FROM_XYZ,
+)
+
+if TYPE_CHECKING:
+    from tensorflow import Tensor
 
 __all__ = [
     "ANGLE_STEPS",
@@ -55,21 +66,7 @@ ANGLE_PER_UNIT = 180
 L_STEPS = 100 * L_PER_UNIT + 1
 ANGLE_STEPS = 4 * ANGLE_PER_UNIT
 
-# Constants of sar_colorizer.color.lab (scikit-image's), repeated here in float64 so that the
-# table is built without Keras; tests/color/test_gamut.py checks them against that module.
-_WHITE = np.array([0.95047, 1.0, 1.08883])
-_RGB_FROM_XYZ = np.linalg.inv(
-    np.array(
-        [
-            [0.412453, 0.357580, 0.180423],
-            [0.212671, 0.715160, 0.072169],
-            [0.019334, 0.119193, 0.950227],
-        ]
-    )
-)
-_LAB_F_KNEE = 0.2068966
-_LAB_SLOPE = 7.787
-_LAB_OFFSET = 16.0 / 116.0
+_WHITE = np.array(D65_WHITE)
 
 #: Radius in output pixels of the min / max and mean filters of :func:`lightness_envelope`. On
 #: the Camargue quick-start sample (20 m, shipped model) the written image's colour speckle was
@@ -84,8 +81,8 @@ def lab_to_linear_rgb(lab: np.ndarray) -> np.ndarray:
     lab = np.asarray(lab, dtype=np.float64)
     fy = (lab[..., 0] + 16.0) / 116.0
     f = np.stack([fy + lab[..., 1] / 500.0, fy, fy - lab[..., 2] / 200.0], axis=-1)
-    xyz = np.where(f > _LAB_F_KNEE, f**3, (f - _LAB_OFFSET) / _LAB_SLOPE) * _WHITE
-    return xyz @ _RGB_FROM_XYZ.T
+    xyz = np.where(f > LAB_F_KNEE, f**3, (f - LAB_OFFSET) / LAB_SLOPE) * _WHITE
+    return xyz @ RGB_FROM_XYZ.T
 
 
 def diamond_angle(a: Any, b: Any, where: Any = np.where) -> Any:
@@ -116,7 +113,7 @@ def _boundary(lightness: np.ndarray, cos: np.ndarray, sin: np.ndarray) -> np.nda
     fy = np.broadcast_to((np.asarray(lightness, dtype=np.float64) + 16.0) / 116.0, shape)
 
     def inverse_f(f: np.ndarray) -> np.ndarray:
-        return np.where(f > _LAB_F_KNEE, f * f * f, (f - _LAB_OFFSET) / _LAB_SLOPE)
+        return np.where(f > LAB_F_KNEE, f * f * f, (f - LAB_OFFSET) / LAB_SLOPE)
 
     y = inverse_f(fy) * _WHITE[1]
     cos_500, sin_200 = np.broadcast_to(cos, shape) / 500.0, np.broadcast_to(sin, shape) / 200.0
@@ -127,7 +124,7 @@ def _boundary(lightness: np.ndarray, cos: np.ndarray, sin: np.ndarray) -> np.nda
         x = inverse_f(fy + middle * cos_500) * _WHITE[0]
         z = inverse_f(fy - middle * sin_200) * _WHITE[2]
         inside = np.ones(shape, dtype=bool)
-        for row in _RGB_FROM_XYZ:
+        for row in RGB_FROM_XYZ:
             channel = row[0] * x + row[1] * y + row[2] * z
             inside &= (channel >= 0.0) & (channel <= 1.0)
         low = np.where(inside, middle, low)
@@ -173,7 +170,7 @@ def limit_chroma_numpy(lab: np.ndarray, *bounds: np.ndarray) -> np.ndarray:
     return out
 
 
-def limit_chroma(lightness: Any, ab: Any, table: Any, *bounds: Any) -> Any:
+def limit_chroma(lightness: Tensor, ab: Tensor, table: Tensor, *bounds: Tensor) -> Tensor:
     """In-graph chroma cap for the colour conversion (TensorFlow ops).
 
     Args:

@@ -1,14 +1,15 @@
-"""sRGB <-> CIE LAB (D65, 2 degree observer) in ``keras.ops``, and the AB scaling for the network.
+"""sRGB <-> CIE LAB (D65, 2 degree observer) in ``keras.ops``.
 
 The network predicts the two chroma channels of CIE LAB (a: green-red, b: blue-yellow) scaled to
 [-1, 1]; the lightness L (0-100) comes from the SAR. These functions run on numpy arrays and on
 TensorFlow tensors alike, inside ``tf.function`` and ``tf.data`` graphs with dynamic shapes, on any
 number of leading dimensions with the three colour channels last, in float32.
 
-The constants are exactly those of :func:`skimage.color.rgb2lab` / :func:`skimage.color.lab2rgb`
-(scikit-image's sRGB matrix, D65 white point, and its rounded CIE epsilon/kappa constants
-0.008856 / 7.787 rather than the exact 216/24389 and 24389/3132), so both agree to float32
-precision and colours can be checked against scikit-image.
+The constants (:mod:`sar_colorizer.color.constants`) are exactly those of
+:func:`skimage.color.rgb2lab` / :func:`skimage.color.lab2rgb` (scikit-image's sRGB matrix, D65
+white point, and its rounded CIE epsilon/kappa constants 0.008856 / 7.787 rather than the exact
+216/24389 and 24389/3132), so both agree to float32 precision and colours can be checked against
+scikit-image.
 
 This module imports Keras at the top: it is TensorFlow-only code, never imported by
 ``sar_colorizer/__init__.py`` or at the top of a command module.
@@ -22,6 +23,17 @@ from typing import Any
 import numpy as np
 
 from sar_colorizer._tf import import_keras
+from sar_colorizer.color.constants import (
+    AB_SCALE,
+    D65_WHITE,
+    L_MAX,
+    LAB_EPSILON,
+    LAB_F_KNEE,
+    LAB_OFFSET,
+    LAB_SLOPE,
+    RGB_FROM_XYZ,
+    XYZ_FROM_RGB,
+)
 from sar_colorizer.errors import InputError
 
 keras = import_keras()
@@ -29,48 +41,19 @@ ops = keras.ops
 
 logger = logging.getLogger(__name__)
 
+# AB_SCALE, D65_WHITE and L_MAX belong to sar_colorizer.color.constants; listed here as well
+# because they describe this module's inputs and outputs.
 __all__ = [
     "AB_SCALE",
     "D65_WHITE",
     "L_MAX",
-    "denormalize_ab",
     "lab_to_rgb",
-    "normalize_ab",
     "rgb_to_lab",
 ]
 
-L_MAX = 100.0
-"""Lightness of reference white; L lies in [0, L_MAX] for every sRGB colour."""
-
-AB_SCALE = 110.0
-"""Divisor that maps a and b to [-1, 1]. Over the sRGB gamut a spans [-86.2, 98.3] and b spans
-[-107.9, 94.5] (tests/color/test_lab.py checks a dense RGB grid), so ``AB / AB_SCALE`` stays inside
-[-1, 1] with a little headroom and the network's tanh output can reach every sRGB colour."""
-
-D65_WHITE = (0.95047, 1.0, 1.08883)
-"""CIE XYZ of the D65 white point, 2 degree observer (scikit-image's values)."""
-
-# sRGB (linear) -> XYZ, as in skimage.color.colorconv.xyz_from_rgb; the inverse is computed in
-# float64 once, as scikit-image does, so the two directions are exact inverses.
-_XYZ_FROM_RGB = np.array(
-    [
-        [0.412453, 0.357580, 0.180423],
-        [0.212671, 0.715160, 0.072169],
-        [0.019334, 0.119193, 0.950227],
-    ],
-    dtype=np.float64,
-)
-_RGB_FROM_XYZ = np.linalg.inv(_XYZ_FROM_RGB)
-
-# sRGB transfer function (IEC 61966-2-1).
+# The transfer function of sRGB (IEC 61966-2-1).
 _SRGB_ENCODED_KNEE = 0.04045
 _SRGB_LINEAR_KNEE = 0.0031308
-# CIE L* piecewise function f(t) = cbrt(t) above epsilon, kappa-slope line below (scikit-image's
-# rounded constants); _LAB_F_KNEE = f(epsilon) is the threshold of the inverse.
-_LAB_EPSILON = 0.008856
-_LAB_SLOPE = 7.787
-_LAB_OFFSET = 16.0 / 116.0
-_LAB_F_KNEE = 0.2068966
 
 _INTEGER_RGB_MAX = {"uint8": 255.0, "uint16": 65535.0}
 
@@ -120,12 +103,12 @@ def _linear_to_srgb(linear: Any) -> Any:
 
 
 def _lab_f(t: Any) -> Any:
-    cube_root = ops.power(ops.maximum(t, _LAB_EPSILON), 1.0 / 3.0)
-    return ops.where(t > _LAB_EPSILON, cube_root, _LAB_SLOPE * t + _LAB_OFFSET)
+    cube_root = ops.power(ops.maximum(t, LAB_EPSILON), 1.0 / 3.0)
+    return ops.where(t > LAB_EPSILON, cube_root, LAB_SLOPE * t + LAB_OFFSET)
 
 
 def _lab_f_inverse(t: Any) -> Any:
-    return ops.where(t > _LAB_F_KNEE, t * t * t, (t - _LAB_OFFSET) / _LAB_SLOPE)
+    return ops.where(t > LAB_F_KNEE, t * t * t, (t - LAB_OFFSET) / LAB_SLOPE)
 
 
 def rgb_to_lab(rgb: Any) -> Any:
@@ -146,7 +129,7 @@ def rgb_to_lab(rgb: Any) -> Any:
     """
     rgb = _as_float32_colours(rgb, "rgb", scale_integers=True)
     linear = tuple(_srgb_to_linear(rgb[..., i]) for i in range(3))
-    x, y, z = _mix((linear[0], linear[1], linear[2]), _XYZ_FROM_RGB)
+    x, y, z = _mix((linear[0], linear[1], linear[2]), XYZ_FROM_RGB)
     fx = _lab_f(x / D65_WHITE[0])
     fy = _lab_f(y / D65_WHITE[1])
     fz = _lab_f(z / D65_WHITE[2])
@@ -165,8 +148,8 @@ def lab_to_rgb(lab: Any) -> Any:
 
     Args:
         lab: CIE LAB colours, shape ``(..., 3)``: L in [0, 100], a and b in CIELAB units
-            (multiply a normalised network output by :data:`AB_SCALE` first, see
-            :func:`denormalize_ab`). Numpy array, list or backend tensor.
+            (multiply a normalised network output by :data:`AB_SCALE` first). Numpy array,
+            list or backend tensor.
 
     Returns:
         Backend float32 tensor of the same shape, gamma-encoded sRGB in [0, 1] (multiply by 255
@@ -182,24 +165,6 @@ def lab_to_rgb(lab: Any) -> Any:
     x = _lab_f_inverse(fx) * D65_WHITE[0]
     y = _lab_f_inverse(fy) * D65_WHITE[1]
     z = _lab_f_inverse(fz) * D65_WHITE[2]
-    red, green, blue = _mix((x, y, z), _RGB_FROM_XYZ)
+    red, green, blue = _mix((x, y, z), RGB_FROM_XYZ)
     rgb = ops.stack([_linear_to_srgb(red), _linear_to_srgb(green), _linear_to_srgb(blue)], axis=-1)
     return ops.clip(rgb, 0.0, 1.0)
-
-
-def normalize_ab(ab: Any) -> Any:
-    """Scale CIELAB a, b (any shape) to the network's target range: ``ab / AB_SCALE`` in [-1, 1].
-
-    Returns:
-        Backend float32 tensor.
-    """
-    return ops.cast(ab, "float32") / AB_SCALE
-
-
-def denormalize_ab(ab_norm: Any) -> Any:
-    """Inverse of :func:`normalize_ab`: network output in [-1, 1] to CIELAB a, b units.
-
-    Returns:
-        Backend float32 tensor.
-    """
-    return ops.cast(ab_norm, "float32") * AB_SCALE

@@ -21,11 +21,14 @@ import dataclasses
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from sar_colorizer.errors import InputError
+
+if TYPE_CHECKING:
+    from sar_colorizer.io.raster import RasterInfo
 
 #: Band tokens per kind, in reading order, with the spellings accepted in file names.
 BAND_TOKENS: dict[str, dict[str, tuple[str, ...]]] = {
@@ -117,7 +120,7 @@ def band_files(path: str | Path, kind: str) -> list[tuple[str, Path]] | None:
     return [(band, found[band]) for band in order if band in found]
 
 
-def stack_info(path: str | Path, kind: str) -> Any:
+def stack_info(path: str | Path, kind: str) -> RasterInfo:
     """The :class:`~sar_colorizer.io.raster.RasterInfo` of an image, one file or a per-band set
     (then ``count`` is the number of files and ``descriptions`` their bands).
 

@@ -24,11 +24,17 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from sar_colorizer.errors import InputError
+
+if TYPE_CHECKING:
+    from affine import Affine
+    from rasterio.crs import CRS
+
+    from sar_colorizer.io.raster import RasterInfo
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +58,6 @@ SPLIT_ALIASES = {
     "test": "test",
     "testing": "test",
 }
-_POLARISATIONS = ("VV", "VH", "HH", "HV")
 _SEN12_FOLDER = re.compile(r"^s1_")
 _SEN12_TOKEN = "_s1_"
 _MAX_NAMED = 5
@@ -435,7 +440,7 @@ def assign_splits(
 # --------------------------------------------------------------------------------------------
 
 
-def is_georeferenced(info: Any) -> bool:
+def is_georeferenced(info: RasterInfo) -> bool:
     """A raster is georeferenced when it has a CRS (plain PNGs get an identity transform, no CRS)."""
     return info.crs is not None
 
@@ -465,7 +470,7 @@ def check_pair(pair: Pair) -> tuple[int, int]:
     return sar_info.height, sar_info.width
 
 
-def _check_grids(pair: Pair, sar_info: Any, opt_info: Any) -> bool:
+def _check_grids(pair: Pair, sar_info: RasterInfo, opt_info: RasterInfo) -> bool:
     """Return whether the optical image must be reprojected; raise when it cannot be used."""
     same_size = (sar_info.width, sar_info.height) == (opt_info.width, opt_info.height)
     if is_georeferenced(sar_info) and is_georeferenced(opt_info):
@@ -497,7 +502,7 @@ def _check_grids(pair: Pair, sar_info: Any, opt_info: Any) -> bool:
     )
 
 
-def _check_overlap(pair: Pair, sar_info: Any, opt_info: Any) -> None:
+def _check_overlap(pair: Pair, sar_info: RasterInfo, opt_info: RasterInfo) -> None:
     from rasterio.errors import CRSError
     from rasterio.transform import array_bounds
     from rasterio.warp import transform_bounds
@@ -521,22 +526,7 @@ def _check_overlap(pair: Pair, sar_info: Any, opt_info: Any) -> None:
         )
 
 
-def sar_band_names(info: Any, band_indexes: Sequence[int]) -> tuple[str, ...]:
-    """Name the selected SAR bands: band descriptions, else a polarisation in the file name
-    (``..._VH.tif``, single band only), else ``band<i>``."""
-    names = []
-    for index in band_indexes:
-        description = info.descriptions[index - 1] if info.descriptions else None
-        names.append(str(description).strip() if description else "")
-    if len(band_indexes) == 1 and not names[0]:
-        tokens = re.split(r"[^A-Za-z0-9]+", Path(info.path).stem.upper())
-        found = [pol for pol in _POLARISATIONS if pol in tokens]
-        if len(found) == 1:
-            names[0] = found[0]
-    return tuple(name or f"band{index}" for name, index in zip(names, band_indexes, strict=True))
-
-
-def optical_band_indexes(info: Any) -> list[int]:
+def optical_band_indexes(info: RasterInfo) -> list[int]:
     """Red, green, blue of an optical raster: bands described B04, B03, B02 (also B4, red, ...)
     where the file names them, else bands 1, 2, 3."""
     names = {"B04": ("b04", "b4", "red"), "B03": ("b03", "b3", "green"), "B02": ("b02", "b2", "blue")}
@@ -617,6 +607,7 @@ def read_pair(
     """
     from sar_colorizer.data.bandfiles import read_stack, stack_info
     from sar_colorizer.io.raster import resolve_bands
+    from sar_colorizer.sar.polarisation import sar_band_names
     from sar_colorizer.sar.radiometry import detect_input_scale
 
     sar_info = stack_info(pair.sar, "sar")
@@ -709,10 +700,10 @@ def _not_georeferenced_warning() -> type[Warning]:
 def reproject_to_grid(
     rgb: np.ndarray,
     valid: np.ndarray,
-    src_transform: Any,
-    src_crs: Any,
-    dst_transform: Any,
-    dst_crs: Any,
+    src_transform: Affine,
+    src_crs: CRS,
+    dst_transform: Affine,
+    dst_crs: CRS,
     dst_shape: tuple[int, int],
 ) -> tuple[np.ndarray, np.ndarray]:
     """Resample an image (C, h, w) onto another grid, bilinear, NaN-aware.

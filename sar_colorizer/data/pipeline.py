@@ -22,12 +22,23 @@ Each chip's random draws come from a stateless seed ``(seed, position in the str
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sar_colorizer._tf import import_tensorflow
-from sar_colorizer.data.tfrecord import STATS_FILE, list_shards, parse_example, read_stats
+from sar_colorizer.data.stats import STATS_FILE, read_stats
+from sar_colorizer.data.tfrecord import list_shards, parse_example
 from sar_colorizer.errors import InputError
+
+if TYPE_CHECKING:
+    from tensorflow import Tensor
+    from tensorflow.data import Dataset
+
+    from sar_colorizer.sar.speckle import SpeckleFilter
+
+    _Chip = tuple[Tensor, Tensor, Tensor]  # sar, valid, rgb
+    _Example = tuple[Tensor, Tensor]  # network input, target
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +47,10 @@ _PREPARE_BATCH = 16  # chips filtered and converted together before the cache
 _MAX_SHUFFLE_BUFFER = 8192
 
 
-def resolve_speckle_filter(speckle_filter: Any, stats: dict[str, Any] | None = None) -> Any:
+def resolve_speckle_filter(
+    speckle_filter: SpeckleFilter | dict[str, Any] | str | None,
+    stats: dict[str, Any] | None = None,
+) -> SpeckleFilter:
     """A :class:`~sar_colorizer.sar.speckle.SpeckleFilter` from a spec, dict, name or None.
 
     None takes the filter recorded in ``stats.json`` (the one the baselines were computed with),
@@ -63,7 +77,7 @@ def make_dataset(
     split: str = "train",
     batch_size: int = 16,
     crop_size: int | None = None,
-    speckle_filter: Any = None,
+    speckle_filter: SpeckleFilter | dict[str, Any] | str | None = None,
     augment: bool = True,
     shuffle: bool = True,
     deterministic: bool = False,
@@ -72,7 +86,7 @@ def make_dataset(
     cache: bool | str = True,
     shuffle_buffer: int | None = None,
     drop_remainder: bool = False,
-) -> Any:
+) -> Dataset:
     """Build the training / validation input pipeline.
 
     Args:
@@ -106,9 +120,6 @@ def make_dataset(
         InputError: No shards of that split, a bad crop size or batch size.
     """
     tf = import_tensorflow()
-    from sar_colorizer.color.lab import AB_SCALE, rgb_to_lab
-    from sar_colorizer.sar.speckle_tf import speckle_filter_tf
-
     data_dir = Path(data_dir)
     files = list_shards(data_dir, split)
     if not files:
@@ -128,6 +139,35 @@ def make_dataset(
         shuffle_buffer = min(n_chips, _MAX_SHUFFLE_BUFFER) if n_chips else _DEFAULT_SHUFFLE_BUFFER
     autotune = tf.data.AUTOTUNE
 
+    dataset = _read_chips(files, chip_size, channels, deterministic)
+    dataset = dataset.batch(_PREPARE_BATCH).map(
+        _prepare_chips(spec), num_parallel_calls=autotune, deterministic=deterministic
+    )
+    dataset = dataset.unbatch()
+    if cache:
+        dataset = dataset.cache() if cache is True else dataset.cache(str(cache))
+    if shuffle:
+        dataset = dataset.shuffle(max(1, shuffle_buffer), seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        dataset = dataset.repeat()
+    augmentation = _augmentation(seed, augment, crop_size, crop_size or chip_size, channels)
+    dataset = dataset.enumerate().map(
+        augmentation, num_parallel_calls=autotune, deterministic=deterministic
+    )
+    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+    dataset = dataset.prefetch(autotune)
+    options = tf.data.Options()
+    options.deterministic = deterministic
+    return dataset.with_options(options)
+
+
+def _read_chips(
+    files: list[Path], chip_size: int | None, channels: int | None, deterministic: bool
+) -> Dataset:
+    """``(sar, valid, rgb)`` of every chip, the shards read interleaved and parsed in parallel;
+    shapes fixed when ``stats.json`` gives the chip size."""
+    tf = import_tensorflow()
+    autotune = tf.data.AUTOTUNE
     dataset = tf.data.Dataset.from_tensor_slices([str(path) for path in files])
     dataset = dataset.interleave(
         tf.data.TFRecordDataset,
@@ -137,7 +177,7 @@ def make_dataset(
         deterministic=deterministic,
     )
 
-    def _parse(serialized: Any) -> tuple[Any, Any, Any]:
+    def parse(serialized: Tensor) -> _Chip:
         chip = parse_example(serialized)
         sar, valid, rgb = chip["sar"], chip["valid"], chip["rgb"]
         if chip_size:
@@ -146,10 +186,17 @@ def make_dataset(
             rgb = tf.ensure_shape(rgb, [chip_size, chip_size, 3])
         return sar, valid, rgb
 
-    dataset = dataset.map(_parse, num_parallel_calls=autotune, deterministic=deterministic)
+    return dataset.map(parse, num_parallel_calls=autotune, deterministic=deterministic)
 
-    def _prepare(sar: Any, valid: Any, rgb: Any) -> tuple[Any, Any]:
-        """Speckle filter over whole chips and the LAB target, batched (runs once per chip)."""
+
+def _prepare_chips(spec: SpeckleFilter) -> Callable[[Tensor, Tensor, Tensor], _Example]:
+    """Speckle filter over whole chips and the LAB target, batched (runs once per chip)."""
+    tf = import_tensorflow()
+    from sar_colorizer.color.constants import AB_SCALE
+    from sar_colorizer.color.lab import rgb_to_lab
+    from sar_colorizer.sar.speckle_tf import speckle_filter_tf
+
+    def prepare(sar: Tensor, valid: Tensor, rgb: Tensor) -> _Example:
         is_valid = valid > 0
         sar = tf.cast(sar, tf.float32)
         if spec.name != "none":
@@ -161,19 +208,17 @@ def make_dataset(
         target = tf.concat([lab[..., 1:3] / AB_SCALE * weight, weight], axis=-1)
         return sar, target
 
-    dataset = dataset.batch(_PREPARE_BATCH).map(
-        _prepare, num_parallel_calls=autotune, deterministic=deterministic
-    )
-    dataset = dataset.unbatch()
-    if cache:
-        dataset = dataset.cache() if cache is True else dataset.cache(str(cache))
-    if shuffle:
-        dataset = dataset.shuffle(max(1, shuffle_buffer), seed=seed, reshuffle_each_iteration=True)
-    if repeat:
-        dataset = dataset.repeat()
-    dataset = dataset.enumerate()
+    return prepare
 
-    def _augment(index: Any, element: tuple[Any, Any]) -> tuple[Any, Any]:
+
+def _augmentation(
+    seed: int, augment: bool, crop_size: int | None, out_size: int | None, channels: int | None
+) -> Callable[[Tensor, _Example], _Example]:
+    """Per chip, from a stateless seed ``(seed, position in the stream)``: random flips and
+    quarter turns of SAR, target and mask together (with ``augment``), then the crop."""
+    tf = import_tensorflow()
+
+    def augmented(index: Tensor, element: _Example) -> _Example:
         sar, target = element
         stacked = tf.concat([sar, target], axis=-1)
         seeds = tf.random.experimental.stateless_split(
@@ -185,35 +230,26 @@ def make_dataset(
             quarter_turns = tf.random.stateless_uniform([], seeds[2], 0, 4, dtype=tf.int32)
             stacked = tf.image.rot90(stacked, quarter_turns)
         if crop_size is not None:
-            stacked = _crop(stacked, seeds[3])
+            stacked = _crop(stacked, crop_size, seeds[3], augment)
         sar, target = stacked[..., :-3], stacked[..., -3:]
-        out_size = crop_size or chip_size
         if out_size:
             # rot90 and tensor-offset crops lose the static shape; Keras likes it known.
             sar = tf.ensure_shape(sar, [out_size, out_size, channels])
             target = tf.ensure_shape(target, [out_size, out_size, 3])
         return sar, target
 
-    def _crop(image: Any, crop_seed: Any) -> Any:
-        height, width = tf.shape(image)[0], tf.shape(image)[1]
-        if augment:
-            row_seed, col_seed = tf.unstack(
-                tf.random.experimental.stateless_split(crop_seed, num=2)
-            )
-            top = tf.random.stateless_uniform(
-                [], row_seed, 0, height - crop_size + 1, dtype=tf.int32
-            )
-            left = tf.random.stateless_uniform(
-                [], col_seed, 0, width - crop_size + 1, dtype=tf.int32
-            )
-        else:
-            top = (height - crop_size) // 2
-            left = (width - crop_size) // 2
-        return image[top : top + crop_size, left : left + crop_size]
+    return augmented
 
-    dataset = dataset.map(_augment, num_parallel_calls=autotune, deterministic=deterministic)
-    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
-    dataset = dataset.prefetch(autotune)
-    options = tf.data.Options()
-    options.deterministic = deterministic
-    return dataset.with_options(options)
+
+def _crop(image: Tensor, crop_size: int, crop_seed: Tensor, at_random: bool) -> Tensor:
+    """A ``crop_size`` square of ``image``: at a random position, else the centre."""
+    tf = import_tensorflow()
+    height, width = tf.shape(image)[0], tf.shape(image)[1]
+    if at_random:
+        row_seed, col_seed = tf.unstack(tf.random.experimental.stateless_split(crop_seed, num=2))
+        top = tf.random.stateless_uniform([], row_seed, 0, height - crop_size + 1, dtype=tf.int32)
+        left = tf.random.stateless_uniform([], col_seed, 0, width - crop_size + 1, dtype=tf.int32)
+    else:
+        top = (height - crop_size) // 2
+        left = (width - crop_size) // 2
+    return image[top : top + crop_size, left : left + crop_size]

@@ -22,11 +22,14 @@ import logging
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from sar_colorizer.errors import InputError
+
+if TYPE_CHECKING:
+    from tensorflow.data import Dataset
 
 logger = logging.getLogger(__name__)
 
@@ -176,8 +179,8 @@ def validation_repeats(n_val_chips: Sequence[int], weights: Sequence[float]) -> 
 
 
 def mixed_dataset(
-    datasets: Sequence[Any], weights: Sequence[float], seed: int, batch_size: int | None = None
-) -> Any:
+    datasets: Sequence[Dataset], weights: Sequence[float], seed: int, batch_size: int | None = None
+) -> Dataset:
     """Training batches drawn from the per-source batched datasets with the given probabilities.
 
     With ``batch_size`` and sources of one crop size, each batch mixes chips of every source

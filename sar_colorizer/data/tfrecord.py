@@ -21,11 +21,9 @@ The speckle filter is applied later, in the input pipeline, so one set of chips 
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import re
-from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +34,6 @@ from sar_colorizer.errors import InputError
 
 logger = logging.getLogger(__name__)
 
-STATS_FILE = "stats.json"
 SHARD_SUFFIX = ".tfrecord"
 SPLITS = ("train", "val", "test")
 _SHARD_PATTERN = re.compile(r"^(?P<split>[a-z]+)-(?P<index>\d{5})-of-(?P<count>\d{5})\.tfrecord$")
@@ -153,14 +150,6 @@ def parse_example(serialized: Any) -> dict[str, Any]:
     return {"sar": sar, "valid": valid, "rgb": rgb, "source": parsed["source"]}
 
 
-def iter_chips(paths: Iterable[str | Path]) -> Iterator[dict[str, Any]]:
-    """Decode every chip of the given shards, in file order (numpy; see :func:`decode_example`)."""
-    tf = import_tensorflow()
-    for path in paths:
-        for record in tf.data.TFRecordDataset(str(path)).as_numpy_iterator():
-            yield decode_example(record)
-
-
 class ShardWriter:
     """Writes the chips of one split round-robin into a planned number of shards.
 
@@ -224,18 +213,3 @@ def plan_shards(expected_chips: int, chips_per_shard: int) -> int:
     if chips_per_shard < 1:
         raise InputError(f"chips per shard must be >= 1, got {chips_per_shard}")
     return max(1, math.ceil(expected_chips / chips_per_shard))
-
-
-def read_stats(data_dir: str | Path) -> dict[str, Any]:
-    """Load ``stats.json`` of a preprocessed folder.
-
-    Raises:
-        InputError: The folder has no ``stats.json`` (not written by ``sarcolor preprocess``).
-    """
-    path = Path(data_dir) / STATS_FILE
-    if not path.is_file():
-        raise InputError(
-            f"{data_dir}: no {STATS_FILE}; give a folder written by 'sarcolor preprocess'"
-        )
-    with open(path, encoding="utf-8") as handle:
-        return json.load(handle)

@@ -15,9 +15,13 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any
+from typing import TYPE_CHECKING
 
 from sar_colorizer.errors import InputError
+
+if TYPE_CHECKING:
+    from affine import Affine
+    from rasterio.crs import CRS
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +39,7 @@ def _metres_per_degree(latitude: float) -> tuple[float, float]:
     return east, north
 
 
-def pixel_size_metres(crs: Any, transform: Any, width: int, height: int) -> float | None:
+def pixel_size_metres(crs: CRS | None, transform: Affine, width: int, height: int) -> float | None:
     """Ground pixel size in metres from a raster's CRS and affine transform, None if unknown.
 
     Args:

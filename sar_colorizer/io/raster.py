@@ -55,6 +55,7 @@ from affine import Affine
 from rasterio.crs import CRS
 from rasterio.enums import ColorInterp, Interleaving, MaskFlags, Resampling
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
+from rasterio.io import DatasetReader
 from rasterio.windows import Window
 
 from sar_colorizer import __version__
@@ -68,6 +69,7 @@ from sar_colorizer.io.atomic import (
     remove_stale,
     temporary_path,
 )
+from sar_colorizer.sar.polarisation import POLARISATIONS, polarisation
 from sar_colorizer.signals import run_interruptibly
 
 logger = logging.getLogger(__name__)
@@ -141,8 +143,6 @@ _TILE_SIZE = 256
 # named after the stem, are handled apart).
 _SIDECAR_SUFFIXES = (".aux.xml", ".msk", ".ovr")
 
-_POLARISATIONS = frozenset({"hh", "hv", "vh", "vv"})
-
 
 @dataclass
 class RasterInfo:
@@ -210,7 +210,7 @@ def input_path(path: str | os.PathLike[str]) -> Path | str:
 
 
 @contextlib.contextmanager
-def _open_dataset(path: str | os.PathLike[str]) -> Iterator[Any]:
+def _open_dataset(path: str | os.PathLike[str]) -> Iterator[DatasetReader]:
     """Open a raster for reading; missing or unreadable files raise a one-line RasterError."""
     if not _is_remote(path) and not Path(path).exists():
         raise RasterError(f"{path}: no such file")
@@ -243,7 +243,7 @@ def read_info(path: str | os.PathLike[str]) -> RasterInfo:
         return _info_from_dataset(src, path)
 
 
-def _info_from_dataset(src: Any, path: str | os.PathLike[str]) -> RasterInfo:
+def _info_from_dataset(src: DatasetReader, path: str | os.PathLike[str]) -> RasterInfo:
     return RasterInfo(
         path=Path(path),
         width=src.width,
@@ -273,10 +273,11 @@ def _band_by_name(info: RasterInfo, name: str) -> int:
         # One polarisation per file, named by its file name: BigEarthNet "..._VV.tif",
         # Sentinel-1 SAFE "s1a-iw-grd-vh-...tiff". A name with two polarisations is ambiguous.
         tokens = _tokens(info.path.stem)
-        polarisations = _POLARISATIONS.intersection(tokens)
         if tokens and tokens[-1] == wanted:
             matches = [1]
-        elif wanted in tokens and (wanted not in _POLARISATIONS or polarisations == {wanted}):
+        elif wanted in tokens and (
+            wanted.upper() not in POLARISATIONS or polarisation(info.path.stem) == wanted.upper()
+        ):
             matches = [1]
     if len(matches) == 1:
         return matches[0]
@@ -419,7 +420,7 @@ def read_raster(
 
 
 def _valid_mask(
-    src: Any,
+    src: DatasetReader,
     indexes: list[int],
     values: np.ndarray,
     window: Window | None,

@@ -12,24 +12,17 @@ This module is TensorFlow-only code; it imports keras at module top, so nothing 
 from __future__ import annotations
 
 import logging
-import math
 from typing import Any
 
 from sar_colorizer._tf import import_keras, import_tensorflow
 from sar_colorizer.errors import InputError
+from sar_colorizer.sar.radiometry import FEATURE_DB_MIN
+from sar_colorizer.sar.radiometry_tf import relative_to_feature_tf
 
 tf = import_tensorflow()
 keras = import_keras()
 
 logger = logging.getLogger(__name__)
-
-#: Lower end of the dB window of the network's input feature. Must equal
-#: ``sar_colorizer.sar.radiometry.FEATURE_DB_MIN`` (a test checks it): relative intensity 1.0
-#: (the image's 99th percentile) maps to 0 dB -> feature 1, -25 dB below it to feature 0.
-FEATURE_DB_MIN = -25.0
-
-#: Relative intensities below this are treated as this value before the logarithm (-100 dB).
-INTENSITY_FLOOR = 1e-10
 
 RESIZE_METHODS = ("bilinear", "nearest", "bicubic", "area")
 
@@ -38,11 +31,12 @@ RESIZE_METHODS = ("bilinear", "nearest", "bicubic", "area")
 class LogIntensity(keras.layers.Layer):
     """Relative SAR intensity in [0, 1] -> dB feature in [0, 1].
 
-    Computes ``clip((10 * log10(max(x, 1e-10)) - db_min) / -db_min, 0, 1)``, the same mapping as
-    :func:`sar_colorizer.sar.radiometry.relative_to_feature`. SAR backscatter spans decades of
-    linear power and its speckle is multiplicative; in dB the speckle becomes additive and the
-    dynamic range fits a network, so the model takes linear relative intensity (what the tiling
-    and normalisation code produce) and takes the logarithm in-graph.
+    Computes :func:`~sar_colorizer.sar.radiometry_tf.relative_to_feature_tf`, the in-graph twin
+    of :func:`sar_colorizer.sar.radiometry.relative_to_feature`, with NaN taken as 0. SAR
+    backscatter spans decades of linear power and its speckle is multiplicative; in dB the
+    speckle becomes additive and the dynamic range fits a network, so the model takes linear
+    relative intensity (what the tiling and normalisation code produce) and takes the logarithm
+    in-graph.
 
     Args:
         db_min: dB value mapped to feature 0 (relative intensity 1.0 = 0 dB maps to 1).
@@ -60,8 +54,7 @@ class LogIntensity(keras.layers.Layer):
         x = ops.cast(inputs, self.compute_dtype)
         # NaN (should not reach the model, but a tile edge might carry one) -> floor -> feature 0.
         x = ops.where(ops.isnan(x), ops.zeros_like(x), x)
-        db = ops.log(ops.maximum(x, INTENSITY_FLOOR)) * (10.0 / math.log(10.0))
-        return ops.clip((db - self.db_min) / -self.db_min, 0.0, 1.0)
+        return relative_to_feature_tf(x, self.db_min)
 
     def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
         return tuple(input_shape)

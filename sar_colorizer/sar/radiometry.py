@@ -1,5 +1,5 @@
-"""SAR radiometry: linear power, decibels and amplitude; input-scale detection; nodata masks;
-normalisation of backscatter to the relative intensity the network sees.
+"""SAR radiometry: linear power, decibels and amplitude; input-scale detection; normalisation of
+backscatter to the relative intensity the network sees, and its dB feature.
 
 Sentinel-1 GRD products come in three radiometric scales:
 
@@ -17,12 +17,18 @@ intensity and renormalised by its own 99th percentile it gives back the training
 The canonical model input is the *relative intensity*
 ``relative = clip(linear / reference, 0, 1)`` where ``reference`` is the 99th percentile of the
 valid linear pixels (:class:`Normalization`), which reproduces the training PNGs for any input.
+:func:`raw_to_relative` is that chain (raw values -> linear power -> relative intensity), used
+alike by ``sarcolor preprocess`` for training chips and by inference. The network itself takes
+the logarithm: :func:`relative_to_feature` (numpy) and its in-graph twin
+:func:`sar_colorizer.sar.radiometry_tf.relative_to_feature_tf` map relative intensity to the dB
+feature in [0, 1].
 """
 
 from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -43,6 +49,10 @@ NORMALIZATION_METHODS: tuple[str, ...] = ("percentile", "db_range")
 FEATURE_DB_MIN = -25.0
 """Relative intensities at or below this many dB (below the reference) map to feature 0."""
 
+INTENSITY_FLOOR = 1e-10
+"""Smallest linear intensity taken before a logarithm (-100 dB): zero and the slightly negative
+values that thermal-noise removal leaves become -100 dB instead of -inf or NaN."""
+
 # dB data spans roughly -40..+10, linear power noise (after thermal noise removal) dips only a
 # little below zero: a valid value below this can only be in dB.
 _DB_NEGATIVE_LIMIT = -1.0
@@ -60,7 +70,7 @@ def _as_float(values: npt.ArrayLike) -> np.ndarray:
     return array.astype(np.float32)
 
 
-def linear_to_db(linear: npt.ArrayLike, floor: float = 1e-10) -> np.ndarray:
+def linear_to_db(linear: npt.ArrayLike, floor: float = INTENSITY_FLOOR) -> np.ndarray:
     """Convert linear power (intensity) to decibels, ``10 * log10(max(linear, floor))``.
 
     Args:
@@ -220,71 +230,6 @@ def to_linear_power(
     return linear
 
 
-def zero_border_mask(band_values: npt.ArrayLike) -> np.ndarray:
-    """Mark the zero-filled border of a scene: pixels zero in every band and connected (4-way)
-    to the image edge.
-
-    GRD scenes and mosaics are padded with zeros outside the swath; unlike a plain "zero is
-    nodata" rule this keeps zero-valued pixels inside the scene (dark water in an 8-bit
-    display image) as data.
-
-    Args:
-        band_values: (H, W) or (C, H, W) raster values.
-
-    Returns:
-        Boolean (H, W), True on the zero border (i.e. nodata).
-    """
-    from scipy import ndimage
-
-    array = np.asarray(band_values)
-    zero = array == 0 if array.ndim == 2 else np.all(array == 0, axis=0)
-    labels, count = ndimage.label(zero)
-    if count == 0:
-        return np.zeros(zero.shape, dtype=bool)
-    edge_labels = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
-    edge_labels = edge_labels[edge_labels > 0]
-    return np.isin(labels, edge_labels)
-
-
-def valid_mask(
-    band_values: npt.ArrayLike,
-    nodata: float | None,
-    zero_is_nodata: bool = False,
-    zero_border_only: bool = False,
-) -> np.ndarray:
-    """Boolean mask of the pixels that hold data.
-
-    A pixel is invalid where any band equals ``nodata``, where any band is NaN or infinite, and,
-    with ``zero_is_nodata``, where all bands are exactly zero (GRD scenes fill the area outside
-    the swath with zeros; so do mosaics of 8-bit fragments).
-
-    Args:
-        band_values: (H, W) or (C, H, W) raster values as read from the raster.
-        nodata: The raster's nodata value (``None``: none declared; NaN: NaN marks nodata).
-        zero_is_nodata: Also treat pixels that are zero in every band as nodata.
-        zero_border_only: With ``zero_is_nodata``, only zero pixels connected to the image edge
-            (:func:`zero_border_mask`) are nodata; zeros inside the scene stay valid.
-
-    Returns:
-        Boolean array (H, W), True = valid.
-
-    Raises:
-        InputError: If ``band_values`` is not 2-D or 3-D.
-    """
-    array = np.asarray(band_values)
-    if array.ndim not in (2, 3):
-        raise InputError(f"expected (H, W) or (C, H, W) raster values, got shape {array.shape}")
-    stack = array if array.ndim == 3 else array[np.newaxis]
-    invalid = np.zeros(stack.shape[1:], dtype=bool)
-    if stack.dtype.kind in "fc":
-        invalid |= ~np.all(np.isfinite(stack), axis=0)
-    if nodata is not None and not np.isnan(nodata):
-        invalid |= np.any(stack == nodata, axis=0)
-    if zero_is_nodata:
-        invalid |= zero_border_mask(stack) if zero_border_only else np.all(stack == 0, axis=0)
-    return ~invalid
-
-
 def _finite_values(linear: npt.ArrayLike, valid: npt.ArrayLike | None) -> np.ndarray:
     array = np.asarray(linear, dtype=np.float32)
     mask = np.isfinite(array)
@@ -417,9 +362,51 @@ class Normalization:
         return cls(**data)
 
 
+def raw_to_relative(
+    values: npt.ArrayLike,
+    normalization: Normalization,
+    scale: str = "auto",
+    valid: npt.ArrayLike | None = None,
+    references: Sequence[float] | None = None,
+) -> tuple[np.ndarray, tuple[float, ...]]:
+    """Raw SAR values -> relative intensity per band, before any speckle filter.
+
+    ``relative = normalization.apply(to_linear_power(values), reference)`` band by band: the
+    one definition of the network's input that training chips and inference share.
+
+    Args:
+        values: ``(C, H, W)`` raw values in ``scale``.
+        normalization: How linear power becomes relative intensity.
+        scale: One of :data:`INPUT_SCALES` or ``"auto"`` (:func:`detect_input_scale`).
+        valid: Optional ``(H, W)`` mask, True where the pixel holds data.
+        references: Per band, the linear power that maps to relative intensity 1; None computes
+            them from these values (:meth:`Normalization.reference` over the valid pixels of
+            each band). Pass a scene's references when ``values`` is only a part of it.
+
+    Returns:
+        ``(relative, references)``: ``(C, H, W)`` float32 relative intensity in [0, 1], NaN
+        where not valid or not finite, and the references used.
+
+    Raises:
+        InputError: Values not ``(C, H, W)``, a reference count that is not the band count, an
+            unknown scale, or (references computed) a band with no valid, positive pixels.
+    """
+    linear = to_linear_power(values, scale, valid)  # a new float32 array, NaN at nodata
+    if linear.ndim != 3:
+        raise InputError(f"SAR values must be (bands, height, width); got shape {linear.shape}")
+    if references is None:
+        references = [normalization.reference(band) for band in linear]
+    used = tuple(float(reference) for reference in references)
+    if len(used) != linear.shape[0]:
+        raise InputError(f"{len(used)} references given for {linear.shape[0]} bands")
+    for band, reference in enumerate(used):
+        linear[band] = normalization.apply(linear[band], reference)
+    return linear, used
+
+
 def relative_to_feature(relative: npt.ArrayLike) -> np.ndarray:
     """Log feature of the relative intensity, the form in which backscatter is close to linear
-    in land-cover properties: ``clip((10*log10(max(rel, 1e-10)) - FEATURE_DB_MIN) /
+    in land-cover properties: ``clip((10*log10(max(rel, INTENSITY_FLOOR)) - FEATURE_DB_MIN) /
     -FEATURE_DB_MIN, 0, 1)``, i.e. -25 dB below the reference -> 0, the reference -> 1.
 
     Args:
@@ -430,6 +417,6 @@ def relative_to_feature(relative: npt.ArrayLike) -> np.ndarray:
     """
     array = np.asarray(relative, dtype=np.float32)
     with np.errstate(invalid="ignore"):
-        db = 10.0 * np.log10(np.maximum(array, np.float32(1e-10)))
+        db = 10.0 * np.log10(np.maximum(array, np.float32(INTENSITY_FLOOR)))
     feature = (db - np.float32(FEATURE_DB_MIN)) / np.float32(-FEATURE_DB_MIN)
     return np.clip(feature, 0.0, 1.0).astype(np.float32, copy=False)

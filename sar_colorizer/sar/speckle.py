@@ -5,7 +5,7 @@ intensity with coefficient of variation ``Cu = 1 / sqrt(L)``. Every filter here 
 on linear power, never on dB (averaging dB is biased and breaks the noise model).
 
 Semantics shared exactly with :mod:`sar_colorizer.sar.speckle_tf` (the in-graph version used by
-``tf.data`` and the model):
+the ``tf.data`` input pipeline):
 
 * **Nodata** is any non-finite pixel (NaN, inf). It never enters a statistic: local sums are
   normalised convolutions ``sum(x * valid) / sum(valid)`` over the window. Nodata pixels come

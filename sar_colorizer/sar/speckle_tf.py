@@ -1,4 +1,4 @@
-"""Speckle filters as TensorFlow graph ops, for ``tf.data`` pipelines and inside models.
+"""Speckle filters as TensorFlow graph ops, for ``tf.data`` pipelines.
 
 The same filters, windows and nodata rules as :mod:`sar_colorizer.sar.speckle` (read its module
 docstring for the filter definitions), on channels-last tensors of any height and width
@@ -18,7 +18,7 @@ the median (window patches + sort) in seconds: prefer the others inside ``tf.dat
 In a ``tf.data`` pipeline whose chips carry nodata as 0 plus a mask, pass the mask and a fill
 value: ``speckle_filter_tf(sar, spec, valid=valid, fill_value=0.0)``.
 
-This module imports TensorFlow and Keras at import time: import it only where TF is needed.
+This module imports TensorFlow at import time: import it only where TF is needed.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from sar_colorizer._tf import import_keras, import_tensorflow
+from sar_colorizer._tf import import_tensorflow
 from sar_colorizer.errors import InputError
 from sar_colorizer.sar.speckle import (
     SpeckleFilter,
@@ -38,7 +38,6 @@ from sar_colorizer.sar.speckle import (
 )
 
 tf = import_tensorflow()
-keras = import_keras()
 
 logger = logging.getLogger(__name__)
 
@@ -49,11 +48,11 @@ _TINY = float(np.finfo(np.float32).tiny)
 # Only static Python control flow inside: AutoGraph would spend seconds converting it.
 @tf.autograph.experimental.do_not_convert
 def speckle_filter_tf(
-    x: Any,
+    x: tf.Tensor | np.ndarray,
     spec: SpeckleFilter,
-    valid: Any | None = None,
+    valid: tf.Tensor | np.ndarray | None = None,
     fill_value: float | None = None,
-) -> Any:
+) -> tf.Tensor:
     """Filter speckle from linear power (or relative intensity) in the TensorFlow graph.
 
     Args:
@@ -336,58 +335,3 @@ _FILTERS = {
     "frost": _frost,
     "gamma_map": _gamma_map,
 }
-
-
-@keras.saving.register_keras_serializable(package="sar_colorizer")
-class SpeckleFilterLayer(keras.layers.Layer):
-    """Keras layer applying :func:`speckle_filter_tf` (no weights; serializable).
-
-    Input (B, H, W, C) linear power or relative intensity, NaN = nodata; any H and W.
-
-    Args:
-        filter_name: One of :data:`sar_colorizer.sar.speckle.SPECKLE_FILTERS`.
-        window: Odd window size >= 3.
-        looks: Equivalent number of looks of the input.
-        fill_value: Value written at nodata pixels; ``None`` keeps NaN.
-        **kwargs: Standard layer arguments (``name``, ``dtype``, ...).
-
-    Raises:
-        InputError: For an unknown filter name, bad window or looks.
-    """
-
-    def __init__(
-        self,
-        filter_name: str = "boxcar",
-        window: int = 5,
-        looks: float = 1.0,
-        fill_value: float | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        self.speckle_filter = SpeckleFilter(name=filter_name, window=window, looks=looks)
-        self.fill_value = None if fill_value is None else float(fill_value)
-
-    @classmethod
-    def from_spec(
-        cls, spec: SpeckleFilter, fill_value: float | None = None, **kwargs: Any
-    ) -> SpeckleFilterLayer:
-        """Build the layer from a :class:`SpeckleFilter` (e.g. a bundle's)."""
-        return cls(spec.name, spec.window, spec.looks, fill_value=fill_value, **kwargs)
-
-    def call(self, inputs: Any) -> Any:
-        return speckle_filter_tf(inputs, self.speckle_filter, fill_value=self.fill_value)
-
-    def compute_output_shape(self, input_shape: Any) -> Any:
-        return input_shape
-
-    def get_config(self) -> dict[str, Any]:
-        config = super().get_config()
-        config.update(
-            {
-                "filter_name": self.speckle_filter.name,
-                "window": self.speckle_filter.window,
-                "looks": self.speckle_filter.looks,
-                "fill_value": self.fill_value,
-            }
-        )
-        return config

@@ -14,9 +14,11 @@ from rasterio.transform import from_origin
 from skimage.color import rgb2lab
 
 from sar_colorizer.cli import cli
-from sar_colorizer.data.tfrecord import iter_chips, list_shards
+from sar_colorizer.color.constants import AB_HISTOGRAM_EDGES
+from sar_colorizer.data.preprocess import preprocess
+from sar_colorizer.data.stats import histogram_quantiles
+from sar_colorizer.data.tfrecord import decode_example, list_shards
 from sar_colorizer.errors import InputError
-from sar_colorizer.preprocessing import AB_EDGES, histogram_quantiles, preprocess
 from sar_colorizer.sar.radiometry import relative_to_feature
 from sar_colorizer.sar.speckle import SpeckleFilter, apply_speckle_filter
 
@@ -50,6 +52,14 @@ STATS_KEYS = {
     "baseline_sums",
     "settings",
 }
+
+
+def _read_chips(shards: list[Path]) -> list[dict]:
+    """Every chip of the shards, decoded with the numpy decoder, in file order."""
+    import tensorflow as tf
+
+    records = tf.data.TFRecordDataset([str(shard) for shard in shards])
+    return [decode_example(record) for record in records.as_numpy_iterator()]
 
 
 def _write_pairs(
@@ -126,8 +136,8 @@ def test_cli_writes_shards_and_stats(tmp_path) -> None:
     assert len(list_shards(out, "val")) == 1
     assert _leftovers(tmp_path) == []
     # split by source image: no source on both sides
-    train_sources = {c["source"] for c in iter_chips(train_shards)}
-    val_sources = {c["source"] for c in iter_chips(list_shards(out, "val"))}
+    train_sources = {c["source"] for c in _read_chips(train_shards)}
+    val_sources = {c["source"] for c in _read_chips(list_shards(out, "val"))}
     assert len(train_sources) == 2 and len(val_sources) == 1 and not train_sources & val_sources
     assert {s for s, v in stats["sources"].items() if v["split"] == "val"} == val_sources
     # pairs.csv lists the source images with their split: eval can score whole val images
@@ -149,7 +159,7 @@ def test_chips_hold_normalised_unfiltered_sar_and_rgb(tmp_path) -> None:
     sar, rgb = images["001"]
     reference = np.percentile(sar.astype(np.float32), 99)
     assert stats["sources"]["001"]["reference"] == [pytest.approx(reference)]
-    chips = [c for c in iter_chips(list_shards(out, "train")) if c["source"] == "001"]
+    chips = [c for c in _read_chips(list_shards(out, "train")) if c["source"] == "001"]
     assert len(chips) == 4
     relative = np.clip(sar / reference, 0, 1)
     # which chip is which: match on RGB, then the SAR must be the per-image normalised window
@@ -189,13 +199,13 @@ def test_stats_match_direct_computation(tmp_path) -> None:
     _assert_quantiles(stats["sar_feature_quantiles"], feature, 1 / 20000)
     histogram = stats["ab_histogram"]
     assert (
-        histogram["edges"] == list(AB_EDGES)
+        histogram["edges"] == list(AB_HISTOGRAM_EDGES)
         and histogram["edges"][0] == -110
         and histogram["edges"][-1] == 110
     )
     counts = np.array(histogram["counts"])
     assert counts.shape == (44, 44) and counts.sum() == lab.shape[0]
-    expected, _, _ = np.histogram2d(lab[:, 1], lab[:, 2], bins=[AB_EDGES, AB_EDGES])
+    expected, _, _ = np.histogram2d(lab[:, 1], lab[:, 2], bins=[AB_HISTOGRAM_EDGES, AB_HISTOGRAM_EDGES])
     np.testing.assert_array_equal(counts, expected)
     assert stats["speckle_filter"] == {"name": "boxcar", "window": 5, "looks": 1.0}
     assert stats["sar_value_range"]["raw"][0] >= 5 and stats["sar_value_range"]["raw"][1] <= 255
@@ -336,7 +346,7 @@ def test_optical_convention_is_chosen_and_recorded(tmp_path) -> None:
         stats = json.loads((out / "stats.json").read_text())
         assert stats["optical_convention"] == convention
         assert stats["settings"]["optical_convention"] == convention
-        chips = {c["source"]: c["rgb"] for c in iter_chips(list_shards(out, "train"))}
+        chips = {c["source"]: c["rgb"] for c in _read_chips(list_shards(out, "train"))}
         same = all(np.array_equal(chips[name], rgb[name]) for name in chips)
         # as-is keeps 8-bit images as stored; dos stretches each channel from its dark object
         assert same == (convention == "as-is")

@@ -179,7 +179,6 @@ def test_bad_arguments_are_refused() -> None:
 
 def test_bundles_record_their_convention_and_old_ones_are_as_is() -> None:
     from sar_colorizer.bundle import Bundle
-    from sar_colorizer.evaluation import bundle_convention
 
     assert Bundle(model=None, metadata={}).optical_convention == "as-is"
-    assert bundle_convention(Bundle(model=None, metadata={"optical_convention": "dos"})) == "dos"
+    assert Bundle(model=None, metadata={"optical_convention": "dos"}).optical_convention == "dos"

@@ -5,15 +5,7 @@ import pytest
 from skimage.color import lab2rgb, rgb2lab
 
 from sar_colorizer.color import gamut
-from sar_colorizer.color import lab as lab_module
 from sar_colorizer.color.gamut import lab_to_linear_rgb, limit_chroma_numpy, max_chroma_table
-
-
-def test_constants_match_the_lab_module():
-    np.testing.assert_allclose(gamut._RGB_FROM_XYZ, lab_module._RGB_FROM_XYZ)
-    np.testing.assert_allclose(gamut._WHITE, lab_module.D65_WHITE)
-    assert gamut._LAB_F_KNEE == lab_module._LAB_F_KNEE
-    assert gamut._LAB_SLOPE == lab_module._LAB_SLOPE
 
 
 def test_cap_is_the_gamut_boundary():

@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 from skimage.color import rgb2lab
 
+from sar_colorizer.color.constants import AB_SCALE
 from sar_colorizer.data.pipeline import make_dataset
 from sar_colorizer.data.tfrecord import ShardWriter, encode_example
 from sar_colorizer.errors import InputError
 from sar_colorizer.sar.speckle import SpeckleFilter, apply_speckle_filter
 
 CHIP = 32
-AB_SCALE = 110.0
 
 
 def _write_chips(folder: Path, n: int = 12, channels: int = 1, seed: int = 0) -> list[dict]:

@@ -1,4 +1,4 @@
-"""Radiometry: scale conversions, scale detection, nodata masks, normalisation."""
+"""Radiometry: scale conversions, scale detection, normalisation, raw -> relative -> feature."""
 
 from __future__ import annotations
 
@@ -18,10 +18,9 @@ from sar_colorizer.sar.radiometry import (
     detect_input_scale,
     linear_to_amplitude,
     linear_to_db,
+    raw_to_relative,
     relative_to_feature,
     to_linear_power,
-    valid_mask,
-    zero_border_mask,
 )
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
@@ -181,39 +180,6 @@ def test_unknown_scale_lists_valid_names() -> None:
     assert isinstance(error.value, ValueError)
 
 
-# --- nodata mask -----------------------------------------------------------------------------
-
-
-def test_valid_mask_nodata_nan_inf() -> None:
-    bands = np.ones((2, 4, 5), dtype=np.float32)
-    bands[0, 0, 0] = -99.0
-    bands[1, 1, 1] = np.nan
-    bands[0, 2, 2] = np.inf
-    mask = valid_mask(bands, nodata=-99.0)
-    assert mask.shape == (4, 5) and mask.dtype == bool
-    assert not mask[0, 0] and not mask[1, 1] and not mask[2, 2]
-    assert mask.sum() == 17
-    assert valid_mask(bands[1], nodata=float("nan")).sum() == 19
-
-
-def test_valid_mask_zero_is_nodata() -> None:
-    bands = np.ones((2, 6, 6), dtype=np.uint8)
-    bands[:, :, 0] = 0  # zero border in both bands
-    bands[:, 3, 3] = 0  # dark pixel inside the scene
-    bands[0, 4, 4] = 0  # zero in one band only: data
-    assert valid_mask(bands, None).all()
-    zero = valid_mask(bands, None, zero_is_nodata=True)
-    assert not zero[:, 0].any() and not zero[3, 3] and zero[4, 4]
-    border = valid_mask(bands, None, zero_is_nodata=True, zero_border_only=True)
-    assert not border[:, 0].any() and border[3, 3]
-    np.testing.assert_array_equal(zero_border_mask(bands), ~border)
-
-
-def test_valid_mask_bad_shape() -> None:
-    with pytest.raises(InputError):
-        valid_mask(np.ones(5), None)
-
-
 # --- normalisation ---------------------------------------------------------------------------
 
 
@@ -299,6 +265,39 @@ def test_normalisation_errors() -> None:
         Normalization().reference(np.full((3, 3), np.nan, np.float32))
     with pytest.raises(InputError, match="not positive"):
         Normalization().reference(np.zeros((10, 10), np.float32))
+
+
+def test_raw_to_relative_is_the_same_from_every_scale(rng: np.random.Generator) -> None:
+    linear = (rng.gamma(2.0, 0.05, (2, 20, 30)) * [[[1.0]], [[0.2]]]).astype(np.float32)
+    valid = np.ones((20, 30), dtype=bool)
+    valid[:3, :4] = False
+    normalization = Normalization()
+    relative, references = raw_to_relative(linear, normalization, "linear", valid)
+    assert relative.shape == linear.shape and relative.dtype == np.float32
+    # Per band: clip(linear / 99th percentile of the band's valid pixels, 0, 1), NaN at nodata.
+    for band in range(2):
+        reference = np.percentile(linear[band][valid], 99)
+        assert references[band] == pytest.approx(reference, rel=1e-6)
+        np.testing.assert_allclose(
+            relative[band][valid], np.clip(linear[band][valid] / reference, 0, 1), rtol=1e-6
+        )
+    assert np.isnan(relative[:, ~valid]).all() and np.nanmax(relative) == 1.0
+    for values, scale in ((linear_to_db(linear), "db"), (np.sqrt(linear), "amplitude")):
+        same, same_references = raw_to_relative(values, normalization, scale, valid)
+        np.testing.assert_allclose(same, relative, rtol=1e-5, atol=1e-7)
+        assert same_references == pytest.approx(references, rel=1e-5)
+
+
+def test_raw_to_relative_with_given_references() -> None:
+    linear = np.array([[[0.5, 2.0], [1.0, np.nan]]], dtype=np.float32)
+    relative, references = raw_to_relative(linear, Normalization(), references=[1.0])
+    assert references == (1.0,)
+    np.testing.assert_array_equal(relative[0, 0], [0.5, 1.0])
+    assert np.isnan(relative[0, 1, 1])
+    with pytest.raises(InputError, match="2 references given for 1 bands"):
+        raw_to_relative(linear, Normalization(), references=[1.0, 2.0])
+    with pytest.raises(InputError, match="bands, height, width"):
+        raw_to_relative(linear[0], Normalization())
 
 
 def test_relative_to_feature() -> None:

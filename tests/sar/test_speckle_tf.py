@@ -1,16 +1,13 @@
-"""In-graph speckle filters: agreement with the numpy filters, dynamic shapes, tf.data, and the
-serializable Keras layer."""
+"""In-graph speckle filters: agreement with the numpy filters, dynamic shapes, tf.data."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from sar_colorizer.errors import InputError
 from sar_colorizer.sar.speckle import SPECKLE_FILTERS, SpeckleFilter, apply_speckle_filter
-from sar_colorizer.sar.speckle_tf import SpeckleFilterLayer, keras, speckle_filter_tf, tf
+from sar_colorizer.sar.speckle_tf import speckle_filter_tf, tf
 
 # Documented agreement: float32 rounding of local sums, amplified by the variance's
 # cancellation; the median picks the same values, so it agrees exactly.
@@ -102,22 +99,3 @@ def test_rejects_bad_input() -> None:
         speckle_filter_tf(np.ones((4, 4), np.float32), SpeckleFilter())
     with pytest.raises(InputError):
         speckle_filter_tf(np.ones((4, 4, 1), np.float32), "lee")  # type: ignore[arg-type]
-    with pytest.raises(InputError, match="boxcar"):
-        SpeckleFilterLayer("kuan")
-
-
-def test_layer_saves_and_reloads(tmp_path: Path) -> None:
-    layer = SpeckleFilterLayer("refined_lee", window=5, looks=3.0, fill_value=0.0)
-    assert SpeckleFilterLayer.from_config(layer.get_config()).get_config() == layer.get_config()
-    inputs = keras.Input((None, None, 1))
-    model = keras.Model(inputs, layer(inputs))
-    path = tmp_path / "speckle.keras"
-    model.save(path)
-    reloaded = keras.saving.load_model(path)
-    spec = SpeckleFilter("refined_lee", 5, 3.0)
-    for shape in ((2, 16, 16, 1), (1, 21, 13, 1)):
-        images = speckled_batch(seed=shape[1], shape=shape)
-        expected = np.nan_to_num(numpy_reference(images, spec), nan=0.0)
-        output = np.asarray(reloaded(images))
-        np.testing.assert_allclose(output, expected, rtol=RTOL, atol=1e-7)
-        np.testing.assert_array_equal(output, np.asarray(model(images)))
