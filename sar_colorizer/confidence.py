@@ -37,8 +37,8 @@ from typing import Any
 
 import numpy as np
 
+from sar_colorizer.color.constants import AB_SCALE  # CIELAB units per normalised AB unit
 from sar_colorizer.errors import InputError
-from sar_colorizer.inference import AB_SCALE  # CIELAB units per normalised AB unit
 
 #: Shrink constant for bundles whose training chose none (no validation data): the Wiener gain.
 DEFAULT_SHRINK_K = 1.0

@@ -76,10 +76,6 @@ def db_scene(make_geotiff):
     return make_geotiff("scene_VH.tif", db, nodata=float("nan"))
 
 
-def test_ab_scale_matches_the_colour_module():
-    assert inference.AB_SCALE == AB_SCALE
-
-
 def test_prepare_sar_gives_filtered_relative_intensity(bundle):
     db = _sigma0_db((40, 50))
     valid = np.ones(db.shape, bool)
@@ -431,12 +427,6 @@ def test_colorize_raster_tiles_at_the_training_tile_size_by_default(
         tile32_bundle, path, tmp_path / "out64.tif", tile_size=64, overlap=16, progress=False
     )
     assert summary.tile_size == 64
-
-
-def test_display_filter_default_matches_its_module():
-    from sar_colorizer.sar.display import DEFAULT_DISPLAY_FILTER
-
-    assert inference.DISPLAY_FILTER == DEFAULT_DISPLAY_FILTER
 
 
 def test_bundle_pixel_size_defaults_to_10_m(bundle):

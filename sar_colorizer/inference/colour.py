@@ -23,8 +23,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from sar_colorizer.color.constants import AB_SCALE
 from sar_colorizer.errors import InputError
 from sar_colorizer.inference.tone import TONE_LUT_SIZE
+from sar_colorizer.sar.display import DEFAULT_DISPLAY_FILTER as DISPLAY_FILTER
 
 if TYPE_CHECKING:
     from tensorflow import Tensor
@@ -42,13 +44,6 @@ __all__ = [
     "xla_errors",
 ]
 
-#: AB scale of :mod:`sar_colorizer.color.lab` (kept here so that importing this module does not
-#: import Keras; a test checks both agree).
-AB_SCALE = 110.0
-
-#: Display filter for L by default (:data:`sar_colorizer.sar.display.DEFAULT_DISPLAY_FILTER`,
-#: repeated so that importing this module does not import OpenCV; a test checks both agree).
-DISPLAY_FILTER = "median_guided"
 
 #: Pixels per call of the compiled colour conversion (fixed, so it compiles once).
 _COLOUR_CHUNK = 1 << 18
@@ -146,11 +141,10 @@ class ColourConverter:
         from sar_colorizer._tf import import_tensorflow
         from sar_colorizer.color.gamut import ENVELOPE_RADIUS, limit_chroma, max_chroma_table
         from sar_colorizer.color.lab import lab_to_rgb
-        from sar_colorizer.sar.radiometry import FEATURE_DB_MIN
+        from sar_colorizer.sar.radiometry_tf import relative_to_feature_tf
 
         tf = import_tensorflow()
         gamut = tf.constant(max_chroma_table().reshape(-1))
-        ln10 = float(np.log(10.0))
         steps = float(TONE_LUT_SIZE - 1)
         radius = ENVELOPE_RADIUS if envelope_radius is None else int(envelope_radius)
         self.envelope_radius = radius if chroma_limit else 0
@@ -165,9 +159,7 @@ class ColourConverter:
         def lightness_and_chroma(
             relative: Tensor, ab_norm: Tensor, lut: Tensor, *bounds: Tensor
         ) -> TensorPair:
-            db = 10.0 / ln10 * tf.math.log(tf.maximum(relative, 1e-10))
-            feature = tf.clip_by_value((db - FEATURE_DB_MIN) / -FEATURE_DB_MIN, 0.0, 1.0)
-            lightness = lookup(feature, lut)
+            lightness = lookup(relative_to_feature_tf(relative), lut)
             ab = ab_norm * AB_SCALE
             if chroma_limit:  # keep hue, reduce chroma to what sRGB shows at this L
                 ab = limit_chroma(lightness, ab, gamut, *(lookup(b, lut) for b in bounds))

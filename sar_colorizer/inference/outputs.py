@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from sar_colorizer.color.constants import AB_SCALE
 from sar_colorizer.errors import InputError
-from sar_colorizer.inference.colour import AB_SCALE
 
 if TYPE_CHECKING:
     from sar_colorizer.io.raster import RasterInfo, RasterWriter

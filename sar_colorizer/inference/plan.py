@@ -105,6 +105,7 @@ def plan_raster(
     from sar_colorizer.io.pixel_size import pixel_size_metres, resample_factor
     from sar_colorizer.io.raster import read_info, resolve_bands
     from sar_colorizer.sar.display import display_halo
+    from sar_colorizer.sar.polarisation import sar_band_names
 
     if outputs.confidence is not None and not bundle.has_confidence:
         raise InputError(
@@ -116,7 +117,7 @@ def plan_raster(
     display_filter, colour_upsampling = display_options(display_filter, colour_upsampling)
     info = read_info(in_path)
     band_indexes = list(resolve_bands(info, bands))  # None: every band but alpha
-    bundle.check_input(len(band_indexes), _band_names(info, band_indexes, bands))
+    bundle.check_input(len(band_indexes), sar_band_names(info, band_indexes))
     preprocessing = Preprocessing.from_bundle(bundle)
     tone, l_quantiles = resolve_tone(bundle, tone)
     if tile_size is not None and tile_size != bundle.tile_size:
@@ -200,25 +201,3 @@ def _read_statistics(
         ", ".join(f"{r:.4g}" for r in stats.references),
     )
     return stats
-
-
-def _band_names(
-    info: RasterInfo, band_indexes: Sequence[int], bands: str | Sequence[str | int] | None
-) -> list[str | None]:
-    """Names to check against the model: user's names, band descriptions or the file name."""
-    if isinstance(bands, str):
-        tokens = [token.strip() for token in bands.split(",") if token.strip()]
-    elif bands is None:
-        tokens = []
-    else:
-        tokens = [str(token) for token in bands]
-    if tokens and len(tokens) == len(band_indexes) and not any(t.isdigit() for t in tokens):
-        return list(tokens)
-    descriptions = tuple(getattr(info, "descriptions", ()) or ())
-    names: list[str | None] = []
-    for index in band_indexes:
-        description = descriptions[index - 1] if index - 1 < len(descriptions) else None
-        names.append(description or None)
-    if info.count == 1 and names == [None]:
-        names = [Path(info.path).stem]  # e.g. ..._VH.tif, as BigEarthNet names its bands
-    return names

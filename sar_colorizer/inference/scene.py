@@ -26,7 +26,6 @@ apart).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -145,15 +144,20 @@ def relative_and_display(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Raw (C, H, W) values -> (speckle-filtered relative intensity (C, H, W) for the network,
     relative intensity (H, W) of the first band filtered with ``display_filter`` for L), both
-    NaN at nodata (:mod:`sar_colorizer.sar.display`; "network": the network's input band)."""
-    from sar_colorizer.sar.radiometry import to_linear_power
+    NaN at nodata (:func:`~sar_colorizer.sar.radiometry.raw_to_relative`, then
+    :mod:`sar_colorizer.sar.display`; "network": the network's input band)."""
+    from sar_colorizer.sar.radiometry import raw_to_relative
+
+    relative, _ = raw_to_relative(values, preprocessing.normalization, scale, valid, references)
+    return _filtered(relative, valid, preprocessing, display_filter)
+
+
+def _filtered(
+    relative: np.ndarray, valid: np.ndarray, preprocessing: Preprocessing, display_filter: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Relative intensity -> (speckle-filtered for the network, display-filtered for L)."""
     from sar_colorizer.sar.speckle import apply_speckle_filter
 
-    linear = np.asarray(to_linear_power(values, scale, valid), dtype=np.float32)
-    relative = np.empty_like(linear)
-    for band, reference in enumerate(references):
-        relative[band] = preprocessing.normalization.apply(linear[band], float(reference))
-    del linear
     display = None
     if display_filter != "network":
         from sar_colorizer.sar.display import apply_display_filter
@@ -222,26 +226,17 @@ def scene_statistics(
     Raises:
         InputError: No valid pixel, no positive intensity, or an unknown scale.
     """
-    from sar_colorizer.sar.radiometry import relative_to_feature, to_linear_power
+    from sar_colorizer.sar.radiometry import raw_to_relative, relative_to_feature
 
     values, valid = check_values(values, valid)
     preprocessing = _as_preprocessing(preprocessing)
     if not valid.any():
         raise InputError("the image has no valid pixels (all nodata)")
     scale = resolve_scale(values, valid, input_scale)
-    linear = np.asarray(to_linear_power(values, scale, valid), dtype=np.float32)
-    references = []
-    for band in range(linear.shape[0]):
-        reference = float(preprocessing.normalization.reference(linear[band]))
-        if not math.isfinite(reference) or reference <= 0:
-            raise InputError(
-                f"band {band + 1} has no positive intensity to normalise by (reference "
-                f"{reference}); check --input-scale and the nodata value"
-            )
-        references.append(reference)
-    _, display = relative_and_display(
-        values, valid, scale, references, preprocessing, display_filter
-    )
+    # The references come from the valid pixels (Normalization.reference raises, naming the
+    # fix, where a band has none or none positive).
+    relative, references = raw_to_relative(values, preprocessing.normalization, scale, valid)
+    _, display = _filtered(relative, valid, preprocessing, display_filter)
     feature = np.asarray(relative_to_feature(display[valid]), dtype=np.float64)
     feature = feature[np.isfinite(feature)]
     quantiles = np.quantile(feature, _QUANTILE_LEVELS) if feature.size else _QUANTILE_LEVELS

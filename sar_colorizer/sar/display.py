@@ -26,7 +26,6 @@ equal to the whole image's, which the streaming path in :mod:`sar_colorizer.infe
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
 from sar_colorizer.errors import InputError
@@ -73,6 +72,8 @@ def display_halo(name: str) -> int:
 
 
 def _box(array: np.ndarray, radius: int) -> np.ndarray:
+    import cv2  # imported where used: the option checks above need no OpenCV
+
     """Sums over (2 radius + 1)^2 windows, zero outside the array."""
     size = 2 * radius + 1
     return cv2.boxFilter(
@@ -138,6 +139,8 @@ def apply_display_filter(
     Raises:
         InputError: An unknown filter name or mismatched shapes.
     """
+    import cv2
+
     name = check_display_filter(name)
     if name == "network":
         raise InputError("the 'network' display filter is the bundle's speckle filter")
