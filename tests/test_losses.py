@@ -1,12 +1,11 @@
 """WeightedChromaLoss and rarity_weights against hand-computed values."""
 
+import keras
 import numpy as np
 import pytest
 
-keras = pytest.importorskip("keras")
-
-from sar_colorizer.errors import InputError  # noqa: E402
-from sar_colorizer.losses import (  # noqa: E402
+from sar_colorizer.errors import InputError
+from sar_colorizer.losses import (
     AB_HISTOGRAM_EDGES,
     CHROMA_EPS,
     WeightedChromaLoss,

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import warnings
 
+import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 from skimage.color import lab2rgb, rgb2lab
 
 from sar_colorizer.color.lab import (
@@ -17,9 +19,6 @@ from sar_colorizer.color.lab import (
     rgb_to_lab,
 )
 from sar_colorizer.errors import InputError
-
-tf = pytest.importorskip("tensorflow")
-keras = pytest.importorskip("keras")
 
 # Black, white, greys, the sRGB primaries and secondaries, and near-black colours that fall on
 # the linear segments of both the sRGB and the CIE L* piecewise functions.
