@@ -48,9 +48,12 @@ def test_eval_writes_report_grid_and_prints_table(
 
     report = json.loads((report_dir / "report.json").read_text())
     assert set(report) == {"n_images", "model", "baselines", "settings"}
-    # The bundle's default tile and predict's default overlap (an eighth of the tile).
+    # The bundle's default tile (512) with predict's default overlap (an eighth of it, 64) is
+    # shrunk to fit the 48 x 40 images: one tile holding the image and a 32-px margin on each
+    # side, and at least twice the overlap: 128 px. That is what the network ran on, and what
+    # the report records.
     assert report["settings"] == {
-        "tile_size": 512, "overlap": 64, "tone": "balanced", "optical_convention": "as-is"
+        "tile_size": 128, "overlap": 64, "tone": "balanced", "optical_convention": "as-is"
     }
     assert report["n_images"] == 2
     assert set(report["baselines"]) == set(BASELINES)
