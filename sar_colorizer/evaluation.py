@@ -4,7 +4,8 @@ For every image and every method (the model, ``no_colour``, ``mean_colour``,
 ``linear_regression``) the output is ``LAB(L from the SAR, AB of the method) -> sRGB`` with the
 *same* L (the model's tone-mapped SAR lightness), and the reference is ``LAB(same L, AB of the
 optical image) -> sRGB``. Only colour differs between methods, so the comparison is fair and a
-model that does not beat the baselines has not learned colour (see ``docs/METRICS.md``).
+model that does not beat the baselines has not learned colour.
+See ``docs/METRICS.md``, "The reference" and "Baselines", for every definition.
 
 The baselines' parameters come from the bundle (``bundle.json`` ``"baselines"``), fitted on the
 training data at training time; they are never refitted on the evaluation images.
