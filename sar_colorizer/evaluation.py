@@ -325,7 +325,8 @@ def evaluate_pair(
     # The tile colorize_array ran on (no pixel size is given, so no resampling): the
     # requested one, rounded to the model's multiple and shrunk to fit a small image.
     tile, overlap = tile_settings(bundle, tile_size)
-    used_tile = fit_tile_size(tile, bundle.tile_multiple, *valid.shape, overlap)
+    height, width = valid.shape
+    used_tile = fit_tile_size(tile, bundle.tile_multiple, height, width, overlap)
     return ImageOutputs(name=pair.name, metrics=scores, thumbnails=thumbnails,
                         confidence=confidence, tile_size=used_tile)
 
