@@ -19,7 +19,7 @@ import logging
 import os
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from sar_colorizer.bundle import METADATA_FILE, Bundle, load_bundle
 from sar_colorizer.errors import (  # noqa: F401  (MissingExtraError: re-exported)
@@ -28,6 +28,11 @@ from sar_colorizer.errors import (  # noqa: F401  (MissingExtraError: re-exporte
     OutputExistsError,
 )
 from sar_colorizer.io.atomic import atomic_file, atomic_folder
+
+if TYPE_CHECKING:
+    import keras
+    import onnx
+    import tensorflow as tf
 
 logger = logging.getLogger(__name__)
 
@@ -125,7 +130,11 @@ def _require_onnx() -> None:
 
 
 def _export_onnx(
-    model: Any, path: Path, signature: list[Any], opset: int | None, metadata_text: str
+    model: keras.Model,
+    path: Path,
+    signature: list[tf.TensorSpec],
+    opset: int | None,
+    metadata_text: str,
 ) -> None:
     import onnx
 
@@ -144,7 +153,7 @@ def _export_onnx(
     onnx.save(proto, str(path))
 
 
-def _rename_output(graph: Any, new_name: str) -> None:
+def _rename_output(graph: onnx.GraphProto, new_name: str) -> None:
     """Give the single graph output a meaningful name (tf2onnx calls it ``Identity:0``)."""
     if len(graph.output) != 1:
         return
