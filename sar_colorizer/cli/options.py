@@ -129,12 +129,16 @@ DEFAULT_SPECKLE_WINDOW = 5
 DEFAULT_SEED = 0
 
 
-def _default(value: object, from_config: bool) -> dict[str, Any]:
-    """Click settings for a default that a ``--config`` file may also set: then the option
-    defaults to None (the config's value, else the library's, stands) and the help names it."""
+def _defaulted_option(
+    flag: str, default: object, help_text: str, from_config: bool, **settings: Any
+) -> Callable[[F], F]:
+    """An option whose default a ``--config`` file may also set (``from_config``): then the
+    click default is None, so that the config's value (else the library's) stands unless the
+    flag is given, and the help names the default itself."""
     if from_config:
-        return {"default": None, "show_default": False, "suffix": f"  [default: {value}]"}
-    return {"default": value, "show_default": True, "suffix": ""}
+        return click.option(flag, default=None, help=f"{help_text}  [default: {default}]",
+                            **settings)
+    return click.option(flag, default=default, show_default=True, help=help_text, **settings)
 
 
 def speckle_filter_option(purpose: str, *, from_config: bool = False) -> Callable[[F], F]:
@@ -144,26 +148,14 @@ def speckle_filter_option(purpose: str, *, from_config: bool = False) -> Callabl
         purpose: Ends the help: "Speckle filter " + purpose.
         from_config: The command also reads a ``--config`` file (no click default).
     """
-    settings = _default(DEFAULT_SPECKLE_FILTER, from_config)
-    return click.option(
-        "--speckle-filter",
-        metavar="NAME",
-        default=settings["default"],
-        show_default=settings["show_default"],
-        help=f"Speckle filter {purpose}{settings['suffix']}",
-    )
+    return _defaulted_option("--speckle-filter", DEFAULT_SPECKLE_FILTER,
+                             f"Speckle filter {purpose}", from_config, metavar="NAME")
 
 
 def speckle_window_option(*, from_config: bool = False) -> Callable[[F], F]:
     """``--speckle-window N``: the speckle filter's window in pixels."""
-    settings = _default(DEFAULT_SPECKLE_WINDOW, from_config)
-    return click.option(
-        "--speckle-window",
-        type=int,
-        default=settings["default"],
-        show_default=settings["show_default"],
-        help=f"Speckle filter window (odd, >= 3).{settings['suffix']}",
-    )
+    return _defaulted_option("--speckle-window", DEFAULT_SPECKLE_WINDOW,
+                             "Speckle filter window (odd, >= 3).", from_config, type=int)
 
 
 def seed_option(purpose: str, *, from_config: bool = False) -> Callable[[F], F]:
@@ -173,14 +165,8 @@ def seed_option(purpose: str, *, from_config: bool = False) -> Callable[[F], F]:
         purpose: Ends the help: "Random seed " + purpose.
         from_config: The command also reads a ``--config`` file (no click default).
     """
-    settings = _default(DEFAULT_SEED, from_config)
-    return click.option(
-        "--seed",
-        type=int,
-        default=settings["default"],
-        show_default=settings["show_default"],
-        help=f"Random seed {purpose}{settings['suffix']}",
-    )
+    return _defaulted_option("--seed", DEFAULT_SEED, f"Random seed {purpose}", from_config,
+                             type=int)
 
 
 def tiles_per_call_option(func: F) -> F:
