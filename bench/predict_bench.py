@@ -71,7 +71,7 @@ def parse_args() -> argparse.Namespace:
         "--overlap", type=int, default=None, help="default: predict's (tile / 8, at most 64)"
     )
     parser.add_argument(
-        "--batch-size", type=int, default=None, help="most tiles per call (default: predict's)"
+        "--tiles-per-call", type=int, default=None, help="most tiles per call (default: predict's)"
     )
     parser.add_argument("--pix2pix-batch", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=3, help="timed pix2pix/matmul repeats")
@@ -136,7 +136,7 @@ def run_predict(args: argparse.Namespace, source: Path, output: Path) -> dict:
         "--overwrite",
         *(["--tile-size", str(args.tile_size)] if args.tile_size else []),
         *(["--overlap", str(args.overlap)] if args.overlap is not None else []),
-        *(["--batch-size", str(args.batch_size)] if args.batch_size else []),
+        *(["--tiles-per-call", str(args.tiles_per_call)] if args.tiles_per_call else []),
     ]
     started = time.perf_counter()
     process = subprocess.Popen(
@@ -264,7 +264,7 @@ def model_facts(args: argparse.Namespace, scene: Path) -> dict:
         "tile": tile,
         "overlap": overlap,
         "n_cols": grid.n_cols,
-        "per_call": tiles_per_call(grid.n_cols, tile, args.batch_size),
+        "per_call": tiles_per_call(grid.n_cols, tile, args.tiles_per_call),
         "intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
         "inter_op": tf.config.threading.get_inter_op_parallelism_threads(),
         "tf_version": tf.__version__,
@@ -315,8 +315,8 @@ def main() -> None:
     )
     print(
         f"- tiles {facts['tile']} px, overlap {facts['overlap']}; {facts['per_call']} tiles "
-        f"per model call on rows of {facts['n_cols']} tiles (--batch-size "
-        f"{args.batch_size or 'default: about 1 Mpx per call'}); output .{args.format}"
+        f"per model call on rows of {facts['n_cols']} tiles (--tiles-per-call "
+        f"{args.tiles_per_call or 'default: about 1 Mpx per call'}); output .{args.format}"
     )
     print(f"- per-run command: `{shlex.join(runs[0]['command'])}`\n")
 

@@ -9,15 +9,32 @@ The public API (:mod:`sar_colorizer.api`) is loaded on first use::
     sc.colorize_file("scene_VH.tif", "scene.tif", model)
     coloured = sc.colorize_dataarray(rioxarray.open_rasterio("scene_VH.tif", chunks=2048))
     report = sc.evaluate("pairs/", "report/", model)
+
+Many files in one run, as ``sarcolor predict --output-dir`` does: :mod:`sar_colorizer.batch`.
 """
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # what IDEs and type checkers see; at run time the names load lazily
+    from sar_colorizer.api import (
+        colorize,
+        colorize_dataarray,
+        colorize_file,
+        evaluate,
+        load_model,
+    )
 
 __version__ = "0.1.0"
 
-_API = ("load_model", "colorize", "colorize_file", "colorize_dataarray", "evaluate")
-
-__all__ = ["__version__", *_API]
+__all__ = [
+    "__version__",
+    "load_model",
+    "colorize",
+    "colorize_file",
+    "colorize_dataarray",
+    "evaluate",
+]
+_API = frozenset(__all__) - {"__version__"}
 
 
 def __getattr__(name: str) -> Any:
@@ -29,4 +46,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(list(globals()) + list(_API))
+    return sorted(set(globals()) | _API)

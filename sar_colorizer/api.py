@@ -16,17 +16,28 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
 
 from sar_colorizer.errors import InputError
 
-_CACHE: dict[str, Any] = {}
+if TYPE_CHECKING:
+    import xarray as xr
+
+    from sar_colorizer.bundle import Bundle
+    from sar_colorizer.data.pairs import Pair
+    from sar_colorizer.inference import PredictSummary
+
+#: A model as the API takes it: a loaded :class:`~sar_colorizer.bundle.Bundle`, a bundle
+#: folder written by ``sarcolor train``, or ``"default"`` (the shipped model).
+ModelLike: TypeAlias = "str | os.PathLike[str] | Bundle"
+
+_CACHE: dict[str, Bundle] = {}
 _CACHE_LOCK = threading.Lock()
 
 
-def load_model(model: Any = "default") -> Any:
+def load_model(model: ModelLike = "default") -> Bundle:
     """A loaded :class:`~sar_colorizer.bundle.Bundle`.
 
     Args:
@@ -65,7 +76,7 @@ def valid_mask(values: np.ndarray, nodata: float | None = None) -> np.ndarray:
 
 def colorize(
     values: np.ndarray,
-    model: Any = "default",
+    model: ModelLike = "default",
     *,
     valid: np.ndarray | None = None,
     nodata: float | None = None,
@@ -139,9 +150,9 @@ def colorize(
 def colorize_file(
     in_path: str | os.PathLike[str],
     out_path: str | os.PathLike[str],
-    model: Any = "default",
+    model: ModelLike = "default",
     **options: Any,
-) -> Any:
+) -> PredictSummary:
     """Colorize a raster that GDAL reads (local path, ``/vsis3/``, ``/vsicurl/``) into a file.
 
     The scene is streamed tile row by tile row (any size); ``options`` are those of
@@ -160,9 +171,9 @@ def colorize_file(
 
 
 def evaluate(
-    pairs: str | os.PathLike[str] | Sequence[Any],
+    pairs: str | os.PathLike[str] | Sequence[Pair],
     report_dir: str | os.PathLike[str],
-    model: Any = "default",
+    model: ModelLike = "default",
     **options: Any,
 ) -> dict[str, Any]:
     """Score a model and the baselines on SAR/optical pairs; write ``report.json``/``.md``/``.html``.
@@ -191,7 +202,9 @@ def evaluate(
     return run_evaluation(load_model(model), list(pairs), report_dir=report_dir, **options)
 
 
-def colorize_dataarray(sar: Any, model: Any = "default", **options: Any) -> Any:
+def colorize_dataarray(
+    sar: xr.DataArray, model: ModelLike = "default", **options: Any
+) -> xr.DataArray:
     """Colorize an xarray ``DataArray`` of SAR; see :func:`sar_colorizer.xarray_api.colorize_dataarray`."""
     from sar_colorizer.xarray_api import colorize_dataarray as run
 

@@ -31,8 +31,7 @@ from sar_colorizer.io.atomic import atomic_folder
 from sar_colorizer.signals import raise_if_interrupted
 
 if TYPE_CHECKING:
-    from keras import Model
-    from keras.callbacks import Callback
+    import keras
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +48,7 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def write_checkpoint(folder: Path, model: Model, state: dict[str, Any],
+def write_checkpoint(folder: Path, model: keras.Model, state: dict[str, Any],
                      overwrite: bool = False) -> None:
     """Write the model's weights (with its optimizer state) and ``state`` to ``folder``,
     atomically."""
@@ -59,7 +58,7 @@ def write_checkpoint(folder: Path, model: Model, state: dict[str, Any],
         (staging / STATE_FILE).write_text(json.dumps(state), encoding="utf-8")
 
 
-def read_checkpoint(folder: Path, model: Model) -> dict[str, Any]:
+def read_checkpoint(folder: Path, model: keras.Model) -> dict[str, Any]:
     """Verify a checkpoint folder and load its weights into ``model``; returns its state.
 
     On any failure the model's and optimizer's variables are put back as they were, so that a
@@ -97,16 +96,18 @@ def read_checkpoint(folder: Path, model: Model) -> dict[str, Any]:
     return dict(state)
 
 
-def make_callbacks(keras: Any, work_dir: Path, monitor: str) -> list[Callback]:
+def make_callbacks(work_dir: Path, monitor: str) -> list[keras.callbacks.Callback]:
     """The resume-after-interruption and keep-the-best callbacks for ``model.fit``.
 
     Args:
-        keras: the keras module.
         work_dir: the run's working folder (``<model>.work/``).
         monitor: the loss to keep the best weights of (``val_loss`` or ``loss``).
     """
+    from sar_colorizer._tf import import_keras
 
-    class ResumableBackup(keras.callbacks.Callback):
+    keras_api: Any = import_keras()  # here, not at import: this module stays TensorFlow-free
+
+    class ResumableBackup(keras_api.callbacks.Callback):
         """Saves ``backup/epoch-NNNNN/`` after every epoch; restores the newest good one."""
 
         def __init__(self, backup_dir: Path) -> None:
@@ -144,7 +145,7 @@ def make_callbacks(keras: Any, work_dir: Path, monitor: str) -> list[Callback]:
             for older in self._folders()[2:]:  # the newest two: a fallback if one is damaged
                 shutil.rmtree(older, ignore_errors=True)
 
-    class BestWeights(keras.callbacks.Callback):
+    class BestWeights(keras_api.callbacks.Callback):
         """Keeps the weights of the epoch with the lowest ``monitor`` in ``best/``."""
 
         def __init__(self, best_dir: Path) -> None:
@@ -170,7 +171,7 @@ def make_callbacks(keras: Any, work_dir: Path, monitor: str) -> list[Callback]:
     return [ResumableBackup(work_dir / "backup"), BestWeights(work_dir / "best")]
 
 
-def restore_best(model: Model, work_dir: Path) -> bool:
+def restore_best(model: keras.Model, work_dir: Path) -> bool:
     """Load the best weights of the run into ``model`` (keeping the current ones, with a
     warning, if they are damaged); returns whether they were loaded."""
     best_dir = work_dir / "best"

@@ -30,7 +30,9 @@ from typing import TYPE_CHECKING, Any
 from sar_colorizer.errors import InputError, MissingExtraError, SarColorError
 
 if TYPE_CHECKING:
-    from distributed import Client, LocalCluster
+    import distributed
+
+    from sar_colorizer.batch import Job
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +66,7 @@ def worker_environment(n_workers: int, cpus: int | None = None) -> dict[str, str
     }
 
 
-def local_cluster(n_workers: int, memory_limit: str | None = "auto") -> LocalCluster:
+def local_cluster(n_workers: int, memory_limit: str | None = "auto") -> distributed.LocalCluster:
     """A ``distributed.LocalCluster`` of ``n_workers`` single-threaded worker processes.
 
     Args:
@@ -125,7 +127,7 @@ def _load_on_worker(model: str) -> str:
 
 
 def run_batch(
-    client: Client,
+    client: distributed.Client,
     model: str,
     jobs: Sequence[dict[str, Any]],
     settings: dict[str, Any],
@@ -199,3 +201,57 @@ def remove_partials(jobs: Iterable[dict[str, Any]]) -> list[Path]:
                 leftover.unlink(missing_ok=True)
                 removed.append(leftover)
     return removed
+
+
+def colour_jobs_on_cluster(
+    jobs: Sequence[Job],
+    model: str,
+    settings: dict[str, Any],
+    workers: int | None,
+    scheduler: str | None,
+    progress: bool,
+) -> tuple[int, int]:
+    """Colour planned jobs (:func:`sar_colorizer.batch.plan_batch`) on a local (``workers``)
+    or running (``scheduler``) cluster; the cluster path of
+    :func:`sar_colorizer.batch.colour_batch`.
+
+    Failures are logged one line each, as in the sequential batch; each coloured scene is
+    logged with its size, time and worker.
+
+    Returns:
+        ``(done, failed)`` counts.
+    """
+    distributed = _distributed()
+    if not jobs:
+        return 0, 0
+    specs = [
+        {
+            "input": str(job.input),
+            "output": str(job.output),
+            "ab_output": str(job.ab_output) if job.ab_output is not None else None,
+            "quicklook": str(job.quicklook) if job.quicklook is not None else None,
+        }
+        for job in jobs
+    ]
+    cluster = None
+    if scheduler is not None:
+        client = distributed.Client(scheduler)
+        logger.info("sending %d scenes to %s", len(specs), scheduler)
+    else:
+        cluster = local_cluster(workers or 1)
+        client = distributed.Client(cluster)
+        logger.info("started a local cluster of %d workers", workers)
+    try:
+        done, failed = run_batch(client, model, specs, settings, progress)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+    for path, message in failed:
+        logger.error("%s", message if path in message else f"{path}: {message}")
+    for summary in done:
+        logger.info(
+            "wrote %s (%.1f Mpx) in %.1f s on worker %d",
+            summary["output"], summary["megapixels"], summary["seconds"], summary["worker_pid"],
+        )
+    return len(done), len(failed)

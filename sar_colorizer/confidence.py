@@ -33,12 +33,15 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from sar_colorizer.color.constants import AB_SCALE  # CIELAB units per normalised AB unit
 from sar_colorizer.errors import InputError
+
+if TYPE_CHECKING:
+    from sar_colorizer.bundle import Bundle
 
 #: Shrink constant for bundles whose training chose none (no validation data): the Wiener gain.
 DEFAULT_SHRINK_K = 1.0
@@ -167,13 +170,13 @@ def choose_shrink(
     }
 
 
-def bundle_shrink_k(bundle: Any) -> float:
+def bundle_shrink_k(bundle: Bundle) -> float:
     """The shrink constant recorded in the bundle (chosen on validation), else the default."""
     value = (bundle.confidence or {}).get("shrink_k")
     return DEFAULT_SHRINK_K if value is None else float(value)
 
 
-def resolve_shrink(bundle: Any, shrink: bool | None) -> float | None:
+def resolve_shrink(bundle: Bundle, shrink: bool | None) -> float | None:
     """The shrink constant inference applies to ``bundle``'s colours, or None for no shrink.
 
     Args:
@@ -221,7 +224,7 @@ class OutputPlan:
     mean: bool = False
 
     @classmethod
-    def for_bundle(cls, bundle: Any, shrink: bool | None, *, sigma: bool = False,
+    def for_bundle(cls, bundle: Bundle, shrink: bool | None, *, sigma: bool = False,
                    mean: bool = False) -> OutputPlan:
         """The plan for ``bundle`` (see :func:`resolve_shrink` for ``shrink``)."""
         return cls(tuple(bundle.output_channels), resolve_shrink(bundle, shrink), sigma, mean)

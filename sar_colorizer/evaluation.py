@@ -4,7 +4,8 @@ For every image and every method (the model, ``no_colour``, ``mean_colour``,
 ``linear_regression``) the output is ``LAB(L from the SAR, AB of the method) -> sRGB`` with the
 *same* L (the model's tone-mapped SAR lightness), and the reference is ``LAB(same L, AB of the
 optical image) -> sRGB``. Only colour differs between methods, so the comparison is fair and a
-model that does not beat the baselines has not learned colour (see ``docs/METRICS.md``).
+model that does not beat the baselines has not learned colour.
+See ``docs/METRICS.md``, "The reference" and "Baselines", for every definition.
 
 The baselines' parameters come from the bundle (``bundle.json`` ``"baselines"``), fitted on the
 training data at training time; they are never refitted on the evaluation images.
@@ -15,7 +16,11 @@ Outputs in ``report_dir`` (each written atomically):
   "mean_colour": {...}, "linear_regression": {...}}}``; each method holds the mean of every
   metric of :data:`sar_colorizer.metrics.METRIC_NAMES`, plus ``"std"`` and ``"per_image"``;
   the model also holds ``"advantage"`` over each baseline. Non-finite numbers (PSNR of an exact
-  match) are written as ``null``.
+  match) are written as ``null``. ``"settings"`` records how the images were coloured: the
+  tile side the network actually ran on (``tile_size``: the requested or trained tile rounded
+  to the model's multiple and shrunk for images smaller than a tile; ``tile_sizes`` lists
+  them when images of different sizes used different tiles), the overlap, tone and optical
+  convention.
 * ``report.md``: the table and one line per baseline with the model's advantage.
 * ``grid.png``: a few images, columns SAR | model | best baseline | reference | optical.
 
@@ -143,12 +148,16 @@ class ImageOutputs:
             image is not in the grid).
         confidence: For a model with a confidence head, sampled pixels' predicted sigma and
             squared AB errors (:func:`sar_colorizer.confidence.sample_errors`).
+        tile_size: Side of the tiles the network ran on for this image: the requested tile
+            rounded to the model's multiple and shrunk for an image smaller than a tile (as
+            ``predict`` does); None when unknown.
     """
 
     name: str
     metrics: dict[str, dict[str, float]]
     thumbnails: dict[str, np.ndarray] = field(default_factory=dict)
     confidence: np.ndarray | None = None
+    tile_size: int | None = None
 
 
 def optical_to_lab(optical_rgb: np.ndarray) -> np.ndarray:
@@ -233,7 +242,8 @@ def evaluate_pair(
         InputError: the pair cannot be read or has no valid pixels.
     """
     from sar_colorizer.data.pairs import read_pair
-    from sar_colorizer.inference import colorize_array
+    from sar_colorizer.inference import colorize_array, tile_settings
+    from sar_colorizer.io.tiling import fit_tile_size
 
     arrays = read_pair(
         pair,
@@ -289,8 +299,13 @@ def evaluate_pair(
         scores[MODEL_KEY]["ab_rmse"],
         scores[MODEL_KEY]["psnr"],
     )
+    # The tile colorize_array ran on (no pixel size is given, so no resampling): the
+    # requested one, rounded to the model's multiple and shrunk to fit a small image.
+    tile, overlap = tile_settings(bundle, tile_size)
+    height, width = valid.shape
+    used_tile = fit_tile_size(tile, bundle.tile_multiple, height, width, overlap)
     return ImageOutputs(name=pair.name, metrics=scores, thumbnails=thumbnails,
-                        confidence=confidence)
+                        confidence=confidence, tile_size=used_tile)
 
 
 # --------------------------------------------------------------------------------------------
@@ -694,12 +709,17 @@ def evaluate(
     from sar_colorizer.inference import tile_settings
 
     tile, overlap = tile_settings(bundle, tile_size)
+    used = sorted({image.tile_size for image in images if image.tile_size is not None})
     report["settings"] = {
-        "tile_size": tile,
+        # The tile the network ran on (the largest, if images small enough for one smaller
+        # tile used that); requested sizes are rounded and shrunk to fit small images.
+        "tile_size": used[-1] if used else tile,
         "overlap": overlap,
         "tone": tone,
         "optical_convention": convention,
     }
+    if len(used) > 1:
+        report["settings"]["tile_sizes"] = used
     if getattr(bundle, "has_confidence", False):
         from sar_colorizer.confidence import resolve_shrink
 

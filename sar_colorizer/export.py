@@ -30,9 +30,9 @@ from sar_colorizer.errors import (  # noqa: F401  (MissingExtraError: re-exporte
 from sar_colorizer.io.atomic import atomic_file, atomic_folder
 
 if TYPE_CHECKING:
-    from keras import Model
-    from onnx import GraphProto
-    from tensorflow import TensorSpec
+    import keras
+    import onnx
+    import tensorflow as tf
 
 logger = logging.getLogger(__name__)
 
@@ -130,7 +130,11 @@ def _require_onnx() -> None:
 
 
 def _export_onnx(
-    model: Model, path: Path, signature: list[TensorSpec], opset: int | None, metadata_text: str
+    model: keras.Model,
+    path: Path,
+    signature: list[tf.TensorSpec],
+    opset: int | None,
+    metadata_text: str,
 ) -> None:
     import onnx
 
@@ -149,7 +153,7 @@ def _export_onnx(
     onnx.save(proto, str(path))
 
 
-def _rename_output(graph: GraphProto, new_name: str) -> None:
+def _rename_output(graph: onnx.GraphProto, new_name: str) -> None:
     """Give the single graph output a meaningful name (tf2onnx calls it ``Identity:0``)."""
     if len(graph.output) != 1:
         return

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from sar_colorizer._tf import import_keras
 from sar_colorizer.color.lab import AB_SCALE
+
+if TYPE_CHECKING:
+    import numpy as np
+    import tensorflow as tf
+
+    #: What Keras passes to a metric: backend tensors, or arrays when called directly.
+    Tensor: TypeAlias = tf.Tensor | np.ndarray
 
 keras = import_keras()
 
@@ -24,7 +31,8 @@ class MaskedABRMSE(keras.metrics.Metric):
         self.sum_sq = self.add_variable(shape=(), initializer="zeros", name="sum_sq")
         self.count = self.add_variable(shape=(), initializer="zeros", name="count")
 
-    def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
+    def update_state(self, y_true: Tensor, y_pred: Tensor, sample_weight: Tensor | None = None
+                     ) -> None:
         ops = keras.ops
         valid = ops.cast(y_true[..., 2:3], "float32")
         ab_pred = ops.cast(y_pred[..., :2], "float32")  # AB only, whatever else is predicted
@@ -32,7 +40,7 @@ class MaskedABRMSE(keras.metrics.Metric):
         self.sum_sq.assign_add(ops.sum(ops.square(diff) * valid))
         self.count.assign_add(2.0 * ops.sum(valid))
 
-    def result(self) -> Any:
+    def result(self) -> Tensor:
         return keras.ops.sqrt(self.sum_sq / keras.ops.maximum(self.count, 1.0))
 
     def reset_state(self) -> None:
@@ -57,7 +65,8 @@ class MaskedGaussianNLL(keras.metrics.Metric):
         self.total = self.add_variable(shape=(), initializer="zeros", name="total")
         self.count = self.add_variable(shape=(), initializer="zeros", name="count")
 
-    def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
+    def update_state(self, y_true: Tensor, y_pred: Tensor, sample_weight: Tensor | None = None
+                     ) -> None:
         if y_pred.shape[-1] is not None and y_pred.shape[-1] < 4:
             return
         import math
@@ -72,7 +81,7 @@ class MaskedGaussianNLL(keras.metrics.Metric):
         self.total.assign_add(ops.sum(nll * valid))
         self.count.assign_add(ops.sum(valid))
 
-    def result(self) -> Any:
+    def result(self) -> Tensor:
         return self.total / keras.ops.maximum(self.count, 1.0)
 
     def reset_state(self) -> None:
@@ -95,8 +104,8 @@ class ColourLoss(keras.metrics.Metric):
     """
 
     def __init__(
-        self, ab_weights: Any = None, chroma_weight: float = 0.5, name: str = "colour_loss",
-        **kwargs: Any,
+        self, ab_weights: np.ndarray | list[list[float]] | None = None,
+        chroma_weight: float = 0.5, name: str = "colour_loss", **kwargs: Any,
     ) -> None:
         super().__init__(name=name, **kwargs)
         from sar_colorizer.losses import WeightedChromaLoss
@@ -105,13 +114,14 @@ class ColourLoss(keras.metrics.Metric):
         self.total = self.add_variable(shape=(), initializer="zeros", name="total")
         self.count = self.add_variable(shape=(), initializer="zeros", name="count")
 
-    def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
+    def update_state(self, y_true: Tensor, y_pred: Tensor, sample_weight: Tensor | None = None
+                     ) -> None:
         # Weighted by batch size, as Keras weighs the batches of ``loss``.
         batch = keras.ops.cast(keras.ops.shape(y_true)[0], "float32")
         self.total.assign_add(keras.ops.cast(self._loss(y_true, y_pred), "float32") * batch)
         self.count.assign_add(batch)
 
-    def result(self) -> Any:
+    def result(self) -> Tensor:
         return self.total / keras.ops.maximum(self.count, 1.0)
 
     def reset_state(self) -> None:

@@ -18,13 +18,21 @@ import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 from sar_colorizer import __version__
 from sar_colorizer.data.stats import read_stats
 from sar_colorizer.errors import InputError, OutputExistsError
 from sar_colorizer.io.atomic import atomic_file
 from sar_colorizer.settings import check_known_keys
+
+if TYPE_CHECKING:
+    import keras
+    import tensorflow as tf
+
+    from sar_colorizer.losses import WeightedChromaLoss
+    from sar_colorizer.nets.unet import ColorizationUNet
 
 logger = logging.getLogger(__name__)
 
@@ -129,7 +137,7 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
 
-def make_strategy(name: str) -> Any:
+def make_strategy(name: str) -> tf.distribute.Strategy:
     """Return the ``tf.distribute`` strategy for ``name`` (see :data:`STRATEGIES`)."""
     from sar_colorizer._tf import import_tensorflow
 
@@ -148,7 +156,7 @@ def make_strategy(name: str) -> Any:
     raise InputError(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}")
 
 
-def build_loss(config: TrainConfig, stats: dict[str, Any]) -> Any:
+def build_loss(config: TrainConfig, stats: dict[str, Any]) -> WeightedChromaLoss:
     """The weighted-MSE-plus-chroma loss, with rarity weights from the training AB histogram."""
     import numpy as np
 
@@ -166,7 +174,7 @@ def build_loss(config: TrainConfig, stats: dict[str, Any]) -> Any:
     return WeightedChromaLoss(ab_weights=weights, chroma_weight=config.chroma_weight)
 
 
-def build_metrics(config: TrainConfig, loss: Any) -> list[Any]:
+def build_metrics(config: TrainConfig, loss: WeightedChromaLoss) -> list[keras.metrics.Metric]:
     """AB RMSE always; with the confidence head also the NLL (calibration) and the colour part
     of the loss (:class:`~sar_colorizer.keras_metrics.ColourLoss`), on which the best epoch is
     chosen."""
@@ -185,7 +193,9 @@ def monitored_metric(config: TrainConfig, has_validation: bool) -> str:
     return f"val_{name}" if has_validation else name
 
 
-def build_model(config: TrainConfig, input_channels: int, init: str | None = None) -> Any:
+def build_model(
+    config: TrainConfig, input_channels: int, init: str | None = None
+) -> ColorizationUNet:
     """A new :class:`ColorizationUNet`, or the network of an existing bundle to fine-tune."""
     if init:
         from sar_colorizer.bundle import load_bundle
@@ -210,7 +220,7 @@ def build_model(config: TrainConfig, input_channels: int, init: str | None = Non
     )
 
 
-def with_confidence_head(model: Any, confidence_head: bool) -> Any:
+def with_confidence_head(model: ColorizationUNet, confidence_head: bool) -> ColorizationUNet:
     """``model`` with the confidence head added or removed, every shared layer's weights kept.
 
     Fine-tuning a bundle trained without the head (such as the shipped default model) with
@@ -276,8 +286,10 @@ def plot_learning_curves(log_csv: Path, out_png: Path) -> None:
     plt.close(fig)
 
 
-def _cosine_schedule(keras: Any, learning_rate: float, total_steps: int) -> Any:
-    return keras.optimizers.schedules.CosineDecay(
+def _cosine_schedule(
+    keras_api: ModuleType, learning_rate: float, total_steps: int
+) -> keras.optimizers.schedules.LearningRateSchedule:
+    return keras_api.optimizers.schedules.CosineDecay(
         initial_learning_rate=learning_rate, decay_steps=max(total_steps, 1), alpha=0.05
     )
 
@@ -290,7 +302,7 @@ def train(
     init: str | None = None,
     overwrite: bool = False,
     progress: bool = True,
-    callbacks: list[Any] | None = None,
+    callbacks: list[keras.callbacks.Callback] | None = None,
 ) -> dict[str, Any]:
     """Train a model on preprocessed chips and write a bundle to ``model_out``.
 
@@ -426,7 +438,7 @@ def train(
             plot_learning_curves(log_csv, curves_png)
 
     callbacks = [
-        *make_callbacks(keras, work_dir, monitor),  # atomic, verified checkpoints
+        *make_callbacks(work_dir, monitor),  # atomic, verified checkpoints
         keras.callbacks.EarlyStopping(monitor=monitor, mode="min", patience=config.patience),
         keras.callbacks.CSVLogger(str(log_csv), append=True),
         _Curves(),
@@ -500,7 +512,7 @@ def _prepare_work_dir(work_dir: Path, run: dict[str, Any]) -> None:
 def bundle_metadata(
     stats: dict[str, Any],
     config: TrainConfig,
-    model: Any,
+    model: keras.Model,
     *,
     data_dir: Path,
     init: str | None,
@@ -576,7 +588,7 @@ def output_description(model: Any) -> dict[str, Any]:
     return description
 
 
-def calibrate_shrink(model: Any, val_ds: Any, *, seed: int = 0,
+def calibrate_shrink(model: keras.Model, val_ds: tf.data.Dataset, *, seed: int = 0,
                      max_pixels_per_batch: int = 20000) -> dict[str, Any]:
     """Choose the shrink constant of :mod:`sar_colorizer.confidence` on the validation chips.
 

@@ -40,18 +40,28 @@ Each worker process loads the model once (a path is passed to the tasks, not the
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from sar_colorizer.errors import InputError, MissingExtraError
 
+if TYPE_CHECKING:
+    import dask.array
+    import xarray as xr
+
+    from sar_colorizer.api import ModelLike
+    from sar_colorizer.bundle import Bundle
+    from sar_colorizer.inference import Preprocessing, SceneStatistics
+    from sar_colorizer.io.tiling import TileGrid
+
 RGBA_BANDS = ("R", "G", "B", "A")
 
 
-def _require(module: str, extra: str) -> Any:
+def _require(module: str, extra: str) -> ModuleType:
     import importlib
 
     try:
@@ -74,7 +84,7 @@ def decimation_indices(length: int, out_length: int) -> np.ndarray:
     return np.minimum(index, length - 1)
 
 
-def _band_dim(sar: Any) -> str | None:
+def _band_dim(sar: xr.DataArray) -> Hashable | None:
     y_dim, x_dim = sar.rio.y_dim, sar.rio.x_dim
     others = [d for d in sar.dims if d not in (y_dim, x_dim)]
     if len(others) > 1:
@@ -85,7 +95,7 @@ def _band_dim(sar: Any) -> str | None:
     return others[0] if others else None
 
 
-def _band_names(sar: Any, band_dim: str | None) -> list[str | None]:
+def _band_names(sar: xr.DataArray, band_dim: Hashable | None) -> list[str | None]:
     if band_dim is None:
         name = sar.attrs.get("long_name") or sar.name
         return [str(name) if isinstance(name, str) else None]
@@ -99,7 +109,9 @@ def _band_names(sar: Any, band_dim: str | None) -> list[str | None]:
     return [v if isinstance(v, str) else None for v in values]
 
 
-def select_bands(sar: Any, bands: str | int | Sequence[str | int] | None) -> tuple[Any, list[str | None]]:
+def select_bands(
+    sar: xr.DataArray, bands: str | int | Sequence[str | int] | None
+) -> tuple[xr.DataArray, list[str | None]]:
     """``(C, y, x)`` DataArray of the chosen bands and their names (polarisations).
 
     Args:
@@ -143,7 +155,7 @@ def select_bands(sar: Any, bands: str | int | Sequence[str | int] | None) -> tup
     return selected, [names[p] for p in positions]
 
 
-def _nodata(sar: Any) -> float | None:
+def _nodata(sar: xr.DataArray) -> float | None:
     nodata = sar.rio.nodata
     if nodata is None:
         nodata = sar.rio.encoded_nodata
@@ -151,8 +163,12 @@ def _nodata(sar: Any) -> float | None:
 
 
 def _scene_statistics(
-    values: Any, nodata: float | None, preprocessing: Any, input_scale: str, display_filter: str
-) -> Any:
+    values: np.ndarray | dask.array.Array,
+    nodata: float | None,
+    preprocessing: Preprocessing,
+    input_scale: str,
+    display_filter: str,
+) -> SceneStatistics:
     """Statistics of a (C, H, W) numpy or dask array from predict's decimated sample."""
     from sar_colorizer.api import valid_mask
     from sar_colorizer.inference.scene import scene_statistics, stats_shape
@@ -181,8 +197,8 @@ class _Settings:
 
 
 def colorize_dataarray(
-    sar: Any,
-    model: Any = "default",
+    sar: xr.DataArray,
+    model: ModelLike = "default",
     *,
     bands: str | int | Sequence[str | int] | None = None,
     input_scale: str = "auto",
@@ -190,13 +206,13 @@ def colorize_dataarray(
     tile_size: int | None = None,
     overlap: int | None = None,
     batch_size: int | None = None,
-    stats: Any = None,
+    stats: SceneStatistics | None = None,
     shrink: bool | None = None,
     display_filter: str = "median_guided",
     colour_upsampling: str = "guided",
     chroma_limit: bool = True,
     pixel_size: float | None = None,
-) -> Any:
+) -> xr.DataArray:
     """Colorize a SAR ``DataArray``; lazily, chunk by chunk, when it is dask-backed.
 
     Args:
@@ -261,7 +277,9 @@ def colorize_dataarray(
             chroma_limit=chroma_limit, pixel_size=pixel_size,
         )
         alpha = np.where(valid, np.uint8(255), np.uint8(0))
-        rgba: Any = np.concatenate([result["rgb"].transpose(2, 0, 1), alpha[None]], axis=0)
+        rgba: np.ndarray | dask.array.Array = np.concatenate(
+            [result["rgb"].transpose(2, 0, 1), alpha[None]], axis=0
+        )
     else:
         _require("dask.array", "dask")
         model_ref = getattr(bundle, "path", None) or bundle
@@ -271,15 +289,16 @@ def colorize_dataarray(
         )
 
     y_dim, x_dim = selected.rio.y_dim, selected.rio.x_dim
-    coords = {
+    coords: dict[Hashable, Any] = {
         name: coord
         for name, coord in selected.coords.items()
         if selected.dims[0] not in coord.dims
     }
+    coords["band"] = list(RGBA_BANDS)
     out = xr.DataArray(
         rgba,
         dims=("band", y_dim, x_dim),
-        coords=dict(coords, band=list(RGBA_BANDS)),
+        coords=coords,
         attrs={"long_name": RGBA_BANDS},
         name="colour",
     )
@@ -288,7 +307,7 @@ def colorize_dataarray(
     return out.rio.write_transform(sar.rio.transform())
 
 
-def chunk_margin(bundle: Any, grid: Any, display_filter: str) -> int:
+def chunk_margin(bundle: Bundle, grid: TileGrid, display_filter: str) -> int:
     """Pixels of input an output chunk needs on each side (``dask.array.overlap`` depth).
 
     A tile of the scene's grid that touches the chunk reaches at most ``grid.tile_size`` px
@@ -307,17 +326,17 @@ def chunk_margin(bundle: Any, grid: Any, display_filter: str) -> int:
 
 
 def _lazy_rgba(
-    data: Any,
-    model_ref: Any,
-    bundle: Any,
-    stats: Any,
+    data: dask.array.Array,
+    model_ref: ModelLike,
+    bundle: Bundle,
+    stats: SceneStatistics,
     nodata: float | None,
     settings: _Settings,
     tile_size: int,
     overlap: int,
     batch_size: int | None,
     pixel_size: float | None,
-) -> Any:
+) -> dask.array.Array:
     import dask.array as da
 
     from sar_colorizer.inference.runner import tiles_per_call
@@ -364,18 +383,20 @@ def _lazy_rgba(
 class _BlockTask:
     """Colours one output chunk from its input chunk plus margin (picklable for workers)."""
 
-    model_ref: Any
-    stats: Any
+    model_ref: ModelLike
+    stats: SceneStatistics
     nodata: float | None
     settings: _Settings
-    grid: Any
+    grid: TileGrid
     net_tile: int
     depths: tuple[int, int]
     per_call: int
     row_starts: tuple[int, ...]
     col_starts: tuple[int, ...]
 
-    def __call__(self, block: np.ndarray, block_info: dict[Any, Any] | None = None) -> np.ndarray:
+    def __call__(
+        self, block: np.ndarray, block_info: dict[int | None, dict[str, Any]] | None = None
+    ) -> np.ndarray:
         assert block_info is not None
         _, iy, ix = block_info[0]["chunk-location"]
         r0, r1 = self.row_starts[iy], self.row_starts[iy + 1]
@@ -403,7 +424,7 @@ class _CoreBlender:
     (row of tiles, then column; from zero), so that each pixel gets the same sums as in
     :class:`~sar_colorizer.io.tiling.StripBlender`."""
 
-    def __init__(self, grid: Any, channels: int, core: tuple[int, int, int, int]) -> None:
+    def __init__(self, grid: TileGrid, channels: int, core: tuple[int, int, int, int]) -> None:
         from sar_colorizer.io.tiling import StripBlender
 
         self.grid = grid
@@ -435,12 +456,12 @@ class _CoreBlender:
 
 
 def colorize_window(
-    model: Any,
+    model: ModelLike,
     values: np.ndarray,
     origin: tuple[int, int],
     core: tuple[int, int, int, int],
-    grid: Any,
-    stats: Any,
+    grid: TileGrid,
+    stats: SceneStatistics,
     nodata: float | None,
     per_call: int,
     *,

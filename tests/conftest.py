@@ -1,13 +1,18 @@
-"""Shared fixtures: tiny synthetic georeferenced rasters, made by code with fixed seeds.
+"""Shared fixtures: tiny synthetic georeferenced rasters, pairs folders and model bundles,
+made by code with fixed seeds, and the committed Sentinel-1 samples.
 
 No binary fixtures: every test raster is written here from an array the test chooses, with a
-real CRS (UTM zone 31N by default, as the Camargue samples) and a real 10 m transform.
+real CRS (UTM zone 31N by default, as the Camargue samples) and a real 10 m transform. The
+tiny bundles are untrained U-Nets with seeded random weights; their colours mean nothing, but
+everything around the network (tiling, georeference, nodata, reports) is the real code.
 """
 
 from __future__ import annotations
 
+import csv
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +21,11 @@ import pytest
 import rasterio
 from affine import Affine
 from rasterio.errors import NotGeoreferencedWarning
+
+REPO = Path(__file__).resolve().parents[1]
+#: The small, licensed Sentinel-1 / Sentinel-2 samples committed with the project
+#: (``data/README.md``): three Camargue VV dB scenes and six BigEarthNet patches.
+SAMPLES = REPO / "data" / "samples"
 
 DEFAULT_CRS = "EPSG:32631"
 DEFAULT_TRANSFORM = Affine(10.0, 0.0, 600000.0, 0.0, -10.0, 4800000.0)
@@ -96,3 +106,205 @@ def shared_data() -> Path:
     if not path.is_dir():
         pytest.skip(f"real data folder {path} is absent (it lives beside the project checkout)")
     return path
+
+
+@pytest.fixture(scope="session")
+def samples_dir() -> Path:
+    """``data/samples``: the Sentinel-1/2 samples committed with the project (every checkout has
+    them, so tests on them never skip)."""
+    assert (SAMPLES / "spatialist-s1-vv-db").is_dir(), f"{SAMPLES} is incomplete"
+    return SAMPLES
+
+
+# ----------------------------------------------------------------------------- pairs folders
+
+
+@dataclass
+class PairsFolder:
+    """A folder of SAR/optical pairs written by :func:`write_pairs`.
+
+    Attributes:
+        root: The folder (``sar/`` and ``opt/`` inside, and ``pairs.csv`` when splits were given).
+        images: ``{name: (sar (H, W) uint8, rgb (H, W, 3) uint8)}`` as written.
+    """
+
+    root: Path
+    images: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+
+
+WritePairs = Callable[..., PairsFolder]
+
+
+def _pair_arrays(
+    rng: np.random.Generator,
+    shape: tuple[int, int],
+    texture: str,
+    colour: tuple[int, int, int] | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    if texture == "noise":  # SAR and optical independent: statistics, not learning
+        return (rng.integers(5, 256, shape, dtype=np.uint8),
+                rng.integers(0, 256, (*shape, 3), dtype=np.uint8))
+    if texture != "field":
+        raise ValueError(f"texture must be 'field' or 'noise', not {texture!r}")
+    import cv2
+
+    # A smooth random field decides both images: SAR brightness (with gamma speckle of 4
+    # looks) and the optical colour, so that colour is learnable from the SAR.
+    smooth = cv2.GaussianBlur(rng.random(shape).astype(np.float32), (0, 0), 4)
+    smooth = (smooth - smooth.min()) / max(float(smooth.max() - smooth.min()), 1e-6)
+    sar = np.clip(40 + 200 * smooth * rng.gamma(4.0, 0.25, shape), 1, 255).astype(np.uint8)
+    if colour is None:  # bright backscatter blue-grey, dark green
+        rgb = np.stack([60 + 120 * smooth, 140 - 30 * smooth, 50 + 150 * smooth], axis=-1)
+    else:  # one dominant colour per folder, its brightness following the field
+        rgb = np.stack([c * (0.6 + 0.4 * smooth) for c in colour], axis=-1)
+    return sar, np.clip(rgb, 1, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="session")
+def write_pairs() -> WritePairs:
+    """Factory writing a pairs folder in the ``sar/`` + ``opt/`` layout that ``preprocess`` and
+    ``eval`` read.
+
+    ``write(root, n=4, size=64, *, names=None, splits=None, texture="field", colour=None,
+    seed=0, georeferenced=False) -> PairsFolder``
+
+    ``size`` is a side or ``(height, width)``; ``names`` default to ``000``, ``001``, ...
+    ``texture="field"``: the SAR's brightness decides the optical colour (bright blue-grey, dark
+    green; or ``colour`` scaled by it); ``"noise"``: independent uniform noise in both.
+    ``splits`` (one per image, or ``{name: split}``) also writes a ``pairs.csv`` manifest.
+    Pairs are 8-bit PNGs without georeference, or 10 m GeoTIFFs in UTM 31N with
+    ``georeferenced=True``.
+    """
+
+    def write(
+        root: str | Path,
+        n: int = 4,
+        size: int | tuple[int, int] = 64,
+        *,
+        names: Sequence[str] | None = None,
+        splits: Sequence[str] | Mapping[str, str] | None = None,
+        texture: str = "field",
+        colour: tuple[int, int, int] | None = None,
+        seed: int = 0,
+        georeferenced: bool = False,
+    ) -> PairsFolder:
+        root = Path(root)
+        names = list(names) if names is not None else [f"{i:03d}" for i in range(n)]
+        shape = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+        rng = np.random.default_rng(seed)
+        (root / "sar").mkdir(parents=True)
+        (root / "opt").mkdir(parents=True)
+        folder = PairsFolder(root)
+        suffix = ".tif" if georeferenced else ".png"
+        for name in names:
+            sar, rgb = _pair_arrays(rng, shape, texture, colour)
+            _write_image(root / "sar" / f"{name}{suffix}", sar[np.newaxis], georeferenced)
+            _write_image(root / "opt" / f"{name}{suffix}", np.moveaxis(rgb, -1, 0), georeferenced)
+            folder.images[name] = (sar, rgb)
+        if splits is not None:
+            by_name = dict(splits) if isinstance(splits, Mapping) else dict(zip(names, splits, strict=True))
+            with open(root / "pairs.csv", "w", newline="") as handle:
+                writer = csv.writer(handle, lineterminator="\n")
+                writer.writerow(["sar", "optical", "split"])
+                for name in names:
+                    writer.writerow([f"sar/{name}{suffix}", f"opt/{name}{suffix}", by_name[name]])
+        return folder
+
+    return write
+
+
+def _write_image(path: Path, bands: np.ndarray, georeferenced: bool) -> None:
+    """``(bands, H, W)`` uint8 as a plain PNG (OpenCV: no GDAL side files) or a GeoTIFF."""
+    if not georeferenced:
+        import cv2
+
+        image = bands[0] if bands.shape[0] == 1 else np.moveaxis(bands, 0, -1)[..., ::-1]
+        if not cv2.imwrite(str(path), np.ascontiguousarray(image)):
+            raise OSError(f"could not write {path}")
+        return
+    options: dict[str, Any] = {
+        "driver": "GTiff", "count": bands.shape[0], "height": bands.shape[1],
+        "width": bands.shape[2], "dtype": "uint8", "crs": DEFAULT_CRS,
+        "transform": DEFAULT_TRANSFORM,
+    }
+    with rasterio.open(path, "w", **options) as dst:
+        dst.write(bands)
+
+
+# ----------------------------------------------------------------------------- model bundles
+
+#: Metadata of the tiny test bundles: VH, percentile normalisation, 5x5 boxcar, a matched tone
+#: over a linear L curve, and baselines for ``eval``.
+TINY_METADATA: dict[str, Any] = {
+    "bands": ["VH"],
+    "normalization": {"method": "percentile", "percentile": 99.0},
+    "speckle_filter": {"name": "boxcar", "window": 5, "looks": 1.0},
+    "tone": {"method": "matched", "l_quantiles": np.linspace(0.0, 100.0, 101).tolist()},
+    "baselines": {
+        "mean_colour": [8.0, 12.0],
+        "linear_regression": {"a": [-5.0, 30.0], "b": [20.0, -10.0]},
+    },
+}
+
+MakeBundle = Callable[..., Path]
+
+
+@pytest.fixture(scope="session")
+def make_bundle(tmp_path_factory: pytest.TempPathFactory) -> MakeBundle:
+    """Factory saving a tiny untrained model bundle (depth 2, 4 base filters, 2x downsampling,
+    seeded weights): ``make(path=None, *, bands=("VH",), confidence_head=False,
+    batch_norm_statistics=False, **metadata) -> Path``.
+
+    ``metadata`` keys replace those of :data:`TINY_METADATA` (``bands`` follows ``bands``).
+    ``batch_norm_statistics=True`` gives the batch normalisation layers trained-looking moving
+    variances (0.5-1.5), so that folding them into the convolutions is exercised. Without
+    ``path`` the bundle is saved once per session for each set of arguments and shared: treat
+    it as read-only (copy it to damage it).
+    """
+    saved: dict[str, Path] = {}
+
+    def make(
+        path: str | Path | None = None,
+        *,
+        bands: Sequence[str] = ("VH",),
+        confidence_head: bool = False,
+        batch_norm_statistics: bool = False,
+        **metadata: Any,
+    ) -> Path:
+        key = repr((tuple(bands), confidence_head, batch_norm_statistics, sorted(metadata.items())))
+        if path is None and key in saved:
+            return saved[key]
+        from sar_colorizer._tf import import_keras
+        from sar_colorizer.bundle import save_bundle
+        from sar_colorizer.nets.unet import ColorizationUNet
+
+        keras = import_keras()
+        keras.utils.set_random_seed(0)
+        model = ColorizationUNet(input_channels=len(bands), depth=2, base_filters=4,
+                                 downsample=2, confidence_head=confidence_head)
+        if batch_norm_statistics:
+            rng = np.random.default_rng(0)
+            for weight in model.weights:
+                if "moving_variance" in weight.path:
+                    weight.assign(rng.uniform(0.5, 1.5, weight.shape).astype("float32"))
+        target = Path(path) if path is not None else (
+            tmp_path_factory.mktemp("bundle") / f"tiny_{len(saved)}"
+        )
+        bundle = save_bundle(target, model, {**TINY_METADATA, "bands": list(bands), **metadata})
+        if path is None:
+            saved[key] = bundle
+        return bundle
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(make_bundle: MakeBundle) -> Path:
+    """The tiny VH bundle without a confidence head (shared, read-only)."""
+    return make_bundle()
+
+
+@pytest.fixture(scope="session")
+def head_bundle(make_bundle: MakeBundle) -> Path:
+    """The tiny VH bundle with a confidence head (shared, read-only)."""
+    return make_bundle(confidence_head=True)

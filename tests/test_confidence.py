@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 
-from sar_colorizer.bundle import load_bundle, save_bundle
+from sar_colorizer.bundle import load_bundle
 from sar_colorizer.confidence import (
     AB_SCALE,
     OutputPlan,
@@ -27,21 +26,6 @@ from sar_colorizer.keras_metrics import ColourLoss, MaskedABRMSE, MaskedGaussian
 from sar_colorizer.losses import GaussianNLLChromaLoss, WeightedChromaLoss
 from sar_colorizer.nets.unet import ColorizationUNet
 from sar_colorizer.training import TrainConfig, build_model, with_confidence_head
-
-METADATA = {
-    "bands": ["VH"],
-    "normalization": {"method": "percentile", "percentile": 99.0},
-    "speckle_filter": {"name": "boxcar", "window": 5, "looks": 1.0},
-    "tone": {"method": "matched", "l_quantiles": np.linspace(0.0, 100.0, 101).tolist()},
-}
-
-
-def make_head_bundle(path: Path, confidence_head: bool = True, **extra) -> Path:
-    """A tiny VH bundle (random weights) with or without the confidence head."""
-    keras.utils.set_random_seed(0)
-    model = ColorizationUNet(depth=2, base_filters=4, downsample=2,
-                             confidence_head=confidence_head)
-    return save_bundle(path, model, {**METADATA, **extra})
 
 
 def _sar(shape=(70, 90), seed=0) -> tuple[np.ndarray, np.ndarray]:
@@ -146,21 +130,21 @@ def test_metrics_measure_ab_only_and_the_nll():
 # -- bundles -----------------------------------------------------------------------------------
 
 
-def test_head_bundle_round_trips_in_safe_mode(tmp_path):
-    path = make_head_bundle(tmp_path / "head")
+def test_head_bundle_round_trips_in_safe_mode(tmp_path, make_bundle):
+    path = make_bundle(tmp_path / "head", confidence_head=True)
     meta = json.loads((path / "bundle.json").read_text())
     assert meta["outputs"]["channels"] == ["a", "b", "log_var_a", "log_var_b"]
     bundle = load_bundle(path)  # safe_mode=True
     assert bundle.has_confidence and bundle.output_channels == meta["outputs"]["channels"]
     x = np.random.default_rng(0).random((1, 32, 32, 1), dtype=np.float32)
-    keras.utils.set_random_seed(0)  # the same weights as make_head_bundle's
+    keras.utils.set_random_seed(0)  # the same weights as make_bundle's
     original = ColorizationUNet(depth=2, base_filters=4, downsample=2, confidence_head=True)
     np.testing.assert_allclose(bundle.model(x).numpy(), original(x).numpy(), atol=1e-6)
     assert bundle.model(x).shape == (1, 32, 32, 4)
 
 
-def test_bundle_without_outputs_entry_is_ab_only(tmp_path):
-    path = make_head_bundle(tmp_path / "plain", confidence_head=False)
+def test_bundle_without_outputs_entry_is_ab_only(tmp_path, make_bundle):
+    path = make_bundle(tmp_path / "plain")
     meta = json.loads((path / "bundle.json").read_text())
     del meta["outputs"]  # as bundles written before the confidence head
     (path / "bundle.json").write_text(json.dumps(meta))
@@ -171,8 +155,8 @@ def test_bundle_without_outputs_entry_is_ab_only(tmp_path):
         resolve_shrink(bundle, True)
 
 
-def test_bundle_whose_outputs_disagree_with_the_model_is_refused(tmp_path):
-    path = make_head_bundle(tmp_path / "head")
+def test_bundle_whose_outputs_disagree_with_the_model_is_refused(tmp_path, make_bundle):
+    path = make_bundle(tmp_path / "head", confidence_head=True)
     meta = json.loads((path / "bundle.json").read_text())
     del meta["outputs"]  # a 4-channel model that claims AB only
     (path / "bundle.json").write_text(json.dumps(meta))
@@ -180,9 +164,9 @@ def test_bundle_whose_outputs_disagree_with_the_model_is_refused(tmp_path):
         load_bundle(path)
 
 
-def test_old_bundles_predict_as_the_network_says(tmp_path):
+def test_old_bundles_predict_as_the_network_says(tiny_bundle):
     """Without a head, colorize_array's AB is the network's AB exactly, shrink or not."""
-    bundle = load_bundle(make_head_bundle(tmp_path / "plain", confidence_head=False))
+    bundle = load_bundle(tiny_bundle)
     values, valid = _sar()
     # Bilinear upsampling: the network's own output (guided upsampling follows L's edges).
     default = colorize_array(bundle, values, valid, tile_size=None, colour_upsampling="bilinear")
@@ -198,8 +182,8 @@ def test_old_bundles_predict_as_the_network_says(tmp_path):
     np.testing.assert_allclose(default["ab"][valid], network[valid], atol=0.02)
 
 
-def test_head_model_shrinks_its_colour_and_reports_sigma(tmp_path):
-    bundle = load_bundle(make_head_bundle(tmp_path / "head", confidence={"shrink_k": 2.0}))
+def test_head_model_shrinks_its_colour_and_reports_sigma(make_bundle):
+    bundle = load_bundle(make_bundle(confidence_head=True, confidence={"shrink_k": 2.0}))
     values, valid = _sar()
     # Bilinear upsampling, so that the gain's relation to sigma is not mixed with L's edges.
     shrunk = colorize_array(bundle, values, valid, colour_upsampling="bilinear")
@@ -309,13 +293,13 @@ def test_output_plan_keeps_what_is_asked_at_network_resolution():
 
 
 @pytest.mark.parametrize("export_format", ["savedmodel", "onnx"])
-def test_export_keeps_the_confidence_channels(tmp_path, export_format):
+def test_export_keeps_the_confidence_channels(tmp_path, export_format, head_bundle):
     from sar_colorizer.export import export_model
 
     if export_format == "onnx":
         pytest.importorskip("tf2onnx")
         ort = pytest.importorskip("onnxruntime")
-    bundle = load_bundle(make_head_bundle(tmp_path / "head"))
+    bundle = load_bundle(head_bundle)
     x = np.random.default_rng(0).random((2, 32, 48, 1), dtype=np.float32)
     expected = bundle.model(x).numpy()
     if export_format == "onnx":

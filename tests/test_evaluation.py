@@ -68,7 +68,7 @@ def test_score_methods_shares_l_and_reference():
     for name in BASELINE_NAMES:
         assert scores[name]["ab_rmse"] > 0
         assert set(scores[name]) == set(METRIC_NAMES)
-    # No colour: AB RMSE is the RMS of the optical AB (the METRICS.md convention).
+    # No colour: AB RMSE is the RMS of the optical AB (docs/METRICS.md, "AB RMSE").
     expected = np.sqrt(np.mean(optical_lab[..., 1:] ** 2))
     assert scores["no_colour"]["ab_rmse"] == pytest.approx(expected)
 

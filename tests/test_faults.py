@@ -248,25 +248,6 @@ def test_predict_signal_at_random_moments(tmp_path, scene, predict_seconds, sign
         _predict_case(case, scene, signum, delay=delay, watch_writing=False)
 
 
-def _write_pairs(root: Path, n: int = 6, size: int = 96) -> Path:
-    rng = np.random.default_rng(1)
-    for kind in ("sar", "opt"):
-        (root / kind).mkdir(parents=True)
-    profile = {"driver": "GTiff", "width": size, "height": size, "crs": "EPSG:32631",
-               "transform": Affine(10, 0, 600000, 0, -10, 4800000)}
-    for index in range(n):
-        field = rng.random((size, size)).astype(np.float32)
-        sar = np.clip(40 + 200 * field * rng.gamma(4.0, 0.25, field.shape), 1, 255)
-        with rasterio.open(root / "sar" / f"{index:02d}.tif", "w", count=1, dtype="uint8",
-                           **profile) as dst:
-            dst.write(sar.astype(np.uint8)[None])
-        rgb = np.stack([60 + 120 * field, 140 - 30 * field, 50 + 150 * field])
-        with rasterio.open(root / "opt" / f"{index:02d}.tif", "w", count=3, dtype="uint8",
-                           **profile) as dst:
-            dst.write(rgb.astype(np.uint8))
-    return root
-
-
 PREPROCESS_ARGS = ("--chip-size", "32", "--band-names", "VH", "--val-fraction", "0.34",
                    "--chips-per-shard", "8", "--overwrite")
 TRAIN_ARGS = ("--epochs", "4", "--depth", "2", "--base-filters", "4", "--crop-size", "32",
@@ -287,8 +268,8 @@ def _check_chips(folder: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM, signal.SIGINT],
                          ids=lambda s: signal.Signals(s).name)
-def test_preprocess_signal_at_random_moments(tmp_path, signum):
-    pairs = _write_pairs(tmp_path / "pairs")
+def test_preprocess_signal_at_random_moments(tmp_path, signum, write_pairs):
+    pairs = write_pairs(tmp_path / "pairs", 6, 96, seed=1, georeferenced=True).root
     inputs = _digest(sorted(pairs.rglob("*.tif")))
     command = _command("-q", "preprocess", pairs, tmp_path / "chips", *PREPROCESS_ARGS)
     for delay in _seeded_delays(f"preprocess-{signal.Signals(signum).name}", 0.5, 12.0):
@@ -302,9 +283,9 @@ def test_preprocess_signal_at_random_moments(tmp_path, signum):
 
 
 @pytest.fixture(scope="module")
-def chips(tmp_path_factory) -> Path:
+def chips(tmp_path_factory, write_pairs) -> Path:
     root = tmp_path_factory.mktemp("train-faults")
-    pairs = _write_pairs(root / "pairs")
+    pairs = write_pairs(root / "pairs", 6, 96, seed=1, georeferenced=True).root
     result = _run(_command("-q", "preprocess", pairs, root / "chips", *PREPROCESS_ARGS), root)
     assert result.returncode == 0, result.stderr[-2000:]
     return root / "chips"

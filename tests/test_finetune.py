@@ -5,30 +5,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import cv2
 import numpy as np
 from click.testing import CliRunner
 
 from sar_colorizer.cli import cli
 
 
-def _write_pairs(root: Path, n: int = 2, size: int = 128, seed: int = 0) -> None:
-    """Textured 8-bit SAR PNGs and colourful RGB PNGs, root/sar/<i>.png with root/opt/<i>.png."""
-    rng = np.random.default_rng(seed)
-    (root / "sar").mkdir(parents=True)
-    (root / "opt").mkdir(parents=True)
-    for i in range(n):
-        sar = rng.integers(5, 256, (size, size), dtype=np.uint8)
-        rgb = rng.integers(1, 256, (size, size, 3), dtype=np.uint8)
-        cv2.imwrite(str(root / "sar" / f"{i:03d}.png"), sar)
-        cv2.imwrite(str(root / "opt" / f"{i:03d}.png"), rgb)
-
-
-def test_train_init_default_writes_a_fine_tuned_bundle(tmp_path: Path) -> None:
+def test_train_init_default_writes_a_fine_tuned_bundle(tmp_path: Path, write_pairs) -> None:
     from sar_colorizer.bundle import load_bundle
 
     pairs, chips, model_out = tmp_path / "pairs", tmp_path / "chips", tmp_path / "finetuned"
-    _write_pairs(pairs)
+    write_pairs(pairs, 2, 128, texture="noise")
     runner = CliRunner()
     # No validation split: fine-tuning on a handful of images must work without one.
     result = runner.invoke(

@@ -1,13 +1,12 @@
 """WeightedChromaLoss and rarity_weights against hand-computed values."""
 
+import keras
 import numpy as np
 import pytest
 
-keras = pytest.importorskip("keras")
-
-from sar_colorizer.color.constants import AB_HISTOGRAM_EDGES  # noqa: E402
-from sar_colorizer.errors import InputError  # noqa: E402
-from sar_colorizer.losses import (  # noqa: E402
+from sar_colorizer.color.constants import AB_HISTOGRAM_EDGES
+from sar_colorizer.errors import InputError
+from sar_colorizer.losses import (
     CHROMA_EPS,
     WeightedChromaLoss,
     rarity_weights,

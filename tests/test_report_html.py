@@ -22,25 +22,11 @@ LONG = "S1A_IW_GRDH_1SDV_20170613T165043_33UUP_87_48_and_a_very_long_fragment_na
 NAMES = [LONG.format(0), LONG.format(1), "p2"]
 
 
-def _write_pairs(folder: Path) -> Path:
-    """Three 96 x 80 pairs (two with very long names): SAR brighter where the optical is redder."""
-    rng = np.random.default_rng(0)
-    (folder / "sar").mkdir(parents=True)
-    (folder / "opt").mkdir()
-    for index, name in enumerate(NAMES):
-        field = np.kron(rng.uniform(0, 1, (6, 5)), np.ones((16, 16)))
-        speckle = rng.exponential(1.0, field.shape)
-        sar = np.clip((0.05 + field) * speckle * 120, 0, 255).astype(np.uint8)
-        rgb = np.stack([60 + 150 * field, 90 + 40 * (1 - field), 70 + 20 * index + 0 * field], -1)
-        cv2.imwrite(str(folder / "sar" / f"{name}.png"), sar)
-        cv2.imwrite(str(folder / "opt" / f"{name}.png"), rgb[..., ::-1].astype(np.uint8))
-    return folder
-
-
 @pytest.fixture(scope="module")
-def report_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def report_dir(tmp_path_factory: pytest.TempPathFactory, write_pairs) -> Path:
+    """Three 96 x 80 pairs (two with very long names), scored by the shipped model."""
     root = tmp_path_factory.mktemp("report")
-    pairs = _write_pairs(root / "pairs")
+    pairs = write_pairs(root / "pairs", size=(96, 80), names=NAMES).root
     result = CliRunner().invoke(cli, ["-q", "eval", "default", str(pairs), "--report", str(root / "r")])
     assert result.exit_code == 0, result.output
     return root / "r"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -25,28 +24,12 @@ TINY = {"depth": 2, "base_filters": 4, "downsample": 2, "crop_size": 64, "batch_
         "steps_per_epoch": 2, "patience": 10}
 
 
-def _write_pairs(root: Path, n: int, size: int, colour: tuple[int, int, int], seed: int) -> Path:
-    """Textured SAR PNGs with optical images of one dominant colour per source."""
-    rng = np.random.default_rng(seed)
-    (root / "sar").mkdir(parents=True)
-    (root / "opt").mkdir(parents=True)
-    for index in range(n):
-        field = cv2.GaussianBlur(rng.random((size, size)).astype(np.float32), (0, 0), 3)
-        field = (field - field.min()) / (field.max() - field.min())
-        sar = np.clip(40 + 200 * field * rng.gamma(4.0, 0.25, (size, size)), 1, 255)
-        rgb = np.stack([c * (0.6 + 0.4 * field) for c in colour], axis=-1)
-        cv2.imwrite(str(root / "sar" / f"{index:03d}.png"), sar.astype(np.uint8))
-        cv2.imwrite(str(root / "opt" / f"{index:03d}.png"),
-                    np.clip(rgb, 1, 255).astype(np.uint8)[..., ::-1])
-    return root
-
-
 @pytest.fixture(scope="module")
-def two_sources(tmp_path_factory) -> tuple[Path, Path]:
+def two_sources(tmp_path_factory, write_pairs) -> tuple[Path, Path]:
     """A 'large' source (4 images of 128 px, reddish) and a 'small' one (3 of 40 px, green)."""
     root = tmp_path_factory.mktemp("sources")
-    large = _write_pairs(root / "large_pairs", 4, 128, (200, 90, 60), seed=1)
-    small = _write_pairs(root / "small_pairs", 3, 40, (60, 170, 70), seed=2)
+    large = write_pairs(root / "large_pairs", 4, 128, colour=(200, 90, 60), seed=1).root
+    small = write_pairs(root / "small_pairs", 3, 40, colour=(60, 170, 70), seed=2).root
     preprocess(large, root / "large", chip_size=64, val_fraction=0.25, band_names=["VH"],
                progress=False)
     preprocess(small, root / "small", chip_size=64, val_fraction=0.34, band_names=["VH"],
@@ -63,12 +46,12 @@ def test_small_images_become_one_padded_chip_each(two_sources) -> None:
     assert adapt_chip_size(50, 256, 64) == 64 and adapt_chip_size(200, 256, 64) == 256
 
 
-def test_padding_is_nodata(tmp_path) -> None:
+def test_padding_is_nodata(tmp_path, write_pairs) -> None:
     import tensorflow as tf
 
     from sar_colorizer.data.tfrecord import decode_example, list_shards
 
-    pairs = _write_pairs(tmp_path / "pairs", 2, 50, (60, 170, 70), seed=3)
+    pairs = write_pairs(tmp_path / "pairs", 2, 50, colour=(60, 170, 70), seed=3).root
     stats = preprocess(pairs, tmp_path / "chips", chip_size=256, val_fraction=0.0,
                        band_names=["VH"], progress=False)
     assert stats["chip_size"] == 64 and stats["n_chips"] == {"train": 2}

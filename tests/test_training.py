@@ -10,7 +10,6 @@ import sys
 import textwrap
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 
@@ -22,29 +21,12 @@ TINY = {"depth": 2, "base_filters": 4, "downsample": 2, "crop_size": 32, "batch_
         "steps_per_epoch": 2, "patience": 10}
 
 
-def _write_pairs(root: Path, n: int = 4, size: int = 64, seed: int = 0) -> Path:
-    """SAR PNGs whose brightness decides the optical colour (bright = blue-grey, dark = green)."""
-    rng = np.random.default_rng(seed)
-    (root / "sar").mkdir(parents=True)
-    (root / "opt").mkdir(parents=True)
-    for index in range(n):
-        field = cv2.GaussianBlur(rng.random((size, size)).astype(np.float32), (0, 0), 4)
-        field = (field - field.min()) / (field.max() - field.min())
-        speckle = rng.gamma(4.0, 0.25, (size, size))
-        sar = np.clip(40 + 200 * field * speckle, 1, 255).astype(np.uint8)
-        rgb = np.stack([60 + 120 * field, 140 - 30 * field, 50 + 150 * field], axis=-1)
-        cv2.imwrite(str(root / "sar" / f"{index:03d}.png"), sar)
-        cv2.imwrite(str(root / "opt" / f"{index:03d}.png"),
-                    np.clip(rgb, 0, 255).astype(np.uint8)[..., ::-1])
-    return root
-
-
 @pytest.fixture(scope="module")
-def chips(tmp_path_factory) -> Path:
+def chips(tmp_path_factory, write_pairs) -> Path:
     from sar_colorizer.data.preprocess import preprocess
 
     root = tmp_path_factory.mktemp("training")
-    pairs = _write_pairs(root / "pairs")
+    pairs = write_pairs(root / "pairs").root
     out = root / "chips"
     preprocess(pairs, out, chip_size=32, val_fraction=0.25, band_names=["VH"], progress=False)
     return out

@@ -235,12 +235,10 @@ def test_dask_equals_predict_with_other_display_options(scene, tmp_path):
 
 
 @pytest.mark.parametrize("shrink", [None, False])
-def test_dask_equals_predict_for_a_confidence_head(tmp_path, shrink):
+def test_dask_equals_predict_for_a_confidence_head(tmp_path, shrink, head_bundle):
     """A head model's colour is muted at the network's resolution (shrink None: on) or not
     (False) exactly as predict does it, chunk by chunk."""
-    from test_confidence import make_head_bundle
-
-    bundle = make_head_bundle(tmp_path / "head")
+    bundle = head_bundle
     path = _write_scene(tmp_path / "head_VH.tif", _scene_db(150, 170, seed=7), pixel=10.0)
     options = dict(tile_size=64, overlap=16, shrink=shrink)
     predicted = _predicted(path, tmp_path / "predicted.tif", model=str(bundle), **options)

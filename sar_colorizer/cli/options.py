@@ -120,3 +120,98 @@ def optical_convention_option(default: str | None, help_default: str) -> Callabl
         "and display images agree; 'as-is' is the rendering of earlier versions.  "
         f"[default: {help_default}]",
     )
+
+
+# The defaults of sar_colorizer.training.TrainConfig and sar_colorizer.data.preprocess, spelled
+# out so that --help imports nothing heavy.
+DEFAULT_SPECKLE_FILTER = "boxcar"
+DEFAULT_SPECKLE_WINDOW = 5
+DEFAULT_SEED = 0
+
+
+def _defaulted_option(
+    flag: str, default: object, help_text: str, from_config: bool, **settings: Any
+) -> Callable[[F], F]:
+    """An option whose default a ``--config`` file may also set (``from_config``): then the
+    click default is None, so that the config's value (else the library's) stands unless the
+    flag is given, and the help names the default itself."""
+    if from_config:
+        return click.option(flag, default=None, help=f"{help_text}  [default: {default}]",
+                            **settings)
+    return click.option(flag, default=default, show_default=True, help=help_text, **settings)
+
+
+def speckle_filter_option(purpose: str, *, from_config: bool = False) -> Callable[[F], F]:
+    """``--speckle-filter NAME``: the speckle filter (in linear power) and what it is for.
+
+    Args:
+        purpose: Ends the help: "Speckle filter " + purpose.
+        from_config: The command also reads a ``--config`` file (no click default).
+    """
+    return _defaulted_option("--speckle-filter", DEFAULT_SPECKLE_FILTER,
+                             f"Speckle filter {purpose}", from_config, metavar="NAME")
+
+
+def speckle_window_option(*, from_config: bool = False) -> Callable[[F], F]:
+    """``--speckle-window N``: the speckle filter's window in pixels."""
+    return _defaulted_option("--speckle-window", DEFAULT_SPECKLE_WINDOW,
+                             "Speckle filter window (odd, >= 3).", from_config, type=int)
+
+
+def seed_option(purpose: str, *, from_config: bool = False) -> Callable[[F], F]:
+    """``--seed N``: the random seed and what it draws.
+
+    Args:
+        purpose: Ends the help: "Random seed " + purpose.
+        from_config: The command also reads a ``--config`` file (no click default).
+    """
+    return _defaulted_option("--seed", DEFAULT_SEED, f"Random seed {purpose}", from_config,
+                             type=int)
+
+
+def tiles_per_call_option(func: F) -> F:
+    """``--tiles-per-call N``, and ``--batch-size`` as its hidden, deprecated spelling.
+
+    ``--batch-size`` means the global training batch in ``train``; in ``predict`` it was the
+    number of tiles per model call, the job of ``--tiles-per-call`` now. The old spelling still
+    works there, with a one-line warning; both arrive as ``tiles_per_call``.
+    """
+    func = click.option(
+        "--batch-size",
+        "deprecated_batch_size",
+        type=click.IntRange(min=1),
+        default=None,
+        hidden=True,
+        callback=_warn_batch_size,
+    )(func)
+    return click.option(
+        "--tiles-per-call",
+        type=click.IntRange(min=1),
+        default=None,
+        help="Most tiles per model call; larger batches run faster per pixel and use more "
+        "memory.  [default: about a megapixel per call, 16 tiles of 256 px]",
+    )(func)
+
+
+def _warn_batch_size(
+    ctx: click.Context, param: click.Parameter, value: int | None
+) -> int | None:
+    if value is not None:
+        click.echo("Warning: --batch-size is deprecated in predict; use --tiles-per-call "
+                   "(the same number).", err=True)
+    return value
+
+
+def resolve_tiles_per_call(tiles_per_call: int | None, deprecated_batch_size: int | None
+                           ) -> int | None:
+    """The tiles per call from ``--tiles-per-call`` or its deprecated spelling ``--batch-size``.
+
+    Raises:
+        click.UsageError: Both were given, with different numbers.
+    """
+    if deprecated_batch_size is None:
+        return tiles_per_call
+    if tiles_per_call is not None and tiles_per_call != deprecated_batch_size:
+        raise click.UsageError("--batch-size (deprecated) contradicts --tiles-per-call; "
+                               "give --tiles-per-call only")
+    return deprecated_batch_size

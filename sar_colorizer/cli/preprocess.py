@@ -11,6 +11,9 @@ from sar_colorizer.cli.options import (
     optical_offset_option,
     overwrite_option,
     progress_enabled,
+    seed_option,
+    speckle_filter_option,
+    speckle_window_option,
 )
 
 # Spelled out here (not imported) so that ``sarcolor --help`` stays cheap; the library validates.
@@ -95,20 +98,11 @@ def _split_names(ctx: click.Context, param: click.Parameter, value: str | None) 
 @click.option(
     "--db-max", default=5.0, show_default=True, help="Upper end of the dB window (db_range)."
 )
-@click.option(
-    "--speckle-filter",
-    default="boxcar",
-    show_default=True,
-    help="Speckle filter for the SAR feature in the statistics and baselines "
-    "(chips are stored unfiltered; training filters in its pipeline).",
+@speckle_filter_option(
+    "for the SAR feature in the statistics and baselines (chips are stored unfiltered; "
+    "training filters in its pipeline)."
 )
-@click.option(
-    "--speckle-window",
-    default=5,
-    show_default=True,
-    type=int,
-    help="Speckle filter window (odd, >= 3).",
-)
+@speckle_window_option()
 @click.option(
     "--val-fraction",
     default=0.15,
@@ -122,7 +116,7 @@ def _split_names(ctx: click.Context, param: click.Parameter, value: str | None) 
     default=False,
     help="Also write pairs labelled 'test' in the manifest (as a test split).",
 )
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the validation draw.")
+@seed_option("of the validation draw.")
 @click.option(
     "--chips-per-shard",
     default=128,

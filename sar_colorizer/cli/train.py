@@ -6,7 +6,13 @@ from typing import Any
 
 import click
 
-from sar_colorizer.cli.options import overwrite_option, progress_enabled
+from sar_colorizer.cli.options import (
+    overwrite_option,
+    progress_enabled,
+    seed_option,
+    speckle_filter_option,
+    speckle_window_option,
+)
 from sar_colorizer.training import STRATEGIES, TrainConfig
 
 
@@ -25,8 +31,8 @@ from sar_colorizer.training import STRATEGIES, TrainConfig
 @click.option("--base-filters", type=int, help="Filters of the first U-Net level.  [default: 16]")
 @click.option("--downsample", type=click.Choice(["1", "2", "4"]),
               help="Resolution divisor of the network input.  [default: 2]")
-@click.option("--speckle-filter", help="Speckle filter before the network.  [default: boxcar]")
-@click.option("--speckle-window", type=int, help="Speckle filter window (odd).  [default: 5]")
+@speckle_filter_option("before the network.", from_config=True)
+@speckle_window_option(from_config=True)
 @click.option("--chroma-weight", type=float, help="Lambda of the chroma loss term.  [default: 0.5]")
 @click.option("--confidence-head/--no-confidence-head", default=None,
               help="Also predict the per-pixel uncertainty of the colour (a variance head "
@@ -36,7 +42,7 @@ from sar_colorizer.training import STRATEGIES, TrainConfig
                    "[default: equal]")
 @click.option("--steps-per-epoch", type=int, help="Batches per epoch.  [default: one pass]")
 @click.option("--patience", type=int, help="Early-stopping patience in epochs.  [default: 8]")
-@click.option("--seed", type=int, help="Random seed.  [default: 0]")
+@seed_option("of the weights, shuffling and augmentation.", from_config=True)
 @click.option("--deterministic", is_flag=True, default=None,
               help="Bit-identical input pipeline and ops (slower).")
 @click.option("--strategy", type=click.Choice(STRATEGIES),

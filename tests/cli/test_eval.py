@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import subprocess
 import sys
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -20,54 +18,10 @@ BASELINES = ("no_colour", "mean_colour", "linear_regression")
 SPLITS = {"p0": "train", "p1": "test", "p2": "test"}
 
 
-def _write_pairs(folder: Path) -> Path:
-    """Three 48x40 pairs: SAR brighter where the optical image is redder; a pairs.csv manifest."""
-    rng = np.random.default_rng(0)
-    (folder / "sar").mkdir(parents=True)
-    (folder / "opt").mkdir()
-    rows = []
-    for index, (name, split) in enumerate(SPLITS.items()):
-        field = np.kron(rng.uniform(0, 1, (6, 5)), np.ones((8, 8)))
-        speckle = rng.exponential(1.0, field.shape)
-        sar = np.clip((0.05 + field) * speckle * 120, 0, 255).astype(np.uint8)
-        rgb = np.stack([60 + 150 * field, 90 + 40 * (1 - field), 70 + 20 * index + 0 * field], -1)
-        cv2.imwrite(str(folder / "sar" / f"{name}.png"), sar)
-        cv2.imwrite(str(folder / "opt" / f"{name}.png"), rgb[..., ::-1].astype(np.uint8))
-        rows.append({"sar": f"sar/{name}.png", "optical": f"opt/{name}.png", "split": split})
-    with open(folder / "pairs.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["sar", "optical", "split"])
-        writer.writeheader()
-        writer.writerows(rows)
-    return folder
-
-
-@pytest.fixture(scope="module")
-def tiny_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    pytest.importorskip("sar_colorizer.sar.speckle")
-    from sar_colorizer._tf import import_keras
-    from sar_colorizer.bundle import save_bundle
-    from sar_colorizer.nets.unet import ColorizationUNet
-
-    keras = import_keras()
-    keras.utils.set_random_seed(0)
-    model = ColorizationUNet(input_channels=1, depth=2, base_filters=4, downsample=2)
-    metadata = {
-        "bands": ["VH"],
-        "normalization": {"method": "percentile", "percentile": 99.0},
-        "speckle_filter": {"name": "boxcar", "window": 3, "looks": 1.0},
-        "tone": {"method": "matched", "l_quantiles": list(np.linspace(5.0, 95.0, 101))},
-        "baselines": {
-            "mean_colour": [8.0, 12.0],
-            "linear_regression": {"a": [-5.0, 30.0], "b": [20.0, -10.0]},
-        },
-        "training": {"note": "untrained, for tests"},
-    }
-    return save_bundle(tmp_path_factory.mktemp("bundle") / "tiny", model, metadata)
-
-
 @pytest.fixture
-def pairs_dir(tmp_path: Path) -> Path:
-    return _write_pairs(tmp_path / "pairs")
+def pairs_dir(tmp_path: Path, write_pairs) -> Path:
+    """Three 48 x 40 pairs whose optical colour follows the SAR, with a pairs.csv of splits."""
+    return write_pairs(tmp_path / "pairs", size=(48, 40), names=list(SPLITS), splits=SPLITS).root
 
 
 def test_eval_writes_report_grid_and_prints_table(
@@ -94,9 +48,12 @@ def test_eval_writes_report_grid_and_prints_table(
 
     report = json.loads((report_dir / "report.json").read_text())
     assert set(report) == {"n_images", "model", "baselines", "settings"}
-    # The bundle's default tile and predict's default overlap (an eighth of the tile).
+    # The bundle's default tile (512) with predict's default overlap (an eighth of it, 64) is
+    # shrunk to fit the 48 x 40 images: one tile holding the image and a 32-px margin on each
+    # side, and at least twice the overlap: 128 px. That is what the network ran on, and what
+    # the report records.
     assert report["settings"] == {
-        "tile_size": 512, "overlap": 64, "tone": "balanced", "optical_convention": "as-is"
+        "tile_size": 128, "overlap": 64, "tone": "balanced", "optical_convention": "as-is"
     }
     assert report["n_images"] == 2
     assert set(report["baselines"]) == set(BASELINES)

@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import csv
 import json
-from pathlib import Path
 
-import cv2
-import keras
 import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from sar_colorizer.bundle import save_bundle
 from sar_colorizer.cli import cli
 from sar_colorizer.confidence import error_by_decile, sample_errors
 from sar_colorizer.errors import InputError
-from sar_colorizer.nets.unet import ColorizationUNet
 
 
 def test_deciles_on_a_constructed_case():
@@ -63,41 +57,12 @@ def test_sample_errors_uses_valid_pixels_and_the_eval_convention():
                              np.zeros((50, 50, 2)), np.ones((50, 50), bool), max_pixels=100)) == 100
 
 
-def _write_pairs(folder: Path) -> Path:
-    rng = np.random.default_rng(0)
-    (folder / "sar").mkdir(parents=True)
-    (folder / "opt").mkdir()
-    rows = []
-    for index in range(3):
-        field = np.kron(rng.uniform(0, 1, (6, 5)), np.ones((8, 8)))
-        speckle = rng.exponential(1.0, field.shape)
-        sar = np.clip((0.05 + field) * speckle * 120, 0, 255).astype(np.uint8)
-        rgb = np.stack([60 + 150 * field, 90 + 40 * (1 - field), 70 + 20 * index + 0 * field], -1)
-        cv2.imwrite(str(folder / "sar" / f"p{index}.png"), sar)
-        cv2.imwrite(str(folder / "opt" / f"p{index}.png"), rgb[..., ::-1].astype(np.uint8))
-        rows.append({"sar": f"sar/p{index}.png", "optical": f"opt/p{index}.png", "split": "test"})
-    with open(folder / "pairs.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["sar", "optical", "split"])
-        writer.writeheader()
-        writer.writerows(rows)
-    return folder
-
-
 @pytest.mark.parametrize("confidence_head", [True, False])
-def test_eval_reports_deciles_and_wins_over_no_colour(tmp_path, confidence_head):
-    keras.utils.set_random_seed(0)
-    model = ColorizationUNet(depth=2, base_filters=4, downsample=2,
-                             confidence_head=confidence_head)
-    metadata = {
-        "bands": ["VH"],
-        "normalization": {"method": "percentile", "percentile": 99.0},
-        "speckle_filter": {"name": "boxcar", "window": 3, "looks": 1.0},
-        "tone": {"method": "matched", "l_quantiles": list(np.linspace(5.0, 95.0, 101))},
-        "baselines": {"mean_colour": [8.0, 12.0],
-                      "linear_regression": {"a": [-5.0, 30.0], "b": [20.0, -10.0]}},
-    }
-    bundle = save_bundle(tmp_path / "bundle", model, metadata)
-    pairs = _write_pairs(tmp_path / "pairs")
+def test_eval_reports_deciles_and_wins_over_no_colour(
+    tmp_path, confidence_head, make_bundle, write_pairs
+):
+    bundle = make_bundle(confidence_head=confidence_head)
+    pairs = write_pairs(tmp_path / "pairs", 3, (48, 40), splits=["test"] * 3).root
     report_dir = tmp_path / "report"
     result = CliRunner().invoke(cli, ["-q", "eval", str(bundle), str(pairs),
                                       "--report", str(report_dir), "--tile-size", "32"])

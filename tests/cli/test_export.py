@@ -2,18 +2,17 @@
 
 import json
 
+import keras
 import numpy as np
 import pytest
 from click.testing import CliRunner
 
-keras = pytest.importorskip("keras")
-
-from sar_colorizer import export as export_module  # noqa: E402
-from sar_colorizer.bundle import save_bundle  # noqa: E402
-from sar_colorizer.cli import cli  # noqa: E402
-from sar_colorizer.errors import InputError, OutputExistsError  # noqa: E402
-from sar_colorizer.export import ONNX_METADATA_KEY, export_model  # noqa: E402
-from sar_colorizer.nets.unet import ColorizationUNet  # noqa: E402
+from sar_colorizer import export as export_module
+from sar_colorizer.bundle import save_bundle
+from sar_colorizer.cli import cli
+from sar_colorizer.errors import InputError, OutputExistsError
+from sar_colorizer.export import ONNX_METADATA_KEY, export_model
+from sar_colorizer.nets.unet import ColorizationUNet
 
 #: Float32 graphs that fuse or reorder operations differently; measured differences ~1e-7.
 TOLERANCE = 1e-5

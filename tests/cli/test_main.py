@@ -49,3 +49,28 @@ def test_console_script_runs():
     assert result.returncode == 0
     for command in COMMANDS:
         assert command in result.stdout
+
+
+def _options(command: str) -> dict[str, object]:
+    return {name: param for param in cli.commands[command].params
+            for name in getattr(param, "opts", []) if name.startswith("--")}
+
+
+def test_a_flag_means_the_same_in_every_command():
+    """Flags shared by several commands come from one decorator: same parameter name, type
+    and metavar wherever they appear; predict's tiles per call is not called a batch size."""
+    shared = ("--speckle-filter", "--speckle-window", "--seed", "--overwrite", "--bands",
+              "--input-scale", "--tone", "--tile-size", "--mute-unsure", "--optical-convention",
+              "--optical-offset")
+    for flag in shared:
+        found = [_options(command)[flag] for command in COMMANDS if flag in _options(command)]
+        assert found, flag
+        first = found[0]
+        for other in found[1:]:
+            assert (other.name, type(other.type), other.metavar) == (
+                first.name, type(first.type), first.metavar), flag
+    for command in ("train", "preprocess"):
+        for flag in ("--speckle-filter", "--speckle-window", "--seed"):
+            assert flag in _options(command), (command, flag)
+    assert _options("predict")["--batch-size"].hidden
+    assert not _options("train")["--batch-size"].hidden

@@ -2,31 +2,14 @@
 
 from pathlib import Path
 
-import keras
 import numpy as np
 import pytest
 import rasterio
 from click.testing import CliRunner
 
-from sar_colorizer.bundle import save_bundle
 from sar_colorizer.cli import cli
-from sar_colorizer.nets.unet import ColorizationUNet
 
 FAST = ["--tile-size", "64", "--overlap", "16"]
-
-
-@pytest.fixture(scope="module")
-def bundle_path(tmp_path_factory) -> Path:
-    """A tiny VH model bundle (depth 2, 4 base filters, 2x downsampling), saved once."""
-    keras.utils.set_random_seed(0)
-    model = ColorizationUNet(input_channels=1, depth=2, base_filters=4, downsample=2)
-    metadata = {
-        "bands": ["VH"],
-        "normalization": {"method": "percentile", "percentile": 99.0},
-        "speckle_filter": {"name": "boxcar", "window": 5, "looks": 1.0},
-        "tone": {"method": "matched", "l_quantiles": np.linspace(0.0, 100.0, 101).tolist()},
-    }
-    return save_bundle(tmp_path_factory.mktemp("bundles") / "tiny", model, metadata)
 
 
 def _db(shape, seed=0):
@@ -66,9 +49,9 @@ def _one_error_line(result) -> str:
     return lines[0]
 
 
-def test_png_output_keeps_georeference_and_marks_nodata(bundle_path, sar_db, tmp_path):
+def test_png_output_keeps_georeference_and_marks_nodata(tiny_bundle, sar_db, tmp_path):
     out = tmp_path / "colour.png"
-    result = _invoke("--model", bundle_path, sar_db, out, *FAST)
+    result = _invoke("--model", tiny_bundle, sar_db, out, *FAST)
     assert result.exit_code == 0, result.output
     data, profile, _ = _reopen(out)
     values, crs, transform, _ = _source(sar_db)
@@ -89,7 +72,7 @@ def test_png_output_keeps_georeference_and_marks_nodata(bundle_path, sar_db, tmp
     ],
 )
 def test_geotiff_outputs_from_several_input_types(
-    bundle_path, make_geotiff, tmp_path, dtype, nodata, options, driver
+    tiny_bundle, make_geotiff, tmp_path, dtype, nodata, options, driver
 ):
     rng = np.random.default_rng(1)
     if dtype == "float32":
@@ -100,7 +83,7 @@ def test_geotiff_outputs_from_several_input_types(
         values[0, :, -5:] = 0
     source = make_geotiff(f"in_{dtype}.tif", values, nodata=nodata)
     out = tmp_path / "out.tif"
-    result = _invoke("--model", bundle_path, source, out, *FAST, *options)
+    result = _invoke("--model", tiny_bundle, source, out, *FAST, *options)
     assert result.exit_code == 0, result.output
     data, profile, structure = _reopen(out)
     _, crs, transform, _ = _source(source)
@@ -114,10 +97,10 @@ def test_geotiff_outputs_from_several_input_types(
         assert profile["compress"] == "lzw"
 
 
-def test_jpeg_output_with_ab_and_quicklook(bundle_path, sar_db, tmp_path):
+def test_jpeg_output_with_ab_and_quicklook(tiny_bundle, sar_db, tmp_path):
     out, ab, quicklook = tmp_path / "c.jpg", tmp_path / "ab.tif", tmp_path / "ql.png"
     result = _invoke(
-        "--model", bundle_path, sar_db, out, *FAST, "--ab-output", ab, "--quicklook", quicklook
+        "--model", tiny_bundle, sar_db, out, *FAST, "--ab-output", ab, "--quicklook", quicklook
     )
     assert result.exit_code == 0, result.output
     data, profile, _ = _reopen(out)
@@ -128,62 +111,62 @@ def test_jpeg_output_with_ab_and_quicklook(bundle_path, sar_db, tmp_path):
     assert quicklook.exists() and quicklook.stat().st_size > 0
 
 
-def test_missing_input_is_one_line(bundle_path, tmp_path):
-    result = _invoke("--model", bundle_path, tmp_path / "nope.tif", tmp_path / "out.png")
+def test_missing_input_is_one_line(tiny_bundle, tmp_path):
+    result = _invoke("--model", tiny_bundle, tmp_path / "nope.tif", tmp_path / "out.png")
     assert result.exit_code != 0
     assert "nope.tif: no such file" in _one_error_line(result)
     assert not (tmp_path / "out.png").exists()
 
 
-def test_not_a_raster_is_one_line(bundle_path, tmp_path):
+def test_not_a_raster_is_one_line(tiny_bundle, tmp_path):
     bogus = tmp_path / "notes.tif"
     bogus.write_text("not an image")
-    result = _invoke("--model", bundle_path, bogus, tmp_path / "out.png")
+    result = _invoke("--model", tiny_bundle, bogus, tmp_path / "out.png")
     assert result.exit_code != 0
     assert "not a raster" in _one_error_line(result)
 
 
-def test_existing_output_is_kept_without_overwrite(bundle_path, sar_db, tmp_path):
+def test_existing_output_is_kept_without_overwrite(tiny_bundle, sar_db, tmp_path):
     out = tmp_path / "out.png"
     out.write_bytes(b"precious")
-    result = _invoke("--model", bundle_path, sar_db, out, *FAST)
+    result = _invoke("--model", tiny_bundle, sar_db, out, *FAST)
     assert result.exit_code != 0
     assert "exists; pass --overwrite" in _one_error_line(result)
     assert out.read_bytes() == b"precious"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "out.png"]  # nothing partial
-    result = _invoke("--model", bundle_path, sar_db, out, *FAST, "--overwrite")
+    result = _invoke("--model", tiny_bundle, sar_db, out, *FAST, "--overwrite")
     assert result.exit_code == 0, result.output
     assert _reopen(out)[0].shape == (4, 70, 90)
 
 
-def test_band_mismatch_names_what_the_model_expects(bundle_path, make_geotiff, tmp_path):
+def test_band_mismatch_names_what_the_model_expects(tiny_bundle, make_geotiff, tmp_path):
     dual = make_geotiff(
         "dual.tif", np.stack([_db((40, 40), 1), _db((40, 40), 2)]), descriptions=["VV", "VH"]
     )
-    result = _invoke("--model", bundle_path, dual, tmp_path / "out.png", *FAST)
+    result = _invoke("--model", tiny_bundle, dual, tmp_path / "out.png", *FAST)
     assert result.exit_code != 0
     assert "model expects 1 band (VH)" in _one_error_line(result)
     assert "--bands VH" in result.output
-    result = _invoke("--model", bundle_path, dual, tmp_path / "out.png", *FAST, "--bands", "VH")
+    result = _invoke("--model", tiny_bundle, dual, tmp_path / "out.png", *FAST, "--bands", "VH")
     assert result.exit_code == 0, result.output
 
 
-def test_usage_errors(bundle_path, sar_db, tmp_path):
-    result = _invoke("--model", bundle_path, sar_db)
+def test_usage_errors(tiny_bundle, sar_db, tmp_path):
+    result = _invoke("--model", tiny_bundle, sar_db)
     assert result.exit_code == 2 and "--output-dir" in result.output
-    result = _invoke("--model", bundle_path, sar_db, sar_db, tmp_path / "x.png")
+    result = _invoke("--model", tiny_bundle, sar_db, sar_db, tmp_path / "x.png")
     assert result.exit_code == 2
-    result = _invoke("--model", bundle_path, sar_db, tmp_path / "x.tif", "--cog", "--format", "png")
+    result = _invoke("--model", tiny_bundle, sar_db, tmp_path / "x.tif", "--cog", "--format", "png")
     assert result.exit_code == 2
 
 
-def test_batch_mode_keeps_going_and_summarises(bundle_path, make_geotiff, tmp_path):
+def test_batch_mode_keeps_going_and_summarises(tiny_bundle, make_geotiff, tmp_path):
     for index in range(3):
         make_geotiff(f"batch/s{index}_VH.tif", _db((40, 50), index))
     (tmp_path / "batch" / "broken.tif").write_text("garbage")
     out_dir = tmp_path / "colour"
     pattern = str(tmp_path / "batch" / "*.tif")  # quoted glob, expanded by the command
-    result = _invoke("--model", bundle_path, pattern, "--output-dir", out_dir, *FAST)
+    result = _invoke("--model", tiny_bundle, pattern, "--output-dir", out_dir, *FAST)
     assert result.exit_code == 1
     assert result.output.strip().splitlines()[-1] == "3 done, 0 skipped, 1 failed"
     assert "broken.tif" in result.output
@@ -191,12 +174,12 @@ def test_batch_mode_keeps_going_and_summarises(bundle_path, make_geotiff, tmp_pa
     # Again with --skip-existing and a GeoTIFF suffix for a new file.
     (out_dir / "s1_VH.png").unlink()
     result = _invoke(
-        "--model", bundle_path, pattern, "--output-dir", out_dir, *FAST, "--skip-existing"
+        "--model", tiny_bundle, pattern, "--output-dir", out_dir, *FAST, "--skip-existing"
     )
     assert result.output.strip().splitlines()[-1] == "1 done, 2 skipped, 1 failed"
     result = _invoke(
         "--model",
-        bundle_path,
+        tiny_bundle,
         tmp_path / "batch" / "s0_VH.tif",
         "--output-dir",
         out_dir,
@@ -208,11 +191,11 @@ def test_batch_mode_keeps_going_and_summarises(bundle_path, make_geotiff, tmp_pa
     assert _reopen(out_dir / "s0_VH_colour.tif")[1]["driver"] == "GTiff"
 
 
-def test_batch_mode_reports_patterns_that_match_nothing(bundle_path, make_geotiff, tmp_path):
+def test_batch_mode_reports_patterns_that_match_nothing(tiny_bundle, make_geotiff, tmp_path):
     good = make_geotiff("a_VH.tif", _db((30, 30)))
     result = _invoke(
         "--model",
-        bundle_path,
+        tiny_bundle,
         good,
         str(tmp_path / "missing*.tif"),
         "--output-dir",
@@ -223,22 +206,7 @@ def test_batch_mode_reports_patterns_that_match_nothing(bundle_path, make_geotif
     assert result.output.strip().splitlines()[-1] == "1 done, 0 skipped, 1 failed"
 
 
-def test_gdal_virtual_paths_and_urls_pass_through_untouched(tmp_path):
-    from sar_colorizer.cli.predict import expand_inputs
-
-    remote = [
-        "/vsicurl/https://example.com/s1/a_VH.tif",
-        "s3://bucket/scenes/b_VH.tif",
-        "/vsis3/bucket/scenes/c*_VH.tif",  # no globbing of remote names
-    ]
-    local = tmp_path / "d_VH.tif"
-    local.write_bytes(b"")
-    inputs, unmatched = expand_inputs([*remote, str(local), remote[0]])
-    assert inputs == [*remote, local] and unmatched == []
-    assert isinstance(inputs[0], str) and isinstance(inputs[-1], Path)
-
-
-def test_predict_reads_a_gdal_virtual_path(bundle_path, sar_db, tmp_path):
+def test_predict_reads_a_gdal_virtual_path(tiny_bundle, sar_db, tmp_path):
     """A /vsizip/ path to an absolute zip file has a '//' that must survive (as in
     /vsicurl/https://): the colours equal those of the unzipped file, single and batch mode."""
     import zipfile
@@ -248,14 +216,35 @@ def test_predict_reads_a_gdal_virtual_path(bundle_path, sar_db, tmp_path):
         bundle.write(sar_db, "scene_VH.tif")
     virtual = f"/vsizip/{archive}/scene_VH.tif"
     assert virtual.startswith("/vsizip//")
-    local = _invoke("--model", bundle_path, sar_db, tmp_path / "local.tif", *FAST)
+    local = _invoke("--model", tiny_bundle, sar_db, tmp_path / "local.tif", *FAST)
     assert local.exit_code == 0, local.output
-    result = _invoke("--model", bundle_path, virtual, tmp_path / "zipped.tif", *FAST)
+    result = _invoke("--model", tiny_bundle, virtual, tmp_path / "zipped.tif", *FAST)
     assert result.exit_code == 0, result.output
     np.testing.assert_array_equal(_reopen(tmp_path / "zipped.tif")[0],
                                   _reopen(tmp_path / "local.tif")[0])
-    batch = _invoke("--model", bundle_path, virtual, "--output-dir", tmp_path / "out",
+    batch = _invoke("--model", tiny_bundle, virtual, "--output-dir", tmp_path / "out",
                     "--format", "gtiff", *FAST)
     assert batch.exit_code == 0, batch.output
     np.testing.assert_array_equal(_reopen(tmp_path / "out" / "scene_VH.tif")[0],
                                   _reopen(tmp_path / "local.tif")[0])
+
+
+def test_tiles_per_call_and_its_deprecated_spelling(tiny_bundle, sar_db, tmp_path):
+    """--tiles-per-call sets the tiles per model call; the old --batch-size of predict still
+    works, hidden, with a one-line warning, and means the same."""
+    new = _invoke("--model", tiny_bundle, sar_db, tmp_path / "new.tif", *FAST,
+                  "--tiles-per-call", "2")
+    assert new.exit_code == 0, new.output
+    assert "deprecated" not in new.output
+    old = CliRunner().invoke(cli, ["-q", "predict", "--model", str(tiny_bundle), str(sar_db),
+                                   str(tmp_path / "old.tif"), *FAST, "--batch-size", "2"])
+    assert old.exit_code == 0, old.output
+    warnings = [line for line in old.stderr.splitlines() if "deprecated" in line]
+    assert warnings == ["Warning: --batch-size is deprecated in predict; use --tiles-per-call "
+                        "(the same number)."]
+    np.testing.assert_array_equal(_reopen(tmp_path / "old.tif")[0], _reopen(tmp_path / "new.tif")[0])
+    both = _invoke("--model", tiny_bundle, sar_db, tmp_path / "both.tif", "--tiles-per-call", "2",
+                   "--batch-size", "3")
+    assert both.exit_code == 2 and "--tiles-per-call" in both.output
+    shown = CliRunner().invoke(cli, ["predict", "--help"])
+    assert "--tiles-per-call" in shown.output and "--batch-size" not in shown.output

@@ -3,43 +3,17 @@ streamed, and colour that mutes where the model is unsure."""
 
 from pathlib import Path
 
-import keras
 import numpy as np
 import pytest
 import rasterio
 from click.testing import CliRunner
 
-from sar_colorizer.bundle import load_bundle, save_bundle
+from sar_colorizer.bundle import load_bundle
 from sar_colorizer.cli import cli
 from sar_colorizer.inference import colorize_array
 from sar_colorizer.io.raster import read_raster
-from sar_colorizer.nets.unet import ColorizationUNet
 
 FAST = ["--tile-size", "64", "--overlap", "16"]
-
-
-def make_head_bundle(path: Path, confidence_head: bool = True) -> Path:
-    """A tiny VH bundle (random weights) with or without the confidence head."""
-    keras.utils.set_random_seed(0)
-    model = ColorizationUNet(depth=2, base_filters=4, downsample=2,
-                             confidence_head=confidence_head)
-    metadata = {
-        "bands": ["VH"],
-        "normalization": {"method": "percentile", "percentile": 99.0},
-        "speckle_filter": {"name": "boxcar", "window": 5, "looks": 1.0},
-        "tone": {"method": "matched", "l_quantiles": np.linspace(0.0, 100.0, 101).tolist()},
-    }
-    return save_bundle(path, model, metadata)
-
-
-@pytest.fixture(scope="module")
-def head_bundle(tmp_path_factory) -> Path:
-    return make_head_bundle(tmp_path_factory.mktemp("bundles") / "head")
-
-
-@pytest.fixture(scope="module")
-def plain_bundle(tmp_path_factory) -> Path:
-    return make_head_bundle(tmp_path_factory.mktemp("bundles") / "plain", confidence_head=False)
 
 
 @pytest.fixture
@@ -79,14 +53,14 @@ def test_confidence_raster_is_georeferenced_streamed_and_nodata_aware(head_bundl
     assert not list(tmp_path.glob("*.partial*")) and not list(tmp_path.glob(".*"))
 
 
-def test_confidence_needs_a_model_with_a_head(plain_bundle, scene, tmp_path):
+def test_confidence_needs_a_model_with_a_head(tiny_bundle, scene, tmp_path):
     out, confidence = tmp_path / "colour.tif", tmp_path / "confidence.tif"
-    result = _invoke("--model", plain_bundle, scene, out, "--confidence", confidence, *FAST)
+    result = _invoke("--model", tiny_bundle, scene, out, "--confidence", confidence, *FAST)
     assert result.exit_code != 0
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and "no confidence head" in lines[0], result.output
     assert not out.exists() and not confidence.exists()
-    result = _invoke("--model", plain_bundle, scene, out, "--mute-unsure", *FAST)
+    result = _invoke("--model", tiny_bundle, scene, out, "--mute-unsure", *FAST)
     assert result.exit_code != 0 and "no confidence head" in result.output
     assert not out.exists()
 

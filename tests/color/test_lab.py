@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import warnings
 
+import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 from skimage.color import lab2rgb, rgb2lab
 
 from sar_colorizer.color.constants import AB_SCALE, L_MAX
 from sar_colorizer.color.lab import lab_to_rgb, rgb_to_lab
 from sar_colorizer.errors import InputError
-
-tf = pytest.importorskip("tensorflow")
-keras = pytest.importorskip("keras")
 
 # Black, white, greys, the sRGB primaries and secondaries, and near-black colours that fall on
 # the linear segments of both the sRGB and the CIE L* piecewise functions.

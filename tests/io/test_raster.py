@@ -488,12 +488,10 @@ def test_output_path_checks(tmp_path):
 # ----------------------------------------------------------------------------- real data
 
 
-def test_real_sentinel1_samples(shared_data):
-    samples = shared_data / "samples"
-    spatialist = sorted((samples / "spatialist-s1-vv-db").glob("*.tif"))
-    bigearthnet = sorted((samples / "bigearthnet-s1-s2" / "S1").glob("*/*_VH.tif"))
-    if not spatialist or not bigearthnet:
-        pytest.skip(f"Sentinel-1 samples missing under {samples}")
+def test_real_sentinel1_samples(samples_dir):
+    spatialist = sorted((samples_dir / "spatialist-s1-vv-db").glob("*.tif"))
+    bigearthnet = sorted((samples_dir / "bigearthnet-s1-s2" / "S1").glob("*/*_VH.tif"))
+    assert spatialist and bigearthnet
     info = read_info(spatialist[0])
     assert info.crs == UTM31 and info.nodata == -99.0
     values, valid = read_raster(spatialist[0], bands="VV")  # named by the file name

@@ -1,13 +1,12 @@
 """ColorizationUNet: shapes on unseen tile sizes, output range, serialization, FLOP count."""
 
+import keras
 import numpy as np
 import pytest
 
-keras = pytest.importorskip("keras")
-
-from sar_colorizer.errors import InputError  # noqa: E402
-from sar_colorizer.nets.layers import LogIntensity, ResizeLike  # noqa: E402
-from sar_colorizer.nets.unet import (  # noqa: E402
+from sar_colorizer.errors import InputError
+from sar_colorizer.nets.layers import LogIntensity, ResizeLike
+from sar_colorizer.nets.unet import (
     ColorizationUNet,
     count_flops_per_pixel,
     fold_batch_norm,
@@ -81,6 +80,16 @@ def test_log_intensity_is_the_db_feature():
         0.0,
     ]
     np.testing.assert_allclose(feature[0], expected, atol=1e-6)
+
+
+def test_log_intensity_matches_radiometry_relative_to_feature():
+    from sar_colorizer.sar import radiometry
+
+    assert radiometry.FEATURE_DB_MIN == FEATURE_DB_MIN
+    relative = np.concatenate([[0.0, 1e-9, 1e-3], np.random.default_rng(4).random(200)])
+    relative = relative.astype("float32")
+    expected = radiometry.relative_to_feature(relative)
+    np.testing.assert_allclose(np.asarray(LogIntensity()(relative)), expected, atol=1e-6)
 
 
 def test_resize_like_takes_the_reference_size_at_run_time():

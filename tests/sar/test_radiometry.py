@@ -23,8 +23,6 @@ from sar_colorizer.sar.radiometry import (
     to_linear_power,
 )
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
-
 
 @pytest.fixture
 def rng() -> np.random.Generator:
@@ -114,19 +112,28 @@ def test_detect_errors() -> None:
         detect_input_scale(np.ones((4, 4), np.float32), np.ones((3, 4), bool))
 
 
-def test_detect_real_samples() -> None:
-    """Real BigEarthNet dB patches and s1s2-la-texas display PNGs."""
-    if not SHARED_DATA.is_dir():
-        pytest.skip("shared data folder (../shared/data) not present in this checkout")
+def test_detect_real_samples(samples_dir: Path) -> None:
+    """The committed BigEarthNet and Camargue Sentinel-1 samples are float dB."""
+    import rasterio
+
+    patches = sorted((samples_dir / "bigearthnet-s1-s2" / "S1").glob("*/*_VH.tif"))
+    scenes = sorted((samples_dir / "spatialist-s1-vv-db").glob("*.tif"))
+    assert len(patches) == 6 and len(scenes) == 3
+    for path in (patches[0], scenes[0]):
+        with rasterio.open(path) as source:
+            values = source.read()
+            valid = values[0] != source.nodata if source.nodata is not None else None
+        assert detect_input_scale(values, valid) == "db"
+
+
+def test_detect_real_display_images(shared_data: Path) -> None:
+    """s1s2-la-texas display PNGs (beside the checkout only)."""
     import rasterio
     from rasterio.errors import NotGeoreferencedWarning
 
-    patches = sorted((SHARED_DATA / "samples" / "bigearthnet-s1-s2" / "S1").glob("*/*_VH.tif"))
-    pngs = sorted((SHARED_DATA / "s1s2-la-texas" / "sar").glob("*.png"))[:1]
-    if not patches or not pngs:
-        pytest.skip("BigEarthNet samples or s1s2-la-texas PNGs missing from ../shared/data")
-    with rasterio.open(patches[0]) as source:
-        assert detect_input_scale(source.read()) == "db"
+    pngs = sorted((shared_data / "s1s2-la-texas" / "sar").glob("*.png"))[:1]
+    if not pngs:
+        pytest.skip("s1s2-la-texas PNGs missing from ../shared/data")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NotGeoreferencedWarning)  # plain PNG, no world file
         with rasterio.open(pngs[0]) as source:
