@@ -1,7 +1,8 @@
 """Training losses for SAR colorization: rarity-weighted MSE on AB plus a chroma term.
 
 Plain MSE on AB regresses to the mean colour: the outputs have the right hue family but look
-pale (docs/DESIGN_NOTES.md). Two counter-measures, both in :class:`WeightedChromaLoss`:
+pale (``docs/DESIGN_NOTES.md``, "Loss: weighted MSE and a chroma term"). Two counter-measures,
+both in :class:`WeightedChromaLoss`:
 
 * class rebalancing as in Zhang, Isola and Efros, "Colorful Image Colorization" (ECCV 2016):
   each pixel's squared error is weighted by the rarity of its *target* colour, looked up in a

@@ -25,7 +25,7 @@ def _add_noise(image: np.ndarray, sigma: float, seed: int = 1) -> np.ndarray:
 
 
 def _q4_brute_force(x: np.ndarray, y: np.ndarray, size: int, shift: int) -> float:
-    """Loop over blocks with explicit quaternion arithmetic, as METRICS.md words it."""
+    """Loop over blocks with explicit quaternion arithmetic, as METRICS.md, "Q4" words it."""
 
     def mult(p, q):
         a0, a1, a2, a3 = p

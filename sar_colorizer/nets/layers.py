@@ -72,7 +72,8 @@ class ResizeLike(keras.layers.Layer):
     Called as ``ResizeLike()([image, reference])``. The target size is read at run time with
     ``tf.shape``, so a model built on ``(None, None, C)`` inputs works for every tile size.
     ``keras.layers.UpSampling2D(interpolation="bilinear")`` does not: in Keras 3.15 it fails on
-    a shape the model was not traced with (see docs/DESIGN_NOTES.md).
+    a shape the model was not traced with
+    (see ``docs/DESIGN_NOTES.md``, "Bilinear upsampling that works at every tile size").
 
     Args:
         method: ``tf.image.resize`` method, one of :data:`RESIZE_METHODS`.

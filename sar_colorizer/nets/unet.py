@@ -5,7 +5,8 @@ The network sees speckle-filtered *relative intensity* (linear power divided by 
 does not come from the network: it is derived from the SAR itself at full resolution, so the
 network only has to get the slowly varying colour right. That is why it can run at reduced
 resolution (``downsample``): halving the resolution quadruples the receptive field per FLOP,
-and the measured AB error went *down* (docs/DESIGN_NOTES.md).
+and the measured AB error went *down*
+(``docs/DESIGN_NOTES.md``, "Resolution: context beats detail for colour").
 
 This module is TensorFlow-only code and imports keras at module top; CLI modules and
 ``sar_colorizer/__init__.py`` must import it lazily.

@@ -35,7 +35,8 @@ def test_tile_multiple_is_downsample_times_two_to_the_depth():
 
 def test_predicts_on_sizes_it_was_not_first_run_on(tiny_model):
     # The first predict traces at 64 px; the others must not fail on retracing with other
-    # shapes (UpSampling2D(interpolation="bilinear") does, see DESIGN_NOTES.md).
+    # shapes (UpSampling2D(interpolation="bilinear") does,
+    # see DESIGN_NOTES.md, "Bilinear upsampling that works at every tile size").
     rng = np.random.default_rng(1)
     for height, width in [(64, 64), (32, 32), (96, 160), (128, 32)]:
         x = _relative_intensity(rng, (2, height, width, 1))
