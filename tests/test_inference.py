@@ -1,8 +1,6 @@
 """Inference: preprocessing, tone curve, in-memory and streamed colorization agree."""
 
-import json
 import math
-from pathlib import Path
 
 import cv2
 import keras
@@ -12,7 +10,7 @@ import rasterio
 from affine import Affine
 
 from sar_colorizer import inference
-from sar_colorizer.bundle import load_bundle, save_bundle
+from sar_colorizer.bundle import load_bundle
 from sar_colorizer.color.lab import AB_SCALE, lab_to_rgb
 from sar_colorizer.errors import InputError, ModelMismatchError, OutputExistsError
 from sar_colorizer.inference import (
@@ -34,26 +32,14 @@ from sar_colorizer.sar.speckle import SpeckleFilter, apply_speckle_filter
 TILE, OVERLAP = 64, 16
 
 
-def _make_bundle(path: Path, bands: list[str]) -> Path:
-    keras.utils.set_random_seed(0)
-    model = ColorizationUNet(input_channels=len(bands), depth=2, base_filters=4, downsample=2)
-    metadata = {
-        "bands": bands,
-        "normalization": {"method": "percentile", "percentile": 99.0},
-        "speckle_filter": {"name": "boxcar", "window": 5, "looks": 1.0},
-        "tone": {"method": "matched", "l_quantiles": np.linspace(0.0, 100.0, 101).tolist()},
-    }
-    return save_bundle(path, model, metadata)
+@pytest.fixture(scope="module")
+def bundle(tiny_bundle):
+    return load_bundle(tiny_bundle)
 
 
 @pytest.fixture(scope="module")
-def bundle(tmp_path_factory):
-    return load_bundle(_make_bundle(tmp_path_factory.mktemp("bundle") / "vh", ["VH"]))
-
-
-@pytest.fixture(scope="module")
-def dual_bundle(tmp_path_factory):
-    return load_bundle(_make_bundle(tmp_path_factory.mktemp("bundle") / "vvvh", ["VV", "VH"]))
+def dual_bundle(make_bundle):
+    return load_bundle(make_bundle(bands=("VV", "VH")))
 
 
 def _sigma0_db(shape, seed=0):
@@ -162,7 +148,6 @@ def test_tiles_per_call_spreads_the_row_evenly(n_cols, tile, batch_size, expecte
 def test_model_runner_gives_the_network_s_output(downsample):
     """The runner folds batch normalisation and, for a network that predicts AB at reduced
     resolution, upsamples with OpenCV outside TensorFlow: the result must be the model's."""
-    keras = pytest.importorskip("keras")
     keras.utils.set_random_seed(5)
     model = ColorizationUNet(depth=2, base_filters=4, downsample=downsample)
     rng = np.random.default_rng(1)
@@ -394,13 +379,9 @@ def test_scene_statistics_come_from_a_decimated_read(bundle, db_scene, monkeypat
 
 
 @pytest.fixture(scope="module")
-def tile32_bundle(tmp_path_factory):
+def tile32_bundle(make_bundle):
     """A bundle whose network was trained on 32-px tiles (recorded in bundle.json)."""
-    path = _make_bundle(tmp_path_factory.mktemp("bundle") / "vh32", ["VH"])
-    metadata = json.loads((path / "bundle.json").read_text())
-    metadata["tile_size"] = 32
-    (path / "bundle.json").write_text(json.dumps(metadata))
-    return load_bundle(path)
+    return load_bundle(make_bundle(tile_size=32))
 
 
 def test_colorize_array_tiles_at_the_training_tile_size_by_default(tile32_bundle):
