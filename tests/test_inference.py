@@ -14,7 +14,7 @@ from sar_colorizer.bundle import load_bundle
 from sar_colorizer.color.lab import AB_SCALE, lab_to_rgb
 from sar_colorizer.errors import InputError, ModelMismatchError, OutputExistsError
 from sar_colorizer.inference import (
-    Preprocessing,
+    InputSpec,
     colorize_array,
     colorize_raster,
     prepare_sar,
@@ -87,9 +87,9 @@ def test_prepare_sar_is_independent_of_the_input_scale(bundle):
 
 
 def test_prepare_sar_uses_a_given_scene_reference():
-    preprocessing = Preprocessing(Normalization(), SpeckleFilter("none"))
+    input_spec = InputSpec(Normalization(), SpeckleFilter("none"))
     values = np.array([[[1.0, 2.0], [4.0, 8.0]]], np.float32)
-    relative = prepare_sar(values, np.ones((2, 2), bool), preprocessing, "linear", reference=4.0)
+    relative = prepare_sar(values, np.ones((2, 2), bool), input_spec, "linear", reference=4.0)
     np.testing.assert_allclose(relative[..., 0], [[0.25, 0.5], [1.0, 1.0]])
 
 
@@ -360,9 +360,9 @@ def test_scene_statistics_come_from_a_decimated_read(bundle, db_scene, monkeypat
     with rasterio.open(db_scene) as src:
         full = src.read()
         small = src.read(out_shape=(1, 75, 85), resampling=rasterio.enums.Resampling.nearest)
-    preprocessing = Preprocessing.from_bundle(bundle)
-    full_stats = scene_statistics(full, np.isfinite(full[0]), preprocessing)
-    small_stats = scene_statistics(small, np.isfinite(small[0]), preprocessing)
+    input_spec = InputSpec.from_bundle(bundle)
+    full_stats = scene_statistics(full, np.isfinite(full[0]), input_spec)
+    small_stats = scene_statistics(small, np.isfinite(small[0]), input_spec)
     assert small_stats.references[0] == pytest.approx(full_stats.references[0], rel=0.3)
     assert np.median(np.abs(small_stats.feature_quantiles - full_stats.feature_quantiles)) < 0.03
     monkeypatch.setattr(inference_scene, "STATS_MAX_SIDE", 64)
