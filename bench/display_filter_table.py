@@ -39,14 +39,14 @@ Filter = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 def load(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """Unfiltered relative intensity (0 at nodata) and the valid mask."""
-    from sar_colorizer.inference import Preprocessing, scene_statistics
+    from sar_colorizer.inference import InputSpec, scene_statistics
     from sar_colorizer.io.raster import read_raster
     from sar_colorizer.sar.radiometry import Normalization, to_linear_power
     from sar_colorizer.sar.speckle import SpeckleFilter
 
     values, valid = read_raster(path, bands=1)
-    preprocessing = Preprocessing(Normalization(), SpeckleFilter("none"))
-    stats = scene_statistics(values, valid, preprocessing)
+    input_spec = InputSpec(Normalization(), SpeckleFilter("none"))
+    stats = scene_statistics(values, valid, input_spec)
     linear = np.asarray(to_linear_power(values, stats.input_scale, valid), dtype=np.float32)[0]
     relative = np.clip(np.where(valid, linear / np.float32(stats.references[0]), 0.0), 0, 1)
     return relative.astype(np.float32), valid

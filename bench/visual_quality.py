@@ -87,10 +87,10 @@ def measure(bundle, path: Path, options: dict) -> dict[str, float]:
         options["pixel_size"] = pixel_size_metres(info.crs, info.transform, info.width, info.height)
     result = colorize_array(bundle, values, valid, **options)
     # The unfiltered SAR (the model input is boxcar-filtered): raw relative intensity.
-    from sar_colorizer.inference import Preprocessing, scene_statistics
+    from sar_colorizer.inference import InputSpec, scene_statistics
     from sar_colorizer.sar.radiometry import to_linear_power
 
-    stats = scene_statistics(values, valid, Preprocessing.from_bundle(bundle))
+    stats = scene_statistics(values, valid, InputSpec.from_bundle(bundle))
     linear = np.asarray(to_linear_power(values, stats.input_scale, valid), dtype=np.float32)[0]
     relative = np.where(valid, linear / np.float32(stats.references[0]), 0.0).astype(np.float32)
     lab = rgb2lab(result["rgb"]).astype(np.float32)

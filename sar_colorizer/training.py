@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
     from sar_colorizer.losses import WeightedChromaLoss
     from sar_colorizer.nets.unet import ColorizationUNet
+    from sar_colorizer.sar.speckle import SpeckleFilter
 
 logger = logging.getLogger(__name__)
 
@@ -294,6 +295,63 @@ def _cosine_schedule(
     )
 
 
+@dataclass(frozen=True)
+class ChipFolders:
+    """The chip folders a run trains on, with their statistics.
+
+    Attributes:
+        folders: Folders written by ``sarcolor preprocess``.
+        weights: Normalised sampling weight of each folder.
+        folder_stats: Each folder's ``stats.json``.
+        stats: Statistics of the weighted mixture of the folders
+            (:func:`~sar_colorizer.data.sources.combine_stats`).
+    """
+
+    folders: list[Path]
+    weights: list[float]
+    folder_stats: list[dict[str, Any]]
+    stats: dict[str, Any]
+
+    @property
+    def label(self) -> Path:
+        """The folder, or the folders joined by commas: bundle.json's ``training.data_dir``."""
+        if len(self.folders) == 1:
+            return self.folders[0]
+        return Path(",".join(map(str, self.folders)))
+
+    @property
+    def n_train(self) -> int:
+        """Number of training chips in all folders."""
+        return int(self.stats["n_chips"]["train"])
+
+    @property
+    def input_channels(self) -> int:
+        """Number of SAR bands in the chips."""
+        return len(self.stats.get("bands") or ["band1"])
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """What ``model.fit`` achieved.
+
+    Attributes:
+        monitor: The metric that chose the best epoch (:func:`monitored_metric`).
+        best: Its lowest value over the epochs run (NaN when none was logged).
+        epochs_run: Epochs run in this call (early stopping may end sooner).
+        seconds: Wall time of the fit.
+    """
+
+    monitor: str
+    best: float
+    epochs_run: int
+    seconds: float
+
+
+#: Files the training run writes in its work folder and copies into the bundle.
+TRAINING_LOG = "training_log.csv"
+LEARNING_CURVES = "learning_curves.png"
+
+
 def train(
     data_dir: str | Path | Sequence[str | Path],
     model_out: str | Path,
@@ -325,54 +383,99 @@ def train(
     Returns:
         A summary: epochs run, best validation loss, wall time, paths.
     """
-    from sar_colorizer._tf import import_keras, import_tensorflow
-    from sar_colorizer.bundle import save_bundle
-    from sar_colorizer.checkpoints import make_callbacks, restore_best
-    from sar_colorizer.data.pipeline import make_dataset
-    from sar_colorizer.data.sources import (
-        as_sources,
-        combine_stats,
-        mixed_dataset,
-        source_crop,
-        source_weights,
-        validation_repeats,
-    )
+    from sar_colorizer.checkpoints import restore_best
+    from sar_colorizer.data.sources import as_sources
     from sar_colorizer.sar.speckle import SpeckleFilter
 
     config.validate()
-    sources = as_sources(data_dir)
-    data_dir = sources[0] if len(sources) == 1 else Path(",".join(map(str, sources)))
+    folders = as_sources(data_dir)
     model_out = Path(model_out)
     if model_out.exists() and not overwrite:
         raise OutputExistsError(f"{model_out} exists; pass --overwrite to replace it")
-    weights = source_weights(config.source_weights, len(sources))
-    source_stats = [read_stats(folder) for folder in sources]
-    for folder, folder_stats in zip(sources, source_stats, strict=True):
-        if int(folder_stats["n_chips"].get("train", 0)) == 0:
-            raise InputError(f"{folder}: no training chips; check the preprocess settings")
-    stats = combine_stats(source_stats, weights)
-    n_train = int(stats["n_chips"]["train"])
-
-    tf = import_tensorflow()
-    keras = import_keras()
-    keras.utils.set_random_seed(config.seed)
-    if config.deterministic:
-        tf.config.experimental.enable_op_determinism()
+    chips = read_chip_folders(folders, config.source_weights)
+    seed_run(config.seed, deterministic=config.deterministic)
 
     speckle = SpeckleFilter(config.speckle_filter, config.speckle_window, config.speckle_looks)
-    bands = list(stats.get("bands") or ["band1"])
-    input_channels = len(bands)
-
     strategy = make_strategy(config.strategy)
-    replicas = strategy.num_replicas_in_sync
-    if config.batch_size % replicas:
+    check_batch_split(config.batch_size, strategy.num_replicas_in_sync)
+    steps_per_epoch = config.steps_per_epoch or max(1, math.ceil(chips.n_train / config.batch_size))
+    crops = training_crops(config, chips)
+    train_ds = training_dataset(chips, crops, config, speckle)
+    val_ds, validation_steps = validation_dataset(chips, config, speckle)
+    model, config = compiled_model(strategy, config, chips, init=init,
+                                   decay_steps=steps_per_epoch * config.epochs)
+
+    work_dir = model_out.with_name(model_out.name + ".work")
+    _prepare_work_dir(work_dir, {"config": config.to_dict(), "init": init,
+                                 "data_dir": ",".join(str(f.resolve()) for f in chips.folders)})
+    monitor = monitored_metric(config, val_ds is not None)
+    result = fit_model(model, train_ds, val_ds, validation_steps, config,
+                       steps_per_epoch=steps_per_epoch, monitor=monitor,
+                       callbacks=training_callbacks(work_dir, monitor, config.patience, callbacks),
+                       progress=progress)
+    restore_best(model, work_dir)
+
+    metadata = trained_bundle_metadata(model, chips, config, crops, result, val_ds, init=init)
+    write_trained_bundle(model_out, model, metadata, work_dir, overwrite=overwrite)
+    logger.info("wrote %s (%.0f s, best %s %.4f)", model_out, result.seconds, monitor, result.best)
+    return {"model": str(model_out), "seconds": result.seconds, monitor: result.best,
+            "epochs": metadata["training"]["epochs_run"]}
+
+
+def read_chip_folders(folders: list[Path], weights: Sequence[float] | None) -> ChipFolders:
+    """Read each folder's ``stats.json`` and combine them with the normalised ``weights``.
+
+    Raises:
+        InputError: A folder has no training chips, the weights do not fit the folders, or
+            the folders disagree on bands or optical convention.
+    """
+    from sar_colorizer.data.sources import combine_stats, source_weights
+
+    normalised = source_weights(weights, len(folders))
+    folder_stats = [read_stats(folder) for folder in folders]
+    for folder, stats in zip(folders, folder_stats, strict=True):
+        if int(stats["n_chips"].get("train", 0)) == 0:
+            raise InputError(f"{folder}: no training chips; check the preprocess settings")
+    return ChipFolders(folders, normalised, folder_stats, combine_stats(folder_stats, normalised))
+
+
+def seed_run(seed: int, *, deterministic: bool) -> None:
+    """Seed Python, numpy and TensorFlow; with ``deterministic``, also make TensorFlow's ops
+    deterministic (slower)."""
+    from sar_colorizer._tf import import_keras, import_tensorflow
+
+    tf = import_tensorflow()
+    import_keras().utils.set_random_seed(seed)
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
+
+
+def check_batch_split(batch_size: int, replicas: int) -> None:
+    """Raise :class:`InputError` unless the global batch splits evenly over the replicas."""
+    if batch_size % replicas:
         raise InputError(
-            f"batch size {config.batch_size} does not split over {replicas} replicas; "
+            f"batch size {batch_size} does not split over {replicas} replicas; "
             f"use a multiple of {replicas}"
         )
-    steps_per_epoch = config.steps_per_epoch or max(1, math.ceil(n_train / config.batch_size))
+
+
+def training_crops(config: TrainConfig, chips: ChipFolders) -> list[int | None]:
+    """Each folder's training crop: the configured one, never larger than the folder's chips."""
+    from sar_colorizer.data.sources import source_crop
+
     multiple = config.downsample * 2**config.depth
-    crops = [source_crop(config.crop_size, int(s["chip_size"]), multiple) for s in source_stats]
+    return [source_crop(config.crop_size, int(s["chip_size"]), multiple)
+            for s in chips.folder_stats]
+
+
+def training_dataset(
+    chips: ChipFolders, crops: list[int | None], config: TrainConfig, speckle: SpeckleFilter
+) -> tf.data.Dataset:
+    """Endless, shuffled, augmented training batches, drawn from the folders with their weights
+    (:func:`~sar_colorizer.data.sources.mixed_dataset`)."""
+    from sar_colorizer.data.pipeline import make_dataset
+    from sar_colorizer.data.sources import mixed_dataset
+
     train_ds = mixed_dataset(
         [
             make_dataset(
@@ -380,21 +483,37 @@ def train(
                 speckle_filter=speckle, augment=True, shuffle=True,
                 deterministic=config.deterministic, seed=config.seed, repeat=True,
             )
-            for folder, crop in zip(sources, crops, strict=True)
+            for folder, crop in zip(chips.folders, crops, strict=True)
         ],
-        weights,
+        chips.weights,
         config.seed,
         batch_size=config.batch_size,
     )
-    if len(sources) > 1:
+    if len(chips.folders) > 1:
         logger.info("training on %s", ", ".join(
             f"{folder} (weight {weight:.2f}, {s['n_chips']['train']} chips of {s['chip_size']} px)"
-            for folder, weight, s in zip(sources, weights, source_stats, strict=True)))
+            for folder, weight, s in zip(chips.folders, chips.weights, chips.folder_stats,
+                                         strict=True)))
+    return train_ds
+
+
+def validation_dataset(
+    chips: ChipFolders, config: TrainConfig, speckle: SpeckleFilter
+) -> tuple[tf.data.Dataset | None, int]:
+    """The validation chips of every folder, whole, each folder's repeated to weigh as in
+    training (:func:`~sar_colorizer.data.sources.validation_repeats`).
+
+    Returns:
+        The dataset (None when no folder has validation chips) and its number of batches.
+    """
+    from sar_colorizer.data.pipeline import make_dataset
+    from sar_colorizer.data.sources import validation_repeats
+
     val_ds = None
     validation_steps = 0
-    n_val_chips = [int(s["n_chips"].get("val", 0)) for s in source_stats]
-    repeats = validation_repeats(n_val_chips, weights)
-    for folder, n_folder_val, repeat in zip(sources, n_val_chips, repeats, strict=True):
+    n_val_chips = [int(s["n_chips"].get("val", 0)) for s in chips.folder_stats]
+    repeats = validation_repeats(n_val_chips, chips.weights)
+    for folder, n_folder_val, repeat in zip(chips.folders, n_val_chips, repeats, strict=True):
         if not n_folder_val:
             continue
         folder_val = make_dataset(
@@ -408,42 +527,93 @@ def train(
         val_ds = folder_val if val_ds is None else val_ds.concatenate(folder_val)
         validation_steps += math.ceil(repeat * n_folder_val / config.batch_size)
     if val_ds is None:
-        logger.warning("%s has no validation chips: the last epoch is kept, not the best", data_dir)
+        logger.warning("%s has no validation chips: the last epoch is kept, not the best",
+                       chips.label)
+    return val_ds, validation_steps
 
+
+def compiled_model(
+    strategy: tf.distribute.Strategy,
+    config: TrainConfig,
+    chips: ChipFolders,
+    *,
+    init: str | None,
+    decay_steps: int,
+) -> tuple[ColorizationUNet, TrainConfig]:
+    """The network (new, or ``init``'s to fine-tune), compiled under ``strategy`` with the
+    loss, metrics and a cosine-decayed Adam over ``decay_steps``.
+
+    Returns:
+        The model and the settings it is trained with: for a fine-tuned network its own
+        architecture replaces ``config``'s.
+    """
+    from sar_colorizer._tf import import_keras
+
+    keras_api = import_keras()
     with strategy.scope():
-        model = build_model(config, input_channels, init)
+        model = build_model(config, chips.input_channels, init)
         if init:
-            # Record (and check crops against) the network actually trained, not the defaults.
-            net = model.get_config()
-            config = dataclasses.replace(
-                config, **{key: net[key] for key in ("depth", "base_filters", "downsample",
-                                                     "separable", "confidence_head") if key in net}
-            )
-            config.validate()
-        loss = build_loss(config, stats)
-        optimizer = keras.optimizers.Adam(
-            _cosine_schedule(keras, config.learning_rate, steps_per_epoch * config.epochs)
+            config = config_of_network(config, model)
+        loss = build_loss(config, chips.stats)
+        optimizer = keras_api.optimizers.Adam(
+            _cosine_schedule(keras_api, config.learning_rate, decay_steps)
         )
         model.compile(optimizer=optimizer, loss=loss, metrics=build_metrics(config, loss))
+    return model, config
 
-    work_dir = model_out.with_name(model_out.name + ".work")
-    _prepare_work_dir(work_dir, {"config": config.to_dict(), "init": init,
-                                 "data_dir": ",".join(str(f.resolve()) for f in sources)})
-    log_csv = work_dir / "training_log.csv"
-    curves_png = work_dir / "learning_curves.png"
-    monitor = monitored_metric(config, val_ds is not None)
 
-    class _Curves(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-            plot_learning_curves(log_csv, curves_png)
+def config_of_network(config: TrainConfig, model: ColorizationUNet) -> TrainConfig:
+    """``config`` with the architecture of ``model`` (a network to fine-tune), validated.
 
-    callbacks = [
-        *make_callbacks(work_dir, monitor),  # atomic, verified checkpoints
-        keras.callbacks.EarlyStopping(monitor=monitor, mode="min", patience=config.patience),
-        keras.callbacks.CSVLogger(str(log_csv), append=True),
-        _Curves(),
-        *(callbacks or []),
+    The bundle then records (and crops are checked against) the network actually trained,
+    not the defaults.
+    """
+    net = model.get_config()
+    config = dataclasses.replace(
+        config, **{key: net[key] for key in ("depth", "base_filters", "downsample",
+                                             "separable", "confidence_head") if key in net}
+    )
+    config.validate()
+    return config
+
+
+def training_callbacks(
+    work_dir: Path,
+    monitor: str,
+    patience: int,
+    extra: list[keras.callbacks.Callback] | None = None,
+) -> list[keras.callbacks.Callback]:
+    """Atomic, verified checkpoints in ``work_dir`` (resume and keep the best), early stopping
+    on ``monitor``, the CSV log and its learning curves after every epoch, then ``extra``."""
+    from sar_colorizer._tf import import_keras
+    from sar_colorizer.checkpoints import make_callbacks
+
+    keras_api = import_keras()
+    log_csv, curves_png = work_dir / TRAINING_LOG, work_dir / LEARNING_CURVES
+    return [
+        *make_callbacks(work_dir, monitor),
+        keras_api.callbacks.EarlyStopping(monitor=monitor, mode="min", patience=patience),
+        keras_api.callbacks.CSVLogger(str(log_csv), append=True),
+        keras_api.callbacks.LambdaCallback(
+            on_epoch_end=lambda epoch, logs: plot_learning_curves(log_csv, curves_png)
+        ),
+        *(extra or []),
     ]
+
+
+def fit_model(
+    model: keras.Model,
+    train_ds: tf.data.Dataset,
+    val_ds: tf.data.Dataset | None,
+    validation_steps: int,
+    config: TrainConfig,
+    *,
+    steps_per_epoch: int,
+    monitor: str,
+    callbacks: list[keras.callbacks.Callback],
+    progress: bool,
+) -> FitResult:
+    """Run ``model.fit`` for ``config.epochs`` epochs (or until early stopping)."""
     start = time.perf_counter()
     history = model.fit(
         train_ds,
@@ -456,38 +626,67 @@ def train(
         verbose=1 if progress else 2,
     )
     seconds = time.perf_counter() - start
-    restore_best(model, work_dir)
     best = min(history.history.get(monitor, [float("nan")]) or [float("nan")])
+    return FitResult(monitor, best, len(history.history.get("loss", [])), seconds)
 
+
+def trained_bundle_metadata(
+    model: keras.Model,
+    chips: ChipFolders,
+    config: TrainConfig,
+    crops: list[int | None],
+    result: FitResult,
+    val_ds: tf.data.Dataset | None,
+    *,
+    init: str | None,
+) -> dict[str, Any]:
+    """bundle.json of a trained model: :func:`bundle_metadata`, each folder's share when there
+    are several, and the confidence shrink chosen on ``val_ds`` for a confidence head."""
     if init:
-        from sar_colorizer.bundle import read_metadata
-
-        before = read_metadata(init).get("optical_convention", "as-is")
-        if before != stats.get("optical_convention", "as-is"):
-            logger.warning("the model to fine-tune learned the %r optical convention; the chips "
-                           "are in %r, which the new bundle records", before,
-                           stats.get("optical_convention", "as-is"))
-    metadata = bundle_metadata(stats, config, model, data_dir=data_dir, init=init,
-                               epochs_run=len(history.history.get("loss", [])),
-                               best_monitor=(monitor, best), seconds=seconds,
+        _warn_on_convention_change(init, chips.stats)
+    metadata = bundle_metadata(chips.stats, config, model, data_dir=chips.label, init=init,
+                               epochs_run=result.epochs_run,
+                               best_monitor=(result.monitor, result.best), seconds=result.seconds,
                                tile_size=max((c for c in crops if c), default=None))
-    if len(sources) > 1:
+    if len(chips.folders) > 1:
         metadata["training"]["source_folders"] = [
             {"data_dir": str(folder), "weight": weight, "crop_size": crop,
              "n_chips": folder_stats["n_chips"]}
-            for folder, weight, crop, folder_stats in zip(sources, weights, crops, source_stats,
-                                                          strict=True)
+            for folder, weight, crop, folder_stats in zip(chips.folders, chips.weights, crops,
+                                                          chips.folder_stats, strict=True)
         ]
     if getattr(model, "confidence_head", False):
         metadata["confidence"] = calibrate_shrink(model, val_ds, seed=config.seed)
+    return metadata
+
+
+def _warn_on_convention_change(init: str, stats: dict[str, Any]) -> None:
+    from sar_colorizer.bundle import read_metadata
+
+    before = read_metadata(init).get("optical_convention", "as-is")
+    if before != stats.get("optical_convention", "as-is"):
+        logger.warning("the model to fine-tune learned the %r optical convention; the chips "
+                       "are in %r, which the new bundle records", before,
+                       stats.get("optical_convention", "as-is"))
+
+
+def write_trained_bundle(
+    model_out: Path,
+    model: keras.Model,
+    metadata: dict[str, Any],
+    work_dir: Path,
+    *,
+    overwrite: bool,
+) -> None:
+    """Save the bundle with the run's training log and learning curves beside the model, then
+    remove the work folder (its checkpoints are no longer needed)."""
+    from sar_colorizer.bundle import save_bundle
+
     save_bundle(model_out, model, metadata, overwrite=overwrite)
-    for extra in (log_csv, curves_png):
+    for extra in (work_dir / TRAINING_LOG, work_dir / LEARNING_CURVES):
         if extra.exists():
             shutil.copy2(extra, model_out / extra.name)
     shutil.rmtree(work_dir, ignore_errors=True)
-    logger.info("wrote %s (%.0f s, best %s %.4f)", model_out, seconds, monitor, best)
-    return {"model": str(model_out), "seconds": seconds, monitor: best,
-            "epochs": metadata["training"]["epochs_run"]}
 
 
 def _prepare_work_dir(work_dir: Path, run: dict[str, Any]) -> None:

@@ -55,7 +55,7 @@ if TYPE_CHECKING:
 
     from sar_colorizer.api import ModelLike
     from sar_colorizer.bundle import Bundle
-    from sar_colorizer.inference import Preprocessing, SceneStatistics
+    from sar_colorizer.inference import InputSpec, SceneStatistics
     from sar_colorizer.io.tiling import TileGrid
 
 RGBA_BANDS = ("R", "G", "B", "A")
@@ -165,7 +165,7 @@ def _nodata(sar: xr.DataArray) -> float | None:
 def _scene_statistics(
     values: np.ndarray | dask.array.Array,
     nodata: float | None,
-    preprocessing: Preprocessing,
+    input_spec: InputSpec,
     input_scale: str,
     display_filter: str,
 ) -> SceneStatistics:
@@ -182,7 +182,7 @@ def _scene_statistics(
     valid = valid_mask(sample, nodata)
     if not valid.any():
         raise InputError("the SAR DataArray has no valid pixels (everything is nodata)")
-    return scene_statistics(sample, valid, preprocessing, input_scale, display_filter)
+    return scene_statistics(sample, valid, input_spec, input_scale, display_filter)
 
 
 @dataclass(frozen=True)
@@ -244,7 +244,7 @@ def colorize_dataarray(
     _require("rioxarray", "xarray")
     from sar_colorizer.api import load_model, valid_mask
     from sar_colorizer.confidence import OutputPlan
-    from sar_colorizer.inference import Preprocessing, colorize_array, tile_settings
+    from sar_colorizer.inference import InputSpec, colorize_array, tile_settings
     from sar_colorizer.inference.colour import display_options
     from sar_colorizer.inference.tone import resolve_tone
     from sar_colorizer.io.pixel_size import pixel_size_metres
@@ -255,7 +255,7 @@ def colorize_dataarray(
     OutputPlan.for_bundle(bundle, shrink)  # a bad shrink fails here, before any work
     display_filter, colour_upsampling = display_options(display_filter, colour_upsampling)
     resolve_tone(bundle, tone)  # an unknown tone fails here
-    preprocessing = Preprocessing.from_bundle(bundle)
+    input_spec = InputSpec.from_bundle(bundle)
     nodata = _nodata(sar)
     data = selected.data
     lazy = not isinstance(data, np.ndarray)
@@ -263,7 +263,7 @@ def colorize_dataarray(
     if pixel_size is None:
         pixel_size = pixel_size_metres(sar.rio.crs, sar.rio.transform(), width, height)
     if stats is None:
-        stats = _scene_statistics(data, nodata, preprocessing, input_scale, display_filter)
+        stats = _scene_statistics(data, nodata, input_spec, input_scale, display_filter)
     tile_size, overlap = tile_settings(bundle, tile_size, overlap)
     settings = _Settings(tone, shrink, display_filter, colour_upsampling, bool(chroma_limit))
 
@@ -318,10 +318,10 @@ def chunk_margin(bundle: Bundle, grid: TileGrid, display_filter: str) -> int:
     that.
     """
     from sar_colorizer.color.gamut import ENVELOPE_RADIUS
-    from sar_colorizer.inference import Preprocessing
+    from sar_colorizer.inference import InputSpec
     from sar_colorizer.sar.display import display_halo
 
-    halo = max(Preprocessing.from_bundle(bundle).halo, display_halo(display_filter))
+    halo = max(InputSpec.from_bundle(bundle).halo, display_halo(display_filter))
     return max(int(grid.tile_size), 2 * ENVELOPE_RADIUS) + halo
 
 
@@ -499,7 +499,7 @@ def colorize_window(
     from sar_colorizer.inference.colour import ColourConverter
     from sar_colorizer.inference.runner import ModelRunner
     from sar_colorizer.inference.scene import (
-        Preprocessing,
+        InputSpec,
         db_feature,
         relative_and_display,
         to_model_input,
@@ -508,12 +508,12 @@ def colorize_window(
     from sar_colorizer.inference.tone import resolve_tone, tone_lut
 
     bundle = load_model(model)
-    preprocessing = Preprocessing.from_bundle(bundle)
+    input_spec = InputSpec.from_bundle(bundle)
     plan = OutputPlan.for_bundle(bundle, shrink)
     tone, l_quantiles = resolve_tone(bundle, tone)
     valid = valid_mask(values, nodata)
     relative, display = relative_and_display(
-        values, valid, stats.input_scale, stats.references, preprocessing, display_filter
+        values, valid, stats.input_scale, stats.references, input_spec, display_filter
     )
     model_input = to_model_input(relative)
     del relative

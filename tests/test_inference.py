@@ -1,8 +1,6 @@
 """Inference: preprocessing, tone curve, in-memory and streamed colorization agree."""
 
-import json
 import math
-from pathlib import Path
 
 import cv2
 import keras
@@ -12,11 +10,11 @@ import rasterio
 from affine import Affine
 
 from sar_colorizer import inference
-from sar_colorizer.bundle import load_bundle, save_bundle
+from sar_colorizer.bundle import load_bundle
 from sar_colorizer.color.lab import AB_SCALE, lab_to_rgb
 from sar_colorizer.errors import InputError, ModelMismatchError, OutputExistsError
 from sar_colorizer.inference import (
-    Preprocessing,
+    InputSpec,
     colorize_array,
     colorize_raster,
     prepare_sar,
@@ -34,26 +32,14 @@ from sar_colorizer.sar.speckle import SpeckleFilter, apply_speckle_filter
 TILE, OVERLAP = 64, 16
 
 
-def _make_bundle(path: Path, bands: list[str]) -> Path:
-    keras.utils.set_random_seed(0)
-    model = ColorizationUNet(input_channels=len(bands), depth=2, base_filters=4, downsample=2)
-    metadata = {
-        "bands": bands,
-        "normalization": {"method": "percentile", "percentile": 99.0},
-        "speckle_filter": {"name": "boxcar", "window": 5, "looks": 1.0},
-        "tone": {"method": "matched", "l_quantiles": np.linspace(0.0, 100.0, 101).tolist()},
-    }
-    return save_bundle(path, model, metadata)
+@pytest.fixture(scope="module")
+def bundle(tiny_bundle):
+    return load_bundle(tiny_bundle)
 
 
 @pytest.fixture(scope="module")
-def bundle(tmp_path_factory):
-    return load_bundle(_make_bundle(tmp_path_factory.mktemp("bundle") / "vh", ["VH"]))
-
-
-@pytest.fixture(scope="module")
-def dual_bundle(tmp_path_factory):
-    return load_bundle(_make_bundle(tmp_path_factory.mktemp("bundle") / "vvvh", ["VV", "VH"]))
+def dual_bundle(make_bundle):
+    return load_bundle(make_bundle(bands=("VV", "VH")))
 
 
 def _sigma0_db(shape, seed=0):
@@ -101,9 +87,9 @@ def test_prepare_sar_is_independent_of_the_input_scale(bundle):
 
 
 def test_prepare_sar_uses_a_given_scene_reference():
-    preprocessing = Preprocessing(Normalization(), SpeckleFilter("none"))
+    input_spec = InputSpec(Normalization(), SpeckleFilter("none"))
     values = np.array([[[1.0, 2.0], [4.0, 8.0]]], np.float32)
-    relative = prepare_sar(values, np.ones((2, 2), bool), preprocessing, "linear", reference=4.0)
+    relative = prepare_sar(values, np.ones((2, 2), bool), input_spec, "linear", reference=4.0)
     np.testing.assert_allclose(relative[..., 0], [[0.25, 0.5], [1.0, 1.0]])
 
 
@@ -162,7 +148,6 @@ def test_tiles_per_call_spreads_the_row_evenly(n_cols, tile, batch_size, expecte
 def test_model_runner_gives_the_network_s_output(downsample):
     """The runner folds batch normalisation and, for a network that predicts AB at reduced
     resolution, upsamples with OpenCV outside TensorFlow: the result must be the model's."""
-    keras = pytest.importorskip("keras")
     keras.utils.set_random_seed(5)
     model = ColorizationUNet(depth=2, base_filters=4, downsample=downsample)
     rng = np.random.default_rng(1)
@@ -375,9 +360,9 @@ def test_scene_statistics_come_from_a_decimated_read(bundle, db_scene, monkeypat
     with rasterio.open(db_scene) as src:
         full = src.read()
         small = src.read(out_shape=(1, 75, 85), resampling=rasterio.enums.Resampling.nearest)
-    preprocessing = Preprocessing.from_bundle(bundle)
-    full_stats = scene_statistics(full, np.isfinite(full[0]), preprocessing)
-    small_stats = scene_statistics(small, np.isfinite(small[0]), preprocessing)
+    input_spec = InputSpec.from_bundle(bundle)
+    full_stats = scene_statistics(full, np.isfinite(full[0]), input_spec)
+    small_stats = scene_statistics(small, np.isfinite(small[0]), input_spec)
     assert small_stats.references[0] == pytest.approx(full_stats.references[0], rel=0.3)
     assert np.median(np.abs(small_stats.feature_quantiles - full_stats.feature_quantiles)) < 0.03
     monkeypatch.setattr(inference_scene, "STATS_MAX_SIDE", 64)
@@ -394,13 +379,9 @@ def test_scene_statistics_come_from_a_decimated_read(bundle, db_scene, monkeypat
 
 
 @pytest.fixture(scope="module")
-def tile32_bundle(tmp_path_factory):
+def tile32_bundle(make_bundle):
     """A bundle whose network was trained on 32-px tiles (recorded in bundle.json)."""
-    path = _make_bundle(tmp_path_factory.mktemp("bundle") / "vh32", ["VH"])
-    metadata = json.loads((path / "bundle.json").read_text())
-    metadata["tile_size"] = 32
-    (path / "bundle.json").write_text(json.dumps(metadata))
-    return load_bundle(path)
+    return load_bundle(make_bundle(tile_size=32))
 
 
 def test_colorize_array_tiles_at_the_training_tile_size_by_default(tile32_bundle):

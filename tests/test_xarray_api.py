@@ -252,7 +252,7 @@ def test_a_window_with_the_chunk_margin_equals_predict(scene):
     display filter halos; the guided upsampling works inside each tile) is enough: a core
     coloured from exactly that window equals predict's pixels there."""
     from sar_colorizer.inference import (
-        Preprocessing,
+        InputSpec,
         scene_statistics,
         tile_settings,
         tiles_per_call,
@@ -267,11 +267,11 @@ def test_a_window_with_the_chunk_margin_equals_predict(scene):
     valid = values[0] != -9999.0
     net_tile, grid = tiling_plan(bundle, 700, 610, *tile_settings(bundle), factor=1.0)
     margin = chunk_margin(bundle, grid, "median_guided")
-    speckle_halo = Preprocessing.from_bundle(bundle).halo
+    speckle_halo = InputSpec.from_bundle(bundle).halo
     assert margin == grid.tile_size + max(speckle_halo, display_halo("median_guided"))
     assert display_halo("median_guided") > speckle_halo
     stats = scene_statistics(
-        values, valid, Preprocessing.from_bundle(bundle), "auto", "median_guided"
+        values, valid, InputSpec.from_bundle(bundle), "auto", "median_guided"
     )
     per_call = tiles_per_call(grid.n_cols, net_tile)
     core = (300, 400, 250, 350)

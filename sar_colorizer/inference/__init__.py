@@ -39,7 +39,7 @@ from sar_colorizer.inference.raster import PredictSummary, colorize_raster
 from sar_colorizer.inference.runner import BATCH_PIXELS, tiles_per_call
 from sar_colorizer.inference.scene import (
     STATS_MAX_SIDE,
-    Preprocessing,
+    InputSpec,
     SceneStatistics,
     prepare_sar,
     scene_statistics,
@@ -53,8 +53,8 @@ __all__ = [
     "DISPLAY_FILTER",
     "STATS_MAX_SIDE",
     "TONES",
+    "InputSpec",
     "PredictSummary",
-    "Preprocessing",
     "SceneStatistics",
     "colorize_array",
     "colorize_raster",

@@ -16,7 +16,7 @@ from sar_colorizer.inference.colour import (
 )
 from sar_colorizer.inference.runner import ModelRunner, tiles_per_call
 from sar_colorizer.inference.scene import (
-    Preprocessing,
+    InputSpec,
     SceneStatistics,
     check_values,
     db_feature,
@@ -139,12 +139,12 @@ def colorize_array(
     plan = OutputPlan.for_bundle(bundle, shrink, sigma=True, mean=True)
     display_filter, colour_upsampling = display_options(display_filter, colour_upsampling)
     factor = resample_factor(pixel_size, bundle.pixel_size)
-    preprocessing = Preprocessing.from_bundle(bundle)
+    input_spec = InputSpec.from_bundle(bundle)
     tone, l_quantiles = resolve_tone(bundle, tone)
     if stats is None:
-        stats = scene_statistics(values, valid, preprocessing, input_scale, display_filter)
+        stats = scene_statistics(values, valid, input_spec, input_scale, display_filter)
     relative, display = relative_and_display(
-        values, valid, stats.input_scale, stats.references, preprocessing, display_filter
+        values, valid, stats.input_scale, stats.references, input_spec, display_filter
     )
     model_input = to_model_input(relative)
     display = np.nan_to_num(display, nan=0.0)

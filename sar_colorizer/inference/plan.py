@@ -20,7 +20,7 @@ from sar_colorizer.errors import InputError
 from sar_colorizer.inference.colour import display_options
 from sar_colorizer.inference.runner import tiles_per_call
 from sar_colorizer.inference.scene import (
-    Preprocessing,
+    InputSpec,
     SceneStatistics,
     scene_statistics,
     stats_shape,
@@ -48,7 +48,7 @@ class RasterPlan:
         in_path: The input (a string for a GDAL virtual path or URL).
         info: Its header.
         band_indexes: 1-based bands fed to the model, in the model's order.
-        preprocessing: The bundle's normalisation and speckle filter.
+        input_spec: The bundle's normalisation and speckle filter.
         stats: Scene statistics (from the decimated read).
         tone: Tone used for L (after falling back to "sar" for bundles without a curve).
         lut: The scene's tone table.
@@ -65,7 +65,7 @@ class RasterPlan:
     in_path: Path | str
     info: RasterInfo
     band_indexes: tuple[int, ...]
-    preprocessing: Preprocessing
+    input_spec: InputSpec
     stats: SceneStatistics
     tone: str
     lut: np.ndarray
@@ -118,7 +118,7 @@ def plan_raster(
     info = read_info(in_path)
     band_indexes = list(resolve_bands(info, bands))  # None: every band but alpha
     bundle.check_input(len(band_indexes), sar_band_names(info, band_indexes))
-    preprocessing = Preprocessing.from_bundle(bundle)
+    input_spec = InputSpec.from_bundle(bundle)
     tone, l_quantiles = resolve_tone(bundle, tone)
     if tile_size is not None and tile_size != bundle.tile_size:
         logger.warning(
@@ -147,13 +147,13 @@ def plan_raster(
     net_tile, grid = tiling_plan(bundle, info.height, info.width, tile_size, overlap, factor)
     per_call = tiles_per_call(grid.n_cols, net_tile, batch_size)
     stats = _read_statistics(
-        in_path, info, band_indexes, preprocessing, input_scale, display_filter
+        in_path, info, band_indexes, input_spec, input_scale, display_filter
     )
     return RasterPlan(
         in_path=in_path,
         info=info,
         band_indexes=tuple(band_indexes),
-        preprocessing=preprocessing,
+        input_spec=input_spec,
         stats=stats,
         tone=tone,
         lut=tone_lut(tone, stats.feature_quantiles, l_quantiles),
@@ -162,7 +162,7 @@ def plan_raster(
         net_tile=net_tile,
         overlap=overlap,
         per_call=per_call,
-        halo=max(preprocessing.halo, display_halo(display_filter)),
+        halo=max(input_spec.halo, display_halo(display_filter)),
         display_filter=display_filter,
         guided=colour_upsampling == "guided",
     )
@@ -172,7 +172,7 @@ def _read_statistics(
     in_path: Path | str,
     info: RasterInfo,
     band_indexes: list[int],
-    preprocessing: Preprocessing,
+    input_spec: InputSpec,
     input_scale: str,
     display_filter: str,
 ) -> SceneStatistics:
@@ -187,7 +187,7 @@ def _read_statistics(
     )
     if not small_valid.any():
         raise InputError(f"{in_path}: no valid pixels (everything is nodata)")
-    stats = scene_statistics(small, small_valid, preprocessing, input_scale, display_filter)
+    stats = scene_statistics(small, small_valid, input_spec, input_scale, display_filter)
     sar_warnings(in_path, [info.descriptions[b - 1] for b in band_indexes], small, small_valid,
                  stats.input_scale)
     logger.info(

@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "STATS_MAX_SIDE",
-    "Preprocessing",
+    "InputSpec",
     "SceneStatistics",
     "check_values",
     "db_feature",
@@ -61,7 +61,7 @@ _QUANTILE_LEVELS = np.linspace(0.0, 1.0, N_QUANTILES)
 
 
 @dataclass(frozen=True)
-class Preprocessing:
+class InputSpec:
     """What a model expects of its input, from the bundle: normalisation and speckle filter.
 
     Attributes:
@@ -73,8 +73,8 @@ class Preprocessing:
     speckle_filter: SpeckleFilter
 
     @classmethod
-    def from_bundle(cls, bundle: Bundle) -> Preprocessing:
-        """The preprocessing stored in a :class:`~sar_colorizer.bundle.Bundle`'s metadata."""
+    def from_bundle(cls, bundle: Bundle) -> InputSpec:
+        """What a :class:`~sar_colorizer.bundle.Bundle`'s metadata says its model expects."""
         return cls(normalization=bundle.normalization, speckle_filter=bundle.speckle_filter)
 
     @property
@@ -85,10 +85,10 @@ class Preprocessing:
         return int(self.speckle_filter.window) // 2 + 1
 
 
-def _as_preprocessing(source: Preprocessing | Bundle) -> Preprocessing:
-    if isinstance(source, Preprocessing):
+def _as_input_spec(source: InputSpec | Bundle) -> InputSpec:
+    if isinstance(source, InputSpec):
         return source
-    return Preprocessing.from_bundle(source)
+    return InputSpec.from_bundle(source)
 
 
 @dataclass(frozen=True)
@@ -139,7 +139,7 @@ def relative_and_display(
     valid: np.ndarray,
     scale: str,
     references: Sequence[float],
-    preprocessing: Preprocessing,
+    input_spec: InputSpec,
     display_filter: str,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Raw (C, H, W) values -> (speckle-filtered relative intensity (C, H, W) for the network,
@@ -148,12 +148,12 @@ def relative_and_display(
     :mod:`sar_colorizer.sar.display`; "network": the network's input band)."""
     from sar_colorizer.sar.radiometry import raw_to_relative
 
-    relative, _ = raw_to_relative(values, preprocessing.normalization, scale, valid, references)
-    return _filtered(relative, valid, preprocessing, display_filter)
+    relative, _ = raw_to_relative(values, input_spec.normalization, scale, valid, references)
+    return _filtered(relative, valid, input_spec, display_filter)
 
 
 def _filtered(
-    relative: np.ndarray, valid: np.ndarray, preprocessing: Preprocessing, display_filter: str
+    relative: np.ndarray, valid: np.ndarray, input_spec: InputSpec, display_filter: str
 ) -> tuple[np.ndarray, np.ndarray]:
     """Relative intensity -> (speckle-filtered for the network, display-filtered for L)."""
     from sar_colorizer.sar.speckle import apply_speckle_filter
@@ -163,9 +163,9 @@ def _filtered(
         from sar_colorizer.sar.display import apply_display_filter
 
         display = apply_display_filter(relative[0], valid, display_filter)
-    if preprocessing.speckle_filter.name != "none":
+    if input_spec.speckle_filter.name != "none":
         relative = np.asarray(
-            apply_speckle_filter(relative, preprocessing.speckle_filter), dtype=np.float32
+            apply_speckle_filter(relative, input_spec.speckle_filter), dtype=np.float32
         )
     # (Already NaN there through to_linear_power's mask; boolean indexing would cost 5x more.)
     np.copyto(relative, np.float32(np.nan), where=~valid)
@@ -205,7 +205,7 @@ def db_feature(relative: np.ndarray) -> np.ndarray:
 def scene_statistics(
     values: np.ndarray,
     valid: np.ndarray,
-    preprocessing: Preprocessing | Bundle,
+    input_spec: InputSpec | Bundle,
     input_scale: str = "auto",
     display_filter: str = "network",
 ) -> SceneStatistics:
@@ -214,7 +214,7 @@ def scene_statistics(
     Args:
         values: ``(C, H, W)`` raw SAR values (the whole image, or a decimated read of it).
         valid: ``(H, W)`` True where the data are valid.
-        preprocessing: A :class:`Preprocessing` or a bundle.
+        input_spec: A :class:`InputSpec` or a bundle.
         input_scale: "auto" (detected with
             :func:`~sar_colorizer.sar.radiometry.detect_input_scale`) or a scale name.
         display_filter: The filter L is made with (:mod:`sar_colorizer.sar.display`); the
@@ -229,14 +229,14 @@ def scene_statistics(
     from sar_colorizer.sar.radiometry import raw_to_relative, relative_to_feature
 
     values, valid = check_values(values, valid)
-    preprocessing = _as_preprocessing(preprocessing)
+    input_spec = _as_input_spec(input_spec)
     if not valid.any():
         raise InputError("the image has no valid pixels (all nodata)")
     scale = resolve_scale(values, valid, input_scale)
     # The references come from the valid pixels (Normalization.reference raises, naming the
     # fix, where a band has none or none positive).
-    relative, references = raw_to_relative(values, preprocessing.normalization, scale, valid)
-    _, display = _filtered(relative, valid, preprocessing, display_filter)
+    relative, references = raw_to_relative(values, input_spec.normalization, scale, valid)
+    _, display = _filtered(relative, valid, input_spec, display_filter)
     feature = np.asarray(relative_to_feature(display[valid]), dtype=np.float64)
     feature = feature[np.isfinite(feature)]
     quantiles = np.quantile(feature, _QUANTILE_LEVELS) if feature.size else _QUANTILE_LEVELS
@@ -251,7 +251,7 @@ def scene_statistics(
 def prepare_sar(
     values: np.ndarray,
     valid: np.ndarray,
-    preprocessing: Preprocessing | Bundle,
+    input_spec: InputSpec | Bundle,
     input_scale: str = "auto",
     reference: float | Sequence[float] | None = None,
 ) -> np.ndarray:
@@ -260,8 +260,8 @@ def prepare_sar(
     Args:
         values: ``(C, H, W)`` raw values in ``input_scale`` (bands in model order).
         valid: ``(H, W)`` True where the data are valid.
-        preprocessing: The bundle (its normalisation and speckle filter are used) or a
-            :class:`Preprocessing`.
+        input_spec: The bundle (its normalisation and speckle filter are used) or a
+            :class:`InputSpec`.
         input_scale: "auto" or one of :data:`sar_colorizer.sar.radiometry.INPUT_SCALES`.
         reference: Linear power that maps to relative intensity 1, one for all bands or one
             per band; None computes it from this image (the 99th percentile of valid pixels).
@@ -274,9 +274,9 @@ def prepare_sar(
         InputError: Shapes do not match, no valid pixel, or an unknown scale.
     """
     values, valid = check_values(values, valid)
-    preprocessing = _as_preprocessing(preprocessing)
+    input_spec = _as_input_spec(input_spec)
     if reference is None:
-        stats = scene_statistics(values, valid, preprocessing, input_scale)
+        stats = scene_statistics(values, valid, input_spec, input_scale)
         scale, references = stats.input_scale, stats.references
     else:
         scale = resolve_scale(values, valid, input_scale)
@@ -287,5 +287,5 @@ def prepare_sar(
         )
         if len(references) != values.shape[0]:
             raise InputError(f"{len(references)} references given for {values.shape[0]} bands")
-    relative, _ = relative_and_display(values, valid, scale, references, preprocessing, "network")
+    relative, _ = relative_and_display(values, valid, scale, references, input_spec, "network")
     return to_model_input(relative)

@@ -103,7 +103,7 @@ class StripReader:
             )
             relative, display = relative_and_display(
                 values, valid, plan.stats.input_scale, plan.stats.references,
-                plan.preprocessing, plan.display_filter,
+                plan.input_spec, plan.display_filter,
             )
             display = np.nan_to_num(display[top - lo : bottom - lo], nan=0.0)
             bounds: tuple[np.ndarray, ...] = ()
