@@ -337,7 +337,8 @@ class FitResult:
     Attributes:
         monitor: The metric that chose the best epoch (:func:`monitored_metric`).
         best: Its lowest value over the epochs run (NaN when none was logged).
-        epochs_run: Epochs run in this call (early stopping may end sooner).
+        epochs_run: Epochs run (early stopping may end sooner); in this call, or in the whole
+            run after :func:`whole_run`.
         seconds: Wall time of the fit.
     """
 
@@ -414,6 +415,7 @@ def train(
                        callbacks=training_callbacks(work_dir, monitor, config.patience, callbacks),
                        progress=progress)
     restore_best(model, work_dir)
+    result = whole_run(result, model, work_dir)
 
     metadata = trained_bundle_metadata(model, chips, config, crops, result, val_ds, init=init)
     write_trained_bundle(model_out, model, metadata, work_dir, overwrite=overwrite)
@@ -628,6 +630,32 @@ def fit_model(
     seconds = time.perf_counter() - start
     best = min(history.history.get(monitor, [float("nan")]) or [float("nan")])
     return FitResult(monitor, best, len(history.history.get("loss", [])), seconds)
+
+
+def whole_run(result: FitResult, model: keras.Model, work_dir: Path) -> FitResult:
+    """``result`` of a fit that may have resumed an interrupted run, made to describe the whole
+    run: the epochs finished before the interruption count, and the best monitored value is
+    the lowest of any session (kept in ``work_dir/best/``, whose weights were restored).
+
+    A run interrupted after its last epoch but before its bundle was written resumes with
+    nothing left to fit; its bundle still records the epochs and the best value it had.
+    """
+    from sar_colorizer.checkpoints import STATE_FILE
+
+    resumed_after = int(getattr(model, "_initial_epoch", 0) or 0)
+    best = result.best
+    state_file = work_dir / "best" / STATE_FILE
+    if state_file.is_file():
+        try:
+            state = json.loads(state_file.read_text())
+            recorded = float(state["value"]) if state.get("monitor") == result.monitor else None
+        except (OSError, ValueError, KeyError, TypeError):
+            recorded = None
+        if recorded is not None and math.isfinite(recorded) and not recorded >= best:
+            best = recorded
+    return dataclasses.replace(
+        result, best=best, epochs_run=resumed_after + result.epochs_run
+    )
 
 
 def trained_bundle_metadata(

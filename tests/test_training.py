@@ -105,6 +105,35 @@ def test_interrupted_training_resumes_from_the_last_epoch(chips, tmp_path):
     assert epochs.count(0) == 1
 
 
+def test_a_run_interrupted_after_its_last_epoch_keeps_its_record(chips, tmp_path):
+    """Killed after the last epoch's checkpoint but before the bundle: the rerun has nothing
+    left to fit, and its bundle still records the epochs run and the best validation loss."""
+    from sar_colorizer._tf import import_keras
+
+    keras = import_keras()
+
+    class InterruptAtTheEnd(keras.callbacks.Callback):
+        def on_train_end(self, logs=None):
+            raise KeyboardInterrupt("simulated interruption")
+
+    model_out = tmp_path / "model"
+    config = TrainConfig.from_dict({**TINY, "epochs": 2})
+    with pytest.raises(KeyboardInterrupt):
+        train(chips, model_out, config, progress=False, callbacks=[InterruptAtTheEnd()])
+    work = model_out.with_name("model.work")
+    with (work / "training_log.csv").open() as handle:
+        logged = list(csv.DictReader(handle))
+    assert len(logged) == 2
+
+    summary = train(chips, model_out, config, progress=False)
+    record = json.loads((model_out / "bundle.json").read_text())["training"]
+    assert record["epochs_run"] == 2 and summary["epochs"] == 2
+    monitor = record["best"]["metric"]  # the validation loss that chose the best epoch
+    assert monitor.startswith("val_")
+    best = min(float(row[monitor]) for row in logged)
+    assert record["best"]["value"] == pytest.approx(best, rel=1e-6)
+
+
 def test_mirrored_strategy_on_two_logical_cpus(chips, tmp_path):
     script = textwrap.dedent(f"""
         import tensorflow as tf
