@@ -185,7 +185,7 @@ def evaluate(
         model: See :func:`load_model`.
         options: Those of :func:`sar_colorizer.evaluation.evaluate` (``split``, ``limit``,
             ``grid_count``, ``bands``, ``input_scale``, ``tone``, ``tile_size``,
-            ``overwrite``, ``html``).
+            ``overwrite``, ``html``, ``flagged``).
 
     Returns:
         The report (the content of ``report.json``).

@@ -21,7 +21,14 @@ Outputs in ``report_dir`` (each written atomically):
   to the model's multiple and shrunk for images smaller than a tile; ``tile_sizes`` lists
   them when images of different sizes used different tiles), the overlap, tone and optical
   convention.
-* ``report.md``: the table and one line per baseline with the model's advantage.
+* ``report.json`` per-image rows carry ``"cloud_or_snow"``: the manifest flags the pair's optical
+  image as covered by cloud or seasonal snow (:attr:`sar_colorizer.data.pairs.Pair.cloud_or_snow`),
+  so it does not show the surface colour. When some scored pair is flagged, ``"clear"`` holds
+  the same summary (``"n_images"``, ``"model"``, ``"baselines"``) over the unflagged pairs only,
+  and ``"left_out"``, the flagged names. With ``flagged="exclude"`` the flagged pairs are not
+  scored at all; ``"left_out"`` then names them at the top level.
+* ``report.md``: the table and one line per baseline with the model's advantage; when some pair
+  is flagged, a second table over the clear references only.
 * ``grid.png``: a few images, columns SAR | model | best baseline | reference | optical.
 
 The model also holds ``"beats_no_colour"``: on how many images (count, of, fraction) its AB
@@ -67,6 +74,11 @@ REPORT_MD = "report.md"
 GRID_PNG = "grid.png"
 CONFIDENCE_PNG = "confidence_deciles.png"
 MODEL_KEY = "model"
+#: Report key of the summary over the pairs whose optical reference is not flagged.
+CLEAR_KEY = "clear"
+#: What to do with pairs flagged ``cloud_or_snow``: score them with the rest (a second summary
+#: then scores the clear ones alone), or leave them out of the scores.
+FLAGGED_CHOICES = ("include", "exclude")
 #: Largest side of an image thumbnail in the grid, in pixels.
 GRID_THUMBNAIL = 256
 
@@ -98,22 +110,38 @@ _METRIC_DECIMALS = {
 # selecting pairs
 
 
+def is_flagged(pair: Any) -> bool:
+    """Whether a pair's optical reference is flagged ``cloud_or_snow`` (pairs made by hand
+    without the attribute are not)."""
+    return bool(getattr(pair, "cloud_or_snow", False))
+
+
 def select_pairs(
-    pairs: Sequence[Pair], split: str | None = None, limit: int | None = None
+    pairs: Sequence[Pair],
+    split: str | None = None,
+    limit: int | None = None,
+    flagged: str = "include",
 ) -> list[Pair]:
-    """Keep the pairs of one split (e.g. ``"test"`` rows of a manifest), then the first ``limit``.
+    """Keep the pairs of one split (e.g. ``"test"`` rows of a manifest), then the first ``limit``,
+    then, with ``flagged="exclude"``, those whose optical reference is not flagged.
 
     Args:
         pairs: The pairs.
         split: keep only pairs whose ``split`` equals this; None keeps all.
         limit: keep at most this many (after the split filter); None keeps all.
+        flagged: ``"include"`` keeps pairs flagged ``cloud_or_snow``; ``"exclude"`` drops them
+            (after ``limit``, so that the pairs left are those an ``"include"`` run scores in
+            its clear summary).
 
     Returns:
         The selected pairs, in their given order.
 
     Raises:
+        ValueError: ``flagged`` is not one of :data:`FLAGGED_CHOICES`.
         InputError: no pair is left, or ``limit`` is not positive.
     """
+    if flagged not in FLAGGED_CHOICES:
+        raise ValueError(f"flagged must be one of {', '.join(FLAGGED_CHOICES)}, not {flagged!r}")
     selected = list(pairs)
     if split is not None:
         available = sorted({str(pair.split) for pair in selected if pair.split})
@@ -130,6 +158,14 @@ def select_pairs(
         selected = selected[:limit]
     if not selected:
         raise InputError("no image pairs to evaluate; check INPUT")
+    if flagged == "exclude":
+        clear = [pair for pair in selected if not is_flagged(pair)]
+        if not clear:
+            raise InputError(
+                f"all {len(selected)} selected pair(s) are flagged cloud_or_snow; "
+                "use --flagged include to score them"
+            )
+        selected = clear
     return selected
 
 
@@ -151,6 +187,7 @@ class ImageOutputs:
         tile_size: Side of the tiles the network ran on for this image: the requested tile
             rounded to the model's multiple and shrunk for an image smaller than a tile (as
             ``predict`` does); None when unknown.
+        cloud_or_snow: The pair's optical reference is flagged as covered by cloud or snow.
     """
 
     name: str
@@ -158,6 +195,7 @@ class ImageOutputs:
     thumbnails: dict[str, np.ndarray] = field(default_factory=dict)
     confidence: np.ndarray | None = None
     tile_size: int | None = None
+    cloud_or_snow: bool = False
 
 
 def optical_to_lab(optical_rgb: np.ndarray) -> np.ndarray:
@@ -305,7 +343,8 @@ def evaluate_pair(
     height, width = valid.shape
     used_tile = fit_tile_size(tile, bundle.tile_multiple, height, width, overlap)
     return ImageOutputs(name=pair.name, metrics=scores, thumbnails=thumbnails,
-                        confidence=confidence, tile_size=used_tile)
+                        confidence=confidence, tile_size=used_tile,
+                        cloud_or_snow=is_flagged(pair))
 
 
 # --------------------------------------------------------------------------------------------
@@ -317,7 +356,9 @@ def _finite_or_none(value: float) -> float | None:
     return value if np.isfinite(value) else None
 
 
-def _summarise(names: list[str], per_image: list[dict[str, float]]) -> dict[str, Any]:
+def _summarise(
+    names: list[str], flags: list[bool], per_image: list[dict[str, float]]
+) -> dict[str, Any]:
     summary: dict[str, Any] = {}
     std: dict[str, float | None] = {}
     for metric in METRIC_NAMES:
@@ -337,8 +378,12 @@ def _summarise(names: list[str], per_image: list[dict[str, float]]) -> dict[str,
             std[metric] = None
     summary["std"] = std
     summary["per_image"] = [
-        {"name": name, **{metric: _finite_or_none(scores[metric]) for metric in METRIC_NAMES}}
-        for name, scores in zip(names, per_image, strict=True)
+        {
+            "name": name,
+            "cloud_or_snow": flag,
+            **{metric: _finite_or_none(scores[metric]) for metric in METRIC_NAMES},
+        }
+        for name, flag, scores in zip(names, flags, per_image, strict=True)
     ]
     return summary
 
@@ -367,6 +412,22 @@ def _advantage(model: dict[str, Any], baseline: dict[str, Any]) -> dict[str, Any
     return advantage
 
 
+def _method_summaries(images: Sequence[ImageOutputs]) -> dict[str, Any]:
+    """``{"n_images": N, "model": {...}, "baselines": {...}}`` over ``images``."""
+    names = [image.name for image in images]
+    flags = [image.cloud_or_snow for image in images]
+    model = _summarise(names, flags, [image.metrics[MODEL_KEY] for image in images])
+    baselines = {
+        name: _summarise(names, flags, [image.metrics[name] for image in images])
+        for name in BASELINE_NAMES
+    }
+    model["advantage"] = {name: _advantage(model, baselines[name]) for name in BASELINE_NAMES}
+    wins = model["advantage"]["no_colour"]["images_better_ab_rmse"]
+    model["beats_no_colour"] = {"images": wins, "of": len(images),
+                                "fraction": wins / len(images) if images else None}
+    return {"n_images": len(images), "model": model, "baselines": baselines}
+
+
 def build_report(images: Sequence[ImageOutputs]) -> dict[str, Any]:
     """Aggregate per-image scores into the ``report.json`` structure.
 
@@ -374,24 +435,20 @@ def build_report(images: Sequence[ImageOutputs]) -> dict[str, Any]:
         images: per-image outputs, each holding scores for the model and every baseline.
 
     Returns:
-        ``{"n_images": N, "model": {...}, "baselines": {...}}`` (see the module docstring).
+        ``{"n_images": N, "model": {...}, "baselines": {...}}`` (see the module docstring),
+        over every image; when some image is flagged ``cloud_or_snow``, also ``"clear"``: the
+        same summary over the unflagged images, with ``"left_out"``, the flagged names.
     """
-    names = [image.name for image in images]
-    model = _summarise(names, [image.metrics[MODEL_KEY] for image in images])
-    baselines = {
-        name: _summarise(names, [image.metrics[name] for image in images])
-        for name in BASELINE_NAMES
-    }
-    model["advantage"] = {name: _advantage(model, baselines[name]) for name in BASELINE_NAMES}
-    wins = model["advantage"]["no_colour"]["images_better_ab_rmse"]
-    model["beats_no_colour"] = {"images": wins, "of": len(images),
-                                "fraction": wins / len(images) if images else None}
-    report = {"n_images": len(images), "model": model, "baselines": baselines}
+    report = _method_summaries(images)
     samples = [image.confidence for image in images if image.confidence is not None]
     if samples:
         from sar_colorizer.confidence import error_by_decile
 
         report["confidence"] = error_by_decile(np.concatenate(samples))
+    left_out = [image.name for image in images if image.cloud_or_snow]
+    if left_out:
+        clear = _method_summaries([image for image in images if not image.cloud_or_snow])
+        report[CLEAR_KEY] = {**clear, "left_out": left_out}
     return report
 
 
@@ -406,7 +463,8 @@ def _format(value: float | None, metric: str) -> str:
 
 
 def format_markdown(report: dict[str, Any], title: str = "Colorization evaluation") -> str:
-    """The report as markdown: a table (rows = methods, columns = metrics) and advantages.
+    """The report as markdown: a table (rows = methods, columns = metrics) and advantages; when
+    some pair is flagged ``cloud_or_snow``, the same over the clear references only.
 
     Args:
         report: the structure returned by :func:`build_report` / :func:`evaluate`.
@@ -415,30 +473,66 @@ def format_markdown(report: dict[str, Any], title: str = "Colorization evaluatio
     Returns:
         Markdown text ending with a newline.
     """
+    lines = [
+        f"# {title}",
+        "",
+        f"{report['n_images']} image(s){_left_out_text(report)}. Every method's output and the "
+        "reference share the L derived from the SAR; the reference takes its colour (A, B) from "
+        "the optical image.",
+        "",
+        *_summary_markdown(report),
+    ]
+    if CLEAR_KEY in report:
+        lines += _clear_markdown(report)
+    if "confidence" in report:
+        lines += _confidence_markdown(report["confidence"])
+    return "\n".join(lines) + "\n"
+
+
+def _left_out_text(report: dict[str, Any]) -> str:
+    """For a report that left the flagged pairs out (``flagged="exclude"``): how many."""
+    left_out = report.get("left_out") or []
+    if not left_out:
+        return ""
+    return f" ({len(left_out)} more flagged cloud_or_snow left out: {', '.join(left_out)})"
+
+
+def clear_title(report: dict[str, Any]) -> str:
+    """Heading of the summary over the clear references only."""
+    clear = report[CLEAR_KEY]
+    return (
+        f"Clear references only ({clear['n_images']} of {report['n_images']} pairs; "
+        f"{len(clear['left_out'])} flagged cloud_or_snow left out)"
+    )
+
+
+def _clear_markdown(report: dict[str, Any]) -> list[str]:
+    clear = report[CLEAR_KEY]
+    lines = ["", f"## {clear_title(report)}", "", f"Left out: {', '.join(clear['left_out'])}.", ""]
+    if not clear["n_images"]:
+        return [*lines, "Every pair is flagged: no clear reference to score."]
+    return lines + _summary_markdown(clear)
+
+
+def _summary_markdown(summary: dict[str, Any]) -> list[str]:
+    """The metric table, the advantage over each baseline and the no-colour count of a summary
+    (``{"n_images", "model", "baselines"}``)."""
     arrows = {"max": "↑", "min": "↓", "one": "→1"}
     arrows = {metric: arrows[METRIC_GOALS[metric]] for metric in METRIC_NAMES}
     header = "| method | " + " | ".join(
         f"{_METRIC_LABELS[metric]} {arrows[metric]}" for metric in METRIC_NAMES
     )
-    lines = [
-        f"# {title}",
-        "",
-        f"{report['n_images']} image(s). Every method's output and the reference share the L "
-        "derived from the SAR; the reference takes its colour (A, B) from the optical image.",
-        "",
-        header + " |",
-        "|---" * (len(METRIC_NAMES) + 1) + "|",
+    lines = [header + " |", "|---" * (len(METRIC_NAMES) + 1) + "|"]
+    rows = [(MODEL_KEY, summary[MODEL_KEY])] + [
+        (name, summary["baselines"][name]) for name in BASELINE_NAMES
     ]
-    rows = [(MODEL_KEY, report[MODEL_KEY])] + [
-        (name, report["baselines"][name]) for name in BASELINE_NAMES
-    ]
-    for method, summary in rows:
-        cells = " | ".join(_format(summary.get(metric), metric) for metric in METRIC_NAMES)
+    for method, scores in rows:
+        cells = " | ".join(_format(scores.get(metric), metric) for metric in METRIC_NAMES)
         lines.append(f"| {method.replace('_', ' ')} | {cells} |")
     lines += ["", "Model against each baseline (positive = model better):", ""]
-    model = report[MODEL_KEY]
+    model = summary[MODEL_KEY]
     for name in BASELINE_NAMES:
-        baseline = report["baselines"][name]
+        baseline = summary["baselines"][name]
         advantage = model["advantage"][name]
         parts = []
         if advantage["ab_rmse"] is not None:
@@ -452,16 +546,19 @@ def format_markdown(report: dict[str, Any], title: str = "Colorization evaluatio
                 f"({advantage['psnr']:+.2f} dB)"
             )
         parts.append(
-            f"lower AB RMSE on {advantage['images_better_ab_rmse']} of {report['n_images']} images"
+            f"lower AB RMSE on {advantage['images_better_ab_rmse']} of {summary['n_images']} images"
         )
         lines.append(f"- vs {name.replace('_', ' ')}: " + "; ".join(parts))
     beats = model.get("beats_no_colour")
     if beats and beats["of"]:
-        lines += ["", f"The model beats no colour on {beats['images']} of {beats['of']} images "
-                      f"({100 * beats['fraction']:.0f}%)."]
-    if "confidence" in report:
-        lines += _confidence_markdown(report["confidence"])
-    return "\n".join(lines) + "\n"
+        lines += ["", beats_text(beats)]
+    return lines
+
+
+def beats_text(beats: dict[str, Any]) -> str:
+    """``"The model beats no colour on X of N images (P%)."``"""
+    return (f"The model beats no colour on {beats['images']} of {beats['of']} images "
+            f"({100 * beats['fraction']:.0f}%).")
 
 
 def _confidence_markdown(table: dict[str, Any]) -> list[str]:
@@ -635,6 +732,7 @@ def evaluate(
     optical_convention: str | None = None,
     optical_offset: float | None = None,
     html: bool = True,
+    flagged: str = "include",
 ) -> dict[str, Any]:
     """Evaluate a model and the three baselines on the same image pairs and write a report.
 
@@ -659,6 +757,9 @@ def evaluate(
         optical_offset: see :func:`evaluate_pair`.
         html: also write ``report.html`` (:mod:`sar_colorizer.report_html`), which shows every
             image.
+        flagged: pairs whose optical reference is flagged ``cloud_or_snow``: ``"include"``
+            scores them with the rest and adds ``"clear"``, the scores without them;
+            ``"exclude"`` leaves them out (named in ``"left_out"``).
 
     Returns:
         The report (the content of ``report.json``).
@@ -666,6 +767,7 @@ def evaluate(
     Raises:
         OutputExistsError: ``report.json`` exists and ``overwrite`` is False.
         InputError: no pairs are selected, the bundle has no baselines, or a pair is unusable.
+        ValueError: ``flagged`` is not one of :data:`FLAGGED_CHOICES`.
     """
     folder = Path(report_dir)
     if (folder / REPORT_JSON).exists() and not overwrite:
@@ -674,7 +776,9 @@ def evaluate(
         raise InputError(f"{folder}: the report path exists and is not a folder; give a folder")
     baselines = bundle_baselines(bundle)
     convention = optical_convention or bundle.optical_convention
-    selected = select_pairs(pairs, split=split, limit=limit)
+    chosen = select_pairs(pairs, split=split, limit=limit)
+    selected = select_pairs(chosen, flagged=flagged)
+    left_out = [pair.name for pair in chosen if is_flagged(pair)] if flagged == "exclude" else []
     in_grid = _grid_indices(len(selected), grid_count)
 
     from sar_colorizer.report_html import REPORT_HTML, HtmlCollector
@@ -706,6 +810,8 @@ def evaluate(
             on_image(outputs)
 
     report = build_report(images)
+    if left_out:
+        report["left_out"] = left_out
     from sar_colorizer.inference import tile_settings
 
     tile, overlap = tile_settings(bundle, tile_size)
@@ -720,6 +826,8 @@ def evaluate(
     }
     if len(used) > 1:
         report["settings"]["tile_sizes"] = used
+    if flagged == "exclude":
+        report["settings"]["flagged"] = flagged
     if getattr(bundle, "has_confidence", False):
         from sar_colorizer.confidence import resolve_shrink
 

@@ -5,6 +5,8 @@ Everything is inline: CSS, a few lines of JavaScript, and the images as base64 P
 from a file, offline, and can be mailed or attached to a ticket. It holds:
 
 - the metric table, the model beside the three baselines (best value per metric in bold);
+- when some pair's optical reference is flagged ``cloud_or_snow``, the same table over the clear
+  references only;
 - one row per image, sortable by any error column (click a header), with its name shortened
   (ellipsis in the middle, full name in the tooltip) and SAR | colorised | reference | optical,
   plus a slider that swipes between the SAR and the colorised image.
@@ -61,11 +63,13 @@ def png_data_uri(image: np.ndarray) -> str:
 
 @dataclass
 class ImageEntry:
-    """What the page keeps of one image: its name, scores and encoded thumbnails."""
+    """What the page keeps of one image: its name, scores, encoded thumbnails and whether its
+    optical reference is flagged ``cloud_or_snow``."""
 
     name: str
     metrics: dict[str, dict[str, float]]
     pictures: dict[str, str]
+    cloud_or_snow: bool = False
 
 
 class HtmlCollector:
@@ -78,7 +82,8 @@ class HtmlCollector:
         """Add an :class:`~sar_colorizer.evaluation.ImageOutputs` (with thumbnails)."""
         pictures = {key: png_data_uri(image.thumbnails[key]) for key, _ in PICTURES
                     if key in image.thumbnails}
-        self.entries.append(ImageEntry(image.name, image.metrics, pictures))
+        self.entries.append(ImageEntry(image.name, image.metrics, pictures,
+                                       bool(getattr(image, "cloud_or_snow", False))))
 
 
 def _fmt(value: Any, decimals: int) -> str:
@@ -87,11 +92,12 @@ def _fmt(value: Any, decimals: int) -> str:
     return f"{float(value):.{decimals}f}"
 
 
-def _metric_table(report: dict[str, Any]) -> str:
+def _metric_table(summary: dict[str, Any], table_id: str = "metrics") -> str:
+    """The metric table of a summary (``{"model", "baselines"}``: the report or its ``clear``)."""
     from sar_colorizer.evaluation import _METRIC_DECIMALS, _METRIC_LABELS, MODEL_KEY
     from sar_colorizer.metrics import METRIC_GOALS, METRIC_NAMES
 
-    methods = [(MODEL_KEY, report[MODEL_KEY])] + list(report["baselines"].items())
+    methods = [(MODEL_KEY, summary[MODEL_KEY])] + list(summary["baselines"].items())
     arrows = {"max": "↑", "min": "↓", "one": "→1"}
     head = "".join(f"<th>{html.escape(name.replace('_', ' '))}</th>" for name, _ in methods)
     rows = []
@@ -111,7 +117,8 @@ def _metric_table(report: dict[str, Any]) -> str:
         label = f"{_METRIC_LABELS[metric]} {arrows[goal]}"
         rows.append(f"<tr><th scope=row>{html.escape(label)}</th>{cells}</tr>")
     return (
-        "<table id=metrics><thead><tr><th>metric</th>" + head + "</tr></thead><tbody>"
+        f"<table id={table_id} class=metrics><thead><tr><th>metric</th>" + head
+        + "</tr></thead><tbody>"
         + "".join(rows) + "</tbody></table>"
     )
 
@@ -123,8 +130,9 @@ def _image_rows(entries: list[ImageEntry], baseline: str) -> str:
     for index, entry in enumerate(entries):
         model = entry.metrics[MODEL_KEY]
         base = entry.metrics.get(baseline, {})
+        title = entry.name + (" (optical flagged cloud_or_snow)" if entry.cloud_or_snow else "")
         cells = [
-            f"<td class=name title=\"{html.escape(entry.name)}\">"
+            f"<td class=name title=\"{html.escape(title)}\">"
             f"<span>{html.escape(shorten(entry.name))}</span></td>"
         ]
         for metric, _ in IMAGE_COLUMNS:
@@ -152,7 +160,8 @@ def _image_rows(entries: list[ImageEntry], baseline: str) -> str:
                 "<figcaption>SAR ⟷ colour</figcaption></figure>"
             )
         cells.append(f"<td class=pics>{''.join(figures)}</td>")
-        rows.append(f"<tr data-i=\"{index}\">{''.join(cells)}</tr>")
+        flag = " class=flagged" if entry.cloud_or_snow else ""
+        rows.append(f"<tr data-i=\"{index}\"{flag}>{''.join(cells)}</tr>")
     return "".join(rows)
 
 
@@ -162,7 +171,7 @@ h1{font-size:1.4em}h2{font-size:1.15em;margin-top:1.5em}
 table{border-collapse:collapse}
 th,td{border:1px solid #ccc;padding:3px 8px;text-align:right;vertical-align:middle}
 thead th{background:#f2f2f2}
-#metrics th[scope=row]{text-align:left}
+table.metrics th[scope=row]{text-align:left}
 td.best{font-weight:bold}
 #images{table-layout:fixed;width:100%}
 #images th.sortable{cursor:pointer;user-select:none}
@@ -172,6 +181,7 @@ td.best{font-weight:bold}
 #images col.name{width:13em}#images col.num{width:5.6em}
 #images thead th{text-align:left;font-size:12px}
 td.name{text-align:left;overflow:hidden}
+tr.flagged td.name{background:#eef2f7;font-style:italic}
 td.name span{display:block;overflow:hidden;white-space:nowrap;text-overflow:ellipsis}
 td.pics{text-align:left;white-space:nowrap;overflow-x:auto}
 figure{display:inline-block;margin:2px 3px;vertical-align:top;text-align:center}
@@ -213,6 +223,40 @@ document.querySelectorAll('.swipe').forEach(function (fig) {
 """
 
 
+def _clear_section(report: dict[str, Any]) -> str:
+    """The metric table over the clear references only, when some pair is flagged."""
+    from sar_colorizer.evaluation import CLEAR_KEY, MODEL_KEY, beats_text, clear_title
+
+    clear = report.get(CLEAR_KEY)
+    if not clear:
+        return ""
+    heading = f"<h2>{html.escape(clear_title(report))}</h2>"
+    names = html.escape(", ".join(clear["left_out"]))
+    note = (f"<p class=note>The optical image of these pairs is covered by cloud or seasonal "
+            f"snow, so it does not show the surface colour: {names}.</p>")
+    if not clear["n_images"]:
+        return heading + note + "<p class=note>Every pair is flagged: no clear reference to score.</p>"
+    beats = clear[MODEL_KEY].get("beats_no_colour")
+    beats_line = f"<p>{html.escape(beats_text(beats))}</p>" if beats and beats["of"] else ""
+    return heading + note + _metric_table(clear, "clear-metrics") + beats_line
+
+
+def _headline_note(report: dict[str, Any]) -> str:
+    """Beside a clear table, the headline's beats-no-colour line (to compare with the clear
+    one); the pairs left out by ``flagged="exclude"``."""
+    from sar_colorizer.evaluation import CLEAR_KEY, MODEL_KEY, beats_text
+
+    parts = []
+    beats = report[MODEL_KEY].get("beats_no_colour")
+    if CLEAR_KEY in report and beats and beats["of"]:
+        parts.append(f"<p>{html.escape(beats_text(beats))}</p>")
+    left_out = report.get("left_out") or []
+    if left_out:
+        parts.append(f"<p class=note>{len(left_out)} more pair(s) flagged cloud_or_snow left "
+                     f"out: {html.escape(', '.join(left_out))}.</p>")
+    return "".join(parts)
+
+
 def render(report: dict[str, Any], entries: list[ImageEntry], title: str = "Colorization evaluation") -> str:
     """The page as a string (see the module docstring)."""
     from sar_colorizer.evaluation import best_baseline
@@ -236,6 +280,7 @@ Every method's output and the reference share the L derived from the SAR; the re
 its colour (A, B) from the optical image, so only colour errors count.</p>
 <h2>Metrics, model beside the baselines</h2>
 {_metric_table(report)}
+{_headline_note(report)}{_clear_section(report)}
 <h2>Images</h2>
 <p class=note>Click a column header to sort by it. Drag the slider to swipe between the SAR and
 the colorised image. The last number column is the best baseline ({html.escape(baseline.replace('_', ' '))}).</p>

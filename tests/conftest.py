@@ -165,13 +165,15 @@ def write_pairs() -> WritePairs:
     """Factory writing a pairs folder in the ``sar/`` + ``opt/`` layout that ``preprocess`` and
     ``eval`` read.
 
-    ``write(root, n=4, size=64, *, names=None, splits=None, texture="field", colour=None,
-    seed=0, georeferenced=False) -> PairsFolder``
+    ``write(root, n=4, size=64, *, names=None, splits=None, cloud_or_snow=None,
+    texture="field", colour=None, seed=0, georeferenced=False) -> PairsFolder``
 
     ``size`` is a side or ``(height, width)``; ``names`` default to ``000``, ``001``, ...
     ``texture="field"``: the SAR's brightness decides the optical colour (bright blue-grey, dark
     green; or ``colour`` scaled by it); ``"noise"``: independent uniform noise in both.
-    ``splits`` (one per image, or ``{name: split}``) also writes a ``pairs.csv`` manifest.
+    ``splits`` (one per image, or ``{name: split}``) also writes a ``pairs.csv`` manifest;
+    ``cloud_or_snow`` (cells as written, one per image or ``{name: cell}``) writes it with that
+    column (and an empty ``split`` where no splits are given).
     Pairs are 8-bit PNGs without georeference, or 10 m GeoTIFFs in UTM 31N with
     ``georeferenced=True``.
     """
@@ -183,6 +185,7 @@ def write_pairs() -> WritePairs:
         *,
         names: Sequence[str] | None = None,
         splits: Sequence[str] | Mapping[str, str] | None = None,
+        cloud_or_snow: Sequence[str | int] | Mapping[str, str | int] | None = None,
         texture: str = "field",
         colour: tuple[int, int, int] | None = None,
         seed: int = 0,
@@ -201,16 +204,27 @@ def write_pairs() -> WritePairs:
             _write_image(root / "sar" / f"{name}{suffix}", sar[np.newaxis], georeferenced)
             _write_image(root / "opt" / f"{name}{suffix}", np.moveaxis(rgb, -1, 0), georeferenced)
             folder.images[name] = (sar, rgb)
-        if splits is not None:
-            by_name = dict(splits) if isinstance(splits, Mapping) else dict(zip(names, splits, strict=True))
+        if splits is not None or cloud_or_snow is not None:
+            split_of = _by_name(names, splits if splits is not None else [""] * len(names))
+            header = ["sar", "optical", "split"]
+            flag_of: dict[str, str | int] = {}
+            if cloud_or_snow is not None:
+                header.append("cloud_or_snow")
+                flag_of = _by_name(names, cloud_or_snow)
             with open(root / "pairs.csv", "w", newline="") as handle:
                 writer = csv.writer(handle, lineterminator="\n")
-                writer.writerow(["sar", "optical", "split"])
+                writer.writerow(header)
                 for name in names:
-                    writer.writerow([f"sar/{name}{suffix}", f"opt/{name}{suffix}", by_name[name]])
+                    row = [f"sar/{name}{suffix}", f"opt/{name}{suffix}", split_of[name]]
+                    writer.writerow(row + ([flag_of[name]] if flag_of else []))
         return folder
 
     return write
+
+
+def _by_name(names: Sequence[str], cells: Sequence[Any] | Mapping[str, Any]) -> dict[str, Any]:
+    """One manifest cell per pair name, from a mapping or a sequence in ``names`` order."""
+    return dict(cells) if isinstance(cells, Mapping) else dict(zip(names, cells, strict=True))
 
 
 def _write_image(path: Path, bands: np.ndarray, georeferenced: bool) -> None:

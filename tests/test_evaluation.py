@@ -161,3 +161,78 @@ def test_evaluate_refuses_existing_report_and_missing_baselines(tmp_path: Path):
         evaluation.evaluate(_Bundle(), [_Pair("a")], report_dir=tmp_path)
     with pytest.raises(InputError, match="baselines"):
         evaluation.evaluate(_Bundle(), [_Pair("a")], report_dir=tmp_path, overwrite=True)
+
+
+def _flagged_images() -> list[evaluation.ImageOutputs]:
+    """Four images; "cloudy" and "snowy" are flagged and score far worse than the clear ones."""
+    images = []
+    for name, ab_rmse, flag in (("a", 4.0, False), ("cloudy", 20.0, True),
+                                ("b", 6.0, False), ("snowy", 30.0, True)):
+        image = _outputs(name, {**_flat_metrics(1.0), "ab_rmse": ab_rmse}, 1.0)
+        image.cloud_or_snow = flag
+        images.append(image)
+    return images
+
+
+def test_build_report_adds_the_clear_summary_when_some_image_is_flagged():
+    images = _flagged_images()
+    report = evaluation.build_report(images)
+    # The headline is over every image, as without flags.
+    plain = evaluation.build_report([evaluation.ImageOutputs(i.name, i.metrics) for i in images])
+    assert "clear" not in plain
+    for method in ("model", "baselines"):
+        assert _without_flags(report[method]) == _without_flags(plain[method])
+    assert report["n_images"] == 4 and report["model"]["ab_rmse"] == pytest.approx(15.0)
+    assert [e["cloud_or_snow"] for e in report["model"]["per_image"]] == [False, True, False, True]
+    # The clear summary is the report of the clear images alone.
+    clear = report["clear"]
+    assert clear["left_out"] == ["cloudy", "snowy"]
+    alone = evaluation.build_report([images[0], images[2]])
+    assert {k: clear[k] for k in alone} == alone
+    assert clear["n_images"] == 2 and clear["model"]["ab_rmse"] == pytest.approx(5.0)
+    assert clear["model"]["beats_no_colour"] == {"images": 2, "of": 2, "fraction": 1.0}
+
+    markdown = evaluation.format_markdown(report)
+    heading = "## Clear references only (2 of 4 pairs; 2 flagged cloud_or_snow left out)"
+    head, _, tail = markdown.partition(heading)
+    assert tail, markdown
+    assert head == evaluation.format_markdown(plain).rstrip("\n") + "\n\n"
+    assert "Left out: cloudy, snowy." in tail
+    model_rows = [line for line in tail.splitlines() if line.startswith("| model |")]
+    assert len(model_rows) == 1 and "| 5.00 |" in model_rows[0]
+    assert "The model beats no colour on 2 of 2 images (100%)." in tail
+
+
+def _without_flags(summary: dict) -> dict:
+    """A summary (or the baselines' dict of summaries) without the per-image flags."""
+    if "per_image" not in summary:
+        return {name: _without_flags(value) for name, value in summary.items()}
+    rows = [{k: v for k, v in row.items() if k != "cloud_or_snow"} for row in summary["per_image"]]
+    return {**summary, "per_image": rows}
+
+
+def test_every_image_flagged_leaves_an_empty_clear_summary():
+    images = [image for image in _flagged_images() if image.cloud_or_snow]
+    report = evaluation.build_report(images)
+    assert report["clear"]["n_images"] == 0 and report["clear"]["model"]["ab_rmse"] is None
+    json.dumps(report, allow_nan=False)
+    markdown = evaluation.format_markdown(report)
+    assert "(0 of 2 pairs; 2 flagged cloud_or_snow left out)" in markdown
+    assert "no clear reference to score" in markdown
+
+
+def test_select_pairs_excludes_flagged_pairs_after_the_limit():
+    @dataclass(frozen=True)
+    class Flagged:
+        name: str
+        split: str | None = None
+        cloud_or_snow: bool = False
+
+    pairs = [Flagged("a"), Flagged("b", cloud_or_snow=True), Flagged("c"), Flagged("d")]
+    assert [p.name for p in evaluation.select_pairs(pairs, flagged="exclude")] == ["a", "c", "d"]
+    assert [p.name for p in evaluation.select_pairs(pairs, limit=2, flagged="exclude")] == ["a"]
+    assert len(evaluation.select_pairs(pairs, flagged="include")) == 4
+    with pytest.raises(InputError, match="all 1 selected pair.*--flagged include"):
+        evaluation.select_pairs(pairs[1:2], flagged="exclude")
+    with pytest.raises(ValueError, match="include, exclude"):
+        evaluation.select_pairs(pairs, flagged="drop")

@@ -112,6 +112,33 @@ def test_report_renders_in_headless_chromium(report_dir, chromium, tmp_path):
     assert picture.std() > 10  # not a blank page
 
 
+def test_flagged_report_renders_the_clear_table(write_pairs, tiny_bundle, chromium, tmp_path):
+    """A pair flagged cloud_or_snow: a second metric table over the clear pairs, the flagged row
+    marked, and the page still renders without errors."""
+    pairs = write_pairs(tmp_path / "p", size=(48, 40), names=["a", "b", "c"],
+                        cloud_or_snow=["0", "1", "0"]).root
+    report = tmp_path / "r"
+    result = CliRunner().invoke(
+        cli, ["-q", "eval", str(tiny_bundle), str(pairs), "--grid", "0", "--report", str(report)]
+    )
+    assert result.exit_code == 0, result.output
+    with Page(chromium) as page:
+        page.open(report / "report.html")
+        state = page.evaluate(
+            """(() => ({
+            tables: document.querySelectorAll('table.metrics').length,
+            clear_rows: document.querySelectorAll('#clear-metrics tbody tr').length,
+            clear_cols: document.querySelectorAll('#clear-metrics thead th').length,
+            flagged: Array.from(document.querySelectorAll('#images tr.flagged td.name'))
+                          .map(td => td.textContent),
+            headings: Array.from(document.querySelectorAll('h2')).map(h => h.textContent)}))()"""
+        )
+        assert page.errors() == []
+    assert state["tables"] == 2 and state["clear_rows"] >= 8 and state["clear_cols"] == 5
+    assert state["flagged"] == ["b"]
+    assert "Clear references only (2 of 3 pairs; 1 flagged cloud_or_snow left out)" in state["headings"]
+
+
 def test_real_texas_report_renders(shared_data, chromium, tmp_path):
     pairs = shared_data / "s1s2-la-texas" / "pairs.csv"
     if not pairs.exists():

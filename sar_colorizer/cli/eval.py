@@ -48,6 +48,14 @@ from sar_colorizer.cli.options import (
     show_default=True,
     help="Images (rows) in grid.png; 0 writes no grid.",
 )
+@click.option(
+    "--flagged",
+    type=click.Choice(["include", "exclude"]),
+    default="include",
+    show_default=True,
+    help="Pairs whose optical image the manifest flags cloud_or_snow: include them in the "
+    "scores (a second table then scores the clear pairs alone) or exclude them.",
+)
 @tile_size_option
 @bands_option
 @input_scale_option
@@ -65,6 +73,7 @@ def eval_command(
     split: str | None,
     limit: int | None,
     grid_count: int,
+    flagged: str,
     tile_size: int | None,
     bands: str | None,
     input_scale: str,
@@ -85,6 +94,10 @@ def eval_command(
     The model and three baselines (no colour, mean training colour, per-pixel linear
     regression on the SAR) are scored on the same images, each against LAB(L of the output,
     colour of the optical image). The markdown table is printed.
+
+    A manifest column cloud_or_snow (1/0) flags pairs whose optical image is covered by cloud
+    or seasonal snow, so that it does not show the surface colour: the scores then also come
+    over the clear pairs only, or, with --flagged exclude, only over those.
     """
     from sar_colorizer.errors import OutputExistsError
     from sar_colorizer.evaluation import REPORT_JSON, evaluate, format_markdown, select_pairs
@@ -96,7 +109,8 @@ def eval_command(
     # Find and select pairs before loading TensorFlow, so input mistakes fail fast.
     from sar_colorizer.data.pairs import find_pairs
 
-    pairs = select_pairs(find_pairs(Path(input_path)), split=split, limit=limit)
+    pairs = find_pairs(Path(input_path))
+    select_pairs(pairs, split=split, limit=limit, flagged=flagged)
 
     from sar_colorizer.bundle import load_bundle
 
@@ -106,6 +120,9 @@ def eval_command(
         pairs,
         report_dir=report_dir,
         grid_count=grid_count,
+        split=split,
+        limit=limit,
+        flagged=flagged,
         progress=progress_enabled(ctx),
         bands=bands,
         input_scale=input_scale,

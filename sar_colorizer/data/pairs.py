@@ -6,9 +6,9 @@ Three layouts are understood (see :func:`find_pairs`):
   ``opt/003.png``), as in the s1s2-la-texas data;
 * SEN1-2 style folders ``s1_<n>/`` and ``s2_<n>/`` whose files differ only in the sensor token
   (``ROIs1158_spring_s1_1_p30.png`` with ``ROIs1158_spring_s2_1_p30.png``);
-* a CSV manifest with columns ``sar,optical[,split]`` whose paths are relative to the CSV's folder.
-  A folder holding a ``pairs.csv`` (or ``manifest.csv``) is read through that manifest, so its
-  ``split`` column is honoured.
+* a CSV manifest with columns ``sar,optical[,split][,cloud_or_snow]`` whose paths are relative to
+  the CSV's folder. A folder holding a ``pairs.csv`` (or ``manifest.csv``) is read through that
+  manifest, so its ``split`` and ``cloud_or_snow`` columns are honoured.
 
 :func:`read_pair` reads one pair as arrays on the SAR grid. When both rasters are georeferenced and
 their grids differ, the optical image is reprojected onto the SAR grid (bilinear); only the overlap
@@ -18,6 +18,7 @@ is valid. Plain images without georeference must have the same size.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import logging
 import re
 import warnings
@@ -58,6 +59,11 @@ SPLIT_ALIASES = {
     "test": "test",
     "testing": "test",
 }
+#: Manifest column flagging a pair whose optical reference is covered by cloud or seasonal snow.
+FLAG_COLUMN = "cloud_or_snow"
+#: Accepted cells of the flag column (lower case); an empty cell is unflagged.
+FLAG_VALUES = {"": False, "0": False, "1": True, "false": False, "true": True,
+               "no": False, "yes": True}
 _SEN12_FOLDER = re.compile(r"^s1_")
 _SEN12_TOKEN = "_s1_"
 _MAX_NAMED = 5
@@ -73,12 +79,17 @@ class Pair:
         sar: Path of the SAR raster.
         optical: Path of the optical (RGB) raster.
         split: ``"train"``, ``"val"``, ``"test"`` as given by a manifest, or None.
+        cloud_or_snow: The manifest flags the optical image as covered by cloud or seasonal
+            snow: the SAR sees the ground through clouds, so such a reference does not show
+            the surface colour (BigEarthNet recommends leaving these patches out). False
+            where the manifest has no such column, or for folder layouts.
     """
 
     name: str
     sar: Path
     optical: Path
     split: str | None = None
+    cloud_or_snow: bool = False
 
 
 @dataclass
@@ -163,13 +174,17 @@ def read_manifest(csv_path: str | Path) -> list[Pair]:
 
     Args:
         csv_path: CSV with a header naming at least ``sar`` and ``optical`` (or ``opt``) columns and
-            optionally ``split``; relative paths are taken from the CSV's folder.
+            optionally ``split`` and ``cloud_or_snow``; relative paths are taken from the CSV's
+            folder.
 
     Returns:
-        The pairs in file order; an empty ``split`` cell gives ``split=None``.
+        The pairs in file order; an empty ``split`` cell gives ``split=None``. A
+        ``cloud_or_snow`` cell of ``1``, ``true`` or ``yes`` flags the pair; ``0``, ``false``,
+        ``no`` or empty (or no such column) leaves it unflagged.
 
     Raises:
-        InputError: Missing columns, no rows, or files that do not exist (named).
+        InputError: Missing columns, no rows, files that do not exist (named), or a
+            ``cloud_or_snow`` cell that is none of those values (file, line and column named).
     """
     csv_path = Path(csv_path)
     base = csv_path.parent
@@ -179,30 +194,50 @@ def read_manifest(csv_path: str | Path) -> list[Pair]:
         sar_key = header.get("sar")
         opt_key = header.get("optical") or header.get("opt")
         split_key = header.get("split")
+        flag_key = header.get(FLAG_COLUMN)
         if sar_key is None or opt_key is None:
             raise InputError(
                 f"{csv_path}: the manifest needs a header with columns sar,optical[,split] "
                 f"(found {', '.join(reader.fieldnames or []) or 'none'})"
             )
-        rows = [row for row in reader if any((value or "").strip() for value in row.values())]
+        # With the line each row ends on, for messages.
+        rows = [
+            (reader.line_num, row)
+            for row in reader
+            if any((value or "").strip() for value in row.values())
+        ]
     if not rows:
         raise InputError(f"{csv_path}: the manifest lists no pairs")
 
     pairs: list[Pair] = []
     missing: list[str] = []
-    for row in rows:
+    for line, row in rows:
         sar = _resolve(base, row[sar_key])
         optical = _resolve(base, row[opt_key])
         for file in (sar, optical):
             if not (file.is_file() or file.is_dir()):  # a folder: one file per band
                 missing.append(str(file))
         split = (row.get(split_key) or "").strip().lower() if split_key else ""
-        pairs.append(Pair(name=sar.stem, sar=sar, optical=optical, split=split or None))
+        flagged = _read_flag(row.get(flag_key), csv_path, line) if flag_key else False
+        pairs.append(Pair(name=sar.stem, sar=sar, optical=optical, split=split or None,
+                          cloud_or_snow=flagged))
     if missing:
         raise InputError(
             f"{csv_path}: {len(missing)} listed file(s) do not exist: {_name_some(missing)}"
         )
     return _unique_names(pairs, base)
+
+
+def _read_flag(cell: str | None, csv_path: Path, line: int) -> bool:
+    """A ``cloud_or_snow`` cell as a bool (see :data:`FLAG_VALUES`)."""
+    text = (cell or "").strip()
+    value = FLAG_VALUES.get(text.lower())
+    if value is None:
+        raise InputError(
+            f"{csv_path}: line {line}, column {FLAG_COLUMN}: {text!r} is not a flag; "
+            "use 1/0, true/false, yes/no or leave it empty"
+        )
+    return value
 
 
 def match_folders(sar_dir: str | Path, opt_dir: str | Path) -> list[Pair]:
@@ -344,7 +379,7 @@ def _unique_names(pairs: list[Pair], base: Path) -> list[Pair]:
                 name = "_".join(relative.parts)
             except ValueError:
                 name = "_".join(pair.sar.with_suffix("").parts[-3:])
-            pair = Pair(name, pair.sar, pair.optical, pair.split)
+            pair = dataclasses.replace(pair, name=name)
         out.append(pair)
     names = [pair.name for pair in out]
     if len(set(names)) != len(names):

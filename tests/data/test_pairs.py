@@ -84,6 +84,56 @@ def test_folder_with_pairs_csv_uses_the_manifest(tmp_path) -> None:
     assert [(p.name, p.split) for p in pairs] == [("001", "train"), ("002", "test")]
 
 
+FLAG_CELLS = {"a": "1", "b": "0", "c": "True", "d": "false", "e": " YES ", "f": "no", "g": ""}
+
+
+def test_manifest_cloud_or_snow_column_flags_pairs(tmp_path, write_pairs) -> None:
+    folder = write_pairs(tmp_path / "p", size=8, names=list(FLAG_CELLS), cloud_or_snow=FLAG_CELLS)
+    pairs = find_pairs(folder.root)
+    assert {p.name: p.cloud_or_snow for p in pairs} == {
+        "a": True, "b": False, "c": True, "d": False, "e": True, "f": False, "g": False
+    }
+    assert all(p.split is None for p in pairs)  # the split column is empty
+    # Without the column (or in a folder layout) nothing is flagged.
+    (folder.root / "pairs.csv").unlink()
+    assert not any(p.cloud_or_snow for p in find_pairs(folder.root))
+    plain = write_pairs(tmp_path / "q", n=2, size=8, splits=["train", "test"])
+    assert not any(p.cloud_or_snow for p in find_pairs(plain.root / "pairs.csv"))
+
+
+def test_flag_survives_disambiguated_names(tmp_path) -> None:
+    _png_pair(tmp_path / "a" / "x.png", tmp_path / "o" / "x1.png")
+    _png_pair(tmp_path / "b" / "x.png", tmp_path / "o" / "x2.png")
+    (tmp_path / "m.csv").write_text(
+        "sar,optical,cloud_or_snow\na/x.png,o/x1.png,0\nb/x.png,o/x2.png,1\n"
+    )
+    pairs = find_pairs(tmp_path / "m.csv")
+    assert [(p.name, p.cloud_or_snow) for p in pairs] == [("a_x", False), ("b_x", True)]
+
+
+def test_bad_cloud_or_snow_value_names_file_line_and_column(tmp_path, write_pairs) -> None:
+    cells = {"a": "1", "b": "maybe", "c": "0"}
+    folder = write_pairs(tmp_path / "p", size=8, names=list(cells), splits=["test"] * 3,
+                         cloud_or_snow=cells)
+    with pytest.raises(InputError) as error:
+        find_pairs(folder.root)
+    message = str(error.value)
+    # The header is line 1, so pair "b" is on line 3.
+    assert str(folder.root / "pairs.csv") in message
+    assert "line 3" in message and "cloud_or_snow" in message and "'maybe'" in message
+    assert "\n" not in message
+
+
+def test_real_bigearthnet_manifest_flags_six_test_pairs(shared_data) -> None:
+    manifest = shared_data / "bigearthnet-configilm" / "pairs.csv"
+    if not manifest.is_file():
+        pytest.skip(f"{manifest} is absent")
+    pairs = find_pairs(manifest)
+    flagged = [p for p in pairs if p.cloud_or_snow]
+    assert len(flagged) == 6 and {p.split for p in flagged} == {"test"}
+    assert sum(p.split == "test" for p in pairs) == 24
+
+
 def test_missing_partners_are_named(tmp_path) -> None:
     _png_pair(tmp_path / "sar" / "001.png", tmp_path / "opt" / "001.png")
     _png_pair(tmp_path / "sar" / "002.png", tmp_path / "opt" / "002.png")
