@@ -162,7 +162,10 @@ class ColourConverter:
             lightness = lookup(relative_to_feature_tf(relative), lut)
             ab = ab_norm * AB_SCALE
             if chroma_limit:  # keep hue, reduce chroma to what sRGB shows at this L
-                ab = limit_chroma(lightness, ab, gamut, *(lookup(b, lut) for b in bounds))
+                # The bounds only choose a cap (the pixel's own L caps it too): the nearest
+                # table entry is close enough, at a third of the interpolation's cost.
+                nearest = [tf.gather(lut, tf.cast(b * steps + 0.5, tf.int32)) for b in bounds]
+                ab = limit_chroma(lightness, ab, gamut, *nearest)
             return lightness, ab
 
         def to_rgb(lightness: Tensor, shown: Tensor, ab_norm: Tensor, valid: Tensor) -> TensorPair:
@@ -232,17 +235,22 @@ class ColourConverter:
         value (0 without the envelope)."""
         return 2 * self.envelope_radius
 
-    def bounds(self, relative: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, ...]:
+    def bounds(
+        self, relative: np.ndarray, valid: np.ndarray, feature: np.ndarray | None = None
+    ) -> tuple[np.ndarray, ...]:
         """The L envelope's lower and upper dB feature around each pixel of ``(H, W)``
         relative intensity (:func:`~sar_colorizer.color.gamut.lightness_envelope`); ``()``
         without the envelope. Rows and columns beyond the array are taken as reflected, as at
-        the scene's edges: away from them, pass :attr:`margin` pixels of context and cut."""
+        the scene's edges: away from them, pass :attr:`margin` pixels of context and cut.
+        ``feature``: the dB feature of ``relative``, where the caller has it already."""
         if self.envelope_radius <= 0:
             return ()
         from sar_colorizer.color.gamut import lightness_envelope
-        from sar_colorizer.sar.radiometry import relative_to_feature
 
-        feature = np.asarray(relative_to_feature(relative), dtype=np.float32)
+        if feature is None:
+            from sar_colorizer.sar.radiometry import relative_to_feature
+
+            feature = np.asarray(relative_to_feature(relative), dtype=np.float32)
         return lightness_envelope(feature, valid, self.envelope_radius)
 
     def __call__(

@@ -106,15 +106,20 @@ class StripReader:
                 plan.input_spec, plan.display_filter,
             )
             display = np.nan_to_num(display[top - lo : bottom - lo], nan=0.0)
+            rows = slice(first - top, stop - top)
+            # The dB feature of display, once: the guide of the colour upsampling and the
+            # source of the L envelope.
+            feature = db_feature(display) if plan.guided or margin else None
             bounds: tuple[np.ndarray, ...] = ()
-            if self.converter is not None:
-                rows = slice(first - top, stop - top)
-                context = self.converter.bounds(display, valid[top - lo : bottom - lo])
+            if self.converter is not None and margin:
+                context = self.converter.bounds(display, valid[top - lo : bottom - lo], feature)
                 bounds = tuple(np.ascontiguousarray(b[rows]) for b in context)
             cut = slice(first - lo, stop - lo)
             model_input = to_model_input(relative[:, cut])
-            display = np.ascontiguousarray(display[first - top : stop - top])
-            guide = db_feature(display) if plan.guided else None
+            display = np.ascontiguousarray(display[rows])
+            guide = None
+            if plan.guided and feature is not None:
+                guide = np.ascontiguousarray(feature[rows])
         return Strip(first, model_input, valid[cut], display, guide, bounds)
 
 

@@ -25,7 +25,8 @@ def _definition(relative, ab_norm, valid, lut, chroma_limit, radius=ENVELOPE_RAD
     lightness = np.interp(feature, samples, lut)
     lab = np.concatenate([lightness[..., None], ab_norm * AB_SCALE], axis=-1).astype(np.float32)
     bounds = lightness_envelope(feature, valid, radius) if radius else ()
-    bound_lightness = [np.interp(b, samples, lut) for b in bounds]
+    # The bounds read the nearest table entry (they only choose a cap).
+    bound_lightness = [lut[np.floor(b * (TONE_LUT_SIZE - 1) + 0.5).astype(int)] for b in bounds]
     shown = limit_chroma_numpy(lab, *bound_lightness) if chroma_limit else lab
     rgb = np.round(keras.ops.convert_to_numpy(lab_to_rgb(shown)) * 255.0)
     lab[~valid] = 0.0
