@@ -7,6 +7,10 @@ from typing import Any, TypeVar
 
 import click
 
+from sar_colorizer.color.convention import OPTICAL_CONVENTIONS
+from sar_colorizer.inference.tone import TONES
+from sar_colorizer.sar.radiometry import INPUT_SCALES
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 overwrite_option = click.option(
@@ -61,11 +65,9 @@ bands_option = click.option(
     "file name) or 1-based numbers (1 or 1,2).  [default: all bands]",
 )
 
-# The scales of sar_colorizer.sar.radiometry.INPUT_SCALES (+ "auto"), spelled out so that
-# building the command line imports nothing heavy.
 input_scale_option = click.option(
     "--input-scale",
-    type=click.Choice(["auto", "linear", "db", "amplitude", "display"]),
+    type=click.Choice(["auto", *INPUT_SCALES]),
     default="auto",
     show_default=True,
     help="Radiometric scale of the SAR: linear power, dB, amplitude, or a display-stretched "
@@ -74,7 +76,7 @@ input_scale_option = click.option(
 
 tone_option = click.option(
     "--tone",
-    type=click.Choice(["balanced", "matched", "sar"]),
+    type=click.Choice(TONES),
     default="balanced",
     show_default=True,
     help="Lightness: 'matched' to the brightness of the training optical images (natural look), "
@@ -98,7 +100,6 @@ mute_unsure_option = click.option(
     "for models with a confidence head]",
 )
 
-# sar_colorizer.color.convention.OPTICAL_CONVENTIONS, spelled out so that --help stays cheap.
 optical_offset_option = click.option(
     "--optical-offset",
     type=float,
@@ -113,7 +114,7 @@ def optical_convention_option(default: str | None, help_default: str) -> Callabl
     """``--optical-convention``: how optical images become the RGB the model learns."""
     return click.option(
         "--optical-convention",
-        type=click.Choice(["dos", "as-is"]),
+        type=click.Choice(OPTICAL_CONVENTIONS),
         default=default,
         help="Optical colour convention: 'dos' removes haze (per-channel dark-object "
         "subtraction) and applies one joint 99th-percentile stretch, so Level-1C, Level-2A "

@@ -36,7 +36,9 @@ from sar_colorizer.cli.options import (
     tiles_per_call_option,
     tone_option,
 )
+from sar_colorizer.color.upsampling import UPSAMPLINGS
 from sar_colorizer.errors import InputError
+from sar_colorizer.sar.display import DEFAULT_DISPLAY_FILTER, DISPLAY_FILTERS
 
 
 @click.command("predict")
@@ -91,15 +93,15 @@ from sar_colorizer.errors import InputError
 )
 @click.option(
     "--display-filter",
-    type=click.Choice(["median_guided", "bilateral", "network"]),
-    default="median_guided",
+    type=click.Choice(DISPLAY_FILTERS),
+    default=DEFAULT_DISPLAY_FILTER,
     show_default=True,
     help="Edge-preserving despeckling of the SAR that the brightness L is made from; 'network' "
     "uses the model's own speckle filter (blurrier). The network's input never changes.",
 )
 @click.option(
     "--colour-upsampling",
-    type=click.Choice(["guided", "bilinear"]),
+    type=click.Choice(UPSAMPLINGS),
     default="guided",
     show_default=True,
     help="How the network's low-resolution colour is brought to full resolution: 'guided' "
@@ -181,7 +183,7 @@ def predict(
     creation_options: dict[str, str],
     workers: int | None,
     scheduler: str | None,
-    display_filter: str = "median_guided",
+    display_filter: str = DEFAULT_DISPLAY_FILTER,
     colour_upsampling: str = "guided",
     chroma_limit: bool = True,
     pixel_size: float | None = None,

@@ -16,7 +16,6 @@ OpenCV box filters: a few milliseconds per megapixel.
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
 __all__ = ["GUIDED_EPS", "LOW_RADIUS", "UPSAMPLINGS", "guided_upsample", "resize_bilinear"]
@@ -36,6 +35,8 @@ def resize_bilinear(images: np.ndarray, height: int, width: int) -> np.ndarray:
     """``(B, h, w, C)`` float32 -> ``(B, height, width, C)``, bilinear with half-pixel centres
     and edge clamping: what ``tf.image.resize(..., "bilinear")`` computes (to float32
     rounding)."""
+    import cv2  # where used: the option names above need no OpenCV
+
     resized = np.empty(images.shape[:1] + (height, width) + images.shape[3:], dtype=np.float32)
     for image, out in zip(images, resized, strict=True):
         # OpenCV drops a single channel axis; the reshape puts it back.
@@ -46,6 +47,8 @@ def resize_bilinear(images: np.ndarray, height: int, width: int) -> np.ndarray:
 
 
 def _box_mean(image: np.ndarray, radius: int) -> np.ndarray:
+    import cv2  # where used: the option names above need no OpenCV
+
     size = 2 * radius + 1
     return cv2.boxFilter(image, -1, (size, size), borderType=cv2.BORDER_REFLECT)
 
@@ -72,6 +75,8 @@ def guided_upsample(
     Returns:
         ``(B, H, W, C)`` float32.
     """
+    import cv2  # where used: the option names above need no OpenCV
+
     batch, height, width = guide.shape
     channels = low.shape[-1]
     out = np.empty((batch, height, width, channels), dtype=np.float32)
