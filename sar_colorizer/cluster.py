@@ -87,6 +87,10 @@ def local_cluster(n_workers: int, memory_limit: str | None = "auto") -> distribu
     )
 
 
+#: The paths a scene's job may write (``output`` always, the others when asked for).
+_OUTPUT_KEYS = ("output", "ab_output", "quicklook", "confidence")
+
+
 def colour_scene(model: str, job: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
     """One task: check and colour one scene on a worker; returns its summary.
 
@@ -98,7 +102,7 @@ def colour_scene(model: str, job: dict[str, Any], settings: dict[str, Any]) -> d
     from sar_colorizer.io.raster import check_output_path, read_info
 
     read_info(job["input"])
-    for key in ("output", "ab_output", "quicklook"):
+    for key in _OUTPUT_KEYS:
         if job.get(key) is not None:
             check_output_path(job[key], settings.get("overwrite", False))
     summary = colorize_raster(
@@ -107,6 +111,7 @@ def colour_scene(model: str, job: dict[str, Any], settings: dict[str, Any]) -> d
         job["output"],
         ab_path=job.get("ab_output"),
         quicklook_path=job.get("quicklook"),
+        confidence_path=job.get("confidence"),
         progress=False,
         **settings,
     )
@@ -139,7 +144,8 @@ def run_batch(
         client: A ``distributed.Client``.
         model: Bundle path or ``"default"``, loaded on every worker first (a model that does
             not load stops the run before any scene, as in the sequential batch).
-        jobs: ``{"input", "output", "ab_output", "quicklook"}`` per scene (paths as str).
+        jobs: ``{"input", "output", "ab_output", "quicklook", "confidence"}`` per scene (paths
+            as str).
         settings: Keyword arguments of :func:`~sar_colorizer.inference.colorize_raster`.
         progress: A progress bar over scenes.
 
@@ -191,7 +197,7 @@ def remove_partials(jobs: Iterable[dict[str, Any]]) -> list[Path]:
     """Delete temporary files that workers killed mid-write left beside the outputs."""
     removed = []
     for job in jobs:
-        for key in ("output", "ab_output", "quicklook"):
+        for key in _OUTPUT_KEYS:
             if job.get(key) is None:
                 continue
             path = Path(job[key])
@@ -230,6 +236,7 @@ def colour_jobs_on_cluster(
             "output": str(job.output),
             "ab_output": str(job.ab_output) if job.ab_output is not None else None,
             "quicklook": str(job.quicklook) if job.quicklook is not None else None,
+            "confidence": str(job.confidence) if job.confidence is not None else None,
         }
         for job in jobs
     ]

@@ -59,12 +59,13 @@ def test_two_workers_match_the_sequential_batch_and_report_a_corrupt_input(tmp_p
     runner = CliRunner()
     pattern = str(scenes / "*.tif")
     sequential = runner.invoke(
-        cli, ["-q", "predict", pattern, "--output-dir", str(tmp_path / "seq"), "--format", "gtiff"]
+        cli, ["-q", "predict", pattern, "--output-dir", str(tmp_path / "seq"), "--format", "gtiff",
+              "--confidence", str(tmp_path / "seq_confidence")]
     )
     parallel = runner.invoke(
         cli,
         ["-q", "predict", pattern, "--output-dir", str(tmp_path / "par"), "--format", "gtiff",
-         "--workers", "2"],
+         "--confidence", str(tmp_path / "par_confidence"), "--workers", "2"],
     )
     for result in (sequential, parallel):
         assert result.exit_code == 1, result.output
@@ -73,6 +74,10 @@ def test_two_workers_match_the_sequential_batch_and_report_a_corrupt_input(tmp_p
     for seed in range(3):
         name = f"scene{seed}_VH.tif"
         np.testing.assert_array_equal(_pixels(tmp_path / "par" / name), _pixels(tmp_path / "seq" / name))
+        # The confidence rasters of the shipped model's head, written by the workers too.
+        confidence = f"scene{seed}_VH_confidence.tif"
+        np.testing.assert_array_equal(_pixels(tmp_path / "par_confidence" / confidence),
+                                      _pixels(tmp_path / "seq_confidence" / confidence))
         with rasterio.open(tmp_path / "par" / name) as src:
             assert src.crs == "EPSG:32631"
     assert sorted(p.name for p in (tmp_path / "par").iterdir()) == [
