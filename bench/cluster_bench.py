@@ -130,15 +130,16 @@ def main() -> None:
     # Distributed: a local cluster of single-threaded worker processes.
     import distributed
 
+    from sar_colorizer.batch import Job, PredictOptions
     from sar_colorizer.cluster import local_cluster, run_batch
 
     t0 = time.perf_counter()
     with local_cluster(args.workers) as cluster, distributed.Client(cluster) as client:
         client.run(load_model, args.model)
         startup = time.perf_counter() - t0
-        jobs = [{"input": str(p), "output": str(out / "par" / p.name)} for p in crops]
+        jobs = [Job(input=p, output=out / "par" / p.name) for p in crops]
         t1 = time.perf_counter()
-        done, failed = run_batch(client, args.model, jobs, {}, progress=False)
+        done, failed = run_batch(client, args.model, jobs, PredictOptions(), progress=False)
         parallel = time.perf_counter() - t1
         worker_mb = client.run(peak_rss_mb)
         worker_now = client.run(rss_mb)

@@ -427,7 +427,7 @@ def colour_batch(
         if not isinstance(model, str | os.PathLike):
             raise TypeError("a cluster run needs the model as a path that every worker loads")
         done, failures = colour_jobs_on_cluster(
-            plan.jobs, os.fspath(model), options.raster_options(), workers, scheduler, progress
+            plan.jobs, os.fspath(model), options, workers, scheduler, progress
         )
         summary.done += done
         summary.failed += failures

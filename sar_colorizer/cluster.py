@@ -32,7 +32,7 @@ from sar_colorizer.errors import InputError, MissingExtraError, SarColorError
 if TYPE_CHECKING:
     import distributed
 
-    from sar_colorizer.batch import Job
+    from sar_colorizer.batch import Job, PredictOptions
 
 logger = logging.getLogger(__name__)
 
@@ -87,34 +87,21 @@ def local_cluster(n_workers: int, memory_limit: str | None = "auto") -> distribu
     )
 
 
-#: The paths a scene's job may write (``output`` always, the others when asked for).
-_OUTPUT_KEYS = ("output", "ab_output", "quicklook", "confidence")
-
-
-def colour_scene(model: str, job: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
-    """One task: check and colour one scene on a worker; returns its summary.
+def colour_scene(model: str, job: Job, options: PredictOptions) -> dict[str, Any]:
+    """One task: check and colour one scene on a worker, as the sequential batch colours it
+    (:func:`sar_colorizer.batch.colour_job`); returns its summary.
 
     Raises:
         SarColorError: The scene cannot be coloured (its message names the problem).
     """
     from sar_colorizer.api import load_model
-    from sar_colorizer.inference import colorize_raster
+    from sar_colorizer.batch import colour_job
     from sar_colorizer.io.raster import check_output_path, read_info
 
-    read_info(job["input"])
-    for key in _OUTPUT_KEYS:
-        if job.get(key) is not None:
-            check_output_path(job[key], settings.get("overwrite", False))
-    summary = colorize_raster(
-        load_model(model),
-        job["input"],
-        job["output"],
-        ab_path=job.get("ab_output"),
-        quicklook_path=job.get("quicklook"),
-        confidence_path=job.get("confidence"),
-        progress=False,
-        **settings,
-    )
+    read_info(job.input)
+    for path in job.outputs():
+        check_output_path(path, options.overwrite)
+    summary = colour_job(load_model(model), job, options, progress=False)
     return {
         "input": str(summary.input),
         "output": str(summary.output),
@@ -134,8 +121,8 @@ def _load_on_worker(model: str) -> str:
 def run_batch(
     client: distributed.Client,
     model: str,
-    jobs: Sequence[dict[str, Any]],
-    settings: dict[str, Any],
+    jobs: Sequence[Job],
+    options: PredictOptions,
     progress: bool = True,
 ) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
     """Colour ``jobs`` on the cluster behind ``client``, one task per scene.
@@ -144,9 +131,8 @@ def run_batch(
         client: A ``distributed.Client``.
         model: Bundle path or ``"default"``, loaded on every worker first (a model that does
             not load stops the run before any scene, as in the sequential batch).
-        jobs: ``{"input", "output", "ab_output", "quicklook", "confidence"}`` per scene (paths
-            as str).
-        settings: Keyword arguments of :func:`~sar_colorizer.inference.colorize_raster`.
+        jobs: The scenes and their outputs (:class:`sar_colorizer.batch.Job`).
+        options: How each scene is coloured.
         progress: A progress bar over scenes.
 
     Returns:
@@ -167,7 +153,7 @@ def run_batch(
     run = uuid.uuid4().hex[:8]  # task keys unique to this run: never a cached result
     futures = {
         client.submit(
-            colour_scene, model, job, settings, key=f"sarcolor-{run}-{i}-{Path(job['input']).name}"
+            colour_scene, model, job, options, key=f"sarcolor-{run}-{i}-{Path(job.input).name}"
         ): job
         for i, job in enumerate(jobs)
     }
@@ -181,11 +167,11 @@ def run_batch(
                 done.append(future.result())
             except distributed.KilledWorker:
                 message = "failed: the workers colouring it died (out of memory?)"
-                failed.append((job["input"], message))
+                failed.append((str(job.input), message))
             except SarColorError as error:
-                failed.append((job["input"], str(error)))
+                failed.append((str(job.input), str(error)))
             except Exception as error:  # one broken scene must not stop the batch
-                failed.append((job["input"], f"failed ({type(error).__name__}: {error})"))
+                failed.append((str(job.input), f"failed ({type(error).__name__}: {error})"))
             bar.update(1)
     finally:
         bar.close()
@@ -193,14 +179,11 @@ def run_batch(
     return done, failed
 
 
-def remove_partials(jobs: Iterable[dict[str, Any]]) -> list[Path]:
+def remove_partials(jobs: Iterable[Job]) -> list[Path]:
     """Delete temporary files that workers killed mid-write left beside the outputs."""
     removed = []
     for job in jobs:
-        for key in _OUTPUT_KEYS:
-            if job.get(key) is None:
-                continue
-            path = Path(job[key])
+        for path in job.outputs():
             if not path.parent.is_dir():
                 continue
             for leftover in path.parent.glob(f".{glob.escape(path.stem)}.*.partial{glob.escape(path.suffix)}*"):
@@ -212,7 +195,7 @@ def remove_partials(jobs: Iterable[dict[str, Any]]) -> list[Path]:
 def colour_jobs_on_cluster(
     jobs: Sequence[Job],
     model: str,
-    settings: dict[str, Any],
+    options: PredictOptions,
     workers: int | None,
     scheduler: str | None,
     progress: bool,
@@ -230,26 +213,16 @@ def colour_jobs_on_cluster(
     distributed = _distributed()
     if not jobs:
         return 0, 0
-    specs = [
-        {
-            "input": str(job.input),
-            "output": str(job.output),
-            "ab_output": str(job.ab_output) if job.ab_output is not None else None,
-            "quicklook": str(job.quicklook) if job.quicklook is not None else None,
-            "confidence": str(job.confidence) if job.confidence is not None else None,
-        }
-        for job in jobs
-    ]
     cluster = None
     if scheduler is not None:
         client = distributed.Client(scheduler)
-        logger.info("sending %d scenes to %s", len(specs), scheduler)
+        logger.info("sending %d scenes to %s", len(jobs), scheduler)
     else:
         cluster = local_cluster(workers or 1)
         client = distributed.Client(cluster)
         logger.info("started a local cluster of %d workers", workers)
     try:
-        done, failed = run_batch(client, model, specs, settings, progress)
+        done, failed = run_batch(client, model, jobs, options, progress)
     finally:
         client.close()
         if cluster is not None:

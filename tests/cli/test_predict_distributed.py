@@ -93,13 +93,14 @@ def test_scheduler_and_workers_need_a_batch(tmp_path):
 @pytest.mark.slow
 def test_a_worker_killed_mid_scene_has_its_scene_rerun_and_nothing_half_written(tmp_path):
     from sar_colorizer.api import colorize_file
+    from sar_colorizer.batch import Job, PredictOptions
     from sar_colorizer.cluster import local_cluster, run_batch
 
     scenes = [_write_scene(tmp_path / f"big{seed}_VH.tif", 1800, 1600, seed) for seed in range(4)]
     out = tmp_path / "out"
     out.mkdir()
-    jobs = [{"input": str(p), "output": str(out / f"{p.stem}.tif")} for p in scenes]
-    settings = {"driver": "GTiff"}
+    jobs = [Job(input=p, output=out / f"{p.stem}.tif") for p in scenes]
+    options = PredictOptions(driver="GTiff")
     killed: list[int] = []
 
     with local_cluster(2) as cluster, distributed.Client(cluster) as client:
@@ -116,12 +117,12 @@ def test_a_worker_killed_mid_scene_has_its_scene_rerun_and_nothing_half_written(
 
         killer = threading.Thread(target=kill_when_writing, daemon=True)
         killer.start()
-        done, failed = run_batch(client, "default", jobs, settings, progress=False)
+        done, failed = run_batch(client, "default", jobs, options, progress=False)
         killer.join()
 
     assert killed, "no worker was killed: the scenes finished before one started writing"
     assert failed == [] and len(done) == 4
-    assert sorted(p.name for p in out.iterdir()) == sorted(Path(j["output"]).name for j in jobs)
+    assert sorted(p.name for p in out.iterdir()) == sorted(j.output.name for j in jobs)
     reference = tmp_path / "reference.tif"
     colorize_file(scenes[0], reference)
     np.testing.assert_array_equal(_pixels(out / "big0_VH.tif"), _pixels(reference))
