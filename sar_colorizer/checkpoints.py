@@ -96,6 +96,23 @@ def read_checkpoint(folder: Path, model: keras.Model) -> dict[str, Any]:
     return dict(state)
 
 
+def best_record(best_dir: Path) -> tuple[str, float] | None:
+    """``(monitor, value)`` of the best epoch kept in ``best_dir`` by the keep-the-best
+    callback of :func:`make_callbacks`; None when no epoch has been kept.
+
+    Raises:
+        ValueError: The record is there but unreadable (the message names the file).
+    """
+    state_file = best_dir / STATE_FILE
+    if not state_file.is_file():
+        return None
+    try:
+        state = json.loads(state_file.read_text())
+        return str(state.get("monitor", "")), float(state["value"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        raise ValueError(f"{state_file} is unreadable") from None
+
+
 def make_callbacks(work_dir: Path, monitor: str) -> list[keras.callbacks.Callback]:
     """The resume-after-interruption and keep-the-best callbacks for ``model.fit``.
 
@@ -152,12 +169,13 @@ def make_callbacks(work_dir: Path, monitor: str) -> list[keras.callbacks.Callbac
             super().__init__()
             self.best_dir = best_dir
             self.best = math.inf
-            state_file = best_dir / STATE_FILE
-            if state_file.is_file():
-                try:
-                    self.best = float(json.loads(state_file.read_text())["value"])
-                except (OSError, ValueError, KeyError, TypeError):
-                    logger.warning("%s is unreadable; the best epoch is chosen anew", state_file)
+            try:
+                recorded = best_record(best_dir)
+            except ValueError as problem:
+                logger.warning("%s; the best epoch is chosen anew", problem)
+            else:
+                if recorded is not None:
+                    self.best = recorded[1]
 
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
             value = (logs or {}).get(monitor)

@@ -640,19 +640,16 @@ def whole_run(result: FitResult, model: keras.Model, work_dir: Path) -> FitResul
     A run interrupted after its last epoch but before its bundle was written resumes with
     nothing left to fit; its bundle still records the epochs and the best value it had.
     """
-    from sar_colorizer.checkpoints import STATE_FILE
+    from sar_colorizer.checkpoints import best_record
 
     resumed_after = int(getattr(model, "_initial_epoch", 0) or 0)
     best = result.best
-    state_file = work_dir / "best" / STATE_FILE
-    if state_file.is_file():
-        try:
-            state = json.loads(state_file.read_text())
-            recorded = float(state["value"]) if state.get("monitor") == result.monitor else None
-        except (OSError, ValueError, KeyError, TypeError):
-            recorded = None
-        if recorded is not None and math.isfinite(recorded) and not recorded >= best:
-            best = recorded
+    try:
+        recorded = best_record(work_dir / "best")
+    except ValueError:
+        recorded = None  # restore_best has said so; this session's best stands
+    if recorded is not None and recorded[0] == result.monitor and not recorded[1] >= best:
+        best = recorded[1]
     return dataclasses.replace(
         result, best=best, epochs_run=resumed_after + result.epochs_run
     )
