@@ -317,12 +317,12 @@ def chunk_margin(bundle: Bundle, grid: TileGrid, display_filter: str) -> int:
     network's speckle filter and the display filter that L is made from need their halo around
     that.
     """
-    from sar_colorizer.color.gamut import ENVELOPE_RADIUS
+    from sar_colorizer.color.gamut import envelope_reach
     from sar_colorizer.inference import InputSpec
     from sar_colorizer.sar.display import display_halo
 
     halo = max(InputSpec.from_bundle(bundle).halo, display_halo(display_filter))
-    return max(int(grid.tile_size), 2 * ENVELOPE_RADIUS) + halo
+    return max(int(grid.tile_size), envelope_reach()) + halo
 
 
 def _lazy_rgba(
@@ -546,7 +546,7 @@ def colorize_window(
     lut = tone_lut(tone, stats.feature_quantiles, l_quantiles)
     converter = ColourConverter.shared(chroma_limit)
     # The L envelope reaches converter.margin px: less than the window's context around core.
-    bounds = tuple(b[local] for b in converter.bounds(display, valid))
+    bounds = tuple(b[local] for b in converter.bounds(display, valid, guide))
     _, rgb = converter(
         np.ascontiguousarray(display[local]), ab_norm, core_valid, lut, with_lab=False,
         bounds=bounds,

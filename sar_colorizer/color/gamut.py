@@ -51,6 +51,7 @@ __all__ = [
     "ANGLE_STEPS",
     "L_STEPS",
     "diamond_angle",
+    "envelope_reach",
     "ENVELOPE_RADIUS",
     "lab_to_linear_rgb",
     "lightness_envelope",
@@ -197,6 +198,13 @@ def limit_chroma(lightness: Tensor, ab: Tensor, table: Tensor, *bounds: Tensor) 
         cap = found if cap is None else tf.minimum(cap, found)
     scale = tf.minimum(1.0, cap / tf.maximum(tf.sqrt(a * a + b * b), 1e-6))
     return ab * scale[:, None]
+
+
+def envelope_reach(radius: int = ENVELOPE_RADIUS) -> int:
+    """Pixels on each side that :func:`lightness_envelope` of ``radius`` reads: its min / max
+    window and then its mean window. A window of a larger image with this much context around
+    the pixels kept gives them their whole-image envelope."""
+    return 2 * max(0, int(radius))
 
 
 def lightness_envelope(

@@ -178,7 +178,8 @@ def colorize_array(
     ab_norm = parts["ab"]
     lut = tone_lut(tone, stats.feature_quantiles, l_quantiles)
     converter = ColourConverter.shared(chroma_limit, chroma_envelope)
-    converted, rgb = converter(display, ab_norm, valid, lut)
+    bounds = converter.bounds(display, valid, guide)  # guide: display's dB feature, if made
+    converted, rgb = converter(display, ab_norm, valid, lut, bounds=bounds)
     lab = cast(np.ndarray, converted)  # with_lab=True: never None
     ab = np.ascontiguousarray(lab[..., 1:])
     feature = db_feature(model_input[..., 0])

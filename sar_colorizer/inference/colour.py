@@ -51,6 +51,13 @@ _COLOUR_CHUNK = 1 << 18
 _CONVERTERS: dict[tuple[bool, int], ColourConverter] = {}
 
 
+def _envelope_radius(radius: int | None) -> int:
+    """``radius``, or :data:`~sar_colorizer.color.gamut.ENVELOPE_RADIUS` for None."""
+    from sar_colorizer.color.gamut import ENVELOPE_RADIUS
+
+    return ENVELOPE_RADIUS if radius is None else int(radius)
+
+
 def display_options(display_filter: str, colour_upsampling: str) -> tuple[str, str]:
     """Checked names of the display filter and the colour upsampling.
 
@@ -139,15 +146,14 @@ class ColourConverter:
 
     def __init__(self, chroma_limit: bool = True, envelope_radius: int | None = None) -> None:
         from sar_colorizer._tf import import_tensorflow
-        from sar_colorizer.color.gamut import ENVELOPE_RADIUS, limit_chroma, max_chroma_table
+        from sar_colorizer.color.gamut import limit_chroma, max_chroma_table
         from sar_colorizer.color.lab import lab_to_rgb
         from sar_colorizer.sar.radiometry_tf import relative_to_feature_tf
 
         tf = import_tensorflow()
         gamut = tf.constant(max_chroma_table().reshape(-1))
         steps = float(TONE_LUT_SIZE - 1)
-        radius = ENVELOPE_RADIUS if envelope_radius is None else int(envelope_radius)
-        self.envelope_radius = radius if chroma_limit else 0
+        self.envelope_radius = _envelope_radius(envelope_radius) if chroma_limit else 0
         n_bounds = 2 if self.envelope_radius > 0 else 0
 
         def lookup(feature: Tensor, lut: Tensor) -> Tensor:
@@ -222,9 +228,7 @@ class ColourConverter:
         cls, chroma_limit: bool = True, envelope_radius: int | None = None
     ) -> ColourConverter:
         """The process-wide converter (compiled once per ``chroma_limit`` and radius)."""
-        from sar_colorizer.color.gamut import ENVELOPE_RADIUS
-
-        key = (chroma_limit, ENVELOPE_RADIUS if envelope_radius is None else int(envelope_radius))
+        key = (chroma_limit, _envelope_radius(envelope_radius))
         if key not in _CONVERTERS:
             _CONVERTERS[key] = cls(*key)
         return _CONVERTERS[key]
@@ -233,7 +237,9 @@ class ColourConverter:
     def margin(self) -> int:
         """Pixels of context on each side that :meth:`bounds` needs to equal its whole-image
         value (0 without the envelope)."""
-        return 2 * self.envelope_radius
+        from sar_colorizer.color.gamut import envelope_reach
+
+        return envelope_reach(self.envelope_radius)
 
     def bounds(
         self, relative: np.ndarray, valid: np.ndarray, feature: np.ndarray | None = None
