@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
     from sar_colorizer.losses import WeightedChromaLoss
     from sar_colorizer.nets.unet import ColorizationUNet
+    from sar_colorizer.novelty import FeatureDensity
     from sar_colorizer.sar.speckle import SpeckleFilter
 
 logger = logging.getLogger(__name__)
@@ -63,6 +64,10 @@ class TrainConfig:
         confidence_head: Also predict the per-pixel variance of a*, b* (Gaussian NLL with a
             stop-gradient on the mean; the colour loss and the best-epoch choice are unchanged).
         nll_weight: Weight of the NLL term of the confidence head.
+        novelty: With the confidence head, also raise the predicted variance where the
+            decoder's features are far from the training data's (fitted after training on the
+            training chips, its weight chosen with the shrink on the validation chips; see
+            :mod:`sar_colorizer.novelty`).
         patience: Early stopping patience in epochs (on the validation loss).
         steps_per_epoch: Batches per epoch (None: one pass over the training chips).
         seed: Seed for weights, shuffling and augmentation.
@@ -89,6 +94,7 @@ class TrainConfig:
     rarity_sigma: float = 1.0
     confidence_head: bool = True
     nll_weight: float = 1.0
+    novelty: bool = True
     patience: int = 8
     steps_per_epoch: int | None = None
     seed: int = 0
@@ -208,7 +214,7 @@ def build_model(
                 f"{input_channels}; preprocess the data with the model's bands {bundle.bands}"
             )
         logger.info("fine-tuning from %s", bundle.path)
-        return with_confidence_head(bundle.model, config.confidence_head)
+        return with_heads(bundle.model, config.confidence_head, config.novelty)
     from sar_colorizer.nets.unet import ColorizationUNet
 
     return ColorizationUNet(
@@ -218,19 +224,31 @@ def build_model(
         downsample=config.downsample,
         separable=config.separable,
         confidence_head=config.confidence_head,
+        novelty=config.novelty,
     )
 
 
 def with_confidence_head(model: ColorizationUNet, confidence_head: bool) -> ColorizationUNet:
-    """``model`` with the confidence head added or removed, every shared layer's weights kept.
+    """``model`` with the confidence head added or removed, every shared layer's weights kept
+    (:func:`with_heads` keeping the model's novelty layer setting)."""
+    return with_heads(model, confidence_head, bool(model.get_config().get("novelty", False)))
 
-    Fine-tuning a bundle trained without the head (such as the shipped default model) with
-    ``confidence_head`` on adds a freshly initialised head; the AB network is unchanged.
+
+def with_heads(model: ColorizationUNet, confidence_head: bool, novelty: bool) -> ColorizationUNet:
+    """``model`` with the confidence head and its novelty layer added or removed, every shared
+    layer's weights kept.
+
+    Fine-tuning a bundle trained without the head with ``confidence_head`` on adds a freshly
+    initialised head; the AB network is unchanged. A novelty layer is (re)fitted after
+    training, so a new one starts neutral.
     """
     config = model.get_config()
-    if bool(config.get("confidence_head", False)) == bool(confidence_head):
+    novelty = bool(novelty and confidence_head)
+    if (bool(config.get("confidence_head", False)) == bool(confidence_head)
+            and bool(config.get("novelty", False)) == novelty):
         return model
-    rebuilt = model.__class__.from_config({**config, "confidence_head": bool(confidence_head)})
+    rebuilt = model.__class__.from_config(
+        {**config, "confidence_head": bool(confidence_head), "novelty": novelty})
     for layer in rebuilt.layers:
         if not layer.weights:
             continue
@@ -239,7 +257,8 @@ def with_confidence_head(model: ColorizationUNet, confidence_head: bool) -> Colo
         except ValueError:
             continue  # a layer of the head that the source has not got
         layer.set_weights(source.get_weights())
-    logger.info("%s the confidence head", "added" if confidence_head else "removed")
+    logger.info("confidence head %s, novelty layer %s", "on" if confidence_head else "off",
+                "on" if novelty else "off")
     return rebuilt
 
 
@@ -417,7 +436,9 @@ def train(
     restore_best(model, work_dir)
     result = whole_run(result, model, work_dir)
 
-    metadata = trained_bundle_metadata(model, chips, config, crops, result, val_ds, init=init)
+    density = fit_novelty(model, chips, crops, config, speckle)
+    metadata = trained_bundle_metadata(model, chips, config, crops, result, val_ds, init=init,
+                                       density=density)
     write_trained_bundle(model_out, model, metadata, work_dir, overwrite=overwrite)
     logger.info("wrote %s (%.0f s, best %s %.4f)", model_out, result.seconds, monitor, result.best)
     return {"model": str(model_out), "seconds": result.seconds, monitor: result.best,
@@ -573,7 +594,8 @@ def config_of_network(config: TrainConfig, model: ColorizationUNet) -> TrainConf
     net = model.get_config()
     config = dataclasses.replace(
         config, **{key: net[key] for key in ("depth", "base_filters", "downsample",
-                                             "separable", "confidence_head") if key in net}
+                                             "separable", "confidence_head", "novelty")
+                    if key in net}
     )
     config.validate()
     return config
@@ -664,9 +686,11 @@ def trained_bundle_metadata(
     val_ds: tf.data.Dataset | None,
     *,
     init: str | None,
+    density: FeatureDensity | None = None,
 ) -> dict[str, Any]:
     """bundle.json of a trained model: :func:`bundle_metadata`, each folder's share when there
-    are several, and the confidence shrink chosen on ``val_ds`` for a confidence head."""
+    are several, and for a confidence head the shrink (and with ``density`` the novelty weight,
+    written into the model) chosen on ``val_ds``."""
     if init:
         _warn_on_convention_change(init, chips.stats)
     metadata = bundle_metadata(chips.stats, config, model, data_dir=chips.label, init=init,
@@ -681,7 +705,7 @@ def trained_bundle_metadata(
                                                           chips.folder_stats, strict=True)
         ]
     if getattr(model, "confidence_head", False):
-        metadata["confidence"] = calibrate_shrink(model, val_ds, seed=config.seed)
+        metadata["confidence"] = calibrate_confidence(model, val_ds, density, seed=config.seed)
     return metadata
 
 
@@ -799,27 +823,56 @@ def output_description(model: Any) -> dict[str, Any]:
     :attr:`sar_colorizer.bundle.Bundle.output_channels` reads it.
     """
     channels = list(getattr(model, "output_names_by_channel", ("a", "b")))
-    description = {
+    description: dict[str, Any] = {
         "channels": channels,
         "ab": "normalised CIELAB a*, b* (multiply by 110), channels a and b",
     }
     if "log_var_a" in channels:
+        novelty = (
+            "; it includes the novelty term (weight x novelty of the decoder features under "
+            "the training data's density, sar_colorizer.novelty)"
+        ) if getattr(model, "novelty", False) else ""
         description["log_variance"] = (
             "natural log of the predicted variance of normalised a*, b* (Gaussian around the "
             "mean; standard deviation in CIELAB units = 110 * exp(log_var / 2)), channels "
-            "log_var_a and log_var_b"
+            f"log_var_a and log_var_b{novelty}"
         )
     return description
 
 
-def calibrate_shrink(model: keras.Model, val_ds: tf.data.Dataset, *, seed: int = 0,
-                     max_pixels_per_batch: int = 20000) -> dict[str, Any]:
-    """Choose the shrink constant of :mod:`sar_colorizer.confidence` on the validation chips.
+def fit_novelty(
+    model: keras.Model,
+    chips: ChipFolders,
+    crops: list[int | None],
+    config: TrainConfig,
+    speckle: SpeckleFilter,
+) -> FeatureDensity | None:
+    """Fit the feature density of a model's novelty layer on the training chips (unaugmented,
+    centre crops, each folder by its sampling weight); None for a model without one."""
+    from sar_colorizer.data.pipeline import make_dataset
+    from sar_colorizer.novelty import fit_feature_density, has_novelty
 
-    Runs the trained model over ``val_ds`` (never a test split), keeps up to
-    ``max_pixels_per_batch`` random valid pixels per batch and picks the constant with the
-    lowest AB RMSE (:func:`~sar_colorizer.confidence.choose_shrink`). Without validation data
-    the default constant is recorded, saying so.
+    if not has_novelty(model):
+        return None
+    datasets = [
+        make_dataset(folder, split="train", batch_size=config.batch_size, crop_size=crop,
+                     speckle_filter=speckle, augment=False, shuffle=False, cache=False)
+        for folder, crop in zip(chips.folders, crops, strict=True)
+    ]
+    return fit_feature_density(model, datasets, chips.weights, seed=config.seed)
+
+
+def calibrate_confidence(model: keras.Model, val_ds: tf.data.Dataset | None,
+                         density: FeatureDensity | None = None, *,
+                         seed: int = 0) -> dict[str, Any]:
+    """Choose the shrink constant of :mod:`sar_colorizer.confidence` on the validation chips,
+    together with the novelty weight when ``density`` is given (then written into the model).
+
+    Runs the trained model over ``val_ds`` (never a test split), keeps up to 20,000 random
+    valid pixels per batch and picks the constant(s) with the lowest AB RMSE
+    (:func:`~sar_colorizer.confidence.choose_shrink`,
+    :func:`~sar_colorizer.novelty.choose_novelty`). Without validation data the defaults are
+    recorded, saying so (a fitted density then keeps weight 0: no data to size it on).
 
     Returns:
         bundle.json's ``confidence`` entry.
@@ -827,25 +880,42 @@ def calibrate_shrink(model: keras.Model, val_ds: tf.data.Dataset, *, seed: int =
     import numpy as np
 
     from sar_colorizer.confidence import DEFAULT_SHRINK_K, choose_shrink
+    from sar_colorizer.novelty import (
+        choose_novelty,
+        density_record,
+        set_novelty,
+        validation_outputs,
+    )
 
     if val_ds is None:
-        logger.warning("no validation chips: the confidence shrink keeps its default k = %g",
-                       DEFAULT_SHRINK_K)
+        logger.warning("no validation chips: the confidence shrink keeps its default k = %g%s",
+                       DEFAULT_SHRINK_K, " and novelty stays off" if density else "")
+        if density is not None:
+            set_novelty(model, density, 0.0)
         return {"shrink_k": DEFAULT_SHRINK_K, "chosen_on": "default (no validation data)"}
-    rng = np.random.default_rng(seed)
-    truths, means, log_variances = [], [], []
-    for inputs, targets in val_ds:
-        outputs = np.asarray(model(inputs, training=False))
-        targets = np.asarray(targets)
-        index = np.flatnonzero(targets[..., 2].reshape(-1) > 0)
-        if len(index) > max_pixels_per_batch:
-            index = rng.choice(index, max_pixels_per_batch, replace=False)
-        truths.append(targets[..., :2].reshape(-1, 2)[index])
-        means.append(outputs[..., :2].reshape(-1, 2)[index])
-        log_variances.append(outputs[..., 2:4].reshape(-1, 2)[index])
-    choice = choose_shrink(np.concatenate(truths), np.concatenate(means),
-                           np.concatenate(log_variances))
-    logger.info("confidence shrink: k = %g chosen on %d validation pixels (AB RMSE %s)",
-                choice["shrink_k"], choice["n_pixels"],
-                ", ".join(f"k={k}: {v:.3f}" for k, v in choice["ab_rmse"].items()))
-    return {**choice, "chosen_on": "validation chips"}
+    pixels = validation_outputs(model, val_ds, density, seed=seed)
+    if density is None:
+        choice = choose_shrink(pixels["true"], pixels["mean"], pixels["log_var"])
+        logger.info("confidence shrink: k = %g chosen on %d validation pixels (AB RMSE %s)",
+                    choice["shrink_k"], choice["n_pixels"],
+                    ", ".join(f"k={k}: {v:.3f}" for k, v in choice["ab_rmse"].items()))
+        return {**choice, "chosen_on": "validation chips"}
+    choice = choose_novelty(pixels["true"], pixels["mean"], pixels["log_var"], pixels["novelty"])
+    set_novelty(model, density, choice["novelty_weight"])
+    k = choice["shrink_k"]
+    logger.info("confidence: novelty weight %g (NLL %s), shrink k = %g (AB RMSE %.3f; %.3f "
+                "without novelty at its best k) on %d validation pixels",
+                choice["novelty_weight"], ", ".join(f"w={w}: {v:.3f}" for w, v in choice["nll"].items()),
+                k, choice["ab_rmse"][f"{k:g}"], min(choice["ab_rmse_without_novelty"].values()),
+                choice["n_pixels"])
+    novelty = {**density_record(density), "weight": choice["novelty_weight"], "nll": choice["nll"],
+               "share_of_validation_pixels": round(float(np.mean(pixels["novelty"] > 0)), 4),
+               "ab_rmse_without_novelty": choice["ab_rmse_without_novelty"]}
+    return {"shrink_k": k, "ab_rmse": choice["ab_rmse"], "n_pixels": choice["n_pixels"],
+            "novelty": novelty, "chosen_on": "validation chips"}
+
+
+def calibrate_shrink(model: keras.Model, val_ds: tf.data.Dataset | None, *,
+                     seed: int = 0) -> dict[str, Any]:
+    """The shrink constant alone (:func:`calibrate_confidence` without a density)."""
+    return calibrate_confidence(model, val_ds, None, seed=seed)

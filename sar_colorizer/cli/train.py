@@ -37,6 +37,10 @@ from sar_colorizer.training import STRATEGIES, TrainConfig
 @click.option("--confidence-head/--no-confidence-head", default=None,
               help="Also predict the per-pixel uncertainty of the colour (a variance head "
                    "trained with a Gaussian NLL).  [default: on]")
+@click.option("--novelty/--no-novelty", default=None,
+              help="With the confidence head, also raise the uncertainty where the land looks "
+                   "unlike the training data (a density of the network's features, fitted "
+                   "after training; its weight chosen on the validation chips).  [default: on]")
 @click.option("--source-weights", metavar="W1,W2,...",
               help="Sampling weight of each DATA_DIR when training on several (normalised).  "
                    "[default: equal]")

@@ -153,3 +153,55 @@ class BoundedLogVariance(keras.layers.Layer):
         config = super().get_config()
         config.update({"low": self.low, "high": self.high})
         return config
+
+
+@keras.saving.register_keras_serializable(package="sar_colorizer")
+class FeatureNovelty(keras.layers.Layer):
+    """``[features, log_variance]`` -> the log-variance raised where the features are unfamiliar.
+
+    The confidence head learns how much colour varies where the network has seen such land; it
+    cannot know that it has never seen a landscape. This layer adds that second part of the
+    uncertainty from the density of the decoder's features under the training data (a Gaussian
+    fitted after training, as in deep deterministic uncertainty, Mukhoti et al., CVPR 2023):
+
+    * ``d2 = |(f - mean) @ whitening|^2 / C``: the squared Mahalanobis distance per feature
+      dimension of each pixel's ``C`` features (about 1 for training features);
+    * ``novelty = max(0, log(d2 / typical))``: 0 for features no farther from the training data
+      than its median (``typical``), growing with the log of the distance beyond it;
+    * ``log_variance' = log(exp(log_variance) + weight * novelty)``, on both channels.
+
+    ``mean``, ``whitening`` (the Cholesky factor of the inverse covariance), ``typical`` and
+    ``weight`` are non-trainable weights, saved with the model and set after training by
+    :mod:`sar_colorizer.novelty`; built fresh (``weight`` 0) the layer changes nothing.
+    :func:`sar_colorizer.novelty.feature_novelty` is its numpy twin.
+
+    Args:
+        **kwargs: Standard layer arguments.
+    """
+
+    def build(self, input_shape: Any) -> None:
+        channels = int(input_shape[0][-1])
+        self.mean = self.add_weight(name="mean", shape=(channels,), initializer="zeros",
+                                    trainable=False)
+        self.whitening = self.add_weight(name="whitening", shape=(channels, channels),
+                                         initializer="identity", trainable=False)
+        self.typical = self.add_weight(name="typical", shape=(), initializer="ones",
+                                       trainable=False)
+        self.novelty_weight = self.add_weight(name="weight", shape=(), initializer="zeros",
+                                      trainable=False)
+        super().build(input_shape)
+
+    def call(self, inputs: Any) -> Any:
+        ops = keras.ops
+        features, log_variance = inputs
+        features = ops.cast(features, "float32")
+        log_variance = ops.cast(log_variance, "float32")
+        centred = features - self.mean
+        whitened = ops.matmul(centred, self.whitening)
+        channels = ops.cast(ops.shape(features)[-1], "float32")
+        d2 = ops.sum(ops.square(whitened), axis=-1, keepdims=True) / channels
+        novelty = ops.maximum(ops.log(ops.maximum(d2, 1e-12) / self.typical), 0.0)
+        return ops.log(ops.exp(log_variance) + self.novelty_weight * novelty)
+
+    def compute_output_shape(self, input_shape: Any) -> tuple[int | None, ...]:
+        return tuple(input_shape[1])

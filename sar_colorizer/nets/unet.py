@@ -20,7 +20,13 @@ from typing import Any
 
 from sar_colorizer._tf import import_keras, import_tensorflow
 from sar_colorizer.errors import InputError
-from sar_colorizer.nets.layers import BoundedLogVariance, LogIntensity, ResizeLike, StopGradient
+from sar_colorizer.nets.layers import (
+    BoundedLogVariance,
+    FeatureNovelty,
+    LogIntensity,
+    ResizeLike,
+    StopGradient,
+)
 
 tf = import_tensorflow()
 keras = import_keras()
@@ -70,6 +76,10 @@ class ColorizationUNet(keras.Model):
         dropout: Dropout rate at the bottleneck (0 disables it).
         separable: Depthwise-separable 3x3 convolutions (fewer FLOPs and weights).
         confidence_head: Also predict the log-variance of a* and b* (two more channels).
+        novelty: With ``confidence_head``, raise the predicted variance where the decoder's
+            features are unlike those of the training data
+            (:class:`~sar_colorizer.nets.layers.FeatureNovelty`, fitted after training by
+            :mod:`sar_colorizer.novelty`; it changes nothing until fitted).
         name: Model name.
 
     Raises:
@@ -87,6 +97,7 @@ class ColorizationUNet(keras.Model):
         dropout: float = 0.0,
         separable: bool = False,
         confidence_head: bool = False,
+        novelty: bool = False,
         name: str = "colorization_unet",
     ) -> None:
         _validate(input_channels, depth, base_filters, downsample, filter_growth, dropout)
@@ -125,6 +136,8 @@ class ColorizationUNet(keras.Model):
             )(detached)
             logits = keras.layers.Conv2D(2, 1, name="variance_logits")(hidden)
             log_variance = BoundedLogVariance(name="log_variance")(logits)
+            if novelty:
+                log_variance = FeatureNovelty(name="feature_novelty")([detached, log_variance])
             ab = keras.layers.Concatenate(name="ab_log_variance")([ab, log_variance])
         if downsample > 1:
             ab = ResizeLike("bilinear", name="ab_full_resolution")([ab, inputs])
@@ -139,6 +152,7 @@ class ColorizationUNet(keras.Model):
         self.dropout = float(dropout)
         self.separable = bool(separable)
         self.confidence_head = bool(confidence_head)
+        self.novelty = bool(novelty and confidence_head)
 
     @property
     def output_names_by_channel(self) -> tuple[str, ...]:
@@ -162,6 +176,7 @@ class ColorizationUNet(keras.Model):
             "dropout": self.dropout,
             "separable": self.separable,
             "confidence_head": self.confidence_head,
+            "novelty": self.novelty,
             "name": self.name,
         }
 

@@ -115,6 +115,7 @@ def test_get_config_is_the_constructor_arguments_and_rebuilds():
         dropout=0.1,
         separable=True,
         confidence_head=True,
+        novelty=True,
         name="net",
     )
     config = model.get_config()
@@ -128,11 +129,16 @@ def test_get_config_is_the_constructor_arguments_and_rebuilds():
         "dropout": 0.1,
         "separable": True,
         "confidence_head": True,
+        "novelty": True,
         "name": "net",
     }
     clone = ColorizationUNet.from_config(config)
     assert clone.get_config() == config
     assert clone.count_params() == model.count_params()
+    assert "feature_novelty" in [layer.name for layer in clone.layers]
+    # Bundles saved before the novelty layer existed have no "novelty" key: built without it.
+    old = {key: value for key, value in config.items() if key != "novelty"}
+    assert not ColorizationUNet.from_config(old).novelty
 
 
 def test_keras_file_round_trip_in_safe_mode(tmp_path, tiny_model):
