@@ -29,8 +29,9 @@ bench:
 
 # Reproduce the shipped default model on CPU (about 25 minutes on 2 cores): Los Angeles `train`
 # and BigEarthNet `train` in the dos optical convention, VH only, each batch from one of them
-# (source_weights in models/default.toml); then score it on the unseen test splits (Texas,
-# BigEarthNet). Copy $(RUNS)/default/{model.keras,bundle.json} into
+# (source_weights in models/default.toml); training ends by fitting the novelty term of the
+# confidence (the shipped weights got it afterwards from bench/fit_novelty.py, the same steps);
+# then score it on the unseen test splits (Texas, BigEarthNet). Copy $(RUNS)/default/{model.keras,bundle.json} into
 # sar_colorizer/weights/default/ to ship it.
 train-default:
 	$(SARCOLOR) preprocess $(DATA) $(RUNS)/chips_la --band-names VH --optical-convention dos --overwrite

@@ -52,6 +52,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from sar_colorizer.baselines import BASELINE_NAMES, Baselines
+from sar_colorizer.data.pairs import FLAGGED_CHOICES
 from sar_colorizer.errors import InputError, OutputExistsError
 from sar_colorizer.io.raster import atomic_path
 from sar_colorizer.metrics import (
@@ -76,9 +77,6 @@ CONFIDENCE_PNG = "confidence_deciles.png"
 MODEL_KEY = "model"
 #: Report key of the summary over the pairs whose optical reference is not flagged.
 CLEAR_KEY = "clear"
-#: What to do with pairs flagged ``cloud_or_snow``: score them with the rest (a second summary
-#: then scores the clear ones alone), or leave them out of the scores.
-FLAGGED_CHOICES = ("include", "exclude")
 #: Largest side of an image thumbnail in the grid, in pixels.
 GRID_THUMBNAIL = 256
 

@@ -224,3 +224,30 @@ def test_set_novelty_refuses_a_model_without_the_layer_or_other_features():
         set_novelty(_head_model(novelty=False), density, 0.1)
     with pytest.raises(InputError, match="features"):
         set_novelty(_head_model(), density, 0.1)
+
+
+@pytest.mark.parametrize("export_format", ["savedmodel", "onnx"])
+def test_export_carries_the_fitted_novelty(tmp_path, export_format):
+    import tensorflow as tf
+
+    from sar_colorizer.export import export_model
+
+    if export_format == "onnx":
+        pytest.importorskip("tf2onnx")
+        ort = pytest.importorskip("onnxruntime")
+    model = _head_model()
+    train = tf.data.Dataset.from_tensor_slices(_smooth(np.random.default_rng(12))).batch(8)
+    set_novelty(model, fit_feature_density(model, [train], [1.0], max_pixels=5000), 0.05)
+    save_bundle(tmp_path / "m", model, {"bands": ["VH"], "confidence": {"shrink_k": 1.0}})
+    bundle = load_bundle(tmp_path / "m")
+    x = np.random.default_rng(13).random((2, 32, 48, 1), dtype=np.float32)
+    expected = bundle.model(x).numpy()
+    plain = with_heads(_head_model(novelty=False), True, True)  # same weights, layer unfitted
+    assert np.abs(expected[..., 2:] - np.asarray(plain(x))[..., 2:]).max() > 0.1
+    if export_format == "onnx":
+        session = ort.InferenceSession(str(export_model(bundle, tmp_path / "m.onnx")))
+        got = session.run(None, {session.get_inputs()[0].name: x})[0]
+    else:
+        loaded = tf.saved_model.load(str(export_model(bundle, tmp_path / "m_savedmodel")))
+        got = loaded.serve(x).numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)

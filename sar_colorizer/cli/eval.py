@@ -17,6 +17,7 @@ from sar_colorizer.cli.options import (
     tile_size_option,
     tone_option,
 )
+from sar_colorizer.data.pairs import FLAGGED_CHOICES
 
 
 @click.command("eval")
@@ -50,7 +51,7 @@ from sar_colorizer.cli.options import (
 )
 @click.option(
     "--flagged",
-    type=click.Choice(["include", "exclude"]),
+    type=click.Choice(FLAGGED_CHOICES),
     default="include",
     show_default=True,
     help="Pairs whose optical image the manifest flags cloud_or_snow: include them in the "

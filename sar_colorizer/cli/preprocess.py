@@ -15,6 +15,7 @@ from sar_colorizer.cli.options import (
     speckle_filter_option,
     speckle_window_option,
 )
+from sar_colorizer.data.pairs import FLAGGED_CHOICES
 
 # Spelled out here (not imported) so that ``sarcolor --help`` stays cheap; the library validates.
 _NORMALIZATIONS = ("percentile", "db_range")
@@ -116,6 +117,14 @@ def _split_names(ctx: click.Context, param: click.Parameter, value: str | None) 
     default=False,
     help="Also write pairs labelled 'test' in the manifest (as a test split).",
 )
+@click.option(
+    "--flagged",
+    type=click.Choice(FLAGGED_CHOICES),
+    default="exclude",
+    show_default=True,
+    help="Pairs whose optical image the manifest flags cloud_or_snow (a column of pairs.csv): "
+    "leave them out (their colour is not the surface's) or cut chips from them too.",
+)
 @seed_option("of the validation draw.")
 @click.option(
     "--chips-per-shard",
@@ -148,6 +157,7 @@ def preprocess(
     speckle_window: int,
     val_fraction: float,
     include_test: bool,
+    flagged: str,
     seed: int,
     chips_per_shard: int,
     optical_convention: str,
@@ -160,7 +170,8 @@ def preprocess(
     s1_*/ and s2_*/ folders, a folder holding a pairs.csv manifest, or a CSV manifest with columns
     sar,optical[,split] (paths relative to the CSV). Georeferenced pairs on different grids are
     reprojected onto the SAR grid. Train and validation are split by whole source image; pairs
-    labelled 'test' are left out unless --include-test.
+    labelled 'test' are left out unless --include-test, pairs flagged cloud_or_snow unless
+    --flagged include.
 
     \b
     Example (the s1s2-la-texas data, single-band VH PNGs):
@@ -184,6 +195,7 @@ def preprocess(
         speckle_filter=SpeckleFilter(name=speckle_filter, window=speckle_window),
         val_fraction=val_fraction,
         include_test=include_test,
+        flagged=flagged,
         seed=seed,
         chips_per_shard=chips_per_shard,
         overwrite=overwrite,

@@ -61,6 +61,9 @@ SPLIT_ALIASES = {
 }
 #: Manifest column flagging a pair whose optical reference is covered by cloud or seasonal snow.
 FLAG_COLUMN = "cloud_or_snow"
+#: What ``preprocess`` and ``eval`` do with pairs flagged in :data:`FLAG_COLUMN`: use them like
+#: the rest, or leave them out.
+FLAGGED_CHOICES = ("include", "exclude")
 #: Accepted cells of the flag column (lower case); an empty cell is unflagged.
 FLAG_VALUES = {"": False, "0": False, "1": True, "false": False, "true": True,
                "no": False, "yes": True}

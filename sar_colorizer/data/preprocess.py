@@ -31,6 +31,8 @@ import numpy as np
 from sar_colorizer import __version__
 from sar_colorizer.data.chips import Chip, ChipFilter, chip_grid, cut_chips
 from sar_colorizer.data.pairs import (
+    FLAG_COLUMN,
+    FLAGGED_CHOICES,
     Pair,
     PairArrays,
     assign_splits,
@@ -109,6 +111,7 @@ def preprocess(
     speckle_filter: SpeckleFilter | None = None,
     val_fraction: float = 0.15,
     include_test: bool = False,
+    flagged: str = "exclude",
     seed: int = 0,
     chips_per_shard: int = 128,
     overwrite: bool = False,
@@ -141,6 +144,9 @@ def preprocess(
         val_fraction: Fraction of training images held out for validation (see
             :func:`assign_splits`).
         include_test: Also write pairs labelled ``test`` (as a ``test`` split).
+        flagged: Pairs whose optical image the manifest flags ``cloud_or_snow``: ``"exclude"``
+            leaves them out (before the validation draw; listed in ``stats.json`` as
+            ``excluded_flagged``), ``"include"`` cuts chips from them like the rest.
         seed: Seed of the validation draw.
         chips_per_shard: About this many chips per TFRecord shard.
         overwrite: Replace an existing ``out_dir``.
@@ -175,7 +181,7 @@ def preprocess(
     if band_names is not None:
         band_names = [name.strip() for name in band_names]
 
-    pairs = find_pairs(input_path)
+    pairs, flagged_out = _without_flagged(find_pairs(input_path), flagged, input_path)
     splits = assign_splits(pairs, val_fraction=val_fraction, seed=seed, include_test=include_test)
     work = [pair for pair in pairs if splits[pair.name] is not None]
     if not work:
@@ -213,6 +219,7 @@ def preprocess(
     try:
         stats = _write_chips(work, splits, temporary, expected, settings, progress)
         stats["excluded"] = sorted(name for name, split in splits.items() if split is None)
+        stats["excluded_flagged"] = flagged_out
         stats["settings"] = {
             "input": str(Path(input_path).resolve()),
             "chip_size": requested,
@@ -226,6 +233,7 @@ def preprocess(
             "optical_offset": optical_offset,
             "val_fraction": val_fraction,
             "include_test": include_test,
+            "flagged": flagged,
             "seed": seed,
             "chips_per_shard": chips_per_shard,
             "package_version": __version__,
@@ -261,16 +269,41 @@ def _adapt_grid(
     return adapted, adapted if stride == chip_size else min(stride, adapted)
 
 
+def _without_flagged(
+    pairs: list[Pair], flagged: str, input_path: str | Path
+) -> tuple[list[Pair], list[str]]:
+    """``pairs`` less those flagged ``cloud_or_snow`` when ``flagged`` is ``"exclude"``, and the
+    names left out (logged).
+
+    Raises:
+        InputError: ``flagged`` is unknown, or every pair is flagged and left out.
+    """
+    if flagged not in FLAGGED_CHOICES:
+        raise InputError(f"flagged must be one of {', '.join(FLAGGED_CHOICES)}, not {flagged!r}")
+    if flagged == "include":
+        return pairs, []
+    left_out = sorted(pair.name for pair in pairs if pair.cloud_or_snow)
+    kept = [pair for pair in pairs if not pair.cloud_or_snow]
+    if not kept:
+        raise InputError(f"{input_path}: every pair is flagged {FLAG_COLUMN}; pass --flagged "
+                         "include to cut chips from them anyway")
+    if left_out:
+        logger.info("left out %d pair(s) flagged %s (their optical image does not show the "
+                    "surface colour; --flagged include keeps them): %s", len(left_out),
+                    FLAG_COLUMN, ", ".join(left_out))
+    return kept, left_out
+
+
 def _write_sources_manifest(path: Path, sources: dict[str, dict[str, Any]]) -> None:
-    """``sar,optical,split`` of every source image, absolute paths: ``sarcolor eval OUT_DIR
-    --split val`` then scores whole validation images (what ``predict`` would produce)."""
+    """``sar,optical,split,cloud_or_snow`` of every source image, absolute paths: ``sarcolor
+    eval OUT_DIR --split val`` then scores whole validation images (what ``predict`` would
+    produce), flagged ones apart."""
     with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["sar", "optical", "split"])
+        writer.writerow(["sar", "optical", "split", FLAG_COLUMN])
         for source in sources.values():
-            writer.writerow(
-                [Path(source["sar"]).resolve(), Path(source["optical"]).resolve(), source["split"]]
-            )
+            writer.writerow([Path(source["sar"]).resolve(), Path(source["optical"]).resolve(),
+                             source["split"], int(bool(source.get(FLAG_COLUMN, False)))])
 
 
 # --------------------------------------------------------------------------------------------
@@ -343,6 +376,7 @@ class _Tally:
         self.n_images[split] += 1
         self.sources[pair.name] = {
             "split": split,
+            FLAG_COLUMN: bool(pair.cloud_or_snow),
             "sar": str(pair.sar),
             "optical": str(pair.optical),
             "height": int(arrays.valid.shape[0]),

@@ -47,6 +47,7 @@ STATS_KEYS = {
     "shards",
     "sources",
     "excluded",
+    "excluded_flagged",
     "optical_convention",
     "baseline_sums",
     "settings",
@@ -331,3 +332,38 @@ def test_optical_convention_is_chosen_and_recorded(tmp_path, write_pairs) -> Non
                 assert np.percentile(chip.reshape(-1, 3), 1, axis=0).max() <= 1
     result = _run(str(tmp_path / "in"), str(tmp_path / "x"), "--optical-convention", "natural")
     assert result.exit_code != 0 and "dos" in result.output
+
+
+def test_pairs_flagged_cloud_or_snow_are_left_out_unless_asked(tmp_path, write_pairs) -> None:
+    write_pairs(tmp_path / "in", 4, texture="noise", splits=["train"] * 4,
+                cloud_or_snow=["0", "1", "", "yes"])
+    out = tmp_path / "chips"
+    result = _run(str(tmp_path / "in"), str(out), "--chip-size", "32", "--val-fraction", "0.4")
+    assert result.exit_code == 0, result.output
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["excluded_flagged"] == ["001", "003"]
+    assert stats["settings"]["flagged"] == "exclude"
+    assert set(stats["sources"]) == {"000", "002"}  # validation drawn among the clear ones
+    chips = _read_chips(list_shards(out, "train") + list_shards(out, "val"))
+    assert {c["source"] for c in chips} == {"000", "002"}
+
+    kept = tmp_path / "chips_all"
+    result = _run(str(tmp_path / "in"), str(kept), "--chip-size", "32", "--val-fraction", "0.4",
+                  "--flagged", "include")
+    assert result.exit_code == 0, result.output
+    stats = json.loads((kept / "stats.json").read_text())
+    assert stats["excluded_flagged"] == [] and set(stats["sources"]) == {"000", "001", "002", "003"}
+    # The sources manifest carries the flags, so that eval OUT --split val scores them apart.
+    from sar_colorizer.data.pairs import find_pairs
+
+    assert {p.name: p.cloud_or_snow for p in find_pairs(kept)} == {
+        "000": False, "001": True, "002": False, "003": True}
+
+
+def test_refuses_when_every_pair_is_flagged(tmp_path, write_pairs) -> None:
+    write_pairs(tmp_path / "in", 2, texture="noise", cloud_or_snow=["1", "1"])
+    out = tmp_path / "chips"
+    result = _run(str(tmp_path / "in"), str(out), "--chip-size", "32")
+    assert result.exit_code != 0
+    assert "every pair is flagged cloud_or_snow" in result.output and "--flagged include" in result.output
+    assert not out.exists() and _leftovers(tmp_path) == []
