@@ -32,8 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from sar_colorizer.color.constants import AB_SCALE
-from sar_colorizer.confidence import SHRINK_CANDIDATES, shrink_ab
+from sar_colorizer.confidence import SHRINK_CANDIDATES, choose_shrink
 from sar_colorizer.errors import InputError
 
 if TYPE_CHECKING:
@@ -187,22 +186,16 @@ def choose_novelty(
     nll = {float(w): gaussian_nll(ab_true, ab_norm, with_novelty(log_variance, novelty, float(w)))
            for w in weights}
     weight = min(nll, key=lambda key: (nll[key], key))
-
-    def rmse_by_k(raised: np.ndarray) -> dict[float, float]:
-        return {float(k): float(AB_SCALE * np.sqrt(np.mean(np.square(
-            shrink_ab(ab_norm, raised, float(k)) - ab_true, dtype=np.float64))))
-            for k in shrink_candidates}
-
-    scores = rmse_by_k(with_novelty(log_variance, novelty, weight))
-    k = min(scores, key=lambda key: (scores[key], key))
-    without = rmse_by_k(log_variance)
+    shrink = choose_shrink(ab_true, ab_norm, with_novelty(log_variance, novelty, weight),
+                           shrink_candidates)
+    without = choose_shrink(ab_true, ab_norm, log_variance, shrink_candidates)
     return {
         "novelty_weight": weight,
         "nll": {f"{w:g}": round(v, 4) for w, v in nll.items()},
-        "shrink_k": k,
-        "ab_rmse": {f"{kk:g}": round(v, 4) for kk, v in scores.items()},
-        "ab_rmse_without_novelty": {f"{kk:g}": round(v, 4) for kk, v in without.items()},
-        "n_pixels": int(len(ab_true)),
+        "shrink_k": shrink["shrink_k"],
+        "ab_rmse": shrink["ab_rmse"],
+        "ab_rmse_without_novelty": without["ab_rmse"],
+        "n_pixels": shrink["n_pixels"],
     }
 
 
