@@ -283,7 +283,10 @@ def validation_outputs(
     novelty) and, with ``density``, their novelty.
 
     The head's own log-variance is read from the output with the novelty weight at 0, whatever
-    the layer holds (the weight is restored).
+    the layer holds (the weight is restored). The novelty is computed at the network's
+    resolution and resized bilinearly to the pixels; the model adds it before resizing its
+    log-variance, so the two differ slightly along edges, which does not matter for choosing
+    one weight for the whole model.
     """
     rng = np.random.default_rng(seed)
     layer = model.get_layer(NOVELTY_LAYER) if has_novelty(model) else None
