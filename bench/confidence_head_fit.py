@@ -5,7 +5,7 @@ The shipped model predates the confidence head. This adds one
 (:func:`sar_colorizer.training.with_confidence_head`), freezes every other layer (batch
 normalisation included, so the AB output stays exactly the bundle's), trains only the head with
 :class:`~sar_colorizer.losses.GaussianNLLChromaLoss` on the training chips, chooses the shrink
-constant on the validation chips (:func:`sar_colorizer.training.calibrate_shrink`) and writes a
+constant on the validation chips (:func:`sar_colorizer.training.calibrate_confidence`) and writes a
 bundle. With the colour unchanged, ``sarcolor eval`` of the result with ``--no-mute-unsure``
 scores exactly as the original model, and with the default muting shows what the confidence
 adds, on the same colours:
@@ -56,7 +56,7 @@ def main() -> None:
     from sar_colorizer.keras_metrics import ColourLoss, MaskedABRMSE, MaskedGaussianNLL
     from sar_colorizer.losses import GaussianNLLChromaLoss
     from sar_colorizer.training import (
-        calibrate_shrink,
+        calibrate_confidence,
         output_description,
         with_confidence_head,
     )
@@ -90,7 +90,7 @@ def main() -> None:
     model.fit(train, epochs=1, steps_per_epoch=args.steps, verbose=2)
     seconds = time.perf_counter() - started
     after = model.evaluate(val, steps=steps, verbose=0, return_dict=True)
-    confidence = calibrate_shrink(model, val, seed=args.seed)
+    confidence = calibrate_confidence(model, val, seed=args.seed)
 
     metadata = {k: v for k, v in bundle.metadata.items() if k != "model_config"}
     metadata["outputs"] = output_description(model)

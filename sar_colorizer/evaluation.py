@@ -52,7 +52,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from sar_colorizer.baselines import BASELINE_NAMES, Baselines
-from sar_colorizer.data.pairs import FLAGGED_CHOICES
+from sar_colorizer.data.pairs import FLAGGED_CHOICES, is_flagged
 from sar_colorizer.errors import InputError, OutputExistsError
 from sar_colorizer.io.raster import atomic_path
 from sar_colorizer.metrics import (
@@ -106,12 +106,6 @@ _METRIC_DECIMALS = {
 
 # --------------------------------------------------------------------------------------------
 # selecting pairs
-
-
-def is_flagged(pair: Any) -> bool:
-    """Whether a pair's optical reference is flagged ``cloud_or_snow`` (pairs made by hand
-    without the attribute are not)."""
-    return bool(getattr(pair, "cloud_or_snow", False))
 
 
 def select_pairs(

@@ -913,9 +913,3 @@ def calibrate_confidence(model: keras.Model, val_ds: tf.data.Dataset | None,
                "ab_rmse_without_novelty": choice["ab_rmse_without_novelty"]}
     return {"shrink_k": k, "ab_rmse": choice["ab_rmse"], "n_pixels": choice["n_pixels"],
             "novelty": novelty, "chosen_on": "validation chips"}
-
-
-def calibrate_shrink(model: keras.Model, val_ds: tf.data.Dataset | None, *,
-                     seed: int = 0) -> dict[str, Any]:
-    """The shrink constant alone (:func:`calibrate_confidence` without a density)."""
-    return calibrate_confidence(model, val_ds, None, seed=seed)

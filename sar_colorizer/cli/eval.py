@@ -8,6 +8,7 @@ import click
 
 from sar_colorizer.cli.options import (
     bands_option,
+    flagged_option,
     input_scale_option,
     mute_unsure_option,
     optical_convention_option,
@@ -17,7 +18,6 @@ from sar_colorizer.cli.options import (
     tile_size_option,
     tone_option,
 )
-from sar_colorizer.data.pairs import FLAGGED_CHOICES
 
 
 @click.command("eval")
@@ -49,14 +49,8 @@ from sar_colorizer.data.pairs import FLAGGED_CHOICES
     show_default=True,
     help="Images (rows) in grid.png; 0 writes no grid.",
 )
-@click.option(
-    "--flagged",
-    type=click.Choice(FLAGGED_CHOICES),
-    default="include",
-    show_default=True,
-    help="Pairs whose optical image the manifest flags cloud_or_snow: include them in the "
-    "scores (a second table then scores the clear pairs alone) or exclude them.",
-)
+@flagged_option("include", "include them in the scores (a second table then scores the "
+                "clear pairs alone) or exclude them.")
 @tile_size_option
 @bands_option
 @input_scale_option

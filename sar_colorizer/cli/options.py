@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 import click
 
 from sar_colorizer.color.convention import OPTICAL_CONVENTIONS
+from sar_colorizer.data.pairs import FLAGGED_CHOICES
 from sar_colorizer.inference.tone import TONES
 from sar_colorizer.sar.radiometry import INPUT_SCALES
 
@@ -120,6 +121,17 @@ def optical_convention_option(default: str | None, help_default: str) -> Callabl
         "subtraction) and applies one joint 99th-percentile stretch, so Level-1C, Level-2A "
         "and display images agree; 'as-is' is the rendering of earlier versions.  "
         f"[default: {help_default}]",
+    )
+
+
+def flagged_option(default: str, what: str) -> Callable[[F], F]:
+    """``--flagged``: what a command does with pairs the manifest flags ``cloud_or_snow``."""
+    return click.option(
+        "--flagged",
+        type=click.Choice(FLAGGED_CHOICES),
+        default=default,
+        show_default=True,
+        help=f"Pairs whose optical image the manifest flags cloud_or_snow: {what}",
     )
 
 

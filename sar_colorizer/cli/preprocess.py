@@ -6,6 +6,7 @@ import click
 
 from sar_colorizer.cli.options import (
     bands_option,
+    flagged_option,
     input_scale_option,
     optical_convention_option,
     optical_offset_option,
@@ -15,7 +16,6 @@ from sar_colorizer.cli.options import (
     speckle_filter_option,
     speckle_window_option,
 )
-from sar_colorizer.data.pairs import FLAGGED_CHOICES
 
 # Spelled out here (not imported) so that ``sarcolor --help`` stays cheap; the library validates.
 _NORMALIZATIONS = ("percentile", "db_range")
@@ -117,14 +117,8 @@ def _split_names(ctx: click.Context, param: click.Parameter, value: str | None) 
     default=False,
     help="Also write pairs labelled 'test' in the manifest (as a test split).",
 )
-@click.option(
-    "--flagged",
-    type=click.Choice(FLAGGED_CHOICES),
-    default="exclude",
-    show_default=True,
-    help="Pairs whose optical image the manifest flags cloud_or_snow (a column of pairs.csv): "
-    "leave them out (their colour is not the surface's) or cut chips from them too.",
-)
+@flagged_option("exclude", "leave them out (their colour is not the surface's) or cut chips "
+                "from them too.")
 @seed_option("of the validation draw.")
 @click.option(
     "--chips-per-shard",

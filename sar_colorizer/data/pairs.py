@@ -95,6 +95,12 @@ class Pair:
     cloud_or_snow: bool = False
 
 
+def is_flagged(pair: object) -> bool:
+    """Whether a pair's optical image is flagged :data:`FLAG_COLUMN` (pairs made by hand
+    without the attribute are not)."""
+    return bool(getattr(pair, FLAG_COLUMN, False))
+
+
 @dataclass
 class PairArrays:
     """A pair read onto the SAR grid.

@@ -38,6 +38,7 @@ from sar_colorizer.data.pairs import (
     assign_splits,
     check_pair,
     find_pairs,
+    is_flagged,
     read_pair,
 )
 from sar_colorizer.data.stats import STATS_FORMAT_VERSION, TrainingStatistics, write_stats
@@ -282,8 +283,8 @@ def _without_flagged(
         raise InputError(f"flagged must be one of {', '.join(FLAGGED_CHOICES)}, not {flagged!r}")
     if flagged == "include":
         return pairs, []
-    left_out = sorted(pair.name for pair in pairs if pair.cloud_or_snow)
-    kept = [pair for pair in pairs if not pair.cloud_or_snow]
+    left_out = sorted(pair.name for pair in pairs if is_flagged(pair))
+    kept = [pair for pair in pairs if not is_flagged(pair)]
     if not kept:
         raise InputError(f"{input_path}: every pair is flagged {FLAG_COLUMN}; pass --flagged "
                          "include to cut chips from them anyway")
@@ -303,7 +304,7 @@ def _write_sources_manifest(path: Path, sources: dict[str, dict[str, Any]]) -> N
         writer.writerow(["sar", "optical", "split", FLAG_COLUMN])
         for source in sources.values():
             writer.writerow([Path(source["sar"]).resolve(), Path(source["optical"]).resolve(),
-                             source["split"], int(bool(source.get(FLAG_COLUMN, False)))])
+                             source["split"], int(source[FLAG_COLUMN])])
 
 
 # --------------------------------------------------------------------------------------------
@@ -376,7 +377,7 @@ class _Tally:
         self.n_images[split] += 1
         self.sources[pair.name] = {
             "split": split,
-            FLAG_COLUMN: bool(pair.cloud_or_snow),
+            FLAG_COLUMN: is_flagged(pair),
             "sar": str(pair.sar),
             "optical": str(pair.optical),
             "height": int(arrays.valid.shape[0]),

@@ -168,11 +168,12 @@ class FeatureNovelty(keras.layers.Layer):
       dimension of each pixel's ``C`` features (about 1 for training features);
     * ``novelty = max(0, log(d2 / typical))``: 0 for features no farther from the training data
       than its median (``typical``), growing with the log of the distance beyond it;
-    * ``log_variance' = log(exp(log_variance) + weight * novelty)``, on both channels.
+    * ``log_variance' = log(exp(log_variance) + novelty_weight * novelty)``, on both channels.
 
     ``mean``, ``whitening`` (the Cholesky factor of the inverse covariance), ``typical`` and
-    ``weight`` are non-trainable weights, saved with the model and set after training by
-    :mod:`sar_colorizer.novelty`; built fresh (``weight`` 0) the layer changes nothing.
+    ``novelty_weight`` are non-trainable weights, saved with the model and set after training
+    by :mod:`sar_colorizer.novelty`; built fresh (``novelty_weight`` 0) the layer changes
+    nothing.
     :func:`sar_colorizer.novelty.feature_novelty` is its numpy twin.
 
     Args:
@@ -188,7 +189,7 @@ class FeatureNovelty(keras.layers.Layer):
         self.typical = self.add_weight(name="typical", shape=(), initializer="ones",
                                        trainable=False)
         self.novelty_weight = self.add_weight(name="weight", shape=(), initializer="zeros",
-                                      trainable=False)
+                                              trainable=False)
         super().build(input_shape)
 
     def call(self, inputs: Any) -> Any:
