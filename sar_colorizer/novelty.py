@@ -262,7 +262,8 @@ def fit_feature_density(
         if len(pooled) > share:
             pooled = pooled[rng.choice(len(pooled), share, replace=False)]
         if not len(pooled):
-            raise InputError("a chip folder gave no valid training pixels to fit the novelty on")
+            raise InputError("a chip folder gave no valid training pixels to fit the novelty "
+                             "on; check its chips, or train with --no-novelty")
         parts.append(pooled)
         pixel_weights.append(np.full(len(pooled), weight / total / len(pooled)))
     density = FeatureDensity.fit(np.concatenate(parts), np.concatenate(pixel_weights))
