@@ -90,6 +90,7 @@ def cli(ctx: click.Context, verbose: int, quiet: int) -> None:
       sarcolor preprocess pairs/ chips/               # your own SAR/optical pairs
       sarcolor train chips/ my_model
       sarcolor eval my_model test_pairs/ --report report/
+      sarcolor predict S1A_IW_GRDH_....zip colour.tif # a downloaded Sentinel-1 product
     """
     ctx.ensure_object(dict)
     ctx.obj["verbosity"] = verbose - quiet
@@ -98,14 +99,15 @@ def cli(ctx: click.Context, verbose: int, quiet: int) -> None:
 
 
 def _register() -> None:
+    from sar_colorizer.cli import calibrate, export, predict, preprocess, train
     from sar_colorizer.cli import eval as eval_cmd
-    from sar_colorizer.cli import export, predict, preprocess, train
 
     cli.add_command(preprocess.preprocess)
     cli.add_command(train.train)
     cli.add_command(eval_cmd.eval_command)
     cli.add_command(predict.predict)
     cli.add_command(export.export)
+    cli.add_command(calibrate.calibrate)
 
 
 _register()
