@@ -88,9 +88,10 @@ def cli(ctx: click.Context, verbose: int, quiet: int) -> None:
     Quick start:
       sarcolor predict scene.tif scene_color.png      # shipped default model
       sarcolor preprocess pairs/ chips/               # your own SAR/optical pairs
+      sarcolor pairs CATALOG pairs/ --bbox W,S,E,N --dates START/END   # pairs from STAC
       sarcolor train chips/ my_model
       sarcolor eval my_model test_pairs/ --report report/
-      sarcolor predict S1A_IW_GRDH_....zip colour.tif # a downloaded Sentinel-1 product
+      sarcolor calibrate S1A_IW_GRDH_....zip sigma0_db.tif  # a downloaded Sentinel-1 product
     """
     ctx.ensure_object(dict)
     ctx.obj["verbosity"] = verbose - quiet
@@ -99,9 +100,10 @@ def cli(ctx: click.Context, verbose: int, quiet: int) -> None:
 
 
 def _register() -> None:
-    from sar_colorizer.cli import calibrate, export, predict, preprocess, train
+    from sar_colorizer.cli import calibrate, export, pairs, predict, preprocess, train
     from sar_colorizer.cli import eval as eval_cmd
 
+    cli.add_command(pairs.pairs)
     cli.add_command(preprocess.preprocess)
     cli.add_command(train.train)
     cli.add_command(eval_cmd.eval_command)
