@@ -41,9 +41,12 @@ def test_help_imports_neither_tensorflow_nor_the_extras():
     code = (
         "import sys; from sar_colorizer.cli import cli\n"
         "try:\n    cli(['predict', '--help'])\nexcept SystemExit:\n    pass\n"
-        "heavy = [m for m in ('tensorflow', 'distributed', 'dask', 'xarray') if m in sys.modules]\n"
+        "try:\n    cli(['pairs', '--help'])\nexcept SystemExit:\n    pass\n"
+        "heavy = [m for m in ('tensorflow', 'distributed', 'dask', 'xarray', 'pystac',\n"
+        "                     'pystac_client', 'shapely') if m in sys.modules]\n"
         "print('heavy:', heavy)"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert "--workers" in result.stdout and "--scheduler" in result.stdout
+    assert "--s1-collection" in result.stdout
     assert "heavy: []" in result.stdout

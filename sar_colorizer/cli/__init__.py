@@ -94,6 +94,7 @@ def cli(ctx: click.Context, verbose: int, quiet: int) -> None:
     Quick start:
       sarcolor predict scene.tif scene_color.png      # shipped default model
       sarcolor preprocess pairs/ chips/               # your own SAR/optical pairs
+      sarcolor pairs CATALOG pairs/ --bbox W,S,E,N --dates START/END   # pairs from STAC
       sarcolor train chips/ my_model
       sarcolor eval my_model test_pairs/ --report report/
     """
@@ -105,8 +106,9 @@ def cli(ctx: click.Context, verbose: int, quiet: int) -> None:
 
 def _register() -> None:
     from sar_colorizer.cli import eval as eval_cmd
-    from sar_colorizer.cli import export, predict, preprocess, train
+    from sar_colorizer.cli import export, pairs, predict, preprocess, train
 
+    cli.add_command(pairs.pairs)
     cli.add_command(preprocess.preprocess)
     cli.add_command(train.train)
     cli.add_command(eval_cmd.eval_command)
