@@ -59,7 +59,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from sar_colorizer.errors import InputError, MissingExtraError
+from sar_colorizer.errors import InputError, MissingExtraError, install_command
 
 if TYPE_CHECKING:
     import pystac
@@ -118,7 +118,7 @@ GDAL_HTTP_SETTINGS: dict[str, str] = {
 }
 
 SIGNERS = ("auto", "none", "planetary-computer")
-_EXTRA_HINT = 'pip install "sarcolor[stac]"'
+_EXTRA_HINT = install_command("stac")
 
 
 def require(module: str) -> ModuleType:
@@ -782,6 +782,12 @@ def find_scene_pairs(request: PairsRequest) -> list[ScenePair]:
                          request.end + margin)
     logger.info("found %d %s and %d %s items", len(optical), request.s2_collection, len(sar),
                 request.s1_collection)
+    dual = [item for item in sar if all(any(key in item.assets for key in candidates)
+                                         for candidates in SAR_ASSETS.values())]
+    if len(dual) < len(sar):  # HH/HV scenes (polar regions), or single polarisation
+        logger.info("%d %s item(s) without both vv and vh assets left out", len(sar) - len(dual),
+                    request.s1_collection)
+    sar = dual
     pairs, report = match_scenes(optical, sar, request.max_days, request.bbox)
     if not pairs:
         if report.too_far:

@@ -193,6 +193,16 @@ def build_catalog(root: Path, *, all_cloudy: bool = False, drop_sar: tuple[str, 
     add("sentinel-1-rtc", "S1_elsewhere_at_optical_time", _footprint(crs, transform, 120),
         decoy_time, {"platform": "sentinel-1b"}, assets)
 
+    # A polar-mode scene (HH, HV) over DECOY_PLACE at its optical time: no vv/vh, never matched.
+    crs, transform = _patch_grid(json.loads(next(other.glob("*_labels_metadata.json")).read_text()))
+    assets = {}
+    for pol in ("hh", "hv"):
+        path = data / "polar" / f"{pol}.tif"
+        _write_cog(path, np.full((120, 120), 0.05, np.float32), crs, transform, -32768.0)
+        assets[pol] = (path, {})
+    add("sentinel-1-rtc", "S1_polar_hh_hv", _footprint(crs, transform, 120), decoy_time,
+        {"platform": "sentinel-1b"}, assets)
+
     catalog.normalize_hrefs(str(root))
     catalog.make_all_asset_hrefs_relative()
     catalog.save(pystac.CatalogType.SELF_CONTAINED)
@@ -307,6 +317,17 @@ def test_api_search_over_http_gives_the_same_pairs(catalog_json, tmp_path):
     assert len(rows) == 6
 
 
+def test_static_catalog_over_http_is_walked(catalog_json, tmp_path):
+    with stac_api(catalog_json.parent) as url:
+        out = tmp_path / "pairs"
+        result = _pairs(url + "catalog.json", str(out), "--bbox", EUROPE, "--dates", ALL_DATES,
+                        "--size", "120", "--min-valid", "0.4")
+        assert result.exit_code == 0, result.output
+        assert "search" not in SERVED[url]
+        assert "/catalog.json" in SERVED[url]
+    assert len(_check_folder(out, 120)) == 6
+
+
 @pytest.mark.parametrize("case", ["no items", "no overlapping SAR", "SAR too far in time",
                                   "all cloudy", "unreachable", "missing asset", "bad bbox"])
 def test_bad_cases_are_one_line_errors_and_leave_no_output(case, catalog_json, tmp_path):
@@ -383,7 +404,7 @@ def test_without_the_extra_the_error_names_it(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "pystac", None)
     result = _pairs("catalog.json", str(tmp_path / "out"), "--bbox", EUROPE, "--dates", ALL_DATES)
     assert result.exit_code == 6
-    assert 'pip install "sarcolor[stac]"' in result.output
+    assert 'pip install ".[stac]"' in result.output
     assert not (tmp_path / "out").exists()
 
 
@@ -483,10 +504,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                                    "type": "application/geo+json", "method": "POST"}]})
         elif path == "/search":
             self._json(self._search({}))
-        elif path.startswith("/assets/"):
+        else:  # assets, and the static catalog's own files
             self._file(self.root / path.lstrip("/"))
-        else:
-            self._send(404, b"not found", "text/plain")
 
     def do_POST(self) -> None:  # noqa: N802
         self.budget[0] -= 1
@@ -552,7 +571,8 @@ def _items_for_api(root: Path) -> list[dict[str, Any]]:
 
 
 class stac_api:  # noqa: N801 (used as a context manager, like a function)
-    """``with stac_api(root) as url:`` a STAC API over ``root/catalog.json`` on 127.0.0.1.
+    """``with stac_api(root) as url:`` a STAC API over ``root/catalog.json`` on 127.0.0.1; the
+    catalog's files and assets are served too (``url + "catalog.json"`` is the static catalog).
 
     Bounded: the server thread stops when the block ends, after :data:`SERVER_SECONDS`, or
     after :data:`SERVER_REQUESTS` requests, whichever comes first.
