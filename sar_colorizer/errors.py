@@ -61,6 +61,15 @@ class MissingExtraError(SarColorError, ImportError):
     exit_code = 6
 
 
+def install_command(extra: str) -> str:
+    """The command that installs an optional extra, run in the sarcolor clone.
+
+    sarcolor is not on a package index, so pip cannot find it by its name; the extra is
+    installed from the clone's folder (``.``), as the README's set-up does.
+    """
+    return f'pip install ".[{extra}]" (in the sarcolor folder)'
+
+
 class OutputError(SarColorError, OSError):
     """An output cannot be written: no space left, a read-only folder, no permission."""
 

@@ -73,6 +73,12 @@ def configure_logging(verbosity: int) -> None:
         max(verbosity, -2), logging.DEBUG
     )
     logging.basicConfig(level=level, format="%(levelname)s: %(message)s", force=True)
+    # rasterio logs GDAL's failures at INFO ("GDAL signalled an error ... not recognized as
+    # being in a supported file format" when a file is probed): they change no result (one
+    # that does becomes an exception, and the command says what failed), so only -v shows them.
+    logging.getLogger("rasterio._env").setLevel(
+        logging.DEBUG if level <= logging.DEBUG else logging.WARNING
+    )
     set_tensorflow_verbose(verbosity >= 2)
 
 

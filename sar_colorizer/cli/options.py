@@ -53,7 +53,8 @@ def _parse_creation_options(
 
 
 def progress_enabled(ctx: click.Context) -> bool:
-    """Progress bars are on unless ``-q`` was given (tqdm itself hides them off a terminal)."""
+    """Progress is shown unless ``-q`` was given: a bar on a terminal, a line now and then
+    elsewhere (:mod:`sar_colorizer.progress`)."""
     obj = ctx.find_root().obj or {}
     return not obj.get("quiet", False)
 
