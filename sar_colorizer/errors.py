@@ -38,6 +38,11 @@ class RasterError(InputError):
     """A raster cannot be opened, read or written."""
 
 
+class ProductError(InputError):
+    """A satellite product (Sentinel-1 ``.SAFE`` folder or ``.zip``) is incomplete, damaged or
+    of a kind that cannot be read (SLC); the message names what is missing and what works."""
+
+
 class OutputExistsError(SarColorError, FileExistsError):
     """An output exists and overwriting was not requested (or is not allowed: an input)."""
 

@@ -97,6 +97,7 @@ def cli(ctx: click.Context, verbose: int, quiet: int) -> None:
       sarcolor pairs CATALOG pairs/ --bbox W,S,E,N --dates START/END   # pairs from STAC
       sarcolor train chips/ my_model
       sarcolor eval my_model test_pairs/ --report report/
+      sarcolor calibrate S1A_IW_GRDH_....zip sigma0_db.tif  # a downloaded Sentinel-1 product
     """
     ctx.ensure_object(dict)
     ctx.obj["verbosity"] = verbose - quiet
@@ -105,8 +106,8 @@ def cli(ctx: click.Context, verbose: int, quiet: int) -> None:
 
 
 def _register() -> None:
+    from sar_colorizer.cli import calibrate, export, pairs, predict, preprocess, train
     from sar_colorizer.cli import eval as eval_cmd
-    from sar_colorizer.cli import export, pairs, predict, preprocess, train
 
     cli.add_command(pairs.pairs)
     cli.add_command(preprocess.preprocess)
@@ -114,6 +115,7 @@ def _register() -> None:
     cli.add_command(eval_cmd.eval_command)
     cli.add_command(predict.predict)
     cli.add_command(export.export)
+    cli.add_command(calibrate.calibrate)
 
 
 _register()
