@@ -67,6 +67,22 @@ VARIANCE_CHANNELS = ("log_var_a", "log_var_b")
 DEFAULT_PIXEL_SIZE = 10.0  # metres; training pixel size for bundles that do not record one
 
 
+def portable_path(path: str | os.PathLike[str], base: str | os.PathLike[str] | None = None) -> str:
+    """A path as bundle.json records it: relative to ``base`` when inside it, else the name.
+
+    A bundle travels (the shipped one is installed on every user's machine): it records where
+    its training data was in terms that mean something elsewhere, never an absolute path of the
+    machine that trained it.
+    """
+    path = Path(path)
+    if base is not None:
+        try:
+            return path.resolve().relative_to(Path(base).resolve()).as_posix()
+        except ValueError:
+            pass
+    return path.resolve().name if path.name in ("", ".", "..") else path.name
+
+
 @dataclass
 class Bundle:
     """A loaded model and its metadata (the parsed ``bundle.json``).

@@ -407,14 +407,14 @@ def _write_chips(
 ) -> dict[str, Any]:
     """Write the chips of every pair into ``folder``; returns ``stats.json`` but for
     ``excluded`` and ``settings``."""
-    from tqdm.auto import tqdm
+    from sar_colorizer.progress import progress_bar
 
     split_names = [
         split for split in ("train", "val", "test") if any(splits[p.name] == split for p in work)
     ]
     tally = _Tally()
     with _shard_writers(folder, split_names, expected, settings.chips_per_shard) as writers:
-        for pair in tqdm(work, desc="preprocess", unit="image", disable=None if progress else True):
+        for pair in progress_bar(work, desc="preprocess", unit="images", enabled=progress):
             raise_if_interrupted()
             split = splits[pair.name] or ""
             arrays = _read_pair(pair, settings)
