@@ -6,7 +6,8 @@ The product is built in a temporary folder (never committed) from the real metad
 ``../shared/data/s1-grd-safe`` (26102 x 16705 px, VV + a VH twin under the names the manifest
 lists): the block's sigma0 comes from the T14RNT scene mosaic (``../shared/tools/make_scene.py
 --kind sar --db``: real Sentinel-1 texture, 0 dB at its 99th percentile, taken here as
-sigma0 = 0.3 at the 99th percentile for VH and 4x that for VV), written as uint16 digital
+sigma0 = 0.3 at the 99th percentile for VH and 4x that for VV; the mosaic's few gaps between
+fragments are filled with the median, so the whole block holds data), written as uint16 digital
 numbers through the inverse calibration with the thermal noise added,
 ``DN = sqrt(sigma0 * A_sigma**2 + noise)``, into a sparse tiled measurement GeoTIFF (only the
 block's tiles exist).
@@ -20,6 +21,7 @@ the output's valid pixels against the box the geolocation grid gives for the blo
 
     python bench/product_bench.py                    # calibrate + predict, .SAFE and .zip
     python bench/product_bench.py --skip-predict     # calibrate only
+    python bench/product_bench.py --keep /tmp/pb     # build once in /tmp/pb, reuse it later
 
 Prints a markdown report and the command that made it.
 """
@@ -56,6 +58,10 @@ def build_product(folder: Path) -> tuple[Path, Path, Path]:
     sys.path.insert(0, str(REPO))
     from sar_colorizer.sar.product import open_product
 
+    safe, archive, block_tif = (folder / f"{NAME}.SAFE", folder / f"{NAME}.zip",
+                                folder / "block_VV_VH.tif")
+    if safe.is_dir() and archive.is_file() and block_tif.is_file():  # built before (--keep)
+        return safe, archive, block_tif
     source = SHARED / "data" / "s1-grd-safe" / f"{NAME}.SAFE"
     if not source.is_dir():
         sys.exit(f"needs the real metadata at {source}")
@@ -64,9 +70,9 @@ def build_product(folder: Path) -> tuple[Path, Path, Path]:
                     str(scene_dir), "--kind", "sar", "--db"], check=True, capture_output=True)
     with rasterio.open(next(scene_dir.glob("*.tif"))) as src:
         db = src.read(1, window=Window(4096, 512, BLOCK, BLOCK))
-    vh = 0.3 * 10 ** (db.astype(np.float64) / 10)  # NaN where the mosaic has no fragment
+    vh = 0.3 * 10 ** (db.astype(np.float64) / 10)
+    vh[~np.isfinite(vh)] = np.nanmedian(vh)  # the mosaic's gaps between fragments: flat, valid
     sigma0 = {"VV": 4.0 * vh, "VH": vh}
-    safe = folder / f"{NAME}.SAFE"
     for file in source.rglob("*"):
         if file.is_file() and file.parent.name != "measurement":
             target = safe / file.relative_to(source)
@@ -93,12 +99,10 @@ def build_product(folder: Path) -> tuple[Path, Path, Path]:
                 f"{number}.tiff")
         with rasterio.open(safe / "measurement" / name, "w", **profile) as dst:
             dst.write(dn, 1, window=window)
-    archive = folder / f"{NAME}.zip"
     with zipfile.ZipFile(archive, "w", zipfile.ZIP_STORED) as out:
         for file in sorted(safe.rglob("*")):
             if file.is_file():
                 out.write(file, f"{safe.name}/{file.relative_to(safe)}")
-    block_tif = folder / "block_VV_VH.tif"
     with rasterio.open(block_tif, "w", driver="GTiff", width=BLOCK, height=BLOCK, count=2,
                        dtype="float32", nodata=float("nan"), crs="EPSG:32633",
                        transform=rasterio.transform.from_origin(300000, 4650000, 10, 10),
@@ -143,12 +147,22 @@ def expected_box(safe: Path, path: Path) -> tuple[float, float, float, float]:
 
 
 def valid_box(path: Path) -> tuple[int, int, int, int, str, int]:
-    """Output pixel box of valid pixels (dataset mask), the CRS, the valid pixel count."""
+    """Output pixel box of valid pixels (dataset mask), the CRS, the valid pixel count: a
+    1/16 look for where they are, then full resolution there."""
     with rasterio.open(path) as src:
-        mask = src.dataset_mask() > 0
+        factor = 16
+        coarse = src.dataset_mask(out_shape=(max(1, src.height // factor),
+                                             max(1, src.width // factor))) > 0
+        rows, cols = np.nonzero(coarse)
+        sy, sx = src.height / coarse.shape[0], src.width / coarse.shape[1]
+        r0 = max(0, int((rows.min() - 1) * sy))
+        c0 = max(0, int((cols.min() - 1) * sx))
+        r1 = min(src.height, int((rows.max() + 2) * sy))
+        c1 = min(src.width, int((cols.max() + 2) * sx))
+        mask = src.dataset_mask(window=Window(c0, r0, c1 - c0, r1 - r0)) > 0
         rows, cols = np.nonzero(mask)
-        return (int(cols.min()), int(rows.min()), int(cols.max()) + 1, int(rows.max()) + 1,
-                str(src.crs), int(mask.sum()))
+        return (c0 + int(cols.min()), r0 + int(rows.min()), c0 + int(cols.max()) + 1,
+                r0 + int(rows.max()) + 1, str(src.crs), int(mask.sum()))
 
 
 def main() -> None:
@@ -169,16 +183,17 @@ def main() -> None:
         runs = []
         for label, product in ((".SAFE", safe), (".zip", archive)):
             out = folder / f"calibrate{label.replace('.', '_')}.tif"
-            runs.append((f"calibrate {label}", [*sarcolor, "calibrate", str(product), str(out)],
+            runs.append((f"calibrate {label}", [*sarcolor, "calibrate", "--overwrite", str(product), str(out)],
                          out, product))
             if not args.skip_predict:
                 out = folder / f"predict{label.replace('.', '_')}.tif"
-                runs.append((f"predict {label}", [*sarcolor, "predict", "--model", args.model,
-                                                  str(product), str(out)], out, product))
+                runs.append((f"predict {label}", [*sarcolor, "predict", "--overwrite", "--model",
+                                                  args.model, str(product), str(out)], out, product))
         if not args.skip_predict:
             out = folder / "predict_block.tif"
             runs.append(("predict block GeoTIFF (4096 x 4096, same sigma0)",
-                         [*sarcolor, "predict", "--model", args.model, str(block_tif), str(out)],
+                         [*sarcolor, "predict", "--overwrite", "--model", args.model, str(block_tif),
+                          str(out)],
                          out, None))
         print("\n| run | wall s | peak RSS MB | output | valid px | block box (col0,row0,col1,row1): "
               "output vs geolocation grid |")
