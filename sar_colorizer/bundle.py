@@ -34,12 +34,13 @@ import copy
 import json
 import logging
 import os
+import threading
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from sar_colorizer.errors import InputError, ModelMismatchError, OutputExistsError, SarColorError
 from sar_colorizer.io.atomic import atomic_folder, publish
@@ -559,3 +560,31 @@ def _inference_copy(model: Model) -> Model:
     copy = model.__class__.from_config(model.get_config())
     copy.set_weights(model.get_weights())
     return copy
+
+
+#: A model as the API takes it: a loaded :class:`Bundle`, a bundle folder written by
+#: ``sarcolor train``, or ``"default"`` (the shipped model).
+ModelLike: TypeAlias = "str | os.PathLike[str] | Bundle"
+
+_CACHE: dict[str, Bundle] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def cached_bundle(model: ModelLike = "default") -> Bundle:
+    """A loaded :class:`Bundle`; a path is loaded once per process and cached (so that
+    notebooks, dask tasks and batch workers load each model once).
+
+    Args:
+        model: ``"default"`` (the shipped model), a bundle folder, or a loaded bundle
+            (returned as is).
+
+    Raises:
+        InputError: The path is not a bundle.
+    """
+    if not isinstance(model, str | os.PathLike):
+        return model
+    key = os.fspath(model)
+    with _CACHE_LOCK:
+        if key not in _CACHE:
+            _CACHE[key] = load_bundle(key)
+        return _CACHE[key]
