@@ -265,10 +265,9 @@ def _masked_scene(path: Path, how: str) -> Path:
     if how == "alpha":
         amplitude = np.clip(10 ** (db / 20) * 4000, 1, 65535).astype(np.uint16)
         alpha = shown.astype(np.uint16) * 257
-        with rasterio.open(path, "w", count=2, dtype="uint16", photometric="minisblack",
-                           alpha="unspecified", **profile) as dst:
+        with rasterio.open(path, "w", count=2, dtype="uint16", **profile) as dst:
+            dst.colorinterp = [ColorInterp.gray, ColorInterp.alpha]  # before the pixels: GDAL
             dst.write(np.stack([amplitude, alpha]))
-            dst.colorinterp = [ColorInterp.gray, ColorInterp.alpha]
     else:
         with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), rasterio.open(
             path, "w", count=1, dtype="float32", **profile

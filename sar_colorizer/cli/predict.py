@@ -19,11 +19,9 @@ from sar_colorizer.batch import (
     FORMATS,
     Job,
     PredictOptions,
-    check_job,
     colour_batch,
-    colour_job,
+    colour_scene,
     expand_inputs,
-    load_bundle,
     plan_batch,
 )
 from sar_colorizer.cli.options import (
@@ -235,8 +233,8 @@ def _predict_one(
     if flags["skip_existing"] and job.output.exists():
         click.echo(f"{job.output} exists; skipped")
         return
-    check_job(job, options.overwrite, options.driver, flags["force"])
-    colour_job(load_bundle(flags["model_path"]), job, options, progress_enabled(ctx))
+    # The batch's task: the same checks (before the model loads), then the colouring.
+    colour_scene(flags["model_path"], job, options, flags["force"], progress=progress_enabled(ctx))
 
 
 def _predict_many(

@@ -233,7 +233,7 @@ def preprocess(
 def _publish_chips(
     out_dir: Path,
     overwrite: bool,
-    work: Sequence[Pair],
+    work: list[Pair],
     splits: dict[str, str | None],
     expected: Counter[str],
     settings: _ChipSettings,

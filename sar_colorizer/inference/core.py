@@ -26,6 +26,7 @@ reader and writer threads), :mod:`sar_colorizer.xarray_api` (dask chunks) and
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -39,6 +40,8 @@ if TYPE_CHECKING:
     from sar_colorizer.inference.options import Recipe
     from sar_colorizer.inference.runner import ModelRunner
     from sar_colorizer.inference.scene import SceneStatistics
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["Prepared", "Region", "SceneColourer"]
 
@@ -128,6 +131,7 @@ class SceneColourer:
         from sar_colorizer.inference.tone import tone_lut
         from sar_colorizer.io.pixel_size import resample_factor
 
+        _log_tiling(recipe)
         if recipe.options.pixel_size is not None:
             pixel_size = recipe.options.pixel_size
         factor = resample_factor(pixel_size, recipe.model_pixel_size)
@@ -311,3 +315,20 @@ class SceneColourer:
         lut = np.asarray(self.lut, dtype=np.float32)
         nearest = [lut[(np.asarray(b, np.float32) * steps + 0.5).astype(np.int32)] for b in bounds]
         return np.ascontiguousarray(limit_chroma_numpy(lab, *nearest)[..., 1:])
+
+
+def _log_tiling(recipe: Recipe) -> None:
+    """Say when the tiles differ from the network's training tiles (colours may drift) or are
+    rounded to the model's multiple."""
+    from sar_colorizer.io.tiling import round_tile_size
+
+    requested = recipe.options.tile_size
+    if requested is not None and requested != recipe.model_tile_size:
+        logger.warning(
+            "tile size %d differs from the %d px the model was trained on; colours may drift",
+            requested, recipe.model_tile_size,
+        )
+    rounded = round_tile_size(recipe.tile_size, recipe.tile_multiple)
+    if rounded != recipe.tile_size:
+        logger.info("tile size %d rounded to %d (multiple of %d)", recipe.tile_size, rounded,
+                    recipe.tile_multiple)

@@ -13,8 +13,7 @@ what a scene decides (its statistics, tile grid and tone table).
 from __future__ import annotations
 
 import dataclasses
-import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -27,8 +26,6 @@ if TYPE_CHECKING:
     from sar_colorizer.confidence import OutputPlan
     from sar_colorizer.inference.colour import ColourConverter
     from sar_colorizer.inference.scene import InputSpec, SceneStatistics
-
-logger = logging.getLogger(__name__)
 
 __all__ = ["ColourOptions", "Recipe"]
 
@@ -106,11 +103,6 @@ class ColourOptions:
         base = options if options is not None else cls()
         return dataclasses.replace(base, **settings) if settings else base
 
-    def split(self, settings: Mapping[str, Any]) -> dict[str, Any]:
-        """The entries of ``settings`` that are not colour options (a caller's own)."""
-        known = set(self.names()) | set(_ALIASES)
-        return {k: v for k, v in settings.items() if k not in known}
-
     def resolve(self, bundle: Bundle, *, sigma: bool = False, mean: bool = False) -> Recipe:
         """Check these options against ``bundle`` and fix what follows from them.
 
@@ -128,7 +120,6 @@ class ColourOptions:
         from sar_colorizer.inference.scene import InputSpec
         from sar_colorizer.inference.tiles import tile_settings
         from sar_colorizer.inference.tone import resolve_tone
-        from sar_colorizer.io.tiling import round_tile_size
         from sar_colorizer.sar.display import display_halo
 
         output_plan = OutputPlan.for_bundle(bundle, self.shrink, sigma=sigma, mean=mean)
@@ -136,16 +127,7 @@ class ColourOptions:
             self.display_filter, self.colour_upsampling
         )
         tone, l_quantiles = resolve_tone(bundle, self.tone)
-        if self.tile_size is not None and self.tile_size != bundle.tile_size:
-            logger.warning(
-                "tile size %d differs from the %d px the model was trained on; colours may drift",
-                self.tile_size, bundle.tile_size,
-            )
         tile_size, overlap = tile_settings(bundle, self.tile_size, self.overlap)
-        rounded = round_tile_size(tile_size, bundle.tile_multiple)
-        if rounded != tile_size:
-            logger.info("tile size %d rounded to %d (multiple of %d)", tile_size, rounded,
-                        bundle.tile_multiple)
         input_spec = InputSpec.from_bundle(bundle)
         return Recipe(
             options=self,
@@ -158,6 +140,7 @@ class ColourOptions:
             tile_size=tile_size,
             overlap=overlap,
             tile_multiple=int(bundle.tile_multiple),
+            model_tile_size=int(bundle.tile_size),
             model_pixel_size=float(bundle.pixel_size),
             halo=max(input_spec.halo, display_halo(display_filter)),
         )
@@ -178,6 +161,7 @@ class Recipe:
         guided: Upsample the network's AB guided by the displayed SAR (else bilinearly).
         tile_size, overlap: Requested tiling in training pixels (before fitting to a scene).
         tile_multiple: The model's tile multiple.
+        model_tile_size: The tile side the network was trained on.
         model_pixel_size: The training pixel size in metres.
         halo: Rows and columns the speckle and display filters reach beyond a window.
     """
@@ -192,6 +176,7 @@ class Recipe:
     tile_size: int
     overlap: int
     tile_multiple: int
+    model_tile_size: int
     model_pixel_size: float
     halo: int
 
