@@ -59,7 +59,7 @@ def pairs(ctx: click.Context, catalog: str, out_dir: str, bbox: str, dates: str,
     (B04, B03, B02 reflectance x 10000) and OUT/pairs.csv (provenance and a train/val split by
     acquisition). Then: sarcolor preprocess OUT CHIPS --bands VH.
 
-    Needs the stac extra: pip install "sarcolor[stac]". GDAL's HTTP settings for
+    Needs the stac extra: pip install ".[stac]" in the sarcolor folder. GDAL's HTTP settings for
     Cloud-Optimised GeoTIFFs are set unless the environment sets them (see the README).
     """
     from sar_colorizer.data.stac import PairsRequest, make_pairs, parse_bbox, parse_dates

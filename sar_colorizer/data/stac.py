@@ -59,7 +59,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from sar_colorizer.errors import InputError, MissingExtraError
+from sar_colorizer.errors import InputError, MissingExtraError, install_command
 
 if TYPE_CHECKING:
     import pystac
@@ -118,7 +118,7 @@ GDAL_HTTP_SETTINGS: dict[str, str] = {
 }
 
 SIGNERS = ("auto", "none", "planetary-computer")
-_EXTRA_HINT = 'pip install "sarcolor[stac]"'
+_EXTRA_HINT = install_command("stac")
 
 
 def require(module: str) -> ModuleType:

@@ -404,7 +404,7 @@ def test_without_the_extra_the_error_names_it(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "pystac", None)
     result = _pairs("catalog.json", str(tmp_path / "out"), "--bbox", EUROPE, "--dates", ALL_DATES)
     assert result.exit_code == 6
-    assert 'pip install "sarcolor[stac]"' in result.output
+    assert 'pip install ".[stac]"' in result.output
     assert not (tmp_path / "out").exists()
 
 
