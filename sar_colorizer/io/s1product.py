@@ -34,6 +34,7 @@ import math
 import os
 import shutil
 import tempfile
+import time
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -50,7 +51,6 @@ from rasterio.transform import GCPTransformer
 from rasterio.warp import transform as transform_points
 from rasterio.windows import Window
 
-from sar_colorizer import __version__
 from sar_colorizer.errors import OutputError, ProductError
 from sar_colorizer.io.atomic import atomic_file
 from sar_colorizer.sar.product import (
@@ -61,6 +61,7 @@ from sar_colorizer.sar.product import (
     open_product,
 )
 from sar_colorizer.sar.radiometry import linear_to_db
+from sar_colorizer.version import __version__
 
 logger = logging.getLogger(__name__)
 
@@ -446,7 +447,9 @@ def _write_product(
     try:
         radar_path = scratch / "radar.tif"
         with rasterio.Env(GDAL_CACHEMAX=_GDAL_CACHE_MB):
+            started = time.perf_counter()
             radar_tiles = _write_radar(product, pols, options, annotation, radar_path, progress)
+            calibrated = time.perf_counter()
             if not radar_tiles:
                 raise ProductError(
                     f"{product.path}: every pixel of {','.join(pols)} is 0 (border noise or an "
@@ -455,8 +458,9 @@ def _write_product(
             computed = _geocode(product, pols, options, annotation, radar_path, radar_tiles,
                                 target, db, progress)
         logger.info(
-            "%s: %d radar tiles with data, %d output tiles geocoded", product.name,
-            len(radar_tiles), computed,
+            "%s: %d radar tiles with data calibrated in %.1f s, %d output tiles geocoded in "
+            "%.1f s", product.name, len(radar_tiles), calibrated - started, computed,
+            time.perf_counter() - calibrated,
         )
     except RasterioError as error:
         raise OutputError(f"{target}: cannot write ({str(error).splitlines()[0]})") from None

@@ -216,3 +216,21 @@ def test_manifest_xml_is_parsed_namespace_agnostic(tmp_path):
     assert root.tag.endswith("XFDU")
     opened = open_product(product.safe)
     assert set(opened.images) == {"VV", "VH"}  # both listed; VH's files are absent here
+
+
+def test_product_as_the_sar_of_a_pair(patched, make_geotiff, tmp_path):
+    """eval and preprocess read pairs with read_pair: a product is calibrated and geocoded,
+    the optical image reprojected onto it."""
+    from sar_colorizer.data.pairs import Pair, read_pair
+
+    product, _, out = patched
+    with rasterio.open(out) as src:
+        crs, transform = src.crs, src.transform
+        expected = src.read()
+    optical = make_geotiff(tmp_path / "opt.tif", np.full((3, 300, 400), 120, dtype=np.uint8),
+                           crs=str(crs), transform=transform * rasterio.Affine.translation(600, 500))
+    arrays = read_pair(Pair("p", product.safe, optical), bands="VH")
+    assert arrays.input_scale == "linear" and arrays.band_names == ("VH",)
+    assert arrays.sar.shape == expected[1:].shape
+    np.testing.assert_array_equal(arrays.sar[0], expected[1])
+    assert arrays.valid[500:800, 600:1000].mean() > 0.9 and not arrays.valid[:500].any()
