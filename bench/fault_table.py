@@ -178,9 +178,10 @@ def _message(stderr: str, code: int) -> tuple[str, int]:
     if code == 0:
         wrote = [line for line in lines if line.startswith("INFO: wrote") or "done" in line]
         return (wrote[-1] if wrote else (lines[-1] if lines else "")), len(lines)
-    for line in lines:
-        if line.startswith(("Error", "Interrupted", "Usage")):
-            return line, len(lines)
+    for prefix in (("Error", "Interrupted", "ERROR"), ("Usage",)):
+        for line in lines:
+            if line.startswith(prefix):
+                return line, len(lines)
     return (lines[0] if lines else ""), len(lines)
 
 
@@ -361,7 +362,9 @@ def cases() -> list[Case]:
         Case("--output-dir is a file",
              lambda f, w: ["predict", "--output-dir", "out/file", f["camargue"]],
              prepare=_file_as_dir, expect=("file",)),
-        Case("output is an existing folder", lambda f, w: ["predict", f["camargue"], "out"]),
+        Case("output is an existing folder (taken as --output-dir)",
+             lambda f, w: ["predict", f["camargue"], "out"],
+             expect=tuple(f"{CAMARGUE.stem}{s}" for s in (".png", ".pgw", ".png.aux.xml"))),
         Case("no georeference, PNG output (world file?)",
              lambda f, w: ["predict", f["no_georef_png"], "out/c.png", "--pixel-size", "20"],
              expect=("c.png", "c.png.aux.xml"), check=_world_file),

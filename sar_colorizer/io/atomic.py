@@ -307,7 +307,7 @@ def publish(temporary: str | os.PathLike[str], target: str | os.PathLike[str],
             raise OutputExistsError(
                 f"{target} was created by another run meanwhile; pass --overwrite to replace it"
             ) from None
-        raise OutputError(f"{target}: cannot write ({error.strerror or error})") from None
+        raise write_error(target, error) from None
 
 
 def _publish_exclusive(temporary: Path, target: Path) -> None:
@@ -363,6 +363,34 @@ def check_target(path: str | os.PathLike[str], overwrite: bool) -> Path:
     return path
 
 
+#: A write that fails with less free space than this left is taken as a full disk (GDAL's
+#: messages do not carry the system's error code).
+FULL_DISK_BYTES = 1 << 20
+
+
+def write_error(path: str | os.PathLike[str], error: BaseException | str) -> OutputError:
+    """The one-line :class:`OutputError` for a failed write of ``path``.
+
+    A full disk is named as such, with the folder and its file system's free space (ENOSPC,
+    or a failure with under :data:`FULL_DISK_BYTES` left: GDAL reports "Write failed" without
+    the cause); anything else keeps the system's or GDAL's reason.
+    """
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    reason = getattr(error, "strerror", None) or str(error)
+    full = getattr(error, "errno", None) == errno.ENOSPC or "No space left" in str(error)
+    free = None
+    with contextlib.suppress(OSError):
+        free = shutil.disk_usage(folder).free
+        full = full or free < FULL_DISK_BYTES
+    reason = reason.splitlines()[0] if reason else type(error).__name__
+    if full:
+        left = f", {free / 1e6:.1f} MB free" if free is not None else ""
+        return OutputError(f"{path}: the disk is full in {folder.resolve()} ({reason}{left}); "
+                           "free some space there or write elsewhere")
+    return OutputError(f"{path}: cannot write ({reason})")
+
+
 def make_folder(path: str | os.PathLike[str]) -> None:
     """Create ``path`` and its parents with the umask's mode; an OS error becomes
     :class:`OutputError` naming the folder."""
@@ -414,7 +442,7 @@ def new_temporary_folder(path: str | os.PathLike[str], tag: str = "partial") -> 
     try:
         temporary.mkdir()
     except OSError as error:
-        raise OutputError(f"{path}: cannot write ({error.strerror or error})") from None
+        raise write_error(path, error) from None
     return temporary
 
 

@@ -171,3 +171,36 @@ def test_an_error_inside_the_claim_releases_it(tmp_path):
     with pytest.raises(RuntimeError), claim(tmp_path / "c.tif"):
         raise RuntimeError("failed")
     assert not claim_path(tmp_path / "c.tif").exists()
+
+
+def test_a_full_disk_is_named_with_its_folder(tmp_path):
+    import errno
+
+    from sar_colorizer.io.atomic import write_error
+
+    message = str(write_error(tmp_path / "c.tif", OSError(errno.ENOSPC, "No space left on device")))
+    assert message.startswith(f"{tmp_path / 'c.tif'}: the disk is full in {tmp_path}")
+    assert "free some space there or write elsewhere" in message
+    other = str(write_error(tmp_path / "c.tif", OSError(errno.EACCES, "Permission denied")))
+    assert other == f"{tmp_path / 'c.tif'}: cannot write (Permission denied)"
+
+
+def test_a_gdal_write_failure_on_a_full_file_system_is_a_full_disk(tmp_path):
+    """GDAL says only "Write failed"; the free space tells that the disk is full."""
+    from sar_colorizer.io.atomic import write_error
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs (needs root): {mounted.stderr.strip()}")
+    try:
+        with open(disk / "filler", "wb") as handle, pytest.raises(OSError):
+            while True:
+                handle.write(b"\\0" * 65536)
+                handle.flush()
+        message = str(write_error(disk / "c.tif", "Write failed"))
+        assert "the disk is full in" in message and str(disk) in message
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)
