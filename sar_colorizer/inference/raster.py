@@ -163,6 +163,10 @@ def colorize_raster(
     from sar_colorizer.io.raster import input_path
 
     started = time.perf_counter()
+    if chroma_limit:
+        from sar_colorizer.color.gamut import prepare_max_chroma_table
+
+        prepare_max_chroma_table()  # ready by the time the first rows are coloured
     source = input_path(in_path)  # GDAL virtual paths stay strings
     outputs = RasterOutputs(
         colour=Path(out_path),
@@ -186,7 +190,7 @@ def colorize_raster(
     )
     stages["statistics"] = time.perf_counter() - started
     quicklook = stream_raster(
-        plan, ModelRunner.for_model(bundle.model), outputs, stages,
+        plan, ModelRunner.for_bundle(bundle), outputs, stages,
         chroma_limit=chroma_limit, progress=progress, started=started,
     )
     if quicklook is not None and outputs.quicklook is not None:
