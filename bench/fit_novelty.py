@@ -43,13 +43,13 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    from sar_colorizer.bundle import load_bundle, save_bundle
+    from sar_colorizer.bundle import load_bundle, portable_path, save_bundle
     from sar_colorizer.sar.speckle import SpeckleFilter
+    from sar_colorizer.train_bundle import output_description
     from sar_colorizer.training import (
         TrainConfig,
         calibrate_confidence,
         fit_novelty,
-        output_description,
         read_chip_folders,
         training_crops,
         validation_dataset,
@@ -76,7 +76,7 @@ def main() -> None:
     metadata = {k: v for k, v in bundle.metadata.items() if k != "model_config"}
     metadata["outputs"] = output_description(model)
     metadata["confidence"] = {**confidence, "novelty_fit": {
-        "on": str(args.model), "chips": [str(c) for c in args.chips],
+        "on": portable_path(args.model), "chips": [portable_path(c) for c in args.chips],
         "colour_network": "unchanged"}}
     save_bundle(args.out, model, metadata, overwrite=args.overwrite)
 

@@ -1,7 +1,7 @@
 """Colour a Sentinel-1 scene the notebook way: rioxarray in, xarray out, GeoTIFF written.
 
 Run it as a script (``python examples/notebook_xarray.py [OUTPUT_DIR]``) or paste the cells
-into a notebook. Needs ``pip install "sarcolor[xarray,dask]"``.
+into a notebook. Needs ``pip install ".[xarray,dask]"`` in the sarcolor folder.
 """
 
 # %% Open a scene lazily, in chunks (nothing is read yet).

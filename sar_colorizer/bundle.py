@@ -40,10 +40,10 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sar_colorizer import __version__
 from sar_colorizer.errors import InputError, ModelMismatchError, OutputExistsError, SarColorError
 from sar_colorizer.io.atomic import atomic_folder, publish
 from sar_colorizer.sar.polarisation import polarisation
+from sar_colorizer.version import __version__
 
 if TYPE_CHECKING:
     from importlib.resources.abc import Traversable
@@ -65,6 +65,22 @@ DEFAULT_TILE_SIZE = 512  # tile size for bundles that do not record the one they
 AB_CHANNELS = ("a", "b")
 VARIANCE_CHANNELS = ("log_var_a", "log_var_b")
 DEFAULT_PIXEL_SIZE = 10.0  # metres; training pixel size for bundles that do not record one
+
+
+def portable_path(path: str | os.PathLike[str], base: str | os.PathLike[str] | None = None) -> str:
+    """A path as bundle.json records it: relative to ``base`` when inside it, else the name.
+
+    A bundle travels (the shipped one is installed on every user's machine): it records where
+    its training data was in terms that mean something elsewhere, never an absolute path of the
+    machine that trained it.
+    """
+    path = Path(path)
+    if base is not None:
+        try:
+            return path.resolve().relative_to(Path(base).resolve()).as_posix()
+        except ValueError:
+            pass
+    return path.resolve().name if path.name in ("", ".", "..") else path.name
 
 
 class Bundle:

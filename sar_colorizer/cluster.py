@@ -27,7 +27,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from sar_colorizer.errors import InputError, MissingExtraError, SarColorError
+from sar_colorizer.errors import InputError, MissingExtraError, SarColorError, install_command
 
 if TYPE_CHECKING:
     import distributed
@@ -43,7 +43,7 @@ def _distributed() -> ModuleType:
     except ImportError as error:
         raise MissingExtraError(
             f"--workers and --scheduler need the dask extra ({error.name} is missing): "
-            'pip install "sarcolor[dask]"'
+            f"{install_command('dask')}"
         ) from None
     return distributed
 
@@ -96,7 +96,8 @@ def colour_scene(model: str, job: Job, options: PredictOptions) -> dict[str, Any
     """
     from sar_colorizer.api import load_model
     from sar_colorizer.batch import colour_job
-    from sar_colorizer.io.raster import check_output_path, read_info
+    from sar_colorizer.io.dataset import read_info
+    from sar_colorizer.io.output_policy import check_output_path
 
     read_info(job.input)
     for path in job.outputs():
@@ -140,7 +141,7 @@ def run_batch(
         failed ones, both in completion order.
     """
     distributed = _distributed()
-    from tqdm.auto import tqdm
+    from sar_colorizer.progress import progress_bar
 
     if not jobs:
         return [], []
@@ -159,7 +160,7 @@ def run_batch(
     }
     done: list[dict[str, Any]] = []
     failed: list[tuple[str, str]] = []
-    bar = tqdm(total=len(futures), unit="scene", disable=None if progress else True)
+    bar = progress_bar(total=len(futures), unit="scenes", desc="predict", enabled=progress)
     try:
         for future in distributed.as_completed(futures):
             job = futures[future]

@@ -38,6 +38,11 @@ class RasterError(InputError):
     """A raster cannot be opened, read or written."""
 
 
+class ProductError(InputError):
+    """A satellite product (Sentinel-1 ``.SAFE`` folder or ``.zip``) is incomplete, damaged or
+    of a kind that cannot be read (SLC); the message names what is missing and what works."""
+
+
 class OutputExistsError(SarColorError, FileExistsError):
     """An output exists and overwriting was not requested (or is not allowed: an input)."""
 
@@ -54,6 +59,15 @@ class MissingExtraError(SarColorError, ImportError):
     """An optional dependency is missing; the message names the extra to install."""
 
     exit_code = 6
+
+
+def install_command(extra: str) -> str:
+    """The command that installs an optional extra, run in the sarcolor clone.
+
+    sarcolor is not on a package index, so pip cannot find it by its name; the extra is
+    installed from the clone's folder (``.``), as the README's set-up does.
+    """
+    return f'pip install ".[{extra}]" (in the sarcolor folder)'
 
 
 class OutputError(SarColorError, OSError):

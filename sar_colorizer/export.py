@@ -9,7 +9,7 @@ and width are dynamic; height and width must be multiples of the bundle's ``tile
 The bundle.json travels with the export (inside the SavedModel folder, and as the ONNX model's
 ``sarcolor_bundle`` metadata property) so the pre- and post-processing can be reproduced.
 
-ONNX needs the optional extra: ``pip install "sarcolor[onnx]"`` (tf2onnx, onnx, onnxruntime).
+ONNX needs the optional extra: ``pip install ".[onnx]"`` in the clone (tf2onnx, onnx, onnxruntime).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from sar_colorizer.errors import (  # noqa: F401  (MissingExtraError: re-exporte
     InputError,
     MissingExtraError,
     OutputExistsError,
+    install_command,
 )
 from sar_colorizer.io.atomic import atomic_file, atomic_folder
 
@@ -125,7 +126,7 @@ def _require_onnx() -> None:
     except ImportError as error:
         raise MissingExtraError(
             f"ONNX export needs the onnx extra ({error.name} is missing): "
-            'pip install "sarcolor[onnx]"'
+            f"{install_command('onnx')}"
         ) from error
 
 

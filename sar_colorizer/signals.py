@@ -10,6 +10,11 @@ A signal arrives in Python between two bytecodes, so a long call into C (GDAL co
 whole scene to COG) would delay it by seconds: :func:`run_interruptibly` runs such a call in a
 worker thread and waits for it in short slices, so that the signal is seen at once.
 
+The handler can run inside a finaliser or a weakref callback (TensorFlow's, during garbage
+collection), where Python cannot raise: it prints "Exception ignored in ..." with a traceback
+and drops the exception. Inside :func:`interrupts_raise` such a dropped :class:`Interrupted`
+is silenced (:func:`_quiet_unraisable`); the next :func:`raise_if_interrupted` raises it.
+
 While TensorFlow is imported (:func:`deferred`, a few seconds once per run) a signal waits
 until the import is complete. A second signal while the first one's cleanup runs is ignored, so that the cleanup finishes;
 long loops also call :func:`raise_if_interrupted`, in case library code swallowed the first.
@@ -19,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from types import FrameType
@@ -44,6 +50,18 @@ def _handler(signum: int, frame: FrameType | None) -> None:
     _received.append(signum)
     if not _deferring[0]:
         raise Interrupted(signum)
+
+
+def _quiet_unraisable(previous: Callable[[Any], object]) -> Callable[[Any], object]:
+    """An ``sys.unraisablehook`` that drops :class:`Interrupted` (it is recorded, and raised
+    again by :func:`raise_if_interrupted`) and hands anything else to ``previous``."""
+
+    def hook(unraisable: Any) -> object:
+        if isinstance(unraisable.exc_value, Interrupted):
+            return None
+        return previous(unraisable)
+
+    return hook
 
 
 def received() -> int | None:
@@ -77,9 +95,11 @@ def interrupts_raise() -> Iterator[None]:
         yield
         return
     previous = {signum: signal.getsignal(signum) for signum in HANDLED}
+    previous_hook = sys.unraisablehook
     _received.clear()
     for signum in HANDLED:
         signal.signal(signum, _handler)
+    sys.unraisablehook = _quiet_unraisable(previous_hook)
     _active[0] = True
     try:
         yield
@@ -87,6 +107,7 @@ def interrupts_raise() -> Iterator[None]:
         _active[0] = False
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+        sys.unraisablehook = previous_hook
 
 
 def raise_if_interrupted() -> None:

@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from sar_colorizer.errors import InputError, MissingExtraError
+from sar_colorizer.errors import InputError, MissingExtraError, install_command
 
 if TYPE_CHECKING:
     import dask.array
@@ -68,8 +68,7 @@ def _require(module: str, extra: str) -> ModuleType:
         return importlib.import_module(module)
     except ImportError as error:
         raise MissingExtraError(
-            f"this needs the {extra} extra ({error.name} is missing): "
-            f'pip install "sarcolor[{extra}]"'
+            f"this needs the {extra} extra ({error.name} is missing): {install_command(extra)}"
         ) from None
 
 

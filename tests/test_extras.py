@@ -21,7 +21,7 @@ def test_workers_without_the_dask_extra_is_a_one_line_error(monkeypatch, make_ge
         cli, ["predict", str(scene), "--output-dir", str(tmp_path / "out"), "--workers", "2"]
     )
     assert result.exit_code != 0
-    assert 'pip install "sarcolor[dask]"' in result.output
+    assert 'pip install ".[dask]"' in result.output
     assert "Traceback" not in result.output
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
@@ -33,7 +33,7 @@ def test_dataarray_without_the_xarray_extra_names_it(monkeypatch):
     from sar_colorizer.errors import MissingExtraError
 
     monkeypatch.setitem(sys.modules, "xarray", None)
-    with pytest.raises(MissingExtraError, match=r'the xarray extra .* pip install "sarcolor\[xarray\]"'):
+    with pytest.raises(MissingExtraError, match=r'the xarray extra .* pip install "\.\[xarray\]"'):
         sc.colorize_dataarray(object())
 
 
@@ -41,9 +41,12 @@ def test_help_imports_neither_tensorflow_nor_the_extras():
     code = (
         "import sys; from sar_colorizer.cli import cli\n"
         "try:\n    cli(['predict', '--help'])\nexcept SystemExit:\n    pass\n"
-        "heavy = [m for m in ('tensorflow', 'distributed', 'dask', 'xarray') if m in sys.modules]\n"
+        "try:\n    cli(['pairs', '--help'])\nexcept SystemExit:\n    pass\n"
+        "heavy = [m for m in ('tensorflow', 'distributed', 'dask', 'xarray', 'pystac',\n"
+        "                     'pystac_client', 'shapely') if m in sys.modules]\n"
         "print('heavy:', heavy)"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert "--workers" in result.stdout and "--scheduler" in result.stdout
+    assert "--s1-collection" in result.stdout
     assert "heavy: []" in result.stdout

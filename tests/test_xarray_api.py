@@ -13,7 +13,7 @@ import rasterio
 import sar_colorizer as sc
 from sar_colorizer.errors import InputError
 
-xr = pytest.importorskip("xarray", reason="needs the xarray extra: pip install 'sarcolor[xarray]'")
+xr = pytest.importorskip("xarray", reason="needs the xarray extra: pip install '.[xarray]'")
 rioxarray = pytest.importorskip("rioxarray", reason="needs the xarray extra")
 
 REPO = Path(__file__).resolve().parents[1]

@@ -13,9 +13,9 @@ from typing import Any
 
 import click
 
-from sar_colorizer import __version__
 from sar_colorizer._tf import restore_stderr, set_tensorflow_verbose
 from sar_colorizer.errors import Interrupted, SarColorError
+from sar_colorizer.version import __version__
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +73,12 @@ def configure_logging(verbosity: int) -> None:
         max(verbosity, -2), logging.DEBUG
     )
     logging.basicConfig(level=level, format="%(levelname)s: %(message)s", force=True)
+    # rasterio logs GDAL's failures at INFO ("GDAL signalled an error ... not recognized as
+    # being in a supported file format" when a file is probed): they change no result (one
+    # that does becomes an exception, and the command says what failed), so only -v shows them.
+    logging.getLogger("rasterio._env").setLevel(
+        logging.DEBUG if level <= logging.DEBUG else logging.WARNING
+    )
     set_tensorflow_verbose(verbosity >= 2)
 
 
@@ -88,8 +94,10 @@ def cli(ctx: click.Context, verbose: int, quiet: int) -> None:
     Quick start:
       sarcolor predict scene.tif scene_color.png      # shipped default model
       sarcolor preprocess pairs/ chips/               # your own SAR/optical pairs
+      sarcolor pairs CATALOG pairs/ --bbox W,S,E,N --dates START/END   # pairs from STAC
       sarcolor train chips/ my_model
       sarcolor eval my_model test_pairs/ --report report/
+      sarcolor calibrate S1A_IW_GRDH_....zip sigma0_db.tif  # a downloaded Sentinel-1 product
     """
     ctx.ensure_object(dict)
     ctx.obj["verbosity"] = verbose - quiet
@@ -98,14 +106,16 @@ def cli(ctx: click.Context, verbose: int, quiet: int) -> None:
 
 
 def _register() -> None:
+    from sar_colorizer.cli import calibrate, export, pairs, predict, preprocess, train
     from sar_colorizer.cli import eval as eval_cmd
-    from sar_colorizer.cli import export, predict, preprocess, train
 
+    cli.add_command(pairs.pairs)
     cli.add_command(preprocess.preprocess)
     cli.add_command(train.train)
     cli.add_command(eval_cmd.eval_command)
     cli.add_command(predict.predict)
     cli.add_command(export.export)
+    cli.add_command(calibrate.calibrate)
 
 
 _register()

@@ -26,10 +26,14 @@ def export(
     """Export the network of MODEL (a bundle directory, or 'default') to OUTPUT.
 
     The exported graph maps relative SAR intensity (batch, height, width, bands), float32 in
-    [0, 1] after speckle filtering and normalisation, to normalised AB (batch, height, width, 2)
-    in [-1, 1]; height and width are dynamic (multiples of the bundle's tile_multiple). The
-    bundle.json goes along: inside the SavedModel folder, or as the ONNX metadata property
-    'sarcolor_bundle'. ONNX needs: pip install "sarcolor[onnx]".
+    [0, 1] after speckle filtering and normalisation, to float32 (batch, height, width,
+    channels), the channels named in bundle.json's outputs.channels: a and b, normalised CIELAB
+    a*, b* in [-1, 1] (x 110 for CIELAB units); a model with a confidence head (the shipped
+    one) adds log_var_a and log_var_b, the natural log of the predicted variance of normalised
+    a*, b* (any real number, mostly below -1; sigma in CIELAB units = 110 * exp(log_var / 2)).
+    Height and width are dynamic (multiples of the bundle's tile_multiple). The bundle.json
+    goes along: inside the SavedModel folder, or as the ONNX metadata property
+    'sarcolor_bundle'. ONNX needs the onnx extra: pip install ".[onnx]" in the sarcolor folder.
 
     \b
     Examples:

@@ -53,7 +53,8 @@ def _parse_creation_options(
 
 
 def progress_enabled(ctx: click.Context) -> bool:
-    """Progress bars are on unless ``-q`` was given (tqdm itself hides them off a terminal)."""
+    """Progress is shown unless ``-q`` was given: a bar on a terminal, a line now and then
+    elsewhere (:mod:`sar_colorizer.progress`)."""
     obj = ctx.find_root().obj or {}
     return not obj.get("quiet", False)
 
@@ -135,7 +136,7 @@ def flagged_option(default: str, what: str) -> Callable[[F], F]:
     )
 
 
-# The defaults of sar_colorizer.training.TrainConfig and sar_colorizer.data.preprocess, spelled
+# The defaults of sar_colorizer.train_config.TrainConfig and sar_colorizer.data.preprocess, spelled
 # out so that --help imports nothing heavy.
 DEFAULT_SPECKLE_FILTER = "boxcar"
 DEFAULT_SPECKLE_WINDOW = 5
@@ -228,3 +229,26 @@ def resolve_tiles_per_call(tiles_per_call: int | None, deprecated_batch_size: in
         raise click.UsageError("--batch-size (deprecated) contradicts --tiles-per-call; "
                                "give --tiles-per-call only")
     return deprecated_batch_size
+
+
+def product_options(func: Any) -> Any:
+    """``--calibration`` and ``--noise-removal/--no-noise-removal``: how a Sentinel-1 GRD
+    product (``.SAFE`` folder, ``manifest.safe`` or ``.zip``) given as SAR input becomes
+    backscatter."""
+    from sar_colorizer.sar.product import CALIBRATIONS
+
+    func = click.option(
+        "--noise-removal/--no-noise-removal",
+        default=True,
+        show_default=True,
+        help="Sentinel-1 products: subtract the thermal noise LUTs (range and azimuth vectors); "
+        "--no-noise-removal for products without noise files.",
+    )(func)
+    return click.option(
+        "--calibration",
+        type=click.Choice(CALIBRATIONS),
+        default="sigma0",
+        show_default=True,
+        help="Sentinel-1 products: the backscatter the calibration LUTs give (gamma0 is "
+        "ellipsoid-based, not terrain-flattened).",
+    )(func)

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from affine import Affine
     from rasterio.crs import CRS
 
-    from sar_colorizer.io.raster import RasterInfo
+    from sar_colorizer.io.dataset import RasterInfo
 
 logger = logging.getLogger(__name__)
 
@@ -623,6 +623,12 @@ def read_pair(
 ) -> PairArrays:
     """Read a pair onto the SAR grid.
 
+    The SAR may be a Sentinel-1 GRD product (``.SAFE``, ``manifest.safe``, ``.zip``): it is
+    calibrated to sigma0, freed of thermal noise and geocoded first
+    (:func:`sar_colorizer.io.sar_input.open_sar_input`; the whole geocoded product is then read,
+    which for a full-size product takes a few GB), and analysis-ready RTC GeoTIFFs are read in
+    the scale their metadata or name gives.
+
     Args:
         pair: The pair.
         bands: SAR bands to read (``"VV,VH"`` by description or file-name suffix, ``"1,2"``, or a
@@ -649,8 +655,27 @@ def read_pair(
             than 3 bands, a wrong number of band names, or no valid pixels.
         RasterError: A file cannot be read.
     """
+    from sar_colorizer.io.sar_input import open_sar_input
+
+    if isinstance(pair.sar, Path) and pair.sar.exists():
+        with open_sar_input(pair.sar, progress=False) as sar:
+            return _read_pair(
+                dataclasses.replace(pair, sar=Path(sar.path)), bands, sar.input_scale(input_scale),
+                band_names, optical_convention, optical_offset,
+            )
+    return _read_pair(pair, bands, input_scale, band_names, optical_convention, optical_offset)
+
+
+def _read_pair(
+    pair: Pair,
+    bands: str | Sequence[str | int] | None,
+    input_scale: str,
+    band_names: Sequence[str] | None,
+    optical_convention: str,
+    optical_offset: float | None,
+) -> PairArrays:
     from sar_colorizer.data.bandfiles import read_stack, stack_info
-    from sar_colorizer.io.raster import resolve_bands
+    from sar_colorizer.io.bands import resolve_bands
     from sar_colorizer.sar.polarisation import sar_band_names
     from sar_colorizer.sar.radiometry import detect_input_scale
 

@@ -12,7 +12,11 @@ Order of operations, and why:
 4. shuffle (seeded, reshuffled every epoch), repeat;
 5. per chip: random flips and 90-degree rotations of SAR, target and mask together, then the
    random crop. Filtering before these is equivalent to filtering after them: the filters are
-   symmetric under flips and quarter turns, and they saw the whole chip either way;
+   symmetric under flips and quarter turns, and they saw the whole chip either way. With
+   ``phase_jitter`` a chip too small to give that many crop positions is first mirrored at its
+   edges (the mirrored pixels carry no loss), so that its land falls at every pixel phase of
+   the network's pooling; ``gain_jitter_db`` scales the SAR by a random gain (the reference
+   of a scene is never exactly the one of training);
 6. batch and prefetch.
 
 Each chip's random draws come from a stateless seed ``(seed, position in the stream)``, so with
@@ -86,6 +90,8 @@ def make_dataset(
     cache: bool | str = True,
     shuffle_buffer: int | None = None,
     drop_remainder: bool = False,
+    phase_jitter: int = 0,
+    gain_jitter_db: float = 0.0,
 ) -> Dataset:
     """Build the training / validation input pipeline.
 
@@ -109,6 +115,10 @@ def make_dataset(
             recomputes every epoch.
         shuffle_buffer: Shuffle buffer size; default all chips of the split (at most 8192).
         drop_remainder: Drop a last, smaller batch (fixed batch shape).
+        phase_jitter: With ``augment``, crops start at at least this many positions along each
+            axis (chips are mirrored at their edges where they are too small; no loss there).
+        gain_jitter_db: With ``augment``, the SAR is scaled by a gain uniform in
+            ``[-gain_jitter_db, gain_jitter_db]`` dB per chip (clipped to [0, 1] again).
 
     Returns:
         A ``tf.data.Dataset`` of ``(x, y)``: ``x`` (B, h, w, C) float32, the speckle-filtered
@@ -150,7 +160,11 @@ def make_dataset(
         dataset = dataset.shuffle(max(1, shuffle_buffer), seed=seed, reshuffle_each_iteration=True)
     if repeat:
         dataset = dataset.repeat()
-    augmentation = _augmentation(seed, augment, crop_size, crop_size or chip_size, channels)
+    augmentation = _augmentation(
+        seed, augment, crop_size, crop_size or chip_size, channels,
+        phase_jitter=phase_jitter if augment else 0,
+        gain_jitter_db=gain_jitter_db if augment else 0.0,
+    )
     dataset = dataset.enumerate().map(
         augmentation, num_parallel_calls=autotune, deterministic=deterministic
     )
@@ -212,17 +226,25 @@ def _prepare_chips(spec: SpeckleFilter) -> Callable[[Tensor, Tensor, Tensor], _E
 
 
 def _augmentation(
-    seed: int, augment: bool, crop_size: int | None, out_size: int | None, channels: int | None
+    seed: int,
+    augment: bool,
+    crop_size: int | None,
+    out_size: int | None,
+    channels: int | None,
+    *,
+    phase_jitter: int = 0,
+    gain_jitter_db: float = 0.0,
 ) -> Callable[[Tensor, _Example], _Example]:
     """Per chip, from a stateless seed ``(seed, position in the stream)``: random flips and
-    quarter turns of SAR, target and mask together (with ``augment``), then the crop."""
+    quarter turns of SAR, target and mask together (with ``augment``), mirrored margins for
+    ``phase_jitter``, the crop, then the gain."""
     tf = import_tensorflow()
 
     def augmented(index: Tensor, element: _Example) -> _Example:
         sar, target = element
         stacked = tf.concat([sar, target], axis=-1)
         seeds = tf.random.experimental.stateless_split(
-            tf.stack([tf.constant(seed, tf.int64), index]), num=4
+            tf.stack([tf.constant(seed, tf.int64), index]), num=5
         )
         if augment:
             stacked = tf.image.stateless_random_flip_left_right(stacked, seeds[0])
@@ -230,8 +252,13 @@ def _augmentation(
             quarter_turns = tf.random.stateless_uniform([], seeds[2], 0, 4, dtype=tf.int32)
             stacked = tf.image.rot90(stacked, quarter_turns)
         if crop_size is not None:
+            if phase_jitter > 1:
+                stacked = _mirror_margins(stacked, crop_size, phase_jitter)
             stacked = _crop(stacked, crop_size, seeds[3], augment)
         sar, target = stacked[..., :-3], stacked[..., -3:]
+        if gain_jitter_db > 0:
+            gain_db = tf.random.stateless_uniform([], seeds[4], -gain_jitter_db, gain_jitter_db)
+            sar = tf.clip_by_value(sar * tf.pow(10.0, gain_db / 10.0), 0.0, 1.0)
         if out_size:
             # rot90 and tensor-offset crops lose the static shape; Keras likes it known.
             sar = tf.ensure_shape(sar, [out_size, out_size, channels])
@@ -239,6 +266,20 @@ def _augmentation(
         return sar, target
 
     return augmented
+
+
+def _mirror_margins(stacked: Tensor, crop_size: int, phase_jitter: int) -> Tensor:
+    """Mirror a ``(H, W, C + 3)`` chip at its edges so that a ``crop_size`` crop has at least
+    ``phase_jitter`` positions per axis; the target (last 3 channels: a, b, weight) is 0 there."""
+    tf = import_tensorflow()
+    height, width = tf.shape(stacked)[0], tf.shape(stacked)[1]
+    pad_h = tf.maximum(0, phase_jitter - 1 - (height - crop_size))
+    pad_w = tf.maximum(0, phase_jitter - 1 - (width - crop_size))
+    paddings = [[pad_h // 2, pad_h - pad_h // 2], [pad_w // 2, pad_w - pad_w // 2], [0, 0]]
+    mirrored = tf.pad(stacked, paddings, mode="SYMMETRIC")
+    inside = tf.pad(tf.ones([height, width, 1], stacked.dtype), paddings)
+    sar, target = mirrored[..., :-3], mirrored[..., -3:]
+    return tf.concat([sar, target * inside], axis=-1)
 
 
 def _crop(image: Tensor, crop_size: int, crop_seed: Tensor, at_random: bool) -> Tensor:

@@ -28,7 +28,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from sar_colorizer import __version__
 from sar_colorizer.data.chips import Chip, ChipFilter, chip_grid, cut_chips
 from sar_colorizer.data.pairs import (
     FLAG_COLUMN,
@@ -52,6 +51,7 @@ from sar_colorizer.sar.radiometry import (
     to_linear_power,
 )
 from sar_colorizer.signals import raise_if_interrupted
+from sar_colorizer.version import __version__
 
 if TYPE_CHECKING:
     from sar_colorizer.sar.speckle import SpeckleFilter
@@ -407,14 +407,14 @@ def _write_chips(
 ) -> dict[str, Any]:
     """Write the chips of every pair into ``folder``; returns ``stats.json`` but for
     ``excluded`` and ``settings``."""
-    from tqdm.auto import tqdm
+    from sar_colorizer.progress import progress_bar
 
     split_names = [
         split for split in ("train", "val", "test") if any(splits[p.name] == split for p in work)
     ]
     tally = _Tally()
     with _shard_writers(folder, split_names, expected, settings.chips_per_shard) as writers:
-        for pair in tqdm(work, desc="preprocess", unit="image", disable=None if progress else True):
+        for pair in progress_bar(work, desc="preprocess", unit="images", enabled=progress):
             raise_if_interrupted()
             split = splits[pair.name] or ""
             arrays = _read_pair(pair, settings)

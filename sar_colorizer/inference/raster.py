@@ -135,7 +135,7 @@ def colorize_raster(
             on nodata.
         quicklook_path: Also write a side-by-side PNG (SAR | colorised), at most 2048 px wide.
         overwrite: Replace existing outputs.
-        progress: Show a progress bar on stderr (tqdm hides it when stderr is not a terminal).
+        progress: Show progress on stderr (a bar on a terminal, a line now and then elsewhere).
         creation_options: GDAL creation options for the output driver.
         confidence_path: Also write the predicted standard deviation of a*, b* in CIELAB units
             (:func:`sar_colorizer.confidence.predicted_sigma`; small = sure) as a float32
@@ -160,7 +160,7 @@ def colorize_raster(
         InputError: Bad options (tile size, overlap, scale, tone), an all-nodata input, or
             ``confidence_path`` / ``shrink=True`` for a model without a confidence head.
     """
-    from sar_colorizer.io.raster import input_path
+    from sar_colorizer.io.dataset import input_path
 
     started = time.perf_counter()
     if chroma_limit:

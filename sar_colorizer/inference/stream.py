@@ -174,7 +174,8 @@ def stream_raster(
     :func:`time.perf_counter` value) is when the whole call began, for the progress bar's rate.
     """
     import rasterio
-    from tqdm.auto import tqdm
+
+    from sar_colorizer.progress import progress_bar
 
     info, grid = plan.info, plan.grid
     converter = ColourConverter.shared(chroma_limit)
@@ -188,14 +189,8 @@ def stream_raster(
         plan.output_plan.transform,
     )
     quicklook = Quicklook(info.height, info.width) if outputs.quicklook is not None else None
-    bar = tqdm(
-        total=len(grid),
-        unit="tile",
-        desc=Path(plan.in_path).name,
-        disable=None if progress else True,
-        leave=False,
-        dynamic_ncols=True,
-    )
+    bar = progress_bar(total=len(grid), unit="tiles", desc=Path(plan.in_path).name,
+                       enabled=progress, leave=False)
     with (
         ExitStack() as stack,
         ThreadPoolExecutor(max_workers=1) as reader_pool,

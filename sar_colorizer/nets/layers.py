@@ -206,3 +206,94 @@ class FeatureNovelty(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape: Any) -> tuple[int | None, ...]:
         return tuple(input_shape[1])
+
+
+def _binomial(taps: int) -> list[float]:
+    row = [1.0]
+    for _ in range(taps - 1):
+        row = [a + b for a, b in zip([0.0, *row], [*row, 0.0], strict=True)]
+    return row
+
+
+def blur_kernel(factor: int, mode: str) -> list[float]:
+    """The 1-D low-pass filter of :class:`BlurPool2D`, normalised to sum 1.
+
+    ``"average"``: the box of ``factor`` taps (what average pooling applies) convolved with the
+    5-tap binomial ``[1, 4, 6, 4, 1]``; ``"max"`` (factor 2): the 5-tap binomial alone, applied
+    after a stride-1 2 x 2 max. Either way output pixel ``k`` is centred where a pooling block's
+    centre is, ``factor * k + (factor - 1) / 2``.
+    """
+    binomial = _binomial(5)
+    if mode == "max":
+        kernel = binomial
+    else:
+        kernel = [0.0] * (factor + 4)
+        for start in range(factor):
+            for index, value in enumerate(binomial):
+                kernel[start + index] += value
+    total = sum(kernel)
+    return [value / total for value in kernel]
+
+
+BLUR_POOL_MODES = ("average", "max")
+
+
+@keras.saving.register_keras_serializable(package="sar_colorizer")
+class BlurPool2D(keras.layers.Layer):
+    """Anti-aliased pooling: low-pass filter, then keep every ``factor``-th pixel.
+
+    Plain pooling keeps frequencies above the new Nyquist limit, so its output changes with the
+    input's pixel phase modulo ``factor``: shift the image by one pixel and the colour of a
+    field changes (Zhang 2019, "Making convolutional networks shift-invariant again"). Here the
+    features are blurred first (:func:`blur_kernel`, separable, mirrored at the edges),
+    so a shift of the input moves the output by a fraction of a pixel instead of changing it.
+
+    * ``mode="average"`` replaces ``AveragePooling2D(factor)`` (box + binomial filter);
+    * ``mode="max"`` (``factor`` 2) replaces ``MaxPooling2D(2)``: a 2 x 2 max with stride 1,
+      then the binomial filter with stride 2 (MaxBlurPool).
+
+    Input height and width must be multiples of ``factor``; the output is ``factor`` times
+    smaller, aligned with the pooling it replaces.
+
+    Args:
+        factor: Subsampling factor (``>= 2``; 2 for ``"max"``).
+        mode: One of :data:`BLUR_POOL_MODES`.
+        **kwargs: Standard layer arguments.
+    """
+
+    def __init__(self, factor: int = 2, mode: str = "average", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if mode not in BLUR_POOL_MODES:
+            raise InputError(f"unknown blur pool mode {mode!r}; choose one of {', '.join(BLUR_POOL_MODES)}")
+        if int(factor) < 2 or (mode == "max" and int(factor) != 2):
+            raise InputError(f"blur pool factor must be >= 2 (2 for max), got {factor}")
+        self.factor = int(factor)
+        self.mode = mode
+        self._kernel = blur_kernel(self.factor, mode)
+
+    def call(self, inputs: Any) -> Any:
+        x = tf.cast(inputs, self.compute_dtype)
+        if self.mode == "max":
+            x = tf.pad(x, [[0, 0], [0, 1], [0, 1], [0, 0]], mode="SYMMETRIC")
+            x = tf.nn.max_pool2d(x, 2, 1, "VALID")
+        taps = len(self._kernel)
+        before = (taps - self.factor) // 2 if self.mode == "average" else taps // 2
+        after = taps - self.factor - before if self.mode == "average" else taps // 2 - 1
+        x = tf.pad(x, [[0, 0], [before, after], [before, after], [0, 0]], mode="SYMMETRIC")
+        channels = tf.shape(x)[-1]
+        kernel = tf.constant(self._kernel, dtype=x.dtype)
+        rows = tf.tile(tf.reshape(kernel, [taps, 1, 1, 1]), [1, 1, channels, 1])
+        cols = tf.tile(tf.reshape(kernel, [1, taps, 1, 1]), [1, 1, channels, 1])
+        x = tf.nn.depthwise_conv2d(x, rows, [1, self.factor, 1, 1], "VALID")
+        return tf.nn.depthwise_conv2d(x, cols, [1, 1, self.factor, 1], "VALID")
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        def smaller(side: int | None) -> int | None:
+            return None if side is None else side // self.factor
+
+        return (input_shape[0], smaller(input_shape[1]), smaller(input_shape[2]), input_shape[3])
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update({"factor": self.factor, "mode": self.mode})
+        return config

@@ -21,6 +21,7 @@ from typing import Any
 from sar_colorizer._tf import import_keras, import_tensorflow
 from sar_colorizer.errors import InputError
 from sar_colorizer.nets.layers import (
+    BlurPool2D,
     BoundedLogVariance,
     FeatureNovelty,
     LogIntensity,
@@ -80,6 +81,11 @@ class ColorizationUNet(keras.Model):
             features are unlike those of the training data
             (:class:`~sar_colorizer.nets.layers.FeatureNovelty`, fitted after training by
             :mod:`sar_colorizer.novelty`; it changes nothing until fitted).
+        antialias: Shift-consistent sampling: every pooling low-pass filters first
+            (:class:`~sar_colorizer.nets.layers.BlurPool2D`; max pools become MaxBlurPool), and
+            the decoder upsamples bilinearly after a 1x1 convolution instead of with a
+            transposed convolution. A shift of the input then moves the colours with it instead
+            of changing them with the pixel phase modulo :attr:`tile_multiple`.
         name: Model name.
 
     Raises:
@@ -98,20 +104,27 @@ class ColorizationUNet(keras.Model):
         separable: bool = False,
         confidence_head: bool = False,
         novelty: bool = False,
+        antialias: bool = False,
         name: str = "colorization_unet",
     ) -> None:
         _validate(input_channels, depth, base_filters, downsample, filter_growth, dropout)
         inputs = keras.Input(shape=(None, None, input_channels), name="sar_relative_intensity")
         features = LogIntensity(name="log_intensity")(inputs)
         if downsample > 1:
-            features = keras.layers.AveragePooling2D(downsample, name="downsample")(features)
+            if antialias:
+                features = BlurPool2D(downsample, "average", name="downsample")(features)
+            else:
+                features = keras.layers.AveragePooling2D(downsample, name="downsample")(features)
 
         skips = []
         for level in range(depth):
             filters = _filters_at(level, base_filters, filter_growth)
             features = _conv_block(features, filters, f"enc{level}", batch_norm, separable)
             skips.append(features)
-            features = keras.layers.MaxPooling2D(2, name=f"enc{level}_pool")(features)
+            if antialias:
+                features = BlurPool2D(2, "max", name=f"enc{level}_pool")(features)
+            else:
+                features = keras.layers.MaxPooling2D(2, name=f"enc{level}_pool")(features)
 
         filters = _filters_at(depth, base_filters, filter_growth)
         features = _conv_block(features, filters, "bottleneck", batch_norm, separable)
@@ -120,9 +133,16 @@ class ColorizationUNet(keras.Model):
 
         for level in reversed(range(depth)):
             filters = _filters_at(level, base_filters, filter_growth)
-            features = keras.layers.Conv2DTranspose(
-                filters, 2, strides=2, padding="same", name=f"dec{level}_up"
-            )(features)
+            if antialias:
+                # 1x1 then bilinear: the same as bilinear then 1x1, at a quarter of the cost
+                features = keras.layers.Conv2D(filters, 1, name=f"dec{level}_up")(features)
+                features = ResizeLike("bilinear", name=f"dec{level}_resize")(
+                    [features, skips[level]]
+                )
+            else:
+                features = keras.layers.Conv2DTranspose(
+                    filters, 2, strides=2, padding="same", name=f"dec{level}_up"
+                )(features)
             features = keras.layers.Concatenate(name=f"dec{level}_concat")([features, skips[level]])
             features = _conv_block(features, filters, f"dec{level}", batch_norm, separable)
 
@@ -153,6 +173,7 @@ class ColorizationUNet(keras.Model):
         self.separable = bool(separable)
         self.confidence_head = bool(confidence_head)
         self.novelty = bool(novelty and confidence_head)
+        self.antialias = bool(antialias)
 
     @property
     def output_names_by_channel(self) -> tuple[str, ...]:
@@ -177,6 +198,7 @@ class ColorizationUNet(keras.Model):
             "separable": self.separable,
             "confidence_head": self.confidence_head,
             "novelty": self.novelty,
+            "antialias": self.antialias,
             "name": self.name,
         }
 

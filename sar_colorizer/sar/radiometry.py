@@ -60,6 +60,11 @@ _DB_NEGATIVE_LIMIT = -1.0
 _LINEAR_MEDIAN_WARN = 10.0
 # Most-likely-dB when the median lies below zero; "around -15" covers VV and VH land and water.
 _DB_MEDIAN_MAX = 0.0
+# Sentinel-1 GRD digital numbers (uint16 amplitudes, sqrt(sigma0) * A_sigma with A_sigma of a
+# few hundred) sit around 50-500 with a 99th percentile of a few thousand, beyond 8 bits but
+# far below the top of 16 bits, where a display stretch of 16 bits would put it.
+_DN_MIN_MAX = 255
+_DN_MAX_P99 = 16384
 
 
 def _as_float(values: npt.ArrayLike) -> np.ndarray:
@@ -136,7 +141,9 @@ def detect_input_scale(values: npt.ArrayLike, valid: npt.ArrayLike | None = None
     Rules, applied to the valid, finite pixels only:
 
     * integer dtypes (uint8/uint16 and other integers) -> ``"display"``: stretched images such
-      as the s1s2-la-texas PNGs (calibrated backscatter is never stored as integers);
+      as the s1s2-la-texas PNGs (calibrated backscatter is never stored as integers); 16-bit
+      values that look like GRD digital numbers (:func:`looks_like_digital_numbers`) are
+      taken so too, with a warning that names ``--input-scale amplitude``;
     * float with a negative median (dB sigma0 sits around -15 dB), or with any value below -1
       (linear power can only dip slightly below zero through thermal-noise removal) -> ``"db"``;
     * any other float (non-negative, [0, 1]-ish) -> ``"linear"``.
@@ -156,6 +163,15 @@ def detect_input_scale(values: npt.ArrayLike, valid: npt.ArrayLike | None = None
     array = np.asarray(values)
     kind = array.dtype.kind
     if kind in "iu":
+        if looks_like_digital_numbers(array, valid):
+            logger.warning(
+                "%s values look like Sentinel-1 GRD digital numbers (uncalibrated amplitudes, "
+                "99th percentile %.0f) but are taken as a display image; pass --input-scale "
+                "amplitude (input_scale='amplitude') if they are, give the product itself "
+                "(.SAFE or .zip) for calibrated backscatter, or --input-scale display to "
+                "confirm the choice",
+                array.dtype, _percentile_99(array, valid),
+            )
         return "display"
     if kind != "f":
         raise InputError(
@@ -184,6 +200,35 @@ def detect_input_scale(values: npt.ArrayLike, valid: npt.ArrayLike | None = None
             )
     logger.debug("detected input scale %r (median %.4g)", scale, median)
     return scale
+
+
+def _percentile_99(array: np.ndarray, valid: npt.ArrayLike | None) -> float:
+    mask = array != 0
+    broadcast = _broadcast_valid(array, valid)
+    if broadcast is not None:
+        mask &= broadcast
+    data = array[mask]
+    return float(np.percentile(data, 99)) if data.size else 0.0
+
+
+def looks_like_digital_numbers(values: npt.ArrayLike, valid: npt.ArrayLike | None = None) -> bool:
+    """Whether integer values look like Sentinel-1 GRD digital numbers rather than a display
+    image: 16-bit, using more than 8 bits (a value above 255) yet with a 99th percentile far
+    below the top of the 16-bit range (a display stretch puts it near 65535). Zeros (the
+    border-noise fill) and invalid pixels are left out.
+
+    Args:
+        values: Raster values, (H, W) or (C, H, W).
+        valid: Optional (H, W) mask, True where the pixel holds data.
+    """
+    array = np.asarray(values)
+    if array.dtype.kind not in "iu" or array.dtype.itemsize < 2 or array.size == 0:
+        return False
+    broadcast = _broadcast_valid(array, valid)
+    top = array[broadcast].max(initial=0) if broadcast is not None else array.max()
+    if not top > _DN_MIN_MAX:
+        return False
+    return 0.0 < _percentile_99(array, valid) < _DN_MAX_P99
 
 
 def to_linear_power(

@@ -136,7 +136,25 @@ def test_missing_onnx_extra_names_the_install_command(monkeypatch, tmp_path, bun
     monkeypatch.setattr(builtins, "__import__", no_tf2onnx)
     result = CliRunner().invoke(cli, ["export", str(bundle_dir), str(tmp_path / "m.onnx")])
     assert result.exit_code == 6  # MissingExtraError
-    assert 'pip install "sarcolor[onnx]"' in result.output
+    assert 'pip install ".[onnx]"' in result.output
     with pytest.raises(ImportError):
         export_module._require_onnx()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_help_describes_the_channels_a_confidence_model_exports(tmp_path, head_bundle):
+    """``export --help`` names every output channel of a model with a confidence head (the
+    shipped model's kind) and does not promise two channels in [-1, 1]."""
+    import tensorflow as tf
+
+    help_text = " ".join(CliRunner().invoke(cli, ["export", "--help"]).output.split())
+    out = tmp_path / "saved"
+    result = CliRunner().invoke(cli, ["export", str(head_bundle), str(out), "--format", "savedmodel"])
+    assert result.exit_code == 0, result.output
+    channels = json.loads((out / "bundle.json").read_text())["outputs"]["channels"]
+    serve = tf.saved_model.load(str(out)).signatures["serving_default"]
+    got = next(iter(serve(sar_relative_intensity=tf.constant(_inputs((1, 32, 32), 0)[..., :1])).values()))
+    assert got.shape[-1] == len(channels) == 4
+    for name in channels:
+        assert name in help_text, name
+    assert "(batch, height, width, 2)" not in help_text

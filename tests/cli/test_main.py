@@ -74,3 +74,33 @@ def test_a_flag_means_the_same_in_every_command():
             assert flag in _options(command), (command, flag)
     assert _options("predict")["--batch-size"].hidden
     assert not _options("train")["--batch-size"].hidden
+
+
+def test_gdal_failures_that_change_no_result_show_only_with_verbose(samples_dir):
+    """Probing a file that is not a raster (BigEarthNet's labels JSON beside its bands) makes
+    GDAL signal an error that rasterio logs at INFO: not shown unless -v."""
+    import logging
+
+    import rasterio
+
+    from sar_colorizer.cli import configure_logging
+
+    not_a_raster = next(samples_dir.glob("bigearthnet-s1-s2/S1/*/*_labels_metadata.json"))
+    seen: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record.getMessage())
+
+    try:
+        for verbosity, shown in ((0, False), (1, True)):
+            configure_logging(verbosity)
+            handler = Collect()
+            logging.getLogger().addHandler(handler)
+            seen.clear()
+            with pytest.raises(rasterio.errors.RasterioIOError):
+                rasterio.open(not_a_raster)
+            logging.getLogger().removeHandler(handler)
+            assert any("GDAL signalled" in m for m in seen) is shown, (verbosity, seen)
+    finally:
+        configure_logging(0)

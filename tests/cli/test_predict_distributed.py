@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from sar_colorizer.cli import cli
 
 distributed = pytest.importorskip(
-    "distributed", reason="needs the dask extra: pip install 'sarcolor[dask]'"
+    "distributed", reason="needs the dask extra: pip install '.[dask]'"
 )
 
 REPO = Path(__file__).resolve().parents[2]

@@ -199,3 +199,39 @@ def test_errors(tmp_path, chip_dir) -> None:
         make_dataset(folder, crop_size=64)
     with pytest.raises(InputError, match="sarcolor preprocess"):
         make_dataset(tmp_path)
+
+
+def test_phase_jitter_moves_whole_chips_over_mirrored_margins_without_loss_there(chip_dir) -> None:
+    """Crops as large as the chip start at many offsets; the mirrored margin carries no loss
+    and its SAR is the chip's own, mirrored."""
+    folder, chips = chip_dir
+    kwargs = dict(batch_size=12, speckle_filter="none", shuffle=False, deterministic=True)
+    x, y = _batches(make_dataset(folder, crop_size=CHIP, phase_jitter=16, seed=2, **kwargs))[0]
+    plain_x, _ = _batches(make_dataset(folder, crop_size=CHIP, seed=2, **kwargs))[0]
+    assert x.shape == plain_x.shape == (12, CHIP, CHIP, 1)
+    offsets = set()
+    for index, chip in enumerate(chips):
+        # find the chip (in one of its 8 orientations) inside the crop: rows/cols of weight 1
+        inside = y[index, ..., 2] > 0
+        rows, cols = np.flatnonzero(inside.any(axis=1)), np.flatnonzero(inside.any(axis=0))
+        offsets.add((int(rows[0]), int(cols[0])))
+        assert len(rows) <= CHIP and len(cols) <= CHIP
+        # outside the chip: no loss, and the SAR there is mirrored chip pixels (all in [0, 1])
+        assert (y[index, ~inside] == 0).all()
+        assert set(np.round(x[index, ~inside, 0], 4)) <= set(np.round(chip["sar"][..., 0].ravel(), 4))
+    assert len(offsets) > 3  # the chip lands at many pixel phases
+
+
+def test_gain_jitter_scales_the_sar_within_its_bounds(chip_dir) -> None:
+    folder, _ = chip_dir
+    kwargs = dict(batch_size=12, speckle_filter="none", shuffle=False, deterministic=True, seed=4)
+    plain_x, plain_y = _batches(make_dataset(folder, **kwargs))[0]
+    x, y = _batches(make_dataset(folder, gain_jitter_db=3.0, **kwargs))[0]
+    np.testing.assert_array_equal(y, plain_y)  # same flips and turns, same targets
+    unclipped = (x < 1) & (plain_x > 0) & (plain_x < 10 ** (-0.3))
+    ratio_db = 10 * np.log10(x[unclipped] / plain_x[unclipped])
+    per_chip = [10 * np.log10(x[i][unclipped[i]] / plain_x[i][unclipped[i]]) for i in range(12)]
+    assert np.abs(ratio_db).max() <= 3.0 + 1e-3
+    assert all(np.ptp(gains) < 1e-3 for gains in per_chip)  # one gain per chip
+    assert np.std([gains.mean() for gains in per_chip]) > 0.3  # that varies between chips
+    assert x.max() <= 1 and x.min() >= 0

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from sar_colorizer.errors import InputError
-from sar_colorizer.nets.layers import LogIntensity, ResizeLike
+from sar_colorizer.nets.layers import BlurPool2D, LogIntensity, ResizeLike, blur_kernel
 from sar_colorizer.nets.unet import (
     ColorizationUNet,
     count_flops_per_pixel,
@@ -130,6 +130,7 @@ def test_get_config_is_the_constructor_arguments_and_rebuilds():
         "separable": True,
         "confidence_head": True,
         "novelty": True,
+        "antialias": False,
         "name": "net",
     }
     clone = ColorizationUNet.from_config(config)
@@ -139,6 +140,9 @@ def test_get_config_is_the_constructor_arguments_and_rebuilds():
     # Bundles saved before the novelty layer existed have no "novelty" key: built without it.
     old = {key: value for key, value in config.items() if key != "novelty"}
     assert not ColorizationUNet.from_config(old).novelty
+    # ... nor an "antialias" key: plain pooling, as they were trained.
+    old = {key: value for key, value in config.items() if key != "antialias"}
+    assert not ColorizationUNet.from_config(old).antialias
 
 
 def test_keras_file_round_trip_in_safe_mode(tmp_path, tiny_model):
@@ -241,3 +245,77 @@ def test_folding_batch_norm_keeps_the_predictions(separable):
 def test_folding_a_model_without_batch_norm_returns_it():
     model = ColorizationUNet(depth=1, base_filters=2, downsample=1, batch_norm=False)
     assert fold_batch_norm(model) is model
+
+
+def _smooth_field(rng, shape, sigma=3.0):
+    from scipy import ndimage
+
+    field = ndimage.gaussian_filter(rng.random(shape), sigma)
+    return ((field - field.min()) / (field.max() - field.min())).astype("float32")
+
+
+@pytest.mark.parametrize(("factor", "mode"), [(4, "average"), (2, "average"), (2, "max")])
+def test_blur_pool_keeps_the_pooling_grid_and_moves_with_shifts_of_its_factor(factor, mode):
+    kernel = blur_kernel(factor, mode)
+    assert sum(kernel) == pytest.approx(1.0) and kernel == kernel[::-1]
+    layer = BlurPool2D(factor, mode)
+    # A linear ramp: each output pixel is centred where the pooling block's centre is.
+    ramp = np.tile(np.arange(64, dtype="float32"), (64, 1))[None, ..., None]
+    out = np.asarray(layer(ramp))[0, :, :, 0]
+    assert out.shape == (64 // factor, 64 // factor)
+    centres = factor * np.arange(64 // factor) + (factor - 1) / 2 + (0.5 if mode == "max" else 0)
+    np.testing.assert_allclose(out[8 // factor, 2:-2], centres[2:-2], atol=1e-4)
+    # A shift by the factor moves the output by one pixel, exactly (away from the edges).
+    rng = np.random.default_rng(0)
+    image = rng.random((1, 96, 96, 3), dtype=np.float32)
+    moved = np.asarray(layer(np.roll(image, factor, axis=1)))
+    np.testing.assert_allclose(
+        moved[0, 8:-8], np.roll(np.asarray(layer(image)), 1, axis=1)[0, 8:-8], atol=1e-6
+    )
+
+
+@pytest.mark.parametrize(("factor", "mode", "plain"), [
+    (4, "average", keras.layers.AveragePooling2D(4)),
+    (2, "max", keras.layers.MaxPooling2D(2)),
+])
+def test_blur_pool_changes_less_than_plain_pooling_when_the_input_moves_by_one_pixel(
+    factor, mode, plain
+):
+    """Move the image by one pixel: the pooled output should move by 1/factor of its pixel
+    (linear interpolation between its neighbours). Plain pooling aliases: it departs more."""
+    rng = np.random.default_rng(1)
+    image = _smooth_field(rng, (1, 128, 128, 1), sigma=0.7)
+
+    def aliasing(pool):
+        a = np.asarray(pool(image))[0, :, :, 0]
+        b = np.asarray(pool(np.roll(image, -1, axis=2)))[0, :, :, 0]
+        between = (1 - 1 / factor) * a[:, :-1] + (1 / factor) * a[:, 1:]
+        return np.sqrt(np.mean((b[4:-4, 4:-5] - between[4:-4, 4:-4]) ** 2)) / a.std()
+
+    assert aliasing(BlurPool2D(factor, mode)) < 0.85 * aliasing(plain)
+
+
+def test_antialiased_model_round_trips_in_safe_mode_and_folds(tmp_path):
+    keras.utils.set_random_seed(4)
+    model = ColorizationUNet(input_channels=1, depth=2, base_filters=4, downsample=4,
+                             separable=True, confidence_head=True, antialias=True)
+    assert model.get_config()["antialias"] is True
+    names = [layer.name for layer in model.layers]
+    assert "downsample" in names and "dec0_resize" in names
+    assert not any(isinstance(layer, keras.layers.Conv2DTranspose | keras.layers.MaxPooling2D)
+                   for layer in model.layers)
+    rng = np.random.default_rng(2)
+    for weight in model.weights:
+        if "moving_mean" in weight.path:
+            weight.assign(rng.uniform(-0.1, 0.1, weight.shape).astype("float32"))
+    x = _relative_intensity(rng, (2, 64, 128, 1))
+    expected = model.predict(x, verbose=0)
+    assert expected.shape == (2, 64, 128, 4) and np.std(expected[..., :2]) > 0
+    path = tmp_path / "aa.keras"
+    model.save(path)
+    reloaded = keras.saving.load_model(path, safe_mode=True)
+    assert reloaded.get_config() == model.get_config()
+    np.testing.assert_allclose(reloaded.predict(x, verbose=0), expected, atol=1e-6)
+    np.testing.assert_allclose(fold_batch_norm(model).predict(x, verbose=0), expected, atol=1e-5)
+    # one model for every tile size that is a multiple of its tile_multiple (16 here)
+    assert model.predict(x[:, :16, :48], verbose=0).shape == (2, 16, 48, 4)

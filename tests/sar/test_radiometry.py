@@ -18,6 +18,7 @@ from sar_colorizer.sar.radiometry import (
     detect_input_scale,
     linear_to_amplitude,
     linear_to_db,
+    looks_like_digital_numbers,
     raw_to_relative,
     relative_to_feature,
     to_linear_power,
@@ -314,3 +315,31 @@ def test_relative_to_feature() -> None:
     assert np.isnan(feature[5])
     ramp = relative_to_feature(np.linspace(0, 1, 50, dtype=np.float32))
     assert np.all(np.diff(ramp) >= 0)
+
+
+def _grd_digital_numbers(rng: np.random.Generator) -> np.ndarray:
+    """uint16 DN as in a GRD measurement: sqrt(sigma0) * A_sigma, A_sigma ~ 500, a few bright
+    scatterers (sigma0 1-10, towns), zero border."""
+    sigma0 = 0.05 * rng.gamma(4.0, 0.25, size=(64, 64))
+    sigma0[rng.random(sigma0.shape) < 0.005] = rng.uniform(1, 10)
+    dn = np.round(np.sqrt(sigma0) * 500.0).astype(np.uint16)
+    dn[:, :8] = 0
+    return dn
+
+
+def test_grd_digital_numbers_warn_naming_the_input_scale(rng, caplog) -> None:
+    with caplog.at_level("WARNING"):
+        assert detect_input_scale(_grd_digital_numbers(rng)) == "display"
+    assert "digital numbers" in caplog.text and "--input-scale amplitude" in caplog.text
+
+
+def test_display_images_do_not_warn(rng, caplog) -> None:
+    stretched = rng.gamma(4.0, 0.25, size=(64, 64))
+    display16 = np.clip(stretched / np.percentile(stretched, 99) * 65535, 0, 65535)
+    with caplog.at_level("WARNING"):
+        assert detect_input_scale(display16.astype(np.uint16)) == "display"
+        assert detect_input_scale(rng.integers(1, 256, size=(64, 64)).astype(np.uint16)) == "display"
+        assert detect_input_scale(rng.integers(1, 256, size=(64, 64)).astype(np.uint8)) == "display"
+    assert caplog.text == ""
+    assert not looks_like_digital_numbers(display16.astype(np.uint16))
+    assert looks_like_digital_numbers(_grd_digital_numbers(rng))
