@@ -75,7 +75,8 @@ def strip_of(scene: Path, rows: int, folder: Path) -> Path:
 def head_twin(bundle, folder: Path):
     """``bundle`` with a confidence head added, saved and loaded as predict would load it."""
     from sar_colorizer.bundle import load_bundle, save_bundle
-    from sar_colorizer.training import output_description, with_confidence_head
+    from sar_colorizer.train_bundle import output_description
+    from sar_colorizer.training import with_confidence_head
 
     model = with_confidence_head(bundle.model, True)
     metadata = {k: v for k, v in bundle.metadata.items() if k != "model_config"}

@@ -55,9 +55,9 @@ def main() -> None:
     from sar_colorizer.data.stats import read_stats
     from sar_colorizer.keras_metrics import ColourLoss, MaskedABRMSE, MaskedGaussianNLL
     from sar_colorizer.losses import GaussianNLLChromaLoss
+    from sar_colorizer.train_bundle import output_description
     from sar_colorizer.training import (
         calibrate_confidence,
-        output_description,
         with_confidence_head,
     )
 

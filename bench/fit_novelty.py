@@ -45,11 +45,11 @@ def main() -> None:
     args = parse_args()
     from sar_colorizer.bundle import load_bundle, portable_path, save_bundle
     from sar_colorizer.sar.speckle import SpeckleFilter
+    from sar_colorizer.train_bundle import output_description
     from sar_colorizer.training import (
         TrainConfig,
         calibrate_confidence,
         fit_novelty,
-        output_description,
         read_chip_folders,
         training_crops,
         validation_dataset,

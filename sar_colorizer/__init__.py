@@ -15,6 +15,8 @@ Many files in one run, as ``sarcolor predict --output-dir`` does: :mod:`sar_colo
 
 from typing import TYPE_CHECKING, Any
 
+from sar_colorizer.version import __version__
+
 if TYPE_CHECKING:  # what IDEs and type checkers see; at run time the names load lazily
     from sar_colorizer.api import (
         colorize,
@@ -24,7 +26,6 @@ if TYPE_CHECKING:  # what IDEs and type checkers see; at run time the names load
         load_model,
     )
 
-__version__ = "0.1.0"
 
 __all__ = [
     "__version__",

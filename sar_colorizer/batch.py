@@ -200,7 +200,7 @@ def expand_inputs(
         ``(inputs, unmatched)``: the files in order, without duplicates, and the patterns that
         matched nothing.
     """
-    from sar_colorizer.io.raster import is_virtual_path
+    from sar_colorizer.io.dataset import is_virtual_path
 
     inputs: list[Path | str] = []
     unmatched: list[str] = []
@@ -308,7 +308,8 @@ def check_job(
         InputError: The input cannot be read or an output's format is unknown.
         OutputExistsError: An output may not be replaced (:func:`check_replaceable`).
     """
-    from sar_colorizer.io.raster import driver_for_path, read_info
+    from sar_colorizer.io.dataset import read_info
+    from sar_colorizer.io.formats import driver_for_path
 
     read_info(job.input)
     driver_for_path(job.output, driver)
@@ -331,7 +332,7 @@ def check_replaceable(
     Raises:
         OutputExistsError: with the message that says what to do.
     """
-    from sar_colorizer.io.raster import check_output_path, written_by_sarcolor
+    from sar_colorizer.io.output_policy import check_output_path, written_by_sarcolor
 
     for source in inputs:
         if _same_file(path, source):

@@ -41,10 +41,10 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sar_colorizer import __version__
 from sar_colorizer.errors import InputError, ModelMismatchError, OutputExistsError, SarColorError
 from sar_colorizer.io.atomic import atomic_folder, publish
 from sar_colorizer.sar.polarisation import polarisation
+from sar_colorizer.version import __version__
 
 if TYPE_CHECKING:
     from importlib.resources.abc import Traversable

@@ -96,7 +96,8 @@ def colour_scene(model: str, job: Job, options: PredictOptions) -> dict[str, Any
     """
     from sar_colorizer.api import load_model
     from sar_colorizer.batch import colour_job
-    from sar_colorizer.io.raster import check_output_path, read_info
+    from sar_colorizer.io.dataset import read_info
+    from sar_colorizer.io.output_policy import check_output_path
 
     read_info(job.input)
     for path in job.outputs():

@@ -79,7 +79,7 @@ class HtmlCollector:
         self.entries: list[ImageEntry] = []
 
     def add(self, image: Any) -> None:
-        """Add an :class:`~sar_colorizer.evaluation.ImageOutputs` (with thumbnails)."""
+        """Add an :class:`~sar_colorizer.report.ImageOutputs` (with thumbnails)."""
         pictures = {key: png_data_uri(image.thumbnails[key]) for key, _ in PICTURES
                     if key in image.thumbnails}
         self.entries.append(ImageEntry(image.name, image.metrics, pictures,
@@ -94,8 +94,8 @@ def _fmt(value: Any, decimals: int) -> str:
 
 def _metric_table(summary: dict[str, Any], table_id: str = "metrics") -> str:
     """The metric table of a summary (``{"model", "baselines"}``: the report or its ``clear``)."""
-    from sar_colorizer.evaluation import _METRIC_DECIMALS, _METRIC_LABELS, MODEL_KEY
     from sar_colorizer.metrics import METRIC_GOALS, METRIC_NAMES
+    from sar_colorizer.report import METRIC_DECIMALS, METRIC_LABELS, MODEL_KEY
 
     methods = [(MODEL_KEY, summary[MODEL_KEY])] + list(summary["baselines"].items())
     arrows = {"max": "↑", "min": "↓", "one": "→1"}
@@ -111,10 +111,10 @@ def _metric_table(summary: dict[str, Any], table_id: str = "metrics") -> str:
             best = min(finite, key=score)
         cells = "".join(
             f"<td{' class=best' if v is not None and v == best else ''}>"
-            f"{_fmt(v, _METRIC_DECIMALS[metric])}</td>"
+            f"{_fmt(v, METRIC_DECIMALS[metric])}</td>"
             for v in values
         )
-        label = f"{_METRIC_LABELS[metric]} {arrows[goal]}"
+        label = f"{METRIC_LABELS[metric]} {arrows[goal]}"
         rows.append(f"<tr><th scope=row>{html.escape(label)}</th>{cells}</tr>")
     return (
         f"<table id={table_id} class=metrics><thead><tr><th>metric</th>" + head
@@ -124,7 +124,7 @@ def _metric_table(summary: dict[str, Any], table_id: str = "metrics") -> str:
 
 
 def _image_rows(entries: list[ImageEntry], baseline: str) -> str:
-    from sar_colorizer.evaluation import MODEL_KEY
+    from sar_colorizer.report import MODEL_KEY
 
     rows = []
     for index, entry in enumerate(entries):
@@ -225,7 +225,7 @@ document.querySelectorAll('.swipe').forEach(function (fig) {
 
 def _clear_section(report: dict[str, Any]) -> str:
     """The metric table over the clear references only, when some pair is flagged."""
-    from sar_colorizer.evaluation import CLEAR_KEY, MODEL_KEY, beats_text, clear_title
+    from sar_colorizer.report import CLEAR_KEY, MODEL_KEY, beats_text, clear_title
 
     clear = report.get(CLEAR_KEY)
     if not clear:
@@ -244,7 +244,7 @@ def _clear_section(report: dict[str, Any]) -> str:
 def _headline_note(report: dict[str, Any]) -> str:
     """Beside a clear table, the headline's beats-no-colour line (to compare with the clear
     one); the pairs left out by ``flagged="exclude"``."""
-    from sar_colorizer.evaluation import CLEAR_KEY, MODEL_KEY, beats_text
+    from sar_colorizer.report import CLEAR_KEY, MODEL_KEY, beats_text
 
     parts = []
     beats = report[MODEL_KEY].get("beats_no_colour")
@@ -259,7 +259,7 @@ def _headline_note(report: dict[str, Any]) -> str:
 
 def render(report: dict[str, Any], entries: list[ImageEntry], title: str = "Colorization evaluation") -> str:
     """The page as a string (see the module docstring)."""
-    from sar_colorizer.evaluation import best_baseline
+    from sar_colorizer.report import best_baseline
 
     baseline = best_baseline(report)
     settings = report.get("settings") or {}
@@ -296,7 +296,7 @@ def write_html(
     report: dict[str, Any], entries: list[ImageEntry], path: str | os.PathLike[str]
 ) -> Path:
     """Write ``report.html`` atomically."""
-    from sar_colorizer.io.raster import atomic_path
+    from sar_colorizer.io.writer import atomic_path
 
     destination = Path(path)
     with atomic_path(destination, overwrite=True) as temporary:

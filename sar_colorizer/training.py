@@ -14,18 +14,23 @@ import math
 import os
 import shutil
 import time
-import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from sar_colorizer import __version__
 from sar_colorizer.data.stats import read_stats
 from sar_colorizer.errors import InputError, OutputExistsError
 from sar_colorizer.io.atomic import atomic_file
-from sar_colorizer.settings import check_known_keys
+from sar_colorizer.train_bundle import (
+    LEARNING_CURVES,
+    TRAINING_LOG,
+    bundle_metadata,
+    warn_on_convention_change,
+    write_trained_bundle,
+)
+from sar_colorizer.train_config import STRATEGIES, TrainConfig
 
 if TYPE_CHECKING:
     import keras
@@ -37,112 +42,6 @@ if TYPE_CHECKING:
     from sar_colorizer.sar.speckle import SpeckleFilter
 
 logger = logging.getLogger(__name__)
-
-STRATEGIES = ("default", "mirrored", "multiworker")
-
-
-@dataclass
-class TrainConfig:
-    """Training settings; every field can come from a TOML file and be overridden by a flag.
-
-    Attributes:
-        epochs: Maximum number of epochs (early stopping may end sooner).
-        batch_size: Global batch size, split across replicas under a distribution strategy.
-        crop_size: Random crop of each chip in pixels (None: the whole chip).
-        learning_rate: Adam learning rate (cosine-decayed to 5% over the run).
-        depth: U-Net depth (number of 2x poolings inside the network).
-        base_filters: Filters of the first U-Net level; doubled at each level.
-        downsample: The network sees the SAR at 1/downsample of its resolution; AB is upsampled.
-        separable: Depthwise-separable convolutions (fewer FLOPs and weights).
-        speckle_filter: Speckle filter applied to the SAR before the network.
-        speckle_window: Window of the speckle filter in pixels (odd).
-        speckle_looks: Equivalent number of looks assumed by the adaptive filters.
-        chroma_weight: Lambda of the chroma term of the loss.
-        rarity_weighting: Rebalance the AB loss by colour rarity (Zhang et al. 2016).
-        rarity_mix: Mix of the smoothed AB distribution with uniform (1 = no rebalancing).
-        rarity_sigma: Gaussian smoothing of the AB histogram, in bins.
-        confidence_head: Also predict the per-pixel variance of a*, b* (Gaussian NLL with a
-            stop-gradient on the mean; the colour loss and the best-epoch choice are unchanged).
-        nll_weight: Weight of the NLL term of the confidence head.
-        novelty: With the confidence head, also raise the predicted variance where the
-            decoder's features are far from the training data's (fitted after training on the
-            training chips, its weight chosen with the shrink on the validation chips; see
-            :mod:`sar_colorizer.novelty`).
-        patience: Early stopping patience in epochs (on the validation loss).
-        steps_per_epoch: Batches per epoch (None: one pass over the training chips).
-        seed: Seed for weights, shuffling and augmentation.
-        deterministic: Bit-identical input pipeline (slower).
-        strategy: ``default`` (one device), ``mirrored`` (all local GPUs) or ``multiworker``.
-        source_weights: Sampling weight of each chip folder when training on several (one per
-            folder, normalised; None: equal). See :mod:`sar_colorizer.data.sources`.
-    """
-
-    epochs: int = 30
-    batch_size: int = 16
-    crop_size: int | None = 256
-    learning_rate: float = 2e-3
-    depth: int = 4
-    base_filters: int = 16
-    downsample: int = 2
-    separable: bool = False
-    speckle_filter: str = "boxcar"
-    speckle_window: int = 5
-    speckle_looks: float = 1.0
-    chroma_weight: float = 0.5
-    rarity_weighting: bool = True
-    rarity_mix: float = 0.5
-    rarity_sigma: float = 1.0
-    confidence_head: bool = True
-    nll_weight: float = 1.0
-    novelty: bool = True
-    patience: int = 8
-    steps_per_epoch: int | None = None
-    seed: int = 0
-    deterministic: bool = False
-    strategy: str = "default"
-    source_weights: list[float] | None = None
-
-    def validate(self) -> None:
-        """Raise :class:`InputError` for settings that cannot work."""
-        if self.strategy not in STRATEGIES:
-            raise InputError(
-                f"unknown strategy {self.strategy!r}; choose one of {', '.join(STRATEGIES)}"
-            )
-        for name in ("epochs", "batch_size", "depth", "base_filters", "downsample"):
-            if getattr(self, name) < 1:
-                raise InputError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.crop_size is not None:
-            multiple = self.downsample * 2**self.depth
-            if self.crop_size % multiple:
-                raise InputError(
-                    f"crop_size {self.crop_size} is not a multiple of {multiple} "
-                    f"(downsample x 2^depth); choose e.g. {multiple * max(1, self.crop_size // multiple)}"
-                )
-
-    @classmethod
-    def from_toml(cls, path: str | Path, **overrides: Any) -> TrainConfig:
-        """Read a TOML file (keys at top level or under ``[train]``) and apply overrides."""
-        path = Path(path)
-        try:
-            raw = tomllib.loads(path.read_text())
-        except FileNotFoundError:
-            raise InputError(f"{path}: no such config file") from None
-        except tomllib.TOMLDecodeError as error:
-            raise InputError(f"{path}: not valid TOML ({error})") from None
-        settings = raw.get("train", raw)
-        return cls.from_dict({**settings, **overrides})
-
-    @classmethod
-    def from_dict(cls, settings: dict[str, Any]) -> TrainConfig:
-        """Build from a mapping, refusing unknown keys with the list of known ones."""
-        check_known_keys(cls, settings, "training setting(s)")
-        config = cls(**{k: v for k, v in settings.items() if v is not None or k == "crop_size"})
-        config.validate()
-        return config
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
 
 def make_strategy(name: str) -> tf.distribute.Strategy:
     """Return the ``tf.distribute`` strategy for ``name`` (see :data:`STRATEGIES`)."""
@@ -365,11 +264,6 @@ class FitResult:
     best: float
     epochs_run: int
     seconds: float
-
-
-#: Files the training run writes in its work folder and copies into the bundle.
-TRAINING_LOG = "training_log.csv"
-LEARNING_CURVES = "learning_curves.png"
 
 
 def train(
@@ -692,7 +586,7 @@ def trained_bundle_metadata(
     are several, and for a confidence head the shrink (and with ``density`` the novelty weight,
     written into the model) chosen on ``val_ds``."""
     if init:
-        _warn_on_convention_change(init, chips.stats)
+        warn_on_convention_change(init, chips.stats)
     metadata = bundle_metadata(chips.stats, config, model, data_dir=chips.label, init=init,
                                epochs_run=result.epochs_run,
                                best_monitor=(result.monitor, result.best), seconds=result.seconds,
@@ -707,35 +601,6 @@ def trained_bundle_metadata(
     if getattr(model, "confidence_head", False):
         metadata["confidence"] = calibrate_confidence(model, val_ds, density, seed=config.seed)
     return metadata
-
-
-def _warn_on_convention_change(init: str, stats: dict[str, Any]) -> None:
-    from sar_colorizer.bundle import read_metadata
-
-    before = read_metadata(init).get("optical_convention", "as-is")
-    if before != stats.get("optical_convention", "as-is"):
-        logger.warning("the model to fine-tune learned the %r optical convention; the chips "
-                       "are in %r, which the new bundle records", before,
-                       stats.get("optical_convention", "as-is"))
-
-
-def write_trained_bundle(
-    model_out: Path,
-    model: keras.Model,
-    metadata: dict[str, Any],
-    work_dir: Path,
-    *,
-    overwrite: bool,
-) -> None:
-    """Save the bundle with the run's training log and learning curves beside the model, then
-    remove the work folder (its checkpoints are no longer needed)."""
-    from sar_colorizer.bundle import save_bundle
-
-    save_bundle(model_out, model, metadata, overwrite=overwrite)
-    for extra in (work_dir / TRAINING_LOG, work_dir / LEARNING_CURVES):
-        if extra.exists():
-            shutil.copy2(extra, model_out / extra.name)
-    shutil.rmtree(work_dir, ignore_errors=True)
 
 
 def _prepare_work_dir(work_dir: Path, run: dict[str, Any]) -> None:
@@ -755,89 +620,6 @@ def _prepare_work_dir(work_dir: Path, run: dict[str, Any]) -> None:
         shutil.rmtree(work_dir)
     work_dir.mkdir(parents=True)
     run_file.write_text(json.dumps(run, indent=2))
-
-
-def bundle_metadata(
-    stats: dict[str, Any],
-    config: TrainConfig,
-    model: keras.Model,
-    *,
-    data_dir: Path,
-    init: str | None,
-    epochs_run: int,
-    best_monitor: tuple[str, float],
-    seconds: float,
-    tile_size: int | None = None,
-) -> dict[str, Any]:
-    """Everything ``predict`` and ``eval`` need to reproduce the training input handling."""
-    from sar_colorizer.bundle import DEFAULT_PIXEL_SIZE
-    from sar_colorizer.sar.speckle import SpeckleFilter
-
-    speckle = SpeckleFilter(config.speckle_filter, config.speckle_window, config.speckle_looks)
-    bands = list(stats.get("bands") or ["band1"])
-    return {
-        "format_version": 1,
-        "package_version": __version__,
-        "bands": bands,
-        "input_channels": len(bands),
-        "input_scale_trained": stats.get("input_scale"),
-        # How optical images were rendered as the RGB the model learned (and eval scores against).
-        "optical_convention": stats.get("optical_convention", "as-is"),
-        "normalization": stats["normalization"],
-        "speckle_filter": speckle.to_dict(),
-        "tile_multiple": int(model.tile_multiple),
-        # predict and eval tile at the size the network was trained on (Bundle.tile_size)
-        "tile_size": int(tile_size or config.crop_size or stats.get("chip_size")
-                         or model.tile_multiple),
-        # Ground pixel size of the training images: inference resamples other pixel sizes to
-        # it. Chips record none (PNG pairs carry no georeference); Sentinel-1 IW GRD and
-        # Sentinel-2 visible bands, the data this tool is for, are 10 m.
-        "pixel_size": float(stats.get("pixel_size") or DEFAULT_PIXEL_SIZE),
-        "model_config": model.get_config(),
-        "outputs": output_description(model),
-        "tone": {"method": "matched", "l_quantiles": stats["l_quantiles"]},
-        "baselines": {
-            "mean_colour": stats["mean_colour"],
-            "linear_regression": stats["linear_regression"],
-        },
-        "training": {
-            "data_dir": str(data_dir),
-            "n_chips": stats["n_chips"],
-            "n_images": stats.get("n_images"),
-            "chip_size": stats.get("chip_size"),
-            "sources": stats.get("sources"),
-            "config": config.to_dict(),
-            "init": init,
-            "epochs_run": epochs_run,
-            "best": {"metric": best_monitor[0], "value": best_monitor[1]},
-            "seconds": round(seconds, 1),
-            "date": time.strftime("%Y-%m-%d"),
-        },
-    }
-
-
-def output_description(model: Any) -> dict[str, Any]:
-    """bundle.json's ``outputs``: what each channel of the network's output is.
-
-    Bundles without this entry (trained before the confidence head) output normalised AB only;
-    :attr:`sar_colorizer.bundle.Bundle.output_channels` reads it.
-    """
-    channels = list(getattr(model, "output_names_by_channel", ("a", "b")))
-    description: dict[str, Any] = {
-        "channels": channels,
-        "ab": "normalised CIELAB a*, b* (multiply by 110), channels a and b",
-    }
-    if "log_var_a" in channels:
-        novelty = (
-            "; it includes the novelty term (weight x novelty of the decoder features under "
-            "the training data's density, sar_colorizer.novelty)"
-        ) if getattr(model, "novelty", False) else ""
-        description["log_variance"] = (
-            "natural log of the predicted variance of normalised a*, b* (Gaussian around the "
-            "mean; standard deviation in CIELAB units = 110 * exp(log_var / 2)), channels "
-            f"log_var_a and log_var_b{novelty}"
-        )
-    return description
 
 
 def fit_novelty(

@@ -14,6 +14,7 @@ from sar_colorizer import evaluation
 from sar_colorizer.baselines import BASELINE_NAMES, Baselines
 from sar_colorizer.errors import InputError, OutputExistsError
 from sar_colorizer.metrics import METRIC_NAMES
+from sar_colorizer.report import build_report, format_markdown, write_report
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,7 @@ def test_build_report_shape_means_std_and_advantage():
         _outputs("one", {**_flat_metrics(1.0), "ab_rmse": 4.0, "psnr": 20.0}, 1.0),
         _outputs("two", {**_flat_metrics(3.0), "ab_rmse": 6.0, "psnr": 22.0}, 1.0),
     ]
-    report = evaluation.build_report(images)
+    report = build_report(images)
     assert set(report) == {"n_images", "model", "baselines"}
     assert report["n_images"] == 2
     assert set(report["baselines"]) == set(BASELINE_NAMES)
@@ -111,8 +112,8 @@ def test_report_files_json_is_strict_and_markdown_has_table(tmp_path: Path):
         _outputs("one", {**_flat_metrics(0.5), "psnr": float("inf")}, 0.5),
         _outputs("two", {**_flat_metrics(0.7), "psnr": 30.0}, 0.5),
     ]
-    report = evaluation.build_report(images)
-    path = evaluation.write_report(report, tmp_path / "out")
+    report = build_report(images)
+    path = write_report(report, tmp_path / "out")
     text = path.read_text()
     assert "Infinity" not in text and "NaN" not in text
     loaded = json.loads(text)
@@ -176,9 +177,9 @@ def _flagged_images() -> list[evaluation.ImageOutputs]:
 
 def test_build_report_adds_the_clear_summary_when_some_image_is_flagged():
     images = _flagged_images()
-    report = evaluation.build_report(images)
+    report = build_report(images)
     # The headline is over every image, as without flags.
-    plain = evaluation.build_report([evaluation.ImageOutputs(i.name, i.metrics) for i in images])
+    plain = build_report([evaluation.ImageOutputs(i.name, i.metrics) for i in images])
     assert "clear" not in plain
     for method in ("model", "baselines"):
         assert _without_flags(report[method]) == _without_flags(plain[method])
@@ -187,16 +188,16 @@ def test_build_report_adds_the_clear_summary_when_some_image_is_flagged():
     # The clear summary is the report of the clear images alone.
     clear = report["clear"]
     assert clear["left_out"] == ["cloudy", "snowy"]
-    alone = evaluation.build_report([images[0], images[2]])
+    alone = build_report([images[0], images[2]])
     assert {k: clear[k] for k in alone} == alone
     assert clear["n_images"] == 2 and clear["model"]["ab_rmse"] == pytest.approx(5.0)
     assert clear["model"]["beats_no_colour"] == {"images": 2, "of": 2, "fraction": 1.0}
 
-    markdown = evaluation.format_markdown(report)
+    markdown = format_markdown(report)
     heading = "## Clear references only (2 of 4 pairs; 2 flagged cloud_or_snow left out)"
     head, _, tail = markdown.partition(heading)
     assert tail, markdown
-    assert head == evaluation.format_markdown(plain).rstrip("\n") + "\n\n"
+    assert head == format_markdown(plain).rstrip("\n") + "\n\n"
     assert "Left out: cloudy, snowy." in tail
     model_rows = [line for line in tail.splitlines() if line.startswith("| model |")]
     assert len(model_rows) == 1 and "| 5.00 |" in model_rows[0]
@@ -213,10 +214,10 @@ def _without_flags(summary: dict) -> dict:
 
 def test_every_image_flagged_leaves_an_empty_clear_summary():
     images = [image for image in _flagged_images() if image.cloud_or_snow]
-    report = evaluation.build_report(images)
+    report = build_report(images)
     assert report["clear"]["n_images"] == 0 and report["clear"]["model"]["ab_rmse"] is None
     json.dumps(report, allow_nan=False)
-    markdown = evaluation.format_markdown(report)
+    markdown = format_markdown(report)
     assert "(0 of 2 pairs; 2 flagged cloud_or_snow left out)" in markdown
     assert "no clear reference to score" in markdown
 

@@ -13,9 +13,9 @@ from typing import Any
 
 import click
 
-from sar_colorizer import __version__
 from sar_colorizer._tf import restore_stderr, set_tensorflow_verbose
 from sar_colorizer.errors import Interrupted, SarColorError
+from sar_colorizer.version import __version__
 
 logger = logging.getLogger(__name__)
 

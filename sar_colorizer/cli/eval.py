@@ -95,7 +95,8 @@ def eval_command(
     over the clear pairs only, or, with --flagged exclude, only over those.
     """
     from sar_colorizer.errors import OutputExistsError
-    from sar_colorizer.evaluation import REPORT_JSON, evaluate, format_markdown, select_pairs
+    from sar_colorizer.evaluation import evaluate, select_pairs
+    from sar_colorizer.report import REPORT_JSON, format_markdown
 
     report_path = Path(report_dir) / REPORT_JSON
     if report_path.exists() and not overwrite:

@@ -136,7 +136,7 @@ def flagged_option(default: str, what: str) -> Callable[[F], F]:
     )
 
 
-# The defaults of sar_colorizer.training.TrainConfig and sar_colorizer.data.preprocess, spelled
+# The defaults of sar_colorizer.train_config.TrainConfig and sar_colorizer.data.preprocess, spelled
 # out so that --help imports nothing heavy.
 DEFAULT_SPECKLE_FILTER = "boxcar"
 DEFAULT_SPECKLE_WINDOW = 5

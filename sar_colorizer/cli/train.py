@@ -13,7 +13,7 @@ from sar_colorizer.cli.options import (
     speckle_filter_option,
     speckle_window_option,
 )
-from sar_colorizer.training import STRATEGIES, TrainConfig
+from sar_colorizer.train_config import STRATEGIES, TrainConfig
 
 
 @click.command("train")

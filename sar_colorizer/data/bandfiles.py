@@ -28,7 +28,7 @@ import numpy as np
 from sar_colorizer.errors import InputError
 
 if TYPE_CHECKING:
-    from sar_colorizer.io.raster import RasterInfo
+    from sar_colorizer.io.dataset import RasterInfo
 
 #: Band tokens per kind, in reading order, with the spellings accepted in file names.
 BAND_TOKENS: dict[str, dict[str, tuple[str, ...]]] = {
@@ -121,14 +121,14 @@ def band_files(path: str | Path, kind: str) -> list[tuple[str, Path]] | None:
 
 
 def stack_info(path: str | Path, kind: str) -> RasterInfo:
-    """The :class:`~sar_colorizer.io.raster.RasterInfo` of an image, one file or a per-band set
+    """The :class:`~sar_colorizer.io.dataset.RasterInfo` of an image, one file or a per-band set
     (then ``count`` is the number of files and ``descriptions`` their bands).
 
     Raises:
         InputError: The files of a set are on different grids.
         RasterError: A file cannot be read.
     """
-    from sar_colorizer.io.raster import read_info
+    from sar_colorizer.io.dataset import read_info
 
     files = band_files(path, kind)
     if files is None:

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from affine import Affine
     from rasterio.crs import CRS
 
-    from sar_colorizer.io.raster import RasterInfo
+    from sar_colorizer.io.dataset import RasterInfo
 
 logger = logging.getLogger(__name__)
 
@@ -675,7 +675,7 @@ def _read_pair(
     optical_offset: float | None,
 ) -> PairArrays:
     from sar_colorizer.data.bandfiles import read_stack, stack_info
-    from sar_colorizer.io.raster import resolve_bands
+    from sar_colorizer.io.bands import resolve_bands
     from sar_colorizer.sar.polarisation import sar_band_names
     from sar_colorizer.sar.radiometry import detect_input_scale
 

@@ -28,7 +28,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from sar_colorizer import __version__
 from sar_colorizer.data.chips import Chip, ChipFilter, chip_grid, cut_chips
 from sar_colorizer.data.pairs import (
     FLAG_COLUMN,
@@ -52,6 +51,7 @@ from sar_colorizer.sar.radiometry import (
     to_linear_power,
 )
 from sar_colorizer.signals import raise_if_interrupted
+from sar_colorizer.version import __version__
 
 if TYPE_CHECKING:
     from sar_colorizer.sar.speckle import SpeckleFilter

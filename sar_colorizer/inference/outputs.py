@@ -1,7 +1,7 @@
 """The files a streamed colorisation writes: colour raster, AB, confidence, quicklook.
 
 Output profiles start from the source's (same grid, CRS and transform); each file is written
-window by window through :class:`~sar_colorizer.io.raster.RasterWriter` (atomically) and GDAL's
+window by window through :class:`~sar_colorizer.io.writer.RasterWriter` (atomically) and GDAL's
 block cache is sized for the strips that streaming reuses (:func:`gdal_cache_bytes`).
 """
 
@@ -18,7 +18,8 @@ from sar_colorizer.color.constants import AB_SCALE
 from sar_colorizer.errors import InputError
 
 if TYPE_CHECKING:
-    from sar_colorizer.io.raster import RasterInfo, RasterWriter
+    from sar_colorizer.io.dataset import RasterInfo
+    from sar_colorizer.io.writer import RasterWriter
 
 __all__ = ["OutputWriters", "RasterOutputs", "gdal_cache_bytes", "output_profiles"]
 
@@ -81,7 +82,7 @@ class RasterOutputs:
             InputError: Two of the files are the same.
             OutputExistsError: An output exists and ``overwrite`` is False.
         """
-        from sar_colorizer.io.raster import check_output_path
+        from sar_colorizer.io.output_policy import check_output_path
 
         outputs = self.paths()
         names: set[Path | str] = {p.resolve() for p in outputs}
@@ -93,7 +94,7 @@ class RasterOutputs:
 
     def open(self, stack: ExitStack, profile: dict[str, Any]) -> OutputWriters:
         """Writers for the rasters (not the quicklook), closed (finished) by ``stack``."""
-        from sar_colorizer.io.raster import RasterWriter
+        from sar_colorizer.io.writer import RasterWriter
 
         rgb_profile, ab_profile = output_profiles(profile)
         colour = stack.enter_context(

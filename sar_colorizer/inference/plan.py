@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from sar_colorizer.bundle import Bundle
     from sar_colorizer.confidence import OutputPlan
     from sar_colorizer.inference.outputs import RasterOutputs
-    from sar_colorizer.io.raster import RasterInfo
+    from sar_colorizer.io.dataset import RasterInfo
 
 logger = logging.getLogger(__name__)
 
@@ -102,8 +102,9 @@ def plan_raster(
         As :func:`~sar_colorizer.inference.raster.colorize_raster`, before any output is made.
     """
     from sar_colorizer.confidence import OutputPlan
+    from sar_colorizer.io.bands import resolve_bands
+    from sar_colorizer.io.dataset import read_info
     from sar_colorizer.io.pixel_size import pixel_size_metres, resample_factor
-    from sar_colorizer.io.raster import read_info, resolve_bands
     from sar_colorizer.sar.display import display_halo
     from sar_colorizer.sar.polarisation import sar_band_names
 

@@ -72,7 +72,7 @@ class Quicklook:
 
 def write_png(path: Path, rgba: np.ndarray, overwrite: bool) -> None:
     """Write an RGBA ``(h, w, 4)`` uint8 image as PNG."""
-    from sar_colorizer.io.raster import write_raster
+    from sar_colorizer.io.writer import write_raster
 
     # Through the raster writer, so that the PNG carries sarcolor's tag (--overwrite may
     # replace it) and is written atomically like every output.

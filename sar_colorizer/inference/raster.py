@@ -160,7 +160,7 @@ def colorize_raster(
         InputError: Bad options (tile size, overlap, scale, tone), an all-nodata input, or
             ``confidence_path`` / ``shrink=True`` for a model without a confidence head.
     """
-    from sar_colorizer.io.raster import input_path
+    from sar_colorizer.io.dataset import input_path
 
     started = time.perf_counter()
     source = input_path(in_path)  # GDAL virtual paths stay strings

@@ -16,6 +16,10 @@ under a temporary name beside the output and publishes it with one rename:
 * On any error or interruption (also a signal turned into :class:`~sar_colorizer.errors.
   Interrupted`) the temporary file or folder is deleted and the output is untouched.
 
+GDAL writes sidecars beside a raster (``.aux.xml``, ``.msk``, ``.ovr``, a world file):
+:func:`publish_with_sidecars` renames them together with the image and
+:func:`remove_with_sidecars` deletes them with it.
+
 Folders are created with the mode the umask allows (``tempfile.mkdtemp`` would make them
 0700, unreadable to the other users of a shared server).
 """
@@ -51,6 +55,10 @@ _UNOWNED = re.compile(r"^\..+\.[0-9a-f]{8}\.(partial|staging)(\.[A-Za-z0-9]+)?$"
 _AT_FDCWD = -100
 _RENAME_NOREPLACE = 1
 _RENAME_EXCHANGE = 2
+
+# Files GDAL may write beside a raster, named by adding these to its full name (world files,
+# named after the stem, are handled apart).
+_SIDECAR_SUFFIXES = (".aux.xml", ".msk", ".ovr")
 
 
 def temporary_path(path: str | os.PathLike[str], tag: str = "partial") -> Path:
@@ -351,3 +359,70 @@ def atomic_folder(path: str | os.PathLike[str], overwrite: bool = False,
     except BaseException:
         _remove(temporary)
         raise
+
+
+# GDAL sidecars -------------------------------------------------------------------------------
+
+
+def named_sidecars(path: Path) -> list[Path]:
+    """``<name>.aux.xml`` (GDAL PAM), ``<name>.msk`` (mask), ``<name>.ovr`` (overviews)."""
+    return [path.with_name(path.name + suffix) for suffix in _SIDECAR_SUFFIXES]
+
+
+def world_file_path(path: str | os.PathLike[str]) -> Path:
+    """The world file of an image, by the usual naming: ``scene.png`` -> ``scene.pgw``,
+    ``scene.jpg`` -> ``scene.jgw``, ``scene.tif`` -> ``scene.tfw``.
+
+    GDAL writes world files as ``<stem>.wld``, a name that images of other formats with the
+    same stem would share; the writers rename it to this format-specific name, which GDAL,
+    QGIS and ArcGIS look for first.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if len(suffix) < 3:
+        return path.with_suffix(".wld")
+    return path.with_suffix(f".{suffix[1]}{suffix[-1]}w")
+
+
+def world_file_candidates(path: Path) -> list[Path]:
+    candidates = [path.with_suffix(".wld"), world_file_path(path), path.with_suffix(path.suffix + "w")]
+    return list(dict.fromkeys(candidates))
+
+
+def remove_with_sidecars(path: Path) -> None:
+    """Delete a raster file and every sidecar GDAL wrote beside it (missing ones are fine)."""
+    if owner_pid(path) is not None:  # a temporary: everything GDAL wrote beside it goes too
+        remove_owned(path)
+    for candidate in [path, *named_sidecars(path), *world_file_candidates(path)]:
+        with contextlib.suppress(OSError):  # absent; or a cleanup on a failing disk
+            candidate.unlink()
+
+
+def publish_with_sidecars(temporary: Path, path: Path, overwrite: bool = True) -> None:
+    """Rename ``temporary`` and its sidecars to ``path``; stale sidecars of ``path`` go.
+
+    Sidecars left beside ``path`` by an earlier file of that name would describe the new one
+    wrongly (an old CRS in ``.aux.xml``), so those the new file does not replace are deleted.
+    Without ``overwrite`` the image is published first, exclusively (another run that wrote
+    ``path`` meanwhile keeps its output and its sidecars); with it the image goes last, so
+    that once it is there so are its sidecars.
+    """
+    if not overwrite:
+        publish(temporary, path, overwrite=False)
+    for old, new in zip(named_sidecars(temporary), named_sidecars(path), strict=True):
+        if old.exists():
+            os.replace(old, new)
+        elif new.exists():
+            logger.info("removing %s, left from an earlier %s", new, path.name)
+            new.unlink()
+    world_files = [p for p in world_file_candidates(temporary) if p.exists()]
+    target = world_file_path(path)
+    if world_files:
+        os.replace(world_files[0], target)
+        for extra in world_files[1:]:
+            extra.unlink()
+    elif target.exists():
+        logger.info("removing %s, left from an earlier %s", target, path.name)
+        target.unlink()
+    if overwrite:
+        publish(temporary, path, overwrite=True)

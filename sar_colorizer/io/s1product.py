@@ -51,7 +51,6 @@ from rasterio.transform import GCPTransformer
 from rasterio.warp import transform as transform_points
 from rasterio.windows import Window
 
-from sar_colorizer import __version__
 from sar_colorizer.errors import OutputError, ProductError
 from sar_colorizer.io.atomic import atomic_file
 from sar_colorizer.sar.product import (
@@ -62,6 +61,7 @@ from sar_colorizer.sar.product import (
     open_product,
 )
 from sar_colorizer.sar.radiometry import linear_to_db
+from sar_colorizer.version import __version__
 
 logger = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ Sentinel-1 measures backscatter in two of four polarisations (transmit, receive)
 the usual IW mode over land, HH and HV near the poles. Which one a band holds is written in its
 band description (``"VV"``, ``"Sigma0_VH_db"``) or, for one band per file, in the file name
 (BigEarthNet ``..._VH.tif``, SAFE ``s1a-iw-grd-vh-....tiff``). Band selection
-(:func:`sar_colorizer.io.raster.resolve_bands`), the names recorded for training
+(:func:`sar_colorizer.io.bands.resolve_bands`), the names recorded for training
 (``stats.json``, the model bundle) and the check of an input against a model
 (:meth:`sar_colorizer.bundle.Bundle.check_input`) all read polarisations with the functions here.
 """
@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from sar_colorizer.io.raster import RasterInfo
+    from sar_colorizer.io.dataset import RasterInfo
 
 POLARISATIONS: tuple[str, ...] = ("VV", "VH", "HH", "HV")
 """Polarisation names, transmit then receive (V vertical, H horizontal)."""
