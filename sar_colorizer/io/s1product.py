@@ -527,7 +527,7 @@ def backscatter_raster(
     """
     options = options or ProductOptions()
     product = open_product(product_path)
-    folder = Path(tempfile.mkdtemp(prefix="sarcolor-product-", dir=workdir))
+    folder = Path(tempfile.mkdtemp(prefix=".sarcolor-product-", dir=workdir))
     try:
         path = folder / f"{product.name}_{options.calibration}.tif"
         pols = _write_product(product, path, options, False, progress, folder, compress=False)
