@@ -54,6 +54,9 @@ def _parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="prefixes of the held-out acquisitions")
     parser.add_argument("--unseen", default=",".join(UNSEEN),
                         help="prefixes of patches of training acquisitions seen by no model")
+    parser.add_argument("--val", default="",
+                        help="prefixes of fine-tune patches labelled val (validation chips: the "
+                             "best epoch, the shrink k and the novelty weight are chosen on them)")
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--learning-rate", type=float, default=5e-4)
     parser.add_argument("--batch-size", type=int, default=8)
@@ -70,12 +73,15 @@ def _select(rows: list[dict[str, str]], prefixes: str) -> list[dict[str, str]]:
     return chosen
 
 
-def _manifest(path: Path, rows: list[dict[str, str]], data: Path, split: str) -> Path:
+def _manifest(path: Path, rows: list[dict[str, str]], data: Path, split: str,
+              val: frozenset[str] = frozenset()) -> Path:
     with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["sar", "optical", "split"])
         for row in rows:
-            writer.writerow([data / row["sar"], data / row["optical"], split])
+            stem = Path(row["optical"]).stem
+            label = "val" if any(stem.startswith(p) for p in val) else split
+            writer.writerow([data / row["sar"], data / row["optical"], label])
     return path
 
 
@@ -100,7 +106,8 @@ def main(argv: list[str] | None = None) -> None:
     if overlap:
         sys.exit(f"patches both fine-tuned on and scored: {sorted(overlap)}")
 
-    finetune = _manifest(work / "finetune.csv", sets["fine-tune"], data, "train")
+    val = frozenset(p for p in args.val.split(",") if p)
+    finetune = _manifest(work / "finetune.csv", sets["fine-tune"], data, "train", val)
     scored = {"heldout": _manifest(work / "heldout.csv", sets["held-out acquisitions"], data, ""),
               "unseen": _manifest(work / "unseen.csv", sets["unseen patch"], data, "")}
     chips, model = work / "chips", work / "finetuned"
@@ -137,12 +144,13 @@ def main(argv: list[str] | None = None) -> None:
                       unmuted[3].replace("fine-tuned model (after)",
                                          "fine-tuned, --no-mute-unsure")]
         print("\n".join(lines))
-    print(f"\nFine-tuned on {len(names['fine-tune'])} patches ({training['epochs_run']} epochs, "
+    n_val = sum(any(name.startswith(p) for p in val) for name in names["fine-tune"])
+    print(f"\nFine-tuned on {len(names['fine-tune']) - n_val} patches, {n_val} for validation ({training['epochs_run']} epochs, "
           f"{training['seconds']:.0f} s, learning rate {args.learning_rate}, batch "
           f"{args.batch_size}, 64 px crops of 64 px chips, stride 32, VH). Muting toward grey: "
           f"k = {bundle.get('confidence', {}).get('shrink_k')} (the shipped model's 0.125 was "
-          "chosen on its validation images; with no validation chips the fine-tune keeps the "
-          "default).")
+          "chosen on its validation images; with no validation chips a fine-tune keeps the "
+          "default 1.0).")
     print(f"\nCommands (times on {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}):\n")
     print("```")
     for command, seconds in run.commands:

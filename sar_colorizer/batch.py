@@ -99,6 +99,8 @@ class PredictOptions:
         chroma_limit: Reduce chroma to the sRGB gamut instead of clipping channels.
         pixel_size: Ground pixel size in metres for inputs without georeference.
         shrink: Mute colour where the model is unsure; None: on for confidence-head models.
+        calibration: Sentinel-1 products: ``"sigma0"``, ``"beta0"`` or ``"gamma0"``.
+        noise_removal: Sentinel-1 products: subtract the thermal noise LUTs.
     """
 
     driver: str | None = None
@@ -115,10 +117,16 @@ class PredictOptions:
     chroma_limit: bool = True
     pixel_size: float | None = None
     shrink: bool | None = None
+    calibration: str = "sigma0"
+    noise_removal: bool = True
 
     def raster_options(self) -> dict[str, Any]:
         """Keyword arguments of :func:`~sar_colorizer.inference.colorize_raster`."""
+        from sar_colorizer.io.s1product import ProductOptions
+
+        product = ProductOptions(calibration=self.calibration, noise_removal=self.noise_removal)
         return {
+            "product_options": None if product == ProductOptions() else product,
             "driver": self.driver,
             "bands": self.bands,
             "input_scale": self.input_scale,
@@ -201,6 +209,7 @@ def expand_inputs(
         matched nothing.
     """
     from sar_colorizer.io.dataset import is_virtual_path
+    from sar_colorizer.sar.product import is_product_path
 
     inputs: list[Path | str] = []
     unmatched: list[str] = []
@@ -211,7 +220,7 @@ def expand_inputs(
             matches = [pattern]
         elif _GLOB_CHARACTERS.intersection(pattern) and not Path(pattern).exists():
             matches = [Path(p) for p in sorted(glob.glob(pattern, recursive=True))]
-            matches = [p for p in matches if Path(p).is_file()]
+            matches = [p for p in matches if Path(p).is_file() or is_product_path(p)]
             if not matches:
                 unmatched.append(pattern)
         else:
@@ -315,8 +324,12 @@ def check_job(
     from sar_colorizer.io.creation_options import check_creation_options
     from sar_colorizer.io.dataset import read_info
     from sar_colorizer.io.formats import driver_for_path
+    from sar_colorizer.sar.product import is_product_path, open_product
 
-    read_info(job.input)
+    if is_product_path(job.input):
+        open_product(job.input)  # a damaged zip, an SLC product: before the model loads
+    else:
+        read_info(job.input)
     check_creation_options(driver_for_path(job.output, driver), creation_options)
     if job.ab_output is not None:
         driver_for_path(job.ab_output, None)

@@ -31,7 +31,7 @@ import logging
 import math
 import os
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -181,6 +181,7 @@ class RasterWriter:
         masked: mark invalid pixels (alpha band, JPEG mask or nodata; see the module
             docstring). When False, ``valid`` must not be passed to :meth:`write`.
         descriptions: band descriptions for the data bands (e.g. ``("red", "green", "blue")``).
+        tags: dataset metadata to write (``{"SARCOLOR_INPUT_SCALE": "db"}``; not in JPEG).
 
     Raises:
         OutputExistsError: the output exists and ``overwrite`` is False.
@@ -198,6 +199,7 @@ class RasterWriter:
         creation_options: dict[str, Any] | None = None,
         masked: bool = True,
         descriptions: Sequence[str | None] | None = None,
+        tags: Mapping[str, str] | None = None,
     ) -> None:
         self.path = Path(path)
         self.driver = driver_for_path(self.path, driver, cog)
@@ -268,7 +270,7 @@ class RasterWriter:
                 if description is not None:
                     self._dataset.set_band_description(index, description)
             if self.driver != "JPEG":  # JPEG: in its comment (see _DRIVER_DEFAULTS)
-                self._dataset.update_tags(**{WRITER_TAG: __version__})
+                self._dataset.update_tags(**{**(tags or {}), WRITER_TAG: __version__})
         except RasterioError as error:
             self._discard()
             raise write_error(self.path, error) from None
