@@ -93,17 +93,25 @@ class PredictOptions(ColourOptions):
         driver: GDAL driver of the outputs; None: from each output's extension.
         overwrite: Replace outputs that sarcolor wrote before.
         creation_options: GDAL creation options of the colour output (``{"COMPRESS": "LZW"}``).
+        calibration: Sentinel-1 products: ``"sigma0"``, ``"beta0"`` or ``"gamma0"``.
+        noise_removal: Sentinel-1 products: subtract the thermal noise LUTs.
     """
 
     driver: str | None = None
     overwrite: bool = False
     creation_options: Mapping[str, str] | None = None
+    calibration: str = "sigma0"
+    noise_removal: bool = True
 
     def raster_options(self) -> dict[str, Any]:
         """Keyword arguments of :func:`~sar_colorizer.inference.colorize_raster` besides the
         input and outputs: the colour options and the written files' options."""
+        from sar_colorizer.io.s1product import ProductOptions
+
+        product = ProductOptions(calibration=self.calibration, noise_removal=self.noise_removal)
         return {
             "options": ColourOptions.of(**{n: getattr(self, n) for n in ColourOptions.names()}),
+            "product_options": None if product == ProductOptions() else product,
             "driver": self.driver,
             "overwrite": self.overwrite,
             "creation_options": dict(self.creation_options) if self.creation_options else None,
@@ -175,6 +183,7 @@ def expand_inputs(
         matched nothing.
     """
     from sar_colorizer.io.dataset import is_virtual_path
+    from sar_colorizer.sar.product import is_product_path
 
     inputs: list[Path | str] = []
     unmatched: list[str] = []
@@ -185,7 +194,7 @@ def expand_inputs(
             matches = [pattern]
         elif _GLOB_CHARACTERS.intersection(pattern) and not Path(pattern).exists():
             matches = [Path(p) for p in sorted(glob.glob(pattern, recursive=True))]
-            matches = [p for p in matches if Path(p).is_file()]
+            matches = [p for p in matches if Path(p).is_file() or is_product_path(p)]
             if not matches:
                 unmatched.append(pattern)
         else:
@@ -267,9 +276,11 @@ def check_job(
     driver: str | None = None,
     force: bool = False,
     inputs: Sequence[Path | str] | None = None,
+    creation_options: Mapping[str, str] | None = None,
 ) -> None:
     """Fail fast (before loading the model) on a missing input, an output format that cannot
-    be written, an existing output, and an output that is one of the run's inputs.
+    be written, a creation option its driver does not have, an existing output, and an output
+    that is one of the run's inputs.
 
     Args:
         job: The job.
@@ -277,18 +288,25 @@ def check_job(
         driver: GDAL driver of the colour output; None: from its extension.
         force: With ``overwrite``, also files sarcolor did not write (never an input).
         inputs: Every input of the run (default: the job's own).
+        creation_options: GDAL creation options of the colour output (``--co``).
 
     Raises:
-        InputError: The input cannot be read or an output's format is unknown.
+        InputError: The input cannot be read, an output's format is unknown, or a creation
+            option or its value is unknown to the driver.
         OutputExistsError: An output may not be replaced
             (:func:`~sar_colorizer.io.output_policy.check_replaceable`).
     """
+    from sar_colorizer.io.creation_options import check_creation_options
     from sar_colorizer.io.dataset import read_info
     from sar_colorizer.io.formats import driver_for_path
     from sar_colorizer.io.output_policy import check_replaceable
+    from sar_colorizer.sar.product import is_product_path, open_product
 
-    read_info(job.input)
-    driver_for_path(job.output, driver)
+    if is_product_path(job.input):
+        open_product(job.input)  # a damaged zip, an SLC product: before the model loads
+    else:
+        read_info(job.input)
+    check_creation_options(driver_for_path(job.output, driver), creation_options)
     if job.ab_output is not None:
         driver_for_path(job.ab_output, None)
     if job.confidence is not None:
@@ -339,7 +357,7 @@ def colour_scene(
     """
     from sar_colorizer.bundle import cached_bundle
 
-    check_job(job, options.overwrite, options.driver, force, inputs)
+    check_job(job, options.overwrite, options.driver, force, inputs, options.creation_options)
     return colour_job(cached_bundle(model), job, options, progress)
 
 
@@ -402,6 +420,12 @@ def colour_batch(
     summary = plan.summary
     if not plan.jobs:
         return summary
+    from sar_colorizer.io.creation_options import check_creation_options
+    from sar_colorizer.io.formats import driver_for_path
+
+    # Every output of a batch has one driver: a wrong --co fails once, before any work.
+    check_creation_options(driver_for_path(plan.jobs[0].output, options.driver),
+                           options.creation_options)
     serial = executor is None or isinstance(executor, SerialExecutor)
     executor = executor or SerialExecutor()
     if not serial and not isinstance(model, str | os.PathLike):

@@ -54,6 +54,12 @@ class TrainConfig:
         strategy: ``default`` (one device), ``mirrored`` (all local GPUs) or ``multiworker``.
         source_weights: Sampling weight of each chip folder when training on several (one per
             folder, normalised; None: equal). See :mod:`sar_colorizer.data.sources`.
+        antialias: Shift-consistent network (blur before every subsampling, bilinear decoder
+            upsampling; :class:`~sar_colorizer.nets.unet.ColorizationUNet`).
+        phase_jitter: Training crops start at at least this many positions per axis (chips too
+            small for it are mirrored at their edges, without loss there), so every pixel phase
+            of the network's pooling is seen (:func:`~sar_colorizer.data.pipeline.make_dataset`).
+        gain_jitter_db: Random gain of the training SAR, uniform in +- this many dB.
     """
 
     epochs: int = 30
@@ -80,6 +86,9 @@ class TrainConfig:
     deterministic: bool = False
     strategy: str = "default"
     source_weights: list[float] | None = None
+    antialias: bool = False
+    phase_jitter: int = 0
+    gain_jitter_db: float = 0.0
 
     def validate(self) -> None:
         """Raise :class:`InputError` for settings that cannot work."""
@@ -97,6 +106,11 @@ class TrainConfig:
                     f"crop_size {self.crop_size} is not a multiple of {multiple} "
                     f"(downsample x 2^depth); choose e.g. {multiple * max(1, self.crop_size // multiple)}"
                 )
+        if self.phase_jitter < 0 or self.gain_jitter_db < 0:
+            raise InputError(
+                f"phase_jitter and gain_jitter_db must not be negative (got {self.phase_jitter}, "
+                f"{self.gain_jitter_db})"
+            )
 
     @classmethod
     def from_toml(cls, path: str | Path, **overrides: Any) -> TrainConfig:

@@ -124,6 +124,7 @@ def build_model(
         separable=config.separable,
         confidence_head=config.confidence_head,
         novelty=config.novelty,
+        antialias=config.antialias,
     )
 
 
@@ -399,6 +400,7 @@ def training_dataset(
                 folder, split="train", batch_size=config.batch_size, crop_size=crop,
                 speckle_filter=speckle, augment=True, shuffle=True,
                 deterministic=config.deterministic, seed=config.seed, repeat=True,
+                phase_jitter=config.phase_jitter, gain_jitter_db=config.gain_jitter_db,
             )
             for folder, crop in zip(chips.folders, crops, strict=True)
         ],
@@ -488,7 +490,8 @@ def config_of_network(config: TrainConfig, model: ColorizationUNet) -> TrainConf
     net = model.get_config()
     config = dataclasses.replace(
         config, **{key: net[key] for key in ("depth", "base_filters", "downsample",
-                                             "separable", "confidence_head", "novelty")
+                                             "separable", "confidence_head", "novelty",
+                                             "antialias")
                     if key in net}
     )
     config.validate()

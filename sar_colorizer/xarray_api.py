@@ -357,7 +357,7 @@ def _eager_rgba(
     valid = valid_of(values)
     height, width = valid.shape
     rgb, valid = colourer.colour_window(
-        ModelRunner.for_model(bundle.model), values, valid, (0, 0), (0, height, 0, width)
+        ModelRunner.for_bundle(bundle), values, valid, (0, 0), (0, height, 0, width)
     )
     alpha = np.where(valid, np.uint8(255), np.uint8(0))
     return np.concatenate([rgb.transpose(2, 0, 1), alpha[None]], axis=0)
@@ -453,7 +453,7 @@ class _BlockTask:
         origin = (max(0, r0 - self.depths[0]), max(0, c0 - self.depths[1]))
         values = np.asarray(block)
         rgb, valid = self.colourer.colour_window(
-            ModelRunner.for_model(cached_bundle(self.model_ref).model),
+            ModelRunner.for_bundle(cached_bundle(self.model_ref)),
             values,
             self.valid_of(values, *origin),
             origin,

@@ -46,3 +46,18 @@ def test_unknown_strategy_lists_the_valid_ones():
 def test_round_trip_through_dict():
     config = TrainConfig(epochs=2, chroma_weight=0.25)
     assert TrainConfig.from_dict(config.to_dict()) == config
+
+
+def test_jitters_must_not_be_negative():
+    with pytest.raises(InputError, match="must not be negative"):
+        TrainConfig.from_dict({"phase_jitter": -1})
+    with pytest.raises(InputError, match="must not be negative"):
+        TrainConfig.from_dict({"gain_jitter_db": -2.0})
+
+
+def test_build_model_passes_the_antialias_setting():
+    from sar_colorizer.training import build_model
+
+    small = {"depth": 2, "base_filters": 4, "downsample": 2, "crop_size": 64}
+    assert build_model(TrainConfig.from_dict({**small, "antialias": True}), 1).antialias
+    assert not build_model(TrainConfig.from_dict(small), 1).antialias

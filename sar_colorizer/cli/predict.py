@@ -31,6 +31,7 @@ from sar_colorizer.cli.options import (
     model_option,
     mute_unsure_option,
     overwrite_option,
+    product_options,
     progress_enabled,
     resolve_tiles_per_call,
     tile_size_option,
@@ -134,6 +135,7 @@ from sar_colorizer.sar.display import DEFAULT_DISPLAY_FILTER, DISPLAY_FILTERS
     "confidence head (with --output-dir: a folder for <stem>_confidence.tif files).",
 )
 @mute_unsure_option
+@product_options
 @overwrite_option
 @click.option(
     "--force",
@@ -166,6 +168,7 @@ def predict(ctx: click.Context, paths: tuple[str, ...], **flags: Any) -> None:
     \b
     One file:    sarcolor predict scene_VH.tif scene_color.png
     Many files:  sarcolor predict 'scenes/*.tif' --output-dir colour/ --format gtiff
+    A product:   sarcolor predict S1A_IW_GRDH_1SDV_....zip colour.tif   (or its .SAFE folder)
 
     The output keeps the input's georeference (GeoTIFF tags, or an .aux.xml and world file
     beside a PNG/JPEG); nodata pixels are transparent (alpha 0). Scenes of any size are
@@ -178,6 +181,8 @@ def predict(ctx: click.Context, paths: tuple[str, ...], **flags: Any) -> None:
         creation_options=flags["creation_options"],
         tiles_per_call=resolve_tiles_per_call(flags["tiles_per_call"],
                                               flags["deprecated_batch_size"]),
+        calibration=flags["calibration"],
+        noise_removal=flags["noise_removal"],
         **{name: flags[name] for name in ColourOptions.names()
            if name in flags and name != "tiles_per_call"},
     )

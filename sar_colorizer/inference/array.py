@@ -17,8 +17,6 @@ from sar_colorizer.inference.scene import SceneStatistics, check_values, db_feat
 from sar_colorizer.io.tiling import reflect_pad_window
 
 if TYPE_CHECKING:
-    import keras
-
     from sar_colorizer.bundle import Bundle
 
 __all__ = ["colorize_array"]
@@ -33,7 +31,7 @@ def _pad_to_multiple(image: np.ndarray, multiple: int) -> np.ndarray:
 
 
 def _predict_ab_whole(
-    model: keras.Model,
+    runner: ModelRunner,
     relative: np.ndarray,
     multiple: int,
     guide: np.ndarray | None = None,
@@ -43,7 +41,6 @@ def _predict_ab_whole(
     height, width = relative.shape[:2]
     padded = _pad_to_multiple(relative, multiple)
     padded_guide = None if guide is None else _pad_to_multiple(guide, multiple)[None]
-    runner = ModelRunner.for_model(model)
     return runner(padded[None], guide=padded_guide, transform=transform)[0, :height, :width]
 
 
@@ -116,15 +113,15 @@ def colorize_array(
     colourer = SceneColourer.for_scene(recipe, stats, height, width)
     prepared = colourer.prepare(values, valid)
     if _tiled(tile_size):
-        outputs = colourer.stitcher(ModelRunner.for_model(bundle.model)).image(
+        outputs = colourer.stitcher(ModelRunner.for_bundle(bundle)).image(
             prepared.model_input, prepared.guide
         )
     else:
         if colourer.factor != 1.0:
             raise InputError("a pixel size other than the model's needs tiled inference")
         outputs = _predict_ab_whole(
-            bundle.model, prepared.model_input, bundle.tile_multiple, prepared.guide,
-            recipe.output_plan.transform,
+            ModelRunner.for_bundle(bundle), prepared.model_input, bundle.tile_multiple,
+            prepared.guide, recipe.output_plan.transform,
         )
     return _results(colourer, prepared, outputs)
 

@@ -8,6 +8,7 @@ it did (:class:`PredictSummary`).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
@@ -25,6 +26,7 @@ from sar_colorizer.inference.stream import stream_raster
 if TYPE_CHECKING:
     from sar_colorizer.bundle import Bundle
     from sar_colorizer.inference.plan import RasterPlan
+    from sar_colorizer.io.s1product import ProductOptions
 
 logger = logging.getLogger(__name__)
 
@@ -91,6 +93,7 @@ def colorize_raster(
     overwrite: bool = False,
     progress: bool = True,
     creation_options: dict[str, str] | None = None,
+    product_options: ProductOptions | None = None,
     **settings: Any,
 ) -> PredictSummary:
     """Colorize a SAR raster of any size, streaming it tile row by tile row.
@@ -106,7 +109,9 @@ def colorize_raster(
 
     Args:
         bundle: A loaded :class:`~sar_colorizer.bundle.Bundle`.
-        in_path: SAR raster readable by GDAL.
+        in_path: SAR raster readable by GDAL, or a Sentinel-1 GRD product (``.SAFE`` folder,
+            ``manifest.safe``, ``.zip``), calibrated and geocoded first
+            (:func:`sar_colorizer.io.sar_input.open_sar_input`).
         out_path: Colorized output; driver from the extension (.png, .jpg/.jpeg, .tif/.tiff)
             unless ``driver`` is given.
         options: How the scene is coloured
@@ -125,6 +130,8 @@ def colorize_raster(
         overwrite: Replace existing outputs.
         progress: Show progress on stderr (a bar on a terminal, a line now and then elsewhere).
         creation_options: GDAL creation options for the output driver.
+        product_options: Calibration and noise removal of a Sentinel-1 product
+            (:class:`~sar_colorizer.io.s1product.ProductOptions`); None: sigma0, noise removed.
         settings: Options by name, over ``options`` (``tone="matched"``, ``bands="VH"``,
             ``batch_size`` for ``tiles_per_call``, ...).
 
@@ -139,9 +146,15 @@ def colorize_raster(
             ``confidence_path`` / ``shrink=True`` for a model without a confidence head.
     """
     from sar_colorizer.io.dataset import input_path
+    from sar_colorizer.io.sar_input import open_sar_input
+    from sar_colorizer.sar.polarisation import sar_band_names
 
     started = time.perf_counter()
     options = ColourOptions.of(options, **settings)
+    if options.chroma_limit:
+        from sar_colorizer.color.gamut import prepare_max_chroma_table
+
+        prepare_max_chroma_table()  # ready by the time the first rows are coloured
     outputs = RasterOutputs(
         colour=Path(out_path),
         driver=driver,
@@ -151,17 +164,25 @@ def colorize_raster(
         overwrite=overwrite,
         creation_options=creation_options,
     )
-    plan = plan_raster(bundle, input_path(in_path), outputs, options)  # virtual paths: strings
-    stages = dict.fromkeys(
-        ("statistics", "read + preprocess", "model + blend", "colour + write",
-         "read + preprocess, cpu", "colour + write, cpu"),
-        0.0,
-    )
-    stages["statistics"] = time.perf_counter() - started
-    quicklook = stream_raster(
-        plan, ModelRunner.for_model(bundle.model), outputs, stages,
-        progress=progress, started=started,
-    )
+    # A product becomes a temporary backscatter raster; an RTC GeoTIFF brings its own scale.
+    with open_sar_input(in_path, product_options, progress=progress,
+                        workdir=outputs.colour.parent) as sar:
+        requested = options.input_scale
+        options = ColourOptions.of(options, input_scale=sar.input_scale(requested))
+        plan = plan_raster(bundle, input_path(sar.path), outputs, options)  # strings: GDAL's
+        outputs = dataclasses.replace(outputs, tags=sar.output_tags(
+            plan.stats.input_scale, requested, sar_band_names(plan.info, plan.band_indexes),
+            plan.stats.references))
+        stages = dict.fromkeys(
+            ("statistics", "read + preprocess", "model + blend", "colour + write",
+             "read + preprocess, cpu", "colour + write, cpu"),
+            0.0,
+        )
+        stages["statistics"] = time.perf_counter() - started
+        quicklook = stream_raster(
+            plan, ModelRunner.for_bundle(bundle), outputs, stages,
+            progress=progress, started=started,
+        )
     if quicklook is not None and outputs.quicklook is not None:
         write_png(outputs.quicklook, quicklook.image(), overwrite)
     return _summary(plan, outputs, time.perf_counter() - started, stages)

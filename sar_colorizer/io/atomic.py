@@ -13,6 +13,10 @@ under a temporary name beside the output and publishes it with one rename:
 * Publishing with ``overwrite`` swaps a folder in atomically (``RENAME_EXCHANGE``) and only
   then deletes the previous one, so the user's output is never missing; where the swap is not
   available the previous folder is moved aside and moved back if the second rename fails.
+* A run that will write an output claims it before the work (:func:`claim`): a hidden
+  ``.<name>.sarcolor-claim`` file beside it, created exclusively, holding the process id. A
+  second run that wants the same output is refused at once instead of after computing it;
+  a claim whose process is gone (``kill -9``) is removed by the next run.
 * On any error or interruption (also a signal turned into :class:`~sar_colorizer.errors.
   Interrupted`) the temporary file or folder is deleted and the output is untouched.
 
@@ -135,6 +139,17 @@ def remove_stale(folder: str | os.PathLike[str]) -> list[Path]:
         return removed
     alive: dict[int, bool] = {}
     for entry in entries:
+        if entry.name.endswith(CLAIM_SUFFIX):
+            claimed_by = _claim_owner(Path(entry.path))
+            if claimed_by is not None and claimed_by != os.getpid() and not _process_alive(
+                claimed_by
+            ):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(entry.path)
+                logger.warning("removed %s, left by an interrupted run (process %d)",
+                               entry.path, claimed_by)
+                removed.append(Path(entry.path))
+            continue
         pid = owner_pid(entry.name)
         if pid is None and _UNOWNED.match(entry.name):
             logger.warning("%s looks like a temporary file of an older sarcolor run; delete it "
@@ -159,6 +174,73 @@ def remove_stale(folder: str | os.PathLike[str]) -> list[Path]:
         logger.warning("removed %s, left by an interrupted run (process %d)", path, pid)
         removed.append(path)
     return removed
+
+
+CLAIM_SUFFIX = f".{MARK}-claim"
+
+
+def claim_path(path: str | os.PathLike[str]) -> Path:
+    """The claim file of the output ``path``: hidden, beside it."""
+    path = Path(path)
+    return path.with_name(f".{path.name}{CLAIM_SUFFIX}")
+
+
+def _claim_owner(claim: Path) -> int | None:
+    try:
+        return int(claim.read_text().strip() or "0") or None
+    except (OSError, ValueError):
+        return None
+
+
+@contextlib.contextmanager
+def claim(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Hold the output ``path`` for this run, from before the work until the block ends.
+
+    Another run that claims the same path meanwhile is refused at once (it would otherwise
+    compute everything and only fail at the final rename). A claim left by a process that is
+    gone is taken over, with a warning. Claiming a path this process already holds is allowed
+    (nested writers of one run).
+
+    Raises:
+        OutputExistsError: another live run holds ``path``.
+        OutputError: the claim cannot be created (the folder is not writable).
+    """
+    path = Path(path)
+    marker = claim_path(path)
+    make_folder(path.parent)
+    for _ in range(2):
+        try:
+            descriptor = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            owner = _claim_owner(marker)
+            if owner == os.getpid():
+                yield path  # already ours: the outer claim releases it
+                return
+            if owner is not None and _process_alive(owner):
+                raise OutputExistsError(
+                    f"{path} is being written by another run (process {owner}); wait for it "
+                    "to finish, or choose another output"
+                ) from None
+            logger.warning("removed %s, left by an interrupted run (process %s)", marker, owner)
+            with contextlib.suppress(FileNotFoundError):
+                marker.unlink()
+            continue
+        except OSError as error:
+            raise OutputError(
+                f"{path}: cannot write in {path.parent} ({error.strerror or error})"
+            ) from None
+        break
+    else:  # pragma: no cover - a third run took it between our two attempts
+        raise OutputExistsError(f"{path} is being written by another run; choose another output")
+    try:
+        os.write(descriptor, str(os.getpid()).encode())
+    finally:
+        os.close(descriptor)
+    try:
+        yield path
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            marker.unlink()
 
 
 def _renameat2(source: Path, target: Path, flags: int) -> bool:
@@ -225,7 +307,7 @@ def publish(temporary: str | os.PathLike[str], target: str | os.PathLike[str],
             raise OutputExistsError(
                 f"{target} was created by another run meanwhile; pass --overwrite to replace it"
             ) from None
-        raise OutputError(f"{target}: cannot write ({error.strerror or error})") from None
+        raise write_error(target, error) from None
 
 
 def _publish_exclusive(temporary: Path, target: Path) -> None:
@@ -281,6 +363,34 @@ def check_target(path: str | os.PathLike[str], overwrite: bool) -> Path:
     return path
 
 
+#: A write that fails with less free space than this left is taken as a full disk (GDAL's
+#: messages do not carry the system's error code).
+FULL_DISK_BYTES = 1 << 20
+
+
+def write_error(path: str | os.PathLike[str], error: BaseException | str) -> OutputError:
+    """The one-line :class:`OutputError` for a failed write of ``path``.
+
+    A full disk is named as such, with the folder and its file system's free space (ENOSPC,
+    or a failure with under :data:`FULL_DISK_BYTES` left: GDAL reports "Write failed" without
+    the cause); anything else keeps the system's or GDAL's reason.
+    """
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    reason = getattr(error, "strerror", None) or str(error)
+    full = getattr(error, "errno", None) == errno.ENOSPC or "No space left" in str(error)
+    free = None
+    with contextlib.suppress(OSError):
+        free = shutil.disk_usage(folder).free
+        full = full or free < FULL_DISK_BYTES
+    reason = reason.splitlines()[0] if reason else type(error).__name__
+    if full:
+        left = f", {free / 1e6:.1f} MB free" if free is not None else ""
+        return OutputError(f"{path}: the disk is full in {folder.resolve()} ({reason}{left}); "
+                           "free some space there or write elsewhere")
+    return OutputError(f"{path}: cannot write ({reason})")
+
+
 def make_folder(path: str | os.PathLike[str]) -> None:
     """Create ``path`` and its parents with the umask's mode; an OS error becomes
     :class:`OutputError` naming the folder."""
@@ -332,7 +442,7 @@ def new_temporary_folder(path: str | os.PathLike[str], tag: str = "partial") -> 
     try:
         temporary.mkdir()
     except OSError as error:
-        raise OutputError(f"{path}: cannot write ({error.strerror or error})") from None
+        raise write_error(path, error) from None
     return temporary
 
 

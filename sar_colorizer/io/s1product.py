@@ -218,9 +218,8 @@ def _write_radar(
     profile = {
         "driver": "GTiff", "width": annotation.width, "height": annotation.height,
         "count": len(pols), "dtype": "float32", "nodata": float("nan"), "tiled": True,
-        "blockxsize": _BLOCK, "blockysize": _BLOCK, "compress": "deflate", "zlevel": 1,
-        "sparse_ok": True, "bigtiff": "if_safer",
-    }
+        "blockxsize": _BLOCK, "blockysize": _BLOCK, "sparse_ok": True, "bigtiff": "if_safer",
+    }  # uncompressed: read back once, and compressing float noise costs more than the disk
     valid_tiles: list[Window] = []
     with contextlib.ExitStack() as stack:
         sources = [stack.enter_context(_open_measurement(product, pol, annotation)) for pol in pols]
@@ -329,6 +328,7 @@ def _geocode(
     target: Path,
     db: bool,
     progress: bool,
+    compress: bool,
 ) -> int:
     """Pass 2: warp the radar-geometry file to the UTM grid and write ``target``; returns the
     number of output tiles computed."""
@@ -337,9 +337,11 @@ def _geocode(
     profile = {
         "driver": "GTiff", "width": grid.width, "height": grid.height, "count": len(pols),
         "dtype": "float32", "nodata": float("nan"), "crs": grid.crs, "transform": grid.transform,
-        "tiled": True, "blockxsize": _BLOCK, "blockysize": _BLOCK, "compress": "deflate",
-        "predictor": 3, "sparse_ok": True, "bigtiff": "if_safer",
+        "tiled": True, "blockxsize": _BLOCK, "blockysize": _BLOCK, "sparse_ok": True,
+        "bigtiff": "if_safer",
     }
+    if compress:
+        profile.update(compress="deflate", predictor=3)
     gcps = product_gcps(annotation)
     with contextlib.ExitStack() as stack:
         with warnings.catch_warnings():
@@ -439,6 +441,7 @@ def _write_product(
     db: bool,
     progress: bool,
     workdir: str | os.PathLike[str] | None,
+    compress: bool = True,
 ) -> tuple[str, ...]:
     pols = options.chosen(product)
     product.require(pols, options.noise_removal)
@@ -456,7 +459,7 @@ def _write_product(
                     "empty measurement); nothing to calibrate"
                 )
             computed = _geocode(product, pols, options, annotation, radar_path, radar_tiles,
-                                target, db, progress)
+                                target, db, progress, compress)
         logger.info(
             "%s: %d radar tiles with data calibrated in %.1f s, %d output tiles geocoded in "
             "%.1f s", product.name, len(radar_tiles), calibrated - started, computed,
@@ -524,10 +527,10 @@ def backscatter_raster(
     """
     options = options or ProductOptions()
     product = open_product(product_path)
-    folder = Path(tempfile.mkdtemp(prefix="sarcolor-product-", dir=workdir))
+    folder = Path(tempfile.mkdtemp(prefix=".sarcolor-product-", dir=workdir))
     try:
         path = folder / f"{product.name}_{options.calibration}.tif"
-        pols = _write_product(product, path, options, False, progress, folder)
+        pols = _write_product(product, path, options, False, progress, folder, compress=False)
         yield path, product_tags(product, pols, options, "linear")
     finally:
         shutil.rmtree(folder, ignore_errors=True)

@@ -16,8 +16,9 @@ The one place where predict, eval, preprocess and the Python API open a SAR inpu
   (:func:`sar_colorizer.sar.radiometry.detect_input_scale`, which warns about 16-bit values
   that look like GRD digital numbers).
 
-:attr:`SarInput.tags` says what the input was taken to be; writers put them into the output's
-metadata (``SARCOLOR_INPUT_*``).
+:meth:`SarInput.output_tags` says what the input was taken to be (product, calibration, noise
+removal, scale and how it was known, bands, normalisation reference); predict writes them into
+its outputs' metadata (``SARCOLOR_INPUT_*``).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import contextlib
 import logging
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -74,6 +75,32 @@ class SarInput:
             requested, requested,
         )
         return requested
+
+    def output_tags(
+        self,
+        scale: str,
+        requested: str,
+        band_names: Sequence[str],
+        references: Sequence[float],
+    ) -> dict[str, str]:
+        """``SARCOLOR_INPUT_*`` tags for outputs made from this input.
+
+        Args:
+            scale: The scale the values were read in.
+            requested: The scale asked for (``"auto"``: detected, unless the input knew it).
+            band_names: The SAR bands used, in model order.
+            references: Per band, the linear power that became relative intensity 1.
+        """
+        if self.scale is not None and requested in ("auto", self.scale):
+            how = "from the product" if "SARCOLOR_INPUT_CALIBRATION" in self.tags else (
+                "from the file's metadata and name")
+        else:
+            how = "detected from the values" if requested == "auto" else "given"
+        tags = {"SARCOLOR_INPUT": str(self.source), **self.tags}
+        tags["SARCOLOR_INPUT_SCALE"] = f"{scale} ({how})"
+        tags["SARCOLOR_INPUT_BANDS"] = ",".join(band_names)
+        tags["SARCOLOR_INPUT_REFERENCE"] = ",".join(f"{value:.6g}" for value in references)
+        return tags
 
 
 def recognise_rtc(path: str | os.PathLike[str], tags: Mapping[str, str]) -> tuple[str, str] | None:

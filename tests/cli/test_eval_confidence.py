@@ -86,3 +86,27 @@ def test_eval_reports_deciles_and_wins_over_no_colour(
     assert sigmas == sorted(sigmas)
     assert (report_dir / "confidence_deciles.png").stat().st_size > 0
     assert "AB error by decile" in (report_dir / "report.md").read_text()
+
+
+@pytest.mark.slow
+def test_readme_confidence_numbers_for_the_committed_samples(samples_dir, tmp_path):
+    """The README's "Confidence" section quotes what ``eval`` measures on the committed
+    BigEarthNet samples: the rank correlation of sigma with the error, and the AB RMSE of the
+    most and least confident tenth of the pixels."""
+    import re
+    from pathlib import Path
+
+    from sar_colorizer.api import evaluate
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme[readme.index("## Confidence"):]
+    row = re.search(r"\| committed BigEarthNet samples[^|]*\| (\d+) \| (-?[\d.]+) \| "
+                    r"([\d.]+) \| ([\d.]+) \|", section)
+    assert row, "the README's confidence table has no row for the committed samples"
+    report = evaluate(samples_dir / "bigearthnet-s1-s2", tmp_path / "report", "default",
+                      progress=False)
+    table = report["confidence"]
+    assert int(row[1]) == table["n_pixels"]
+    assert float(row[2]) == round(table["spearman"], 2)
+    assert float(row[3]) == round(table["deciles"][0]["ab_rmse_mean"], 2)
+    assert float(row[4]) == round(table["deciles"][-1]["ab_rmse_mean"], 2)

@@ -370,6 +370,18 @@ def test_bad_cases_are_one_line_errors_and_leave_no_output(case, catalog_json, t
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.")]
 
 
+def test_an_asset_that_fails_to_download_is_one_line_and_leaves_nothing(tmp_path):
+    catalog = build_catalog(tmp_path / "cat")
+    next((tmp_path / "cat" / "assets").glob("S1A_*_87_48/vh.tif")).unlink()  # the server: 404
+    out = tmp_path / "out"
+    with stac_api(catalog.parent) as url:
+        result = _pairs(url, str(out), "--bbox", EUROPE, "--dates", ALL_DATES, "--size", "120")
+    assert result.exit_code == 3, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("Error")]
+    assert len(errors) == 1 and "asset vh (http://127.0.0.1:" in errors[0], result.output
+    assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".out.")]
+
+
 def test_an_interrupted_run_leaves_nothing(catalog_json, tmp_path, monkeypatch):
     from sar_colorizer.data import stac
 

@@ -54,7 +54,7 @@ def test_windows_cut_through_tiles_tile_the_scene_with_predicts_bytes(scene):
     path, predicted = scene
     colourer, values, valid = _colourer(path)
     assert colourer.grid.n_rows > 3 and colourer.grid.n_cols > 2
-    runner = ModelRunner.for_model(cached_bundle().model)
+    runner = ModelRunner.for_bundle(cached_bundle())
     depth = chunk_margin(colourer)
     rgb = np.zeros((230, 190, 3), np.uint8)
     seen = np.zeros((230, 190), bool)
@@ -77,7 +77,7 @@ def test_windows_cut_through_tiles_tile_the_scene_with_predicts_bytes(scene):
 def test_a_window_without_enough_context_fails_loudly(scene):
     path, _ = scene
     colourer, values, valid = _colourer(path)
-    runner = ModelRunner.for_model(cached_bundle().model)
+    runner = ModelRunner.for_bundle(cached_bundle())
     core = (100, 140, 80, 120)
     depth = colourer.grid.tile_size // 2  # tiles touching the core reach further
     block = (slice(None), slice(100 - depth, 140 + depth), slice(80 - depth, 120 + depth))

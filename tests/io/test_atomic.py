@@ -126,3 +126,81 @@ def test_stale_temporaries_of_dead_writers_are_removed_and_logged(tmp_path, capl
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, ".hidden", legacy.name])
     assert "left by an interrupted run" in caplog.text
     assert f"{legacy} looks like a temporary file of an older sarcolor run" in caplog.text
+
+
+def test_a_claimed_output_refuses_a_second_run_at_once(tmp_path):
+    from sar_colorizer.io.atomic import claim, claim_path
+
+    target = tmp_path / "out" / "c.tif"
+    code = (
+        "import sys\nfrom sar_colorizer.io.atomic import claim\n"
+        "from sar_colorizer.errors import OutputExistsError\n"
+        f"try:\n    with claim({str(target)!r}):\n        print('claimed')\n"
+        "except OutputExistsError as error:\n    print(error)\n"
+    )
+    with claim(target):
+        assert claim_path(target).is_file()
+        with claim(target):  # the same run again (nested writers): allowed
+            pass
+        assert claim_path(target).is_file()  # the outer block still holds it
+        other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        assert "is being written by another run (process" in other.stdout, other
+    assert not claim_path(target).exists()  # released
+    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert other.stdout.strip() == "claimed"
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_a_claim_left_by_a_killed_run_is_taken_over(tmp_path, caplog):
+    from sar_colorizer.io.atomic import claim, claim_path, remove_stale
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    target = tmp_path / "c.tif"
+    claim_path(target).write_text(dead)
+    with caplog.at_level("WARNING"), claim(target):
+        assert claim_path(target).read_text() != dead
+    assert "left by an interrupted run" in caplog.text
+    claim_path(target).write_text(dead)
+    assert remove_stale(tmp_path) == [claim_path(target)]
+
+
+def test_an_error_inside_the_claim_releases_it(tmp_path):
+    from sar_colorizer.io.atomic import claim, claim_path
+
+    with pytest.raises(RuntimeError), claim(tmp_path / "c.tif"):
+        raise RuntimeError("failed")
+    assert not claim_path(tmp_path / "c.tif").exists()
+
+
+def test_a_full_disk_is_named_with_its_folder(tmp_path):
+    import errno
+
+    from sar_colorizer.io.atomic import write_error
+
+    message = str(write_error(tmp_path / "c.tif", OSError(errno.ENOSPC, "No space left on device")))
+    assert message.startswith(f"{tmp_path / 'c.tif'}: the disk is full in {tmp_path}")
+    assert "free some space there or write elsewhere" in message
+    other = str(write_error(tmp_path / "c.tif", OSError(errno.EACCES, "Permission denied")))
+    assert other == f"{tmp_path / 'c.tif'}: cannot write (Permission denied)"
+
+
+def test_a_gdal_write_failure_on_a_full_file_system_is_a_full_disk(tmp_path):
+    """GDAL says only "Write failed"; the free space tells that the disk is full."""
+    from sar_colorizer.io.atomic import write_error
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs (needs root): {mounted.stderr.strip()}")
+    try:
+        with open(disk / "filler", "wb") as handle, pytest.raises(OSError):
+            while True:
+                handle.write(b"\\0" * 65536)
+                handle.flush()
+        message = str(write_error(disk / "c.tif", "Write failed"))
+        assert "the disk is full in" in message and str(disk) in message
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)
