@@ -172,6 +172,10 @@ def colorize_raster(
     from sar_colorizer.sar.polarisation import sar_band_names
 
     started = time.perf_counter()
+    if chroma_limit:
+        from sar_colorizer.color.gamut import prepare_max_chroma_table
+
+        prepare_max_chroma_table()  # ready by the time the first rows are coloured
     outputs = RasterOutputs(
         colour=Path(out_path),
         driver=driver,
@@ -201,7 +205,7 @@ def colorize_raster(
         )
         stages["statistics"] = time.perf_counter() - started
         quicklook = stream_raster(
-            plan, ModelRunner.for_model(bundle.model), outputs, stages,
+            plan, ModelRunner.for_bundle(bundle), outputs, stages,
             chroma_limit=chroma_limit, progress=progress, started=started,
         )
     if quicklook is not None and outputs.quicklook is not None:
