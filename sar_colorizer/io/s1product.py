@@ -263,8 +263,8 @@ def _write_radar(
                     continue
                 dst.write(out, window=Window(col, row, width, height))
                 valid = np.isfinite(out).any(axis=0)
-                rows_valid = np.flatnonzero(valid.any(axis=1))
-                cols_valid = np.flatnonzero(valid.any(axis=0))
+                rows_valid = np.flatnonzero(np.any(valid, axis=1))
+                cols_valid = np.flatnonzero(np.any(valid, axis=0))
                 valid_tiles.append(Window(  # the data's extent within the tile
                     col + int(cols_valid[0]), row + int(rows_valid[0]),
                     int(cols_valid[-1] - cols_valid[0]) + 1,
