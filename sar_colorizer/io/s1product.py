@@ -52,7 +52,7 @@ from rasterio.warp import transform as transform_points
 from rasterio.windows import Window
 
 from sar_colorizer.errors import OutputError, ProductError
-from sar_colorizer.io.atomic import atomic_file
+from sar_colorizer.io.atomic import atomic_file, temporary_path
 from sar_colorizer.sar.product import (
     CALIBRATIONS,
     Annotation,
@@ -459,6 +459,19 @@ def _warp_window(src: Any, lines: np.ndarray, pixels: np.ndarray, resampling: st
     return out
 
 
+def _scratch_folder(
+    product: Sentinel1Product, tag: str, workdir: str | os.PathLike[str] | None
+) -> Path:
+    """A new temporary folder in ``workdir`` (default: the system's), named as the package's
+    temporaries are (:func:`sar_colorizer.io.atomic.temporary_path`: a later run removes it
+    if this process is killed before it can)."""
+    if workdir is None:
+        return Path(tempfile.mkdtemp(prefix=f".sarcolor-{tag}-"))
+    folder = temporary_path(Path(workdir) / product.name, tag)
+    folder.mkdir()
+    return folder
+
+
 def _write_product(
     product: Sentinel1Product,
     target: Path,
@@ -471,7 +484,7 @@ def _write_product(
     pols = options.chosen(product)
     product.require(pols, options.noise_removal)
     annotation = product.annotation(pols[0])
-    scratch = Path(tempfile.mkdtemp(prefix=".sarcolor-radar-", dir=workdir))
+    scratch = _scratch_folder(product, "radar", workdir)
     try:
         radar_path = scratch / "radar.tif"
         with rasterio.Env(GDAL_CACHEMAX=_GDAL_CACHE_MB):
@@ -552,7 +565,7 @@ def backscatter_raster(
     """
     options = options or ProductOptions()
     product = open_product(product_path)
-    folder = Path(tempfile.mkdtemp(prefix=".sarcolor-product-", dir=workdir))
+    folder = _scratch_folder(product, "product", workdir)
     try:
         path = folder / f"{product.name}_{options.calibration}.tif"
         pols = _write_product(product, path, options, False, progress, folder, compress=False)
