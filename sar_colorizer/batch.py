@@ -302,9 +302,11 @@ def check_job(
     driver: str | None = None,
     force: bool = False,
     inputs: Sequence[Path | str] | None = None,
+    creation_options: Mapping[str, str] | None = None,
 ) -> None:
     """Fail fast (before loading the model) on a missing input, an output format that cannot
-    be written, an existing output, and an output that is one of the run's inputs.
+    be written, a creation option its driver does not have, an existing output, and an output
+    that is one of the run's inputs.
 
     Args:
         job: The job.
@@ -312,11 +314,14 @@ def check_job(
         driver: GDAL driver of the colour output; None: from its extension.
         force: With ``overwrite``, also files sarcolor did not write (never an input).
         inputs: Every input of the run (default: the job's own).
+        creation_options: GDAL creation options of the colour output (``--co``).
 
     Raises:
-        InputError: The input cannot be read or an output's format is unknown.
+        InputError: The input cannot be read, an output's format is unknown, or a creation
+            option or its value is unknown to the driver.
         OutputExistsError: An output may not be replaced (:func:`check_replaceable`).
     """
+    from sar_colorizer.io.creation_options import check_creation_options
     from sar_colorizer.io.dataset import read_info
     from sar_colorizer.io.formats import driver_for_path
     from sar_colorizer.sar.product import is_product_path, open_product
@@ -325,7 +330,7 @@ def check_job(
         open_product(job.input)  # a damaged zip, an SLC product: before the model loads
     else:
         read_info(job.input)
-    driver_for_path(job.output, driver)
+    check_creation_options(driver_for_path(job.output, driver), creation_options)
     if job.ab_output is not None:
         driver_for_path(job.ab_output, None)
     if job.confidence is not None:
@@ -435,6 +440,13 @@ def colour_batch(
             ``plan.summary`` then counts the inputs not done.
     """
     summary = plan.summary
+    if plan.jobs:
+        from sar_colorizer.io.creation_options import check_creation_options
+        from sar_colorizer.io.formats import driver_for_path
+
+        # Every output of a batch has one driver: a wrong --co fails once, before any work.
+        check_creation_options(driver_for_path(plan.jobs[0].output, options.driver),
+                               options.creation_options)
     if workers is not None or scheduler is not None:
         from sar_colorizer.cluster import colour_jobs_on_cluster
 
@@ -451,7 +463,8 @@ def colour_batch(
     bundle = load_bundle(model) if isinstance(model, str | os.PathLike) else model
     for index, job in enumerate(plan.jobs):
         try:
-            check_job(job, options.overwrite, options.driver, force, plan.inputs)
+            check_job(job, options.overwrite, options.driver, force, plan.inputs,
+                      options.creation_options)
             summary.results.append(colour_job(bundle, job, options, progress))
             summary.done += 1
         except SarColorError as error:

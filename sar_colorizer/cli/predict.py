@@ -260,7 +260,7 @@ def predict(
         if skip_existing and job.output.exists():
             click.echo(f"{job.output} exists; skipped")
             return
-        check_job(job, overwrite, options.driver, force)
+        check_job(job, overwrite, options.driver, force, creation_options=options.creation_options)
         colour_job(load_bundle(model_path), job, options, progress_enabled(ctx))
         return
 
