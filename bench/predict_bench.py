@@ -1,29 +1,32 @@
 #!/usr/bin/env python3
-"""Benchmark ``sarcolor predict`` on a whole Sentinel-1 scene and on crops of it.
+"""Benchmark ``sarcolor predict`` against its targets, each figure beside its yardstick in one run.
 
-What it measures, on the machine it runs on:
+What it measures, on the machine it runs on (every predict is a fresh process, as a user runs
+it; ``os.wait4`` gives that process's CPU seconds and peak resident memory):
 
-* end-to-end ``sarcolor predict`` (a fresh process per run, as a user runs it) on the T14RNT
-  scene mosaic (12288 x 5120 px, float32 dB with NaN nodata, built by
-  ``../shared/tools/make_scene.py``) and on crops of 1/2 and 1/4 of its rows (full width):
-  wall time, throughput (scene megapixels per second, inside the command and including process
-  start-up), CPU seconds and peak resident memory (``os.wait4`` rusage of that process). The
-  crops keep the scene's width because streaming memory is bounded by strips of
-  ``tile_size x width`` pixels: memory should stay flat while time grows linearly with rows;
-* the model's forward FLOPs per pixel (counted from its convolution layers), the FLOP rate the
-  runs achieved (FLOPs of all tiles, overlap included, divided by the command's inference
-  time) against a ceiling: a large float32 numpy matmul on the same machine;
-* the TensorFlow threading settings in use;
-* the throughput of a pix2pix ``unet_256`` generator (Isola et al. 2017: 8 x (4x4 stride-2
-  conv) down with 64-128-256-512x5 filters, 8 up with skip connections, 54 M parameters,
-  reimplemented in Keras) on 256 x 256 tiles, and our end-to-end throughput relative to it.
+* the T14RNT scene (12288 x 5120 px, float32 dB with NaN nodata at the edges, built by
+  ``../shared/tools/make_scene.py``) as a whole process, start-up included, and inside predict
+  (the time predict logs, from the bundle loaded to the outputs renamed into place);
+* crops of 1/4 and 1/2 of its rows (full width): peak memory must stay flat in scene size
+  (streaming holds a few strips of ``tile x width`` pixels);
+* the same scene with 90 % of it nodata (a diagonal swath of 10 % of the scene kept, like the
+  corner of a GRD footprint in a tile), against the full scene, in the same repeat;
+* the README quick start (the Camargue sample, 0.06 Mpx) as a cold process, median of
+  ``--repeats``;
+* the outputs on ONNX Runtime (the default) against the TensorFlow path
+  (``SARCOLOR_RUNTIME=tensorflow``: the Keras model) on the 1/4 crop: largest difference in
+  8-bit levels;
+* the yardstick: a pix2pix ``unet_256`` generator (Isola et al. 2017: 8 x (4x4 stride-2 conv)
+  down with 64-128-256-512x5 filters, 8 up with skip connections, 54 M parameters,
+  reimplemented in Keras) on 256 x 256 tiles, model only, in this process;
+* GeoTIFF compression of the colour output (the 1/4 crop's, RGBA uint8, 256-px tiles):
+  seconds to write and bytes for DEFLATE levels, the horizontal predictor, ZSTD and LZW.
 
-    python bench/predict_bench.py --model my_bundle                # whole scene + crops
-    python bench/predict_bench.py --model /tmp/tiny --quick        # crops only
+Timings on a shared machine are noisy: the ratios compare runs made in the same repeat, and
+the report gives every repeat. Prints a markdown report and the command line that made it.
 
-The scene and crops are cached in ``--scene-dir`` (default ``/tmp/sarcolor-bench``). Numbers
-depend on the machine and on whatever else runs on it (the load average is printed).
-Prints a markdown report and the command line that made it.
+    python bench/predict_bench.py                       # everything, 3 repeats
+    python bench/predict_bench.py --repeats 1 --skip-compression
 """
 
 from __future__ import annotations
@@ -33,8 +36,10 @@ import os
 import platform
 import re
 import shlex
+import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -43,6 +48,16 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_MAKE_SCENE = REPO / ".." / "shared" / "tools" / "make_scene.py"
 SCENE_NAME = "T14RNT_sar_db.tif"
+QUICK_START = (
+    REPO / "data" / "samples" / "spatialist-s1-vv-db"
+    / "S1A__IW___D_20170309T054356_VV_grd_mli_geo_norm_db.tif"
+)
+#: Targets of issue 21.
+TARGET_PROCESS_VS_PIX2PIX = 5.0
+TARGET_INSIDE_MPX_S = 10.0
+TARGET_QUICK_START_S = 2.0
+TARGET_SPARSE_SPEED_UP = 4.0
+TARGET_PEAK_MB = 2048.0
 
 
 def parse_args() -> argparse.Namespace:
@@ -50,31 +65,20 @@ def parse_args() -> argparse.Namespace:
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--model", default="default", help="model bundle (default: shipped)")
-    parser.add_argument("--scene-dir", type=Path, default=Path("/tmp/sarcolor-bench"))
     parser.add_argument(
-        "--make-scene",
-        type=Path,
-        default=DEFAULT_MAKE_SCENE,
+        "--scene-dir", type=Path, default=None,
+        help="where the scene, crops and outputs go (default: a new temporary folder)",
+    )
+    parser.add_argument(
+        "--make-scene", type=Path, default=DEFAULT_MAKE_SCENE,
         help="path of make_scene.py (default: ../shared/tools/make_scene.py)",
     )
-    parser.add_argument("--quick", action="store_true", help="crops only, not the whole scene")
-    parser.add_argument(
-        "--format",
-        default="tif",
-        choices=["tif", "png"],
-        help="output format of the runs (default tif)",
-    )
-    parser.add_argument(
-        "--tile-size", type=int, default=None, help="default: the model's training tile size"
-    )
-    parser.add_argument(
-        "--overlap", type=int, default=None, help="default: predict's (tile / 8, at most 64)"
-    )
-    parser.add_argument(
-        "--tiles-per-call", type=int, default=None, help="most tiles per call (default: predict's)"
-    )
+    parser.add_argument("--repeats", type=int, default=3, help="repeats of each timed run")
     parser.add_argument("--pix2pix-batch", type=int, default=16)
-    parser.add_argument("--repeats", type=int, default=3, help="timed pix2pix/matmul repeats")
+    parser.add_argument("--skip-compression", action="store_true")
+    parser.add_argument(
+        "--predict-args", default="", help="extra predict options, e.g. '--tiles-per-call 8'"
+    )
     return parser.parse_args()
 
 
@@ -97,54 +101,81 @@ def ensure_scene(scene_dir: Path, make_scene: Path) -> Path:
     return scene
 
 
-def ensure_crop(scene: Path, divisor: int) -> Path:
-    """The central 1/divisor of the scene's rows, full width, written through a window."""
+def _copy(scene: Path, target: Path, rows: tuple[int, int], mask=None) -> Path:
+    """Rows ``[r0, r1)`` of the scene, full width, through windows; ``mask(row0, rows, width)``
+    -> bool array of pixels to make nodata."""
     import rasterio
     from rasterio.windows import Window
 
-    crop = scene.with_name(f"{scene.stem}_rows1of{divisor}.tif")
-    if crop.exists():
-        return crop
+    if target.exists():
+        return target
+    r0, r1 = rows
     with rasterio.open(scene) as src:
-        rows = src.height // divisor
-        window = Window(0, (src.height - rows) // 2, src.width, rows)
         profile = src.profile.copy()
-        profile.update(height=rows, width=src.width, transform=src.window_transform(window))
-        with rasterio.open(crop, "w", **profile) as dst:
-            for row0 in range(0, rows, 512):  # windowed copy, never the whole scene
-                part = Window(0, row0, src.width, min(512, rows - row0))
-                source = Window(0, window.row_off + row0, src.width, part.height)
-                dst.write(src.read(window=source), window=part)
-    return crop
+        window = Window(0, r0, src.width, r1 - r0)
+        profile.update(height=r1 - r0, transform=src.window_transform(window))
+        partial = target.with_name(f".{target.name}.partial")
+        with rasterio.open(partial, "w", **profile) as dst:
+            for row0 in range(0, r1 - r0, 512):
+                part = Window(0, row0, src.width, min(512, r1 - r0 - row0))
+                data = src.read(window=Window(0, r0 + row0, src.width, part.height))
+                if mask is not None:
+                    data[:, mask(row0, part.height, src.width)] = np.nan
+                dst.write(data, window=part)
+    partial.rename(target)
+    return target
+
+
+def ensure_crop(scene: Path, divisor: int) -> Path:
+    """The central 1/divisor of the scene's rows, full width."""
+    import rasterio
+
+    with rasterio.open(scene) as src:
+        height = src.height
+    rows = height // divisor
+    r0 = (height - rows) // 2
+    return _copy(scene, scene.with_name(f"{scene.stem}_rows1of{divisor}.tif"), (r0, r0 + rows))
+
+
+def ensure_sparse(scene: Path, keep: float = 0.10) -> Path:
+    """The scene with all but a diagonal swath of ``keep`` of its area made nodata."""
+    import rasterio
+
+    with rasterio.open(scene) as src:
+        height = src.height
+
+    def mask(row0: int, rows: int, width: int) -> np.ndarray:
+        y = (np.arange(row0, row0 + rows) / height)[:, None]
+        x = (np.arange(width) / width)[None, :]
+        return np.abs(x - y) > keep / 2  # the band |x - y| <= keep / 2 holds ~keep of it
+
+    return _copy(scene, scene.with_name(f"{scene.stem}_90pct_nodata.tif"), (0, height), mask)
+
+
+def valid_fraction(path: Path) -> float:
+    import rasterio
+
+    with rasterio.open(path) as src:
+        data = src.read(1, out_shape=(src.height // 8, src.width // 8))
+    return float(np.isfinite(data).mean())
 
 
 # --------------------------------------------------------------------------------------------
 # Runs
 
 
-def run_predict(args: argparse.Namespace, source: Path, output: Path) -> dict:
+def run_predict(
+    args: argparse.Namespace, source: Path, output: Path, env: dict[str, str] | None = None
+) -> dict:
     """One ``sarcolor predict`` process: wall time, CPU, peak RSS, reported inference time."""
     command = [
-        sys.executable,
-        "-m",
-        "sar_colorizer",
-        "predict",
-        "--model",
-        str(args.model),
-        str(source),
-        str(output),
-        "--overwrite",
-        *(["--tile-size", str(args.tile_size)] if args.tile_size else []),
-        *(["--overlap", str(args.overlap)] if args.overlap is not None else []),
-        *(["--tiles-per-call", str(args.tiles_per_call)] if args.tiles_per_call else []),
+        sys.executable, "-m", "sar_colorizer", "predict", "--model", str(args.model),
+        str(source), str(output), "--overwrite", *shlex.split(args.predict_args),
     ]
     started = time.perf_counter()
     process = subprocess.Popen(
-        command,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, **(env or {})}, cwd=REPO,
     )
     # wait4 gives this child's own rusage (RUSAGE_CHILDREN would be the max over all runs).
     _, status, usage = os.wait4(process.pid, 0)
@@ -158,26 +189,11 @@ def run_predict(args: argparse.Namespace, source: Path, output: Path) -> dict:
         sys.exit(f"could not parse the predict log:\n{stderr}")
     width, height, tiles, seconds = (int(match[1]), int(match[2]), int(match[3]), float(match[4]))
     return {
-        "name": source.name,
-        "width": width,
-        "height": height,
-        "tiles": tiles,
-        "seconds": seconds,
-        "wall": wall,
-        "cpu": usage.ru_utime + usage.ru_stime,
-        "rss_mb": usage.ru_maxrss / 1024,
+        "name": source.name, "width": width, "height": height, "mpx": width * height / 1e6,
+        "tiles": tiles, "seconds": seconds, "wall": wall,
+        "cpu": usage.ru_utime + usage.ru_stime, "rss_mb": usage.ru_maxrss / 1024,
         "command": command,
     }
-
-
-def matmul_ceiling(repeats: int, size: int = 4096) -> float:
-    """GFLOP/s of a float32 ``size x size`` numpy matmul (best of ``repeats``)."""
-    rng = np.random.default_rng(0)
-    a = rng.random((size, size), dtype=np.float32)
-    b = rng.random((size, size), dtype=np.float32)
-    a @ b
-    best = min(_timed(lambda: a @ b) for _ in range(repeats))
-    return 2 * size**3 / best / 1e9
 
 
 def _timed(function) -> float:
@@ -222,8 +238,8 @@ def pix2pix_unet_256(keras, input_channels: int = 3, output_channels: int = 3):
 
 
 def pix2pix_throughput(batch: int, repeats: int) -> dict:
+    """Model-only Mpx/s of the pix2pix generator (best of ``repeats``) in this process."""
     from sar_colorizer._tf import import_keras, import_tensorflow
-    from sar_colorizer.nets.unet import count_flops_per_pixel
 
     tf = import_tensorflow()
     keras = import_keras()
@@ -231,134 +247,168 @@ def pix2pix_throughput(batch: int, repeats: int) -> dict:
     forward = tf.function(lambda x: model(x, training=False), autograph=False)
     x = tf.constant(np.random.default_rng(0).random((batch, 256, 256, 3), dtype=np.float32))
     forward(x).numpy()
-    best = min(_timed(lambda: forward(x).numpy()) for _ in range(repeats))
-    flops = count_flops_per_pixel(model, 256)
+    times = [_timed(lambda: forward(x).numpy()) for _ in range(repeats)]
     return {
         "params_m": model.count_params() / 1e6,
-        "mpx_s": batch * 256 * 256 / best / 1e6,
-        "flops_px": flops,
-        "gflops": flops * batch * 256 * 256 / best / 1e9,
-        "seconds_per_tile": best / batch,
+        "mpx_s": [batch * 256 * 256 / t / 1e6 for t in times],
+        "best_mpx_s": batch * 256 * 256 / min(times) / 1e6,
     }
 
 
-def model_facts(args: argparse.Namespace, scene: Path) -> dict:
-    from sar_colorizer._tf import import_tensorflow
-    from sar_colorizer.bundle import load_bundle
-    from sar_colorizer.inference import tile_settings, tiles_per_call
-    from sar_colorizer.io.raster import read_info
-    from sar_colorizer.io.tiling import TileGrid, round_tile_size
-    from sar_colorizer.nets.unet import count_flops_per_pixel
+def compare_outputs(a: Path, b: Path) -> tuple[int, float]:
+    """Largest absolute difference of two rasters (8-bit levels) and the share of differing
+    values, block by block."""
+    import rasterio
 
-    tf = import_tensorflow()
-    bundle = load_bundle(args.model)
-    tile_size, overlap = tile_settings(bundle, args.tile_size, args.overlap)
-    tile = round_tile_size(tile_size, bundle.tile_multiple)
-    info = read_info(scene)
-    grid = TileGrid.for_shape(info.height, info.width, tile, overlap)
-    return {
-        "path": bundle.path,
-        "config": bundle.metadata.get("model_config", {}),
-        "params_m": bundle.model.count_params() / 1e6,
-        "flops_px": count_flops_per_pixel(bundle.model, tile),
-        "tile": tile,
-        "overlap": overlap,
-        "n_cols": grid.n_cols,
-        "per_call": tiles_per_call(grid.n_cols, tile, args.tiles_per_call),
-        "intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
-        "inter_op": tf.config.threading.get_inter_op_parallelism_threads(),
-        "tf_version": tf.__version__,
-        "speckle_filter": bundle.metadata.get("speckle_filter"),
-    }
+    largest, differing, total = 0, 0, 0
+    with rasterio.open(a) as first, rasterio.open(b) as second:
+        for _, window in first.block_windows(1):
+            x = first.read(window=window).astype(np.int16)
+            y = second.read(window=window).astype(np.int16)
+            difference = np.abs(x - y)
+            largest = max(largest, int(difference.max()))
+            differing += int(np.count_nonzero(difference))
+            total += difference.size
+    return largest, differing / max(total, 1)
+
+
+def compression_table(colour: Path, work: Path, repeats: int) -> list[dict]:
+    """Seconds (best of ``repeats``, one thread) and bytes to write ``colour`` with each
+    setting, from memory."""
+    import rasterio
+
+    with rasterio.open(colour) as src:
+        data = src.read()
+        profile = {k: v for k, v in src.profile.items()
+                   if k not in ("compress", "predictor", "zlevel", "zstd_level")}
+    profile.update(tiled=True, blockxsize=256, blockysize=256)
+    settings = [
+        ("none", {}),
+        ("DEFLATE level 1, no predictor", {"compress": "deflate", "zlevel": 1}),
+        ("DEFLATE level 1, predictor 2 (predict's default)",
+         {"compress": "deflate", "zlevel": 1, "predictor": 2}),
+        ("DEFLATE level 6, predictor 2", {"compress": "deflate", "zlevel": 6, "predictor": 2}),
+        ("DEFLATE level 9, predictor 2", {"compress": "deflate", "zlevel": 9, "predictor": 2}),
+        ("ZSTD level 1, predictor 2", {"compress": "zstd", "zstd_level": 1, "predictor": 2}),
+        ("ZSTD level 9, predictor 2", {"compress": "zstd", "zstd_level": 9, "predictor": 2}),
+        ("LZW, predictor 2", {"compress": "lzw", "predictor": 2}),
+    ]
+    rows = []
+    for name, options in settings:
+        target = work / "compression.tif"
+        seconds = []
+        for _ in range(repeats):
+            target.unlink(missing_ok=True)
+            started = time.process_time()
+            with rasterio.Env(GDAL_NUM_THREADS="1"):
+                with rasterio.open(target, "w", **{**profile, **options}) as dst:
+                    dst.write(data)
+            seconds.append(time.process_time() - started)
+        rows.append({"name": name, "seconds": min(seconds), "bytes": target.stat().st_size})
+        target.unlink()
+    return rows
 
 
 # --------------------------------------------------------------------------------------------
 
 
+def _median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def _mark(ok: bool) -> str:
+    return "met" if ok else "**not met**"
+
+
 def main() -> None:
     args = parse_args()
     load_before = os.getloadavg()
-    scene = ensure_scene(args.scene_dir, args.make_scene)
-    inputs = [ensure_crop(scene, 4), ensure_crop(scene, 2)]
-    if not args.quick:
-        inputs.append(scene)
-    out_dir = args.scene_dir / "out"
-    out_dir.mkdir(exist_ok=True)
+    scene_dir = args.scene_dir or Path(tempfile.mkdtemp(prefix="sarcolor-bench-"))
+    scene = ensure_scene(scene_dir, args.make_scene)
+    quarter, half = ensure_crop(scene, 4), ensure_crop(scene, 2)
+    sparse = ensure_sparse(scene)
+    out = scene_dir / "out"
+    out.mkdir(exist_ok=True)
 
-    runs = [
-        run_predict(args, path, out_dir / f"{path.stem}_colour.{args.format}") for path in inputs
-    ]
-    facts = model_facts(args, scene)
-    ceiling = matmul_ceiling(args.repeats)
+    quick = [run_predict(args, QUICK_START, out / "camargue.png") for _ in range(args.repeats)]
+    scaling = [run_predict(args, path, out / f"{path.stem}.tif") for path in (quarter, half)]
+    whole, nodata = [], []
+    for _ in range(args.repeats):  # full and sparse in the same repeat, for their ratio
+        whole.append(run_predict(args, scene, out / "whole.tif"))
+        nodata.append(run_predict(args, sparse, out / "sparse.tif"))
+    tensorflow = run_predict(
+        args, quarter, out / "quarter_tensorflow.tif", {"SARCOLOR_RUNTIME": "tensorflow"}
+    )
+    largest, differing = compare_outputs(out / f"{quarter.stem}.tif", out / "quarter_tensorflow.tif")
     pix2pix = pix2pix_throughput(args.pix2pix_batch, args.repeats)
+    compression = None if args.skip_compression else compression_table(
+        out / f"{quarter.stem}.tif", out, args.repeats
+    )
     load_after = os.getloadavg()
 
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    threads = lambda n: f"{n} (0 = TensorFlow default: one per core)"  # noqa: E731
     print("## sarcolor predict benchmark\n")
     print(f"- command: `{shlex.join([sys.executable, *sys.argv])}`")
     print(
         f"- machine: {platform.processor() or platform.machine()}, {cores} cores available, "
-        f"load average {load_before[0]:.1f} before / {load_after[0]:.1f} after "
-        "(other processes share the cores: compare the CPU columns)"
+        f"load average {load_before[0]:.1f} before / {load_after[0]:.1f} after (other processes "
+        "share the cores; ratios compare runs of the same repeat)"
     )
-    print(
-        f"- TensorFlow {facts['tf_version']}: intra-op threads {threads(facts['intra_op'])}, "
-        f"inter-op threads {threads(facts['inter_op'])}, TF_ENABLE_ONEDNN_OPTS="
-        f"{os.environ.get('TF_ENABLE_ONEDNN_OPTS')} (oneDNN CPU kernels); sarcolor runs the "
-        "model (batch normalisation folded into the convolutions), the strip reader and the "
-        "colour/writer in three Python threads"
-    )
-    print(
-        f"- model: {facts['path']} ({facts['params_m']:.3f} M parameters, config "
-        f"{facts['config']}), speckle filter {facts['speckle_filter']}"
-    )
-    print(
-        f"- tiles {facts['tile']} px, overlap {facts['overlap']}; {facts['per_call']} tiles "
-        f"per model call on rows of {facts['n_cols']} tiles (--tiles-per-call "
-        f"{args.tiles_per_call or 'default: about 1 Mpx per call'}); output .{args.format}"
-    )
-    print(f"- per-run command: `{shlex.join(runs[0]['command'])}`\n")
+    print(f"- per-run command: `{shlex.join(whole[0]['command'])}`")
+    print(f"- scenes in {scene_dir}; 90 %-nodata scene: {valid_fraction(sparse):.1%} valid "
+          f"(full scene {valid_fraction(scene):.1%})\n")
 
-    print(
-        "| input | size (px) | Mpx | tiles | inference s | process wall s | Mpx/s "
-        "(inference) | Mpx/s (process) | CPU s | CPU s / Mpx | peak RSS MB | model GFLOP/s |"
-    )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
-    for run in runs:
-        mpx = run["width"] * run["height"] / 1e6
-        flops = facts["flops_px"] * run["tiles"] * facts["tile"] ** 2
-        run["gflops"] = flops / run["seconds"] / 1e9
-        run["mpx_s"] = mpx / run["seconds"]
+    print("| run | Mpx | tiles | inside predict s | process wall s | Mpx/s inside | "
+          "Mpx/s process | CPU s | peak RSS MB |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    labelled = [
+        *(("quick start", run) for run in quick),
+        ("1/4 scene", scaling[0]), ("1/2 scene", scaling[1]),
+        *(("whole scene", run) for run in whole),
+        *(("90 % nodata", run) for run in nodata),
+        ("1/4 scene, TensorFlow path", tensorflow),
+    ]
+    for label, run in labelled:
         print(
-            f"| {run['name']} | {run['width']} x {run['height']} | {mpx:.1f} | {run['tiles']} "
-            f"| {run['seconds']:.1f} | {run['wall']:.1f} | {run['mpx_s']:.2f} | "
-            f"{mpx / run['wall']:.2f} | {run['cpu']:.1f} | {run['cpu'] / mpx:.2f} | "
-            f"{run['rss_mb']:.0f} | {run['gflops']:.1f} |"
+            f"| {label} | {run['mpx']:.2f} | {run['tiles']} | {run['seconds']:.2f} | "
+            f"{run['wall']:.2f} | {run['mpx'] / run['seconds']:.2f} | "
+            f"{run['mpx'] / run['wall']:.2f} | {run['cpu']:.1f} | {run['rss_mb']:.0f} |"
         )
 
-    largest = runs[-1]
-    print("\n| quantity | value |\n|---|---|")
-    print(
-        f"| model forward FLOPs per pixel (tile {facts['tile']}) | "
-        f"{facts['flops_px'] / 1e3:.1f} k |"
-    )
-    print(
-        f"| achieved model GFLOP/s ({largest['name']}, all tile pixels) | {largest['gflops']:.1f} |"
-    )
-    print(f"| float32 numpy matmul ceiling, GFLOP/s | {ceiling:.1f} |")
-    print(f"| achieved / ceiling | {largest['gflops'] / ceiling:.1%} |")
-    print(f"| pix2pix unet_256: parameters | {pix2pix['params_m']:.1f} M |")
-    print(f"| pix2pix unet_256: FLOPs per pixel | {pix2pix['flops_px'] / 1e3:.0f} k |")
-    print(
-        f"| pix2pix unet_256: throughput on 256 px tiles (model only, batch "
-        f"{args.pix2pix_batch}) | {pix2pix['mpx_s']:.3f} Mpx/s "
-        f"({pix2pix['seconds_per_tile']:.2f} s per tile, {pix2pix['gflops']:.1f} GFLOP/s) |"
-    )
-    print(
-        f"| our end-to-end Mpx/s ({largest['name']}) / pix2pix model-only Mpx/s | "
-        f"{largest['mpx_s'] / pix2pix['mpx_s']:.1f} x |"
-    )
+    quick_median = _median([run["wall"] for run in quick])
+    inside = _median([run["mpx"] / run["seconds"] for run in whole])
+    process = _median([run["mpx"] / run["wall"] for run in whole])
+    speed_ups = [w["wall"] / n["wall"] for w, n in zip(whole, nodata, strict=True)]
+    peak = max(run["rss_mb"] for run in (*scaling, *whole, *nodata, *quick))
+    flat = max(run["rss_mb"] for run in whole) / scaling[0]["rss_mb"]
+    yardstick = pix2pix["best_mpx_s"]
+    print("\n| quantity | value | target |\n|---|---|---|")
+    print(f"| pix2pix unet_256, model only, 256-px tiles, batch {args.pix2pix_batch} (Mpx/s, "
+          f"each repeat) | {', '.join(f'{v:.2f}' for v in pix2pix['mpx_s'])} (best "
+          f"{yardstick:.2f}; {pix2pix['params_m']:.1f} M parameters) | yardstick |")
+    print(f"| whole scene as a process, start-up included (Mpx/s, median) / pix2pix best | "
+          f"{process:.2f} / {yardstick:.2f} = {process / yardstick:.1f} x | >= "
+          f"{TARGET_PROCESS_VS_PIX2PIX:.0f} x: {_mark(process / yardstick >= TARGET_PROCESS_VS_PIX2PIX)} |")
+    print(f"| whole scene inside predict (Mpx/s, median) | {inside:.2f} | >= "
+          f"{TARGET_INSIDE_MPX_S:.0f}: {_mark(inside >= TARGET_INSIDE_MPX_S)} |")
+    quick_walls = ", ".join(f"{run['wall']:.2f}" for run in quick)
+    print(f"| README quick start, cold process (s, median of {len(quick)}) | {quick_median:.2f} "
+          f"({quick_walls}) | <= {TARGET_QUICK_START_S}: "
+          f"{_mark(quick_median <= TARGET_QUICK_START_S)} |")
+    print(f"| 90 %-nodata scene: whole-scene wall / its wall (each repeat) | "
+          f"{', '.join(f'{v:.1f}' for v in speed_ups)} x (median {_median(speed_ups):.1f} x) | "
+          f">= {TARGET_SPARSE_SPEED_UP:.0f} x: {_mark(_median(speed_ups) >= TARGET_SPARSE_SPEED_UP)} |")
+    print(f"| peak RSS, any run (MB); whole scene / 1/4 scene | {peak:.0f}; {flat:.2f} | < "
+          f"{TARGET_PEAK_MB:.0f} and flat: {_mark(peak < TARGET_PEAK_MB and flat < 1.3)} |")
+    print(f"| 1/4 scene: ONNX Runtime output vs TensorFlow path (largest difference, 8-bit "
+          f"levels; share of values differing) | {largest}; {differing:.4%} | <= 1: "
+          f"{_mark(largest <= 1)} |")
+    if compression:
+        print("\n| GeoTIFF compression of the colour output (1/4 scene, RGBA, 256-px tiles, one "
+              "thread) | write CPU s | MB | MB/s written |\n|---|---|---|---|")
+        for row in compression:
+            print(f"| {row['name']} | {row['seconds']:.2f} | {row['bytes'] / 1e6:.1f} | "
+                  f"{scaling[0]['mpx'] * 4 / max(row['seconds'], 1e-9):.0f} |")
 
 
 if __name__ == "__main__":

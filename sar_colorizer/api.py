@@ -153,13 +153,16 @@ def colorize_file(
     model: ModelLike = "default",
     **options: Any,
 ) -> PredictSummary:
-    """Colorize a raster that GDAL reads (local path, ``/vsis3/``, ``/vsicurl/``) into a file.
+    """Colorize a raster that GDAL reads (local path, ``/vsis3/``, ``/vsicurl/``), or a
+    Sentinel-1 GRD product (``.SAFE`` folder, ``manifest.safe``, ``.zip``: calibrated, noise
+    removed and geocoded first), into a file.
 
     The scene is streamed tile row by tile row (any size); ``options`` are those of
     :func:`sar_colorizer.inference.colorize_raster` (``bands``, ``input_scale``, ``tone``,
     ``tile_size``, ``overlap``, ``batch_size``, ``driver``, ``ab_path``, ``quicklook_path``,
     ``overwrite``, ``progress``, ``creation_options``, ``confidence_path``, ``shrink``,
-    ``display_filter``, ``colour_upsampling``, ``chroma_limit``, ``pixel_size``).
+    ``display_filter``, ``colour_upsampling``, ``chroma_limit``, ``pixel_size``,
+    ``product_options``: a :class:`sar_colorizer.io.s1product.ProductOptions`).
 
     Returns:
         The :class:`~sar_colorizer.inference.PredictSummary`.

@@ -99,6 +99,8 @@ class PredictOptions:
         chroma_limit: Reduce chroma to the sRGB gamut instead of clipping channels.
         pixel_size: Ground pixel size in metres for inputs without georeference.
         shrink: Mute colour where the model is unsure; None: on for confidence-head models.
+        calibration: Sentinel-1 products: ``"sigma0"``, ``"beta0"`` or ``"gamma0"``.
+        noise_removal: Sentinel-1 products: subtract the thermal noise LUTs.
     """
 
     driver: str | None = None
@@ -115,10 +117,16 @@ class PredictOptions:
     chroma_limit: bool = True
     pixel_size: float | None = None
     shrink: bool | None = None
+    calibration: str = "sigma0"
+    noise_removal: bool = True
 
     def raster_options(self) -> dict[str, Any]:
         """Keyword arguments of :func:`~sar_colorizer.inference.colorize_raster`."""
+        from sar_colorizer.io.s1product import ProductOptions
+
+        product = ProductOptions(calibration=self.calibration, noise_removal=self.noise_removal)
         return {
+            "product_options": None if product == ProductOptions() else product,
             "driver": self.driver,
             "bands": self.bands,
             "input_scale": self.input_scale,
@@ -201,6 +209,7 @@ def expand_inputs(
         matched nothing.
     """
     from sar_colorizer.io.dataset import is_virtual_path
+    from sar_colorizer.sar.product import is_product_path
 
     inputs: list[Path | str] = []
     unmatched: list[str] = []
@@ -211,7 +220,7 @@ def expand_inputs(
             matches = [pattern]
         elif _GLOB_CHARACTERS.intersection(pattern) and not Path(pattern).exists():
             matches = [Path(p) for p in sorted(glob.glob(pattern, recursive=True))]
-            matches = [p for p in matches if Path(p).is_file()]
+            matches = [p for p in matches if Path(p).is_file() or is_product_path(p)]
             if not matches:
                 unmatched.append(pattern)
         else:
@@ -293,9 +302,11 @@ def check_job(
     driver: str | None = None,
     force: bool = False,
     inputs: Sequence[Path | str] | None = None,
+    creation_options: Mapping[str, str] | None = None,
 ) -> None:
     """Fail fast (before loading the model) on a missing input, an output format that cannot
-    be written, an existing output, and an output that is one of the run's inputs.
+    be written, a creation option its driver does not have, an existing output, and an output
+    that is one of the run's inputs.
 
     Args:
         job: The job.
@@ -303,16 +314,23 @@ def check_job(
         driver: GDAL driver of the colour output; None: from its extension.
         force: With ``overwrite``, also files sarcolor did not write (never an input).
         inputs: Every input of the run (default: the job's own).
+        creation_options: GDAL creation options of the colour output (``--co``).
 
     Raises:
-        InputError: The input cannot be read or an output's format is unknown.
+        InputError: The input cannot be read, an output's format is unknown, or a creation
+            option or its value is unknown to the driver.
         OutputExistsError: An output may not be replaced (:func:`check_replaceable`).
     """
+    from sar_colorizer.io.creation_options import check_creation_options
     from sar_colorizer.io.dataset import read_info
     from sar_colorizer.io.formats import driver_for_path
+    from sar_colorizer.sar.product import is_product_path, open_product
 
-    read_info(job.input)
-    driver_for_path(job.output, driver)
+    if is_product_path(job.input):
+        open_product(job.input)  # a damaged zip, an SLC product: before the model loads
+    else:
+        read_info(job.input)
+    check_creation_options(driver_for_path(job.output, driver), creation_options)
     if job.ab_output is not None:
         driver_for_path(job.ab_output, None)
     if job.confidence is not None:
@@ -422,6 +440,13 @@ def colour_batch(
             ``plan.summary`` then counts the inputs not done.
     """
     summary = plan.summary
+    if plan.jobs:
+        from sar_colorizer.io.creation_options import check_creation_options
+        from sar_colorizer.io.formats import driver_for_path
+
+        # Every output of a batch has one driver: a wrong --co fails once, before any work.
+        check_creation_options(driver_for_path(plan.jobs[0].output, options.driver),
+                               options.creation_options)
     if workers is not None or scheduler is not None:
         from sar_colorizer.cluster import colour_jobs_on_cluster
 
@@ -438,7 +463,8 @@ def colour_batch(
     bundle = load_bundle(model) if isinstance(model, str | os.PathLike) else model
     for index, job in enumerate(plan.jobs):
         try:
-            check_job(job, options.overwrite, options.driver, force, plan.inputs)
+            check_job(job, options.overwrite, options.driver, force, plan.inputs,
+                      options.creation_options)
             summary.results.append(colour_job(bundle, job, options, progress))
             summary.done += 1
         except SarColorError as error:

@@ -36,7 +36,6 @@ import logging
 import os
 import zipfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -51,6 +50,7 @@ if TYPE_CHECKING:
 
     from keras import Model
 
+    from sar_colorizer.onnx_network import OnnxNetwork
     from sar_colorizer.sar.radiometry import Normalization
     from sar_colorizer.sar.speckle import SpeckleFilter
 
@@ -83,19 +83,52 @@ def portable_path(path: str | os.PathLike[str], base: str | os.PathLike[str] | N
     return path.resolve().name if path.name in ("", ".", "..") else path.name
 
 
-@dataclass
 class Bundle:
-    """A loaded model and its metadata (the parsed ``bundle.json``).
+    """A model and its metadata (the parsed ``bundle.json``).
 
-    Attributes:
-        model: The Keras model: relative SAR intensity (B, H, W, C) -> normalised AB (B, H, W, 2).
+    Args:
+        model: The Keras model: relative SAR intensity (B, H, W, C) -> normalised AB
+            (B, H, W, 2); None for a bundle loaded from ``path`` that runs on ONNX Runtime,
+            whose Keras model is loaded when :attr:`model` is first read.
         metadata: The bundle.json content.
         path: The bundle directory it was loaded from (None for an in-memory bundle).
+        network: The bundle's ONNX graph in an ONNX Runtime session
+            (:class:`~sar_colorizer.onnx_network.OnnxNetwork`), which inference runs instead of
+            the Keras model; None: inference runs the Keras model on TensorFlow.
     """
 
-    model: Model
-    metadata: dict[str, Any] = field(default_factory=dict)
-    path: Path | None = None
+    def __init__(
+        self,
+        model: Model | None = None,
+        metadata: dict[str, Any] | None = None,
+        path: Path | None = None,
+        network: OnnxNetwork | None = None,
+    ) -> None:
+        self._model = model
+        self.metadata: dict[str, Any] = metadata if metadata is not None else {}
+        self.path = path
+        self.network = network
+
+    def __repr__(self) -> str:
+        runtime = "onnx" if self.network is not None else "keras"
+        return f"Bundle(path={self.path!r}, bands={self.bands}, runtime={runtime})"
+
+    @property
+    def model(self) -> Model:
+        """The Keras model; loaded (importing TensorFlow) on first use for a bundle that runs on
+        ONNX Runtime.
+
+        Raises:
+            InputError: The model file does not load.
+        """
+        if self._model is None and self.path is not None:
+            self._model = _load_keras_model(self.path, self.metadata)
+        return self._model
+
+    @model.setter
+    def model(self, model: Model) -> None:
+        self._model = model
+        self.network = None  # a graph of the model this replaces would be out of date
 
     @property
     def format_version(self) -> int:
@@ -107,6 +140,8 @@ class Bundle:
         """Number of SAR bands the model takes."""
         if "input_channels" in self.metadata:
             return int(self.metadata["input_channels"])
+        if self._model is None and self.network is not None and self.network.input_channels:
+            return self.network.input_channels
         return int(self.model.inputs[0].shape[-1])
 
     @property
@@ -396,26 +431,74 @@ def check_keras_file(path: str | os.PathLike[str]) -> None:
         raise InputError(f"{path}: not a Keras model file (no {', '.join(missing)}); {fix}")
 
 
-def load_bundle(path: str | os.PathLike[str] = DEFAULT_BUNDLE) -> Bundle:
+def load_bundle(path: str | os.PathLike[str] = DEFAULT_BUNDLE, runtime: str | None = None) -> Bundle:
     """Load a model bundle written by :func:`save_bundle` (``sarcolor train``).
 
-    The model loads with ``keras.saving.load_model(safe_mode=True, compile=False)``: no
-    arbitrary code runs, and the training loss and optimiser are not needed for inference.
+    A bundle with a current ONNX graph (``model.onnx``, written by :func:`save_bundle`) runs on
+    ONNX Runtime without importing TensorFlow (:mod:`sar_colorizer.onnx_network`); its Keras
+    model loads when :attr:`Bundle.model` is first read. Otherwise the Keras model loads now,
+    with ``keras.saving.load_model(safe_mode=True, compile=False)``: no arbitrary code runs,
+    and the training loss and optimiser are not needed for inference.
 
     Args:
         path: Bundle directory, or ``"default"`` for the model shipped with the package.
+        runtime: ``"auto"`` (ONNX Runtime where the bundle has a current graph), ``"onnx"``
+            (require it) or ``"tensorflow"``; None: ``$SARCOLOR_RUNTIME``, else ``"auto"``.
 
     Returns:
         The :class:`Bundle`.
 
     Raises:
         InputError: The path is missing or not a bundle, the format is too new, the model file
-            does not load, or bundle.json disagrees with the model's input channels.
+            does not load, bundle.json disagrees with the model's input or output channels, or
+            ``runtime="onnx"`` and the bundle has no usable graph.
         SarColorError: ``"default"`` was asked for and the package carries no default model.
     """
+    from sar_colorizer.onnx_network import open_network, runtime_choice
+
+    runtime = runtime_choice(runtime)
     folder = _resolve(path)
     metadata = _read_metadata(folder)
     check_keras_file(folder / MODEL_FILE)
+    network = open_network(folder, runtime)
+    model_inputs: int | None
+    if network is None:
+        bundle = Bundle(_load_keras_model(folder, metadata), metadata, folder)
+        model_inputs = int(bundle.model.inputs[0].shape[-1])
+        model_outputs = bundle.model.outputs[0].shape[-1]
+    else:
+        bundle = Bundle(None, metadata, folder, network)
+        model_inputs = network.input_channels
+        model_outputs = network.output_channels
+    if (
+        model_inputs is not None
+        and "input_channels" in metadata
+        and int(metadata["input_channels"]) != model_inputs
+    ):
+        raise InputError(
+            f"{folder}: bundle.json says {metadata['input_channels']} input channels but the "
+            f"model takes {model_inputs}; the bundle is inconsistent, re-export or retrain it"
+        )
+    if model_outputs is not None and int(model_outputs) != len(bundle.output_channels):
+        raise InputError(
+            f"{folder}: bundle.json names {len(bundle.output_channels)} output channels "
+            f"({', '.join(bundle.output_channels)}) but the model outputs {model_outputs}; the "
+            "bundle is inconsistent, re-export or retrain it"
+        )
+    logger.debug(
+        "loaded bundle %s (bands %s, %s)", folder, metadata.get("bands"),
+        "ONNX Runtime" if network is not None else "TensorFlow",
+    )
+    return bundle
+
+
+def _load_keras_model(folder: Path, metadata: dict[str, Any]) -> Model:
+    """The bundle's Keras model (imports TensorFlow).
+
+    Raises:
+        InputError: The model does not load, or takes other input channels than bundle.json
+            says.
+    """
     keras = _import_model_code()
     try:
         model = keras.saving.load_model(folder / MODEL_FILE, safe_mode=True, compile=False)
@@ -425,22 +508,7 @@ def load_bundle(path: str | os.PathLike[str] = DEFAULT_BUNDLE) -> Bundle:
             f"{folder / MODEL_FILE}: the model does not load ({first_line}); restore the "
             "bundle or train it again"
         ) from error
-    model_channels = int(model.inputs[0].shape[-1])
-    if "input_channels" in metadata and int(metadata["input_channels"]) != model_channels:
-        raise InputError(
-            f"{folder}: bundle.json says {metadata['input_channels']} input channels but the "
-            f"model takes {model_channels}; the bundle is inconsistent, re-export or retrain it"
-        )
-    bundle = Bundle(model=model, metadata=metadata, path=folder)
-    model_outputs = model.outputs[0].shape[-1]
-    if model_outputs is not None and int(model_outputs) != len(bundle.output_channels):
-        raise InputError(
-            f"{folder}: bundle.json names {len(bundle.output_channels)} output channels "
-            f"({', '.join(bundle.output_channels)}) but the model outputs {model_outputs}; the "
-            "bundle is inconsistent, re-export or retrain it"
-        )
-    logger.debug("loaded bundle %s (bands %s)", folder, metadata.get("bands"))
-    return bundle
+    return model
 
 
 def _import_model_code() -> Any:
@@ -459,8 +527,14 @@ def save_bundle(
     model: Model,
     metadata: dict[str, Any],
     overwrite: bool = False,
+    onnx: bool = True,
 ) -> Path:
     """Write a bundle directory atomically: into a temporary folder beside it, then renamed.
+
+    Besides ``model.keras`` and ``bundle.json`` the bundle gets ``model.onnx``, the inference
+    graph that predict runs on ONNX Runtime without importing TensorFlow
+    (:mod:`sar_colorizer.onnx_network`), where tf2onnx can convert the model (else a warning,
+    and predict runs the Keras model).
 
     Missing ``format_version``, ``package_version``, ``input_channels``, ``tile_multiple`` and
     ``model_config`` entries are filled in from the model and this package.
@@ -471,6 +545,7 @@ def save_bundle(
         metadata: bundle.json content (see the module docstring); must be JSON-serialisable
             (numpy scalars and arrays are converted).
         overwrite: Replace an existing ``path``.
+        onnx: Write ``model.onnx`` too.
 
     Returns:
         The bundle path.
@@ -520,8 +595,29 @@ def save_bundle(
     with atomic_folder(target, overwrite=overwrite) as staging:
         _inference_copy(model).save(staging / MODEL_FILE)
         (staging / METADATA_FILE).write_text(text + "\n", encoding="utf-8")
+        if onnx:
+            _write_graph(model, staging)
     logger.info("wrote model bundle %s", target)
     return target
+
+
+def _write_graph(model: Model, folder: Path) -> None:
+    """``model.onnx`` for the ``model.keras`` just written to ``folder``; a warning where the
+    model cannot be converted (predict then runs it on TensorFlow)."""
+    from sar_colorizer.export import write_inference_graph
+    from sar_colorizer.onnx_network import ONNX_FILE, file_digest
+
+    if not (hasattr(model, "inputs") and hasattr(model, "layers")):
+        return  # not a Keras model (nothing to convert)
+    try:
+        write_inference_graph(model, folder / ONNX_FILE, file_digest(folder / MODEL_FILE))
+    except Exception as error:  # tf2onnx raises many types for what it cannot convert
+        (folder / ONNX_FILE).unlink(missing_ok=True)
+        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        logger.warning(
+            "%s: no ONNX graph written (%s); predict will run the Keras model on TensorFlow",
+            folder.name, first_line,
+        )
 
 
 def replace_path(source: Path, target: Path, overwrite: bool) -> None:

@@ -524,7 +524,7 @@ def colorize_window(
     rows = [r for r, o in enumerate(grid.row_origins) if o < r1 and o + size > r0]
     cols = [c for c, o in enumerate(grid.col_origins) if o < c1 and o + size > c0]
     blender = _CoreBlender(grid, plan.n_channels, core)
-    runner = ModelRunner.for_model(bundle.model)
+    runner = ModelRunner.for_bundle(bundle)
     for row in rows:
         run_tile_row(
             runner,

@@ -49,7 +49,7 @@ def saved_bundle(tmp_path_factory, tiny_model):
 
 
 def test_round_trip_gives_identical_predictions(saved_bundle, tiny_model):
-    assert sorted(p.name for p in saved_bundle.iterdir()) == ["bundle.json", "model.keras"]
+    assert sorted(p.name for p in saved_bundle.iterdir()) == ["bundle.json", "model.keras", "model.onnx"]
     bundle = load_bundle(saved_bundle)
     assert isinstance(bundle.model, ColorizationUNet)
     assert bundle.path == saved_bundle

@@ -204,10 +204,12 @@ def read_only_folder(tmp_path):
 
 
 def test_full_disk_is_one_line_and_leaves_nothing(tmp_path, scene, small_disk):
-    result = _run(_command("predict", scene, small_disk / "colour.tif"), tmp_path)
+    result = _run(_command("-q", "predict", scene, small_disk / "colour.tif"), tmp_path)
     assert result.returncode == 7, result.stderr[-2000:]  # OutputError
-    last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("Error:") and "colour.tif" in last
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, lines  # no GDAL lines before it
+    assert lines[0].startswith(f"Error: {small_disk / 'colour.tif'}: the disk is full in "
+                               f"{small_disk}"), lines[0]
     assert "Traceback" not in result.stderr
     assert list(small_disk.iterdir()) == []
 

@@ -76,9 +76,8 @@ def configure_logging(verbosity: int) -> None:
     # rasterio logs GDAL's failures at INFO ("GDAL signalled an error ... not recognized as
     # being in a supported file format" when a file is probed): they change no result (one
     # that does becomes an exception, and the command says what failed), so only -v shows them.
-    logging.getLogger("rasterio._env").setLevel(
-        logging.DEBUG if level <= logging.DEBUG else logging.WARNING
-    )
+    for name in ("rasterio._env", "rasterio._err"):
+        logging.getLogger(name).setLevel(logging.DEBUG if level <= logging.DEBUG else logging.WARNING)
     set_tensorflow_verbose(verbosity >= 2)
 
 

@@ -30,6 +30,7 @@ from sar_colorizer.cli.options import (
     model_option,
     mute_unsure_option,
     overwrite_option,
+    product_options,
     progress_enabled,
     resolve_tiles_per_call,
     tile_size_option,
@@ -132,6 +133,7 @@ from sar_colorizer.sar.display import DEFAULT_DISPLAY_FILTER, DISPLAY_FILTERS
     "confidence head (with --output-dir: a folder for <stem>_confidence.tif files).",
 )
 @mute_unsure_option
+@product_options
 @overwrite_option
 @click.option(
     "--force",
@@ -187,12 +189,15 @@ def predict(
     colour_upsampling: str = "guided",
     chroma_limit: bool = True,
     pixel_size: float | None = None,
+    calibration: str = "sigma0",
+    noise_removal: bool = True,
 ) -> None:
     """Colorize SAR rasters with the shipped model or --model BUNDLE.
 
     \b
     One file:    sarcolor predict scene_VH.tif scene_color.png
     Many files:  sarcolor predict 'scenes/*.tif' --output-dir colour/ --format gtiff
+    A product:   sarcolor predict S1A_IW_GRDH_1SDV_....zip colour.tif   (or its .SAFE folder)
 
     The output keeps the input's georeference (GeoTIFF tags, or an .aux.xml and world file
     beside a PNG/JPEG); nodata pixels are transparent (alpha 0). Scenes of any size are
@@ -221,6 +226,8 @@ def predict(
         chroma_limit=chroma_limit,
         pixel_size=pixel_size,
         shrink=shrink,
+        calibration=calibration,
+        noise_removal=noise_removal,
     )
 
     if output_dir is None and len(paths) >= 2 and Path(paths[-1]).is_dir():
@@ -253,7 +260,7 @@ def predict(
         if skip_existing and job.output.exists():
             click.echo(f"{job.output} exists; skipped")
             return
-        check_job(job, overwrite, options.driver, force)
+        check_job(job, overwrite, options.driver, force, creation_options=options.creation_options)
         colour_job(load_bundle(model_path), job, options, progress_enabled(ctx))
         return
 

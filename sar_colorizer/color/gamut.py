@@ -30,6 +30,7 @@ a cusp and falls to white along each hue, is smallest at one of the two bounds.
 
 from __future__ import annotations
 
+import threading
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -58,6 +59,7 @@ __all__ = [
     "limit_chroma",
     "limit_chroma_numpy",
     "max_chroma_table",
+    "prepare_max_chroma_table",
 ]
 
 #: Table cells: lightness 0-100 in steps of 1 / L_PER_UNIT, diamond angle 0-4 in steps of
@@ -133,10 +135,25 @@ def _boundary(lightness: np.ndarray, cos: np.ndarray, sin: np.ndarray) -> np.nda
     return low
 
 
-@lru_cache(maxsize=1)
 def max_chroma_table() -> np.ndarray:
     """``(L_STEPS, ANGLE_STEPS)`` float32: per cell of (L, diamond angle), the smallest
-    boundary chroma of its four corners (0 at L = 0 and L = 100). Built once per process."""
+    boundary chroma of its four corners (0 at L = 0 and L = 100). Built once per process
+    (a few tenths of a second; :func:`prepare_max_chroma_table` starts it early)."""
+    with _TABLE_LOCK:
+        return _max_chroma_table()
+
+
+def prepare_max_chroma_table() -> None:
+    """Build :func:`max_chroma_table` in a background thread (predict starts it while it
+    reads the scene statistics, so that the colour conversion finds it ready)."""
+    threading.Thread(target=max_chroma_table, name="gamut-table", daemon=True).start()
+
+
+_TABLE_LOCK = threading.Lock()
+
+
+@lru_cache(maxsize=1)
+def _max_chroma_table() -> np.ndarray:
     lightness = np.linspace(0.0, 100.0, L_STEPS)[:, None]
     cos, sin = _direction(np.linspace(0.0, 4.0, ANGLE_STEPS + 1))
     nodes = _boundary(lightness, cos[None, :], sin[None, :])  # (L_STEPS, ANGLE_STEPS + 1)

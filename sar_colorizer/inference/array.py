@@ -29,8 +29,6 @@ from sar_colorizer.inference.tone import resolve_tone, tone_lut
 from sar_colorizer.io.tiling import reflect_pad_window
 
 if TYPE_CHECKING:
-    import keras
-
     from sar_colorizer.bundle import Bundle
 
 __all__ = ["colorize_array"]
@@ -45,7 +43,7 @@ def _pad_to_multiple(image: np.ndarray, multiple: int) -> np.ndarray:
 
 
 def _predict_ab_whole(
-    model: keras.Model,
+    runner: ModelRunner,
     relative: np.ndarray,
     multiple: int,
     guide: np.ndarray | None = None,
@@ -55,7 +53,6 @@ def _predict_ab_whole(
     height, width = relative.shape[:2]
     padded = _pad_to_multiple(relative, multiple)
     padded_guide = None if guide is None else _pad_to_multiple(guide, multiple)[None]
-    runner = ModelRunner.for_model(model)
     return runner(padded[None], guide=padded_guide, transform=transform)[0, :height, :width]
 
 
@@ -159,14 +156,15 @@ def colorize_array(
         if factor != 1.0:
             raise InputError("a pixel size other than the model's needs tiled inference")
         outputs = _predict_ab_whole(
-            bundle.model, model_input, bundle.tile_multiple, guide, plan.transform
+            ModelRunner.for_bundle(bundle), model_input, bundle.tile_multiple, guide,
+            plan.transform,
         )
     else:
         height, width = valid.shape
         tile_size, overlap = tile_settings(bundle, tile_size, overlap)
         net_tile, grid = tiling_plan(bundle, height, width, tile_size, overlap, factor)
         stitcher = TileStitcher(
-            ModelRunner.for_model(bundle.model),
+            ModelRunner.for_bundle(bundle),
             grid,
             plan.n_channels,
             tiles_per_call(grid.n_cols, net_tile, batch_size),

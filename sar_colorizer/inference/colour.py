@@ -6,9 +6,9 @@
     ab_norm x AB_SCALE --chroma limit (color.gamut), over the L envelope--> a*b* shown
     L + a*b* --lab_to_rgb--> sRGB, x 255, rounded to uint8; 0 outside the valid mask
 
-These ~60 element-wise steps run as two XLA-compiled TensorFlow functions
-(:class:`ColourConverter`), which fuse them into two passes over the pixels; they are defined by
-the numpy / Keras functions they compile (:func:`~sar_colorizer.sar.radiometry.relative_to_feature`,
+These steps run in numpy and OpenCV over blocks of pixels that stay in the CPU's cache
+(:mod:`sar_colorizer.color.pixels`, no TensorFlow); they are defined by the numpy / Keras
+functions (:func:`~sar_colorizer.sar.radiometry.relative_to_feature`,
 :func:`~sar_colorizer.inference.tone.tone_lut`,
 :func:`~sar_colorizer.color.gamut.limit_chroma_numpy`,
 :func:`~sar_colorizer.color.lab.lab_to_rgb`), and tests/inference checks them against those.
@@ -17,21 +17,12 @@ the numpy / Keras functions they compile (:func:`~sar_colorizer.sar.radiometry.r
 from __future__ import annotations
 
 import logging
-import threading
-from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from sar_colorizer.color.constants import AB_SCALE
 from sar_colorizer.errors import InputError
-from sar_colorizer.inference.tone import TONE_LUT_SIZE
 from sar_colorizer.sar.display import DEFAULT_DISPLAY_FILTER as DISPLAY_FILTER
-
-if TYPE_CHECKING:
-    from tensorflow import Tensor
-
-    TensorPair = tuple[Tensor, Tensor]
 
 logger = logging.getLogger(__name__)
 
@@ -39,14 +30,9 @@ __all__ = [
     "AB_SCALE",
     "DISPLAY_FILTER",
     "ColourConverter",
-    "XlaFallback",
     "display_options",
-    "xla_errors",
 ]
 
-
-#: Pixels per call of the compiled colour conversion (fixed, so it compiles once).
-_COLOUR_CHUNK = 1 << 18
 
 _CONVERTERS: dict[tuple[bool, int], ColourConverter] = {}
 
@@ -75,59 +61,6 @@ def display_options(display_filter: str, colour_upsampling: str) -> tuple[str, s
     return check_display_filter(display_filter), colour_upsampling
 
 
-def xla_errors() -> tuple[type[Exception], ...]:
-    """What TensorFlow raises where a ``jit_compile=True`` function cannot be compiled here.
-
-    ``InvalidArgumentError``: an operation without an XLA kernel on this device ("Detected
-    unsupported operations when trying to compile graph ... on XLA_CPU_JIT"), the documented
-    failure of ``jit_compile``'s must-compile semantics. ``NotFoundError``: no XLA launch kernel
-    or platform registered in this TensorFlow build. ``UnimplementedError``: a backend without
-    an implementation of an operation. ``InternalError``: XLA's GPU backend without its CUDA
-    toolkit parts ("libdevice not found").
-    """
-    from sar_colorizer._tf import import_tensorflow
-
-    errors = import_tensorflow().errors
-    return (
-        errors.InvalidArgumentError,
-        errors.NotFoundError,
-        errors.UnimplementedError,
-        errors.InternalError,
-    )
-
-
-class XlaFallback:
-    """Calls ``compiled``; where XLA cannot compile it here (:func:`xla_errors`), warns once
-    and calls ``plain`` (the same graph without XLA) from then on.
-
-    Any other error, or an error of ``plain``, propagates.
-    """
-
-    def __init__(self, compiled: Callable[..., TensorPair], plain: Callable[..., TensorPair]):
-        self._compiled: Callable[..., TensorPair] | None = compiled
-        self._plain = plain
-        self._errors = xla_errors()
-
-    @property
-    def compiled(self) -> bool:
-        """False once the plain graph has replaced the compiled one."""
-        return self._compiled is not None
-
-    def __call__(self, *arrays: np.ndarray) -> TensorPair:
-        if self._compiled is not None:
-            try:
-                return self._compiled(*arrays)
-            except self._errors as error:
-                logger.warning(
-                    "XLA cannot compile the colour conversion on this platform; using plain "
-                    "TensorFlow, which is slower (%s: %s)",
-                    type(error).__name__,
-                    str(error).splitlines()[0] if str(error) else "",
-                )
-                self._compiled = None
-        return self._plain(*arrays)
-
-
 class ColourConverter:
     """Filtered relative intensity + normalised AB -> LAB and sRGB uint8, per pixel.
 
@@ -137,91 +70,16 @@ class ColourConverter:
     smooth envelope of the L around it (:func:`~sar_colorizer.color.gamut.limit_chroma`,
     :func:`~sar_colorizer.color.gamut.lightness_envelope` of radius ``envelope_radius``, so that
     speckle left in L does not become chroma speckle), then
-    :func:`~sar_colorizer.color.lab.lab_to_rgb`; 0 outside ``valid``. Runs as two XLA-compiled
-    ``tf.function``s (L and a*b*, then sRGB) on fixed chunks of :data:`_COLOUR_CHUNK` pixels
-    (one compilation whatever the image size; XLA fuses the element-wise operations, several
-    times faster than running them one by one). Falls back to the uncompiled graph where XLA
-    is unavailable (:class:`XlaFallback`).
+    :func:`~sar_colorizer.color.lab.lab_to_rgb`; 0 outside ``valid``. Computed by
+    :func:`sar_colorizer.color.pixels.convert_pixels` (numpy and OpenCV over cache-sized blocks,
+    no TensorFlow); thread-safe.
     """
 
     def __init__(self, chroma_limit: bool = True, envelope_radius: int | None = None) -> None:
-        from sar_colorizer._tf import import_tensorflow
-        from sar_colorizer.color.gamut import limit_chroma, max_chroma_table
-        from sar_colorizer.color.lab import lab_to_rgb
-        from sar_colorizer.sar.radiometry_tf import relative_to_feature_tf
+        from sar_colorizer.color.gamut import max_chroma_table
 
-        tf = import_tensorflow()
-        gamut = tf.constant(max_chroma_table().reshape(-1))
-        steps = float(TONE_LUT_SIZE - 1)
         self.envelope_radius = _envelope_radius(envelope_radius) if chroma_limit else 0
-        n_bounds = 2 if self.envelope_radius > 0 else 0
-
-        def lookup(feature: Tensor, lut: Tensor) -> Tensor:
-            position = feature * steps
-            index = tf.minimum(tf.cast(position, tf.int32), TONE_LUT_SIZE - 2)
-            fraction = position - tf.cast(index, tf.float32)
-            return tf.gather(lut, index) * (1.0 - fraction) + tf.gather(lut, index + 1) * fraction
-
-        def lightness_and_chroma(
-            relative: Tensor, ab_norm: Tensor, lut: Tensor, *bounds: Tensor
-        ) -> TensorPair:
-            lightness = lookup(relative_to_feature_tf(relative), lut)
-            ab = ab_norm * AB_SCALE
-            if chroma_limit:  # keep hue, reduce chroma to what sRGB shows at this L
-                # The bounds only choose a cap (the pixel's own L caps it too): the nearest
-                # table entry is close enough, at a third of the interpolation's cost.
-                nearest = [tf.gather(lut, tf.cast(b * steps + 0.5, tf.int32)) for b in bounds]
-                ab = limit_chroma(lightness, ab, gamut, *nearest)
-            return lightness, ab
-
-        def to_rgb(lightness: Tensor, shown: Tensor, ab_norm: Tensor, valid: Tensor) -> TensorPair:
-            # lab: the predicted colour (as before any gamut handling, like the clipping this
-            # limit replaces); rgb: the colour shown.
-            lab = tf.concat([lightness[:, None], ab_norm * AB_SCALE], axis=-1)
-            rgb = lab_to_rgb(tf.concat([lightness[:, None], shown], axis=-1))
-            rgb = tf.cast(rgb * 255.0 + 0.5, tf.uint8)
-            mask = valid[:, None]
-            return tf.where(mask, lab, 0.0), tf.where(mask, rgb, tf.zeros_like(rgb))
-
-        def convert(
-            relative: Tensor, ab_norm: Tensor, valid: Tensor, lut: Tensor, *bounds: Tensor
-        ) -> TensorPair:
-            lightness, shown = lightness_and_chroma(relative, ab_norm, lut, *bounds)
-            return to_rgb(lightness, shown, ab_norm, valid)
-
-        pixel = tf.TensorSpec([_COLOUR_CHUNK], tf.float32)
-        signature = [
-            pixel,
-            tf.TensorSpec([_COLOUR_CHUNK, 2], tf.float32),
-            tf.TensorSpec([_COLOUR_CHUNK], tf.bool),
-            tf.TensorSpec([TONE_LUT_SIZE], tf.float32),
-            *[pixel] * n_bounds,
-        ]
-        # Two compiled functions: inside one, XLA would recompute the tone lookup and the
-        # chroma cap (table reads) for every colour channel that uses them; materialising L
-        # and a*b* between the two keeps the chroma limit's cost small.
-        first = tf.function(
-            lightness_and_chroma,
-            input_signature=[signature[0], signature[1], signature[3], *signature[4:]],
-            jit_compile=True,
-            autograph=False,
-        )
-        second = tf.function(
-            to_rgb,
-            input_signature=[signature[0], signature[1], signature[1], signature[2]],
-            jit_compile=True,
-            autograph=False,
-        )
-
-        def compiled(
-            relative: Tensor, ab_norm: Tensor, valid: Tensor, lut: Tensor, *bounds: Tensor
-        ) -> TensorPair:
-            lightness, shown = first(relative, ab_norm, lut, *bounds)
-            return second(lightness, shown, ab_norm, valid)
-
-        plain = tf.function(convert, input_signature=signature, autograph=False)
-        self._convert = XlaFallback(compiled, plain)
-        self._lock = threading.Lock()
+        self._table = max_chroma_table() if chroma_limit else None
 
     @classmethod
     def shared(
@@ -285,33 +143,20 @@ class ColourConverter:
             (before the chroma limit, as it was before the channel clipping it replaces), and
             the sRGB shown.
         """
+        from sar_colorizer.color.pixels import convert_pixels
+
         shape = relative.shape
-        n = relative.size
         if bounds is None:
             bounds = self.bounds(relative, valid)
-        flat = [
+        lab, rgb = convert_pixels(
             np.ascontiguousarray(relative, np.float32).reshape(-1),
             np.ascontiguousarray(ab_norm, np.float32).reshape(-1, 2),
             np.ascontiguousarray(valid, bool).reshape(-1),
-            *(np.ascontiguousarray(b, np.float32).reshape(-1) for b in bounds),
-        ]
-        lut = np.ascontiguousarray(lut, np.float32)
-        rgb = np.empty((n, 3), dtype=np.uint8)
-        lab = np.empty((n, 3), dtype=np.float32) if with_lab else None
-        chunk = _COLOUR_CHUNK
-        with self._lock:
-            for start in range(0, n, chunk):
-                stop = min(n, start + chunk)
-                pieces = [array[start:stop] for array in flat]
-                if stop - start < chunk:
-                    pad = chunk - (stop - start)
-                    pieces = [
-                        np.concatenate([p, np.zeros((pad,) + p.shape[1:], p.dtype)]) for p in pieces
-                    ]
-                lab_chunk, rgb_chunk = self._convert(*pieces[:3], lut, *pieces[3:])
-                rgb[start:stop] = rgb_chunk.numpy()[: stop - start]
-                if lab is not None:
-                    lab[start:stop] = lab_chunk.numpy()[: stop - start]
+            lut,
+            tuple(np.ascontiguousarray(b, np.float32).reshape(-1) for b in bounds),
+            self._table,
+            with_lab,
+        )
         return (
             lab.reshape(shape + (3,)) if lab is not None else None,
             rgb.reshape(shape + (3,)),

@@ -7,6 +7,7 @@ block cache is sized for the strips that streaming reuses (:func:`gdal_cache_byt
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +62,8 @@ class RasterOutputs:
         confidence: Predicted sigma of a*, b* (CIELAB units), float32 1-band GeoTIFF.
         overwrite: Replace existing outputs.
         creation_options: GDAL creation options for the colour raster.
+        tags: Metadata written into every raster output (``SARCOLOR_INPUT_*``: what the input
+            was taken to be).
     """
 
     colour: Path
@@ -70,6 +73,7 @@ class RasterOutputs:
     confidence: Path | None = None
     overwrite: bool = False
     creation_options: dict[str, str] | None = None
+    tags: Mapping[str, str] | None = None
 
     def paths(self) -> list[Path]:
         """Every file to write."""
@@ -104,18 +108,21 @@ class RasterOutputs:
                 driver=self.driver,
                 overwrite=self.overwrite,
                 creation_options=self.creation_options,
+                tags=self.tags,
             )
         )
         ab = None
         if self.ab is not None:
             ab = stack.enter_context(
-                RasterWriter(self.ab, ab_profile, driver="GTiff", overwrite=self.overwrite)
+                RasterWriter(self.ab, ab_profile, driver="GTiff", overwrite=self.overwrite,
+                             tags=self.tags)
             )
         confidence = None
         if self.confidence is not None:
             confidence = stack.enter_context(
                 RasterWriter(self.confidence, dict(ab_profile, count=1), driver="GTiff",
-                             overwrite=self.overwrite, descriptions=("ab_sigma_cielab",))
+                             overwrite=self.overwrite, descriptions=("ab_sigma_cielab",),
+                             tags=self.tags)
             )
         return OutputWriters(colour, ab, confidence)
 

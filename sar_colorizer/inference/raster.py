@@ -8,6 +8,7 @@ it did (:class:`PredictSummary`).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
@@ -26,6 +27,7 @@ from sar_colorizer.inference.stream import stream_raster
 if TYPE_CHECKING:
     from sar_colorizer.bundle import Bundle
     from sar_colorizer.inference.plan import RasterPlan
+    from sar_colorizer.io.s1product import ProductOptions
 
 logger = logging.getLogger(__name__)
 
@@ -102,6 +104,7 @@ def colorize_raster(
     colour_upsampling: str = "guided",
     chroma_limit: bool = True,
     pixel_size: float | None = None,
+    product_options: ProductOptions | None = None,
 ) -> PredictSummary:
     """Colorize a SAR raster of any size, streaming it tile row by tile row.
 
@@ -116,7 +119,9 @@ def colorize_raster(
 
     Args:
         bundle: A loaded :class:`~sar_colorizer.bundle.Bundle`.
-        in_path: SAR raster readable by GDAL.
+        in_path: SAR raster readable by GDAL, or a Sentinel-1 GRD product (``.SAFE`` folder,
+            ``manifest.safe``, ``.zip``), calibrated and geocoded first
+            (:func:`sar_colorizer.io.sar_input.open_sar_input`).
         out_path: Colorized output; driver from the extension (.png, .jpg/.jpeg, .tif/.tiff)
             unless ``driver`` is given.
         bands: Band(s) fed to the model: names ("VH", "VV,VH", matched against band
@@ -149,6 +154,8 @@ def colorize_raster(
             georeference (:func:`~sar_colorizer.io.pixel_size.pixel_size_metres`), or the
             model's training pixel size where the raster has none. The network sees tiles
             resampled to the training pixel size; the output keeps the input's grid.
+        product_options: Calibration and noise removal of a Sentinel-1 product
+            (:class:`~sar_colorizer.io.s1product.ProductOptions`); None: sigma0, noise removed.
 
     Returns:
         A :class:`PredictSummary`.
@@ -161,9 +168,15 @@ def colorize_raster(
             ``confidence_path`` / ``shrink=True`` for a model without a confidence head.
     """
     from sar_colorizer.io.dataset import input_path
+    from sar_colorizer.io.sar_input import open_sar_input
+    from sar_colorizer.sar.polarisation import POLARISATIONS, sar_band_names
+    from sar_colorizer.sar.product import is_product_path
 
     started = time.perf_counter()
-    source = input_path(in_path)  # GDAL virtual paths stay strings
+    if chroma_limit:
+        from sar_colorizer.color.gamut import prepare_max_chroma_table
+
+        prepare_max_chroma_table()  # ready by the time the first rows are coloured
     outputs = RasterOutputs(
         colour=Path(out_path),
         driver=driver,
@@ -173,22 +186,33 @@ def colorize_raster(
         overwrite=overwrite,
         creation_options=creation_options,
     )
-    plan = plan_raster(
-        bundle, source, outputs, bands=bands, input_scale=input_scale, tone=tone,
-        tile_size=tile_size, overlap=overlap, batch_size=batch_size, shrink=shrink,
-        display_filter=display_filter, colour_upsampling=colour_upsampling,
-        pixel_size=pixel_size,
-    )
-    stages = dict.fromkeys(
-        ("statistics", "read + preprocess", "model + blend", "colour + write",
-         "read + preprocess, cpu", "colour + write, cpu"),
-        0.0,
-    )
-    stages["statistics"] = time.perf_counter() - started
-    quicklook = stream_raster(
-        plan, ModelRunner.for_model(bundle.model), outputs, stages,
-        chroma_limit=chroma_limit, progress=progress, started=started,
-    )
+    if bands is None and is_product_path(in_path) and all(
+        band.upper() in POLARISATIONS for band in bundle.bands
+    ):  # a product holds every polarisation: read (and calibrate) the model's
+        bands = ",".join(bundle.bands)
+    # A product becomes a temporary backscatter raster; an RTC GeoTIFF brings its own scale.
+    with open_sar_input(in_path, product_options, bands=bands, progress=progress,
+                        workdir=outputs.colour.parent) as sar:
+        plan = plan_raster(
+            bundle, input_path(sar.path), outputs, bands=bands,
+            input_scale=sar.input_scale(input_scale), tone=tone,
+            tile_size=tile_size, overlap=overlap, batch_size=batch_size, shrink=shrink,
+            display_filter=display_filter, colour_upsampling=colour_upsampling,
+            pixel_size=pixel_size,
+        )
+        outputs = dataclasses.replace(outputs, tags=sar.output_tags(
+            plan.stats.input_scale, input_scale, sar_band_names(plan.info, plan.band_indexes),
+            plan.stats.references))
+        stages = dict.fromkeys(
+            ("statistics", "read + preprocess", "model + blend", "colour + write",
+             "read + preprocess, cpu", "colour + write, cpu"),
+            0.0,
+        )
+        stages["statistics"] = time.perf_counter() - started
+        quicklook = stream_raster(
+            plan, ModelRunner.for_bundle(bundle), outputs, stages,
+            chroma_limit=chroma_limit, progress=progress, started=started,
+        )
     if quicklook is not None and outputs.quicklook is not None:
         write_png(outputs.quicklook, quicklook.image(), overwrite)
     return _summary(plan, outputs, time.perf_counter() - started, stages)

@@ -1,7 +1,8 @@
 """The network: batches of model-input tiles -> upsampled, weighted output tiles.
 
-:class:`ModelRunner` wraps a forward function (the Keras model through a ``tf.function`` traced
-once per batch shape, :meth:`ModelRunner.for_model`) with what inference does around it: the
+:class:`ModelRunner` wraps a forward function (a bundle's ONNX graph on ONNX Runtime, or the
+Keras model through a ``tf.function`` traced once per batch shape; :meth:`ModelRunner.for_bundle`)
+with what inference does around it: the
 output transform of a confidence head, the upsampling of a network that predicts AB at reduced
 resolution (guided by the displayed SAR, or bilinear) and the per-tile blending weights.
 """
@@ -19,6 +20,8 @@ from sar_colorizer.errors import InputError
 if TYPE_CHECKING:
     from keras import Model as KerasModel
     from tensorflow import Tensor
+
+    from sar_colorizer.bundle import Bundle
 
 __all__ = ["BATCH_PIXELS", "ModelRunner", "tiles_per_call"]
 
@@ -82,19 +85,11 @@ class ModelRunner:
         done with OpenCV, which computes the same half-pixel bilinear interpolation several times
         faster on a CPU (TensorFlow's resize was ~30% of the network's time on 256-px tiles).
         """
-        from sar_colorizer._tf import import_keras, import_tensorflow
+        from sar_colorizer._tf import import_tensorflow
+        from sar_colorizer.nets.unet import inference_network
 
         tf = import_tensorflow()
-        keras = import_keras()
-        from sar_colorizer.nets.layers import ResizeLike
-        from sar_colorizer.nets.unet import ColorizationUNet, fold_batch_norm
-
-        # Same numbers without a pass over the feature maps per batch normalisation.
-        network = fold_batch_norm(model) if isinstance(model, ColorizationUNet) else model
-        last = network.layers[-1]
-        upsample = isinstance(last, ResizeLike) and last.method == "bilinear"
-        if upsample:
-            network = keras.Model(network.inputs, last.input[0], name=f"{network.name}_low")
+        network, upsample = inference_network(model)
         # The runner owns its copies; the caller's model is only weakly referenced, so that
         # the per-model cache (_RUNNERS) does not keep models alive.
         model_ref: Callable[[], KerasModel] = weakref.ref(network)
@@ -109,6 +104,18 @@ class ModelRunner:
             return traced(tf.constant(batch, dtype=tf.float32)).numpy()
 
         return cls(forward, upsample=upsample, keep=network if network is not model else None)
+
+    @classmethod
+    def for_bundle(cls, bundle: Bundle) -> ModelRunner:
+        """The runner of a bundle: its ONNX graph on ONNX Runtime where the bundle has one
+        (:mod:`sar_colorizer.onnx_network`; no TensorFlow), else :meth:`for_model` of its Keras
+        model. One runner per bundle network or model."""
+        network = bundle.network
+        if network is None:
+            return cls.for_model(bundle.model)
+        if network.runner is None:
+            network.runner = cls(network, upsample=network.upsample)
+        return network.runner
 
     @classmethod
     def for_model(cls, model: KerasModel) -> ModelRunner:

@@ -9,45 +9,16 @@ refuses an unknown name or value before any work, naming the valid ones.
 
 from __future__ import annotations
 
-import ctypes
 import functools
-import glob
 import logging
-import os
 import xml.etree.ElementTree as ElementTree
 from collections.abc import Mapping
 from typing import Any
 
 from sar_colorizer.errors import InputError
+from sar_colorizer.io.gdal_library import gdal_library
 
 logger = logging.getLogger(__name__)
-
-
-def _gdal_library() -> ctypes.CDLL | None:
-    """The GDAL library that rasterio uses (its wheel's copy, else the system's)."""
-    import ctypes.util
-
-    import rasterio
-
-    package = os.path.dirname(rasterio.__file__)
-    candidates = sorted(glob.glob(os.path.join(package + ".libs", "libgdal*.so*")))
-    candidates += sorted(glob.glob(os.path.join(package, ".dylibs", "libgdal*.dylib")))
-    system = ctypes.util.find_library("gdal")
-    if system:
-        candidates.append(system)
-    for candidate in candidates:
-        try:
-            library = ctypes.CDLL(candidate)
-            library.GDALGetDriverByName.restype = ctypes.c_void_p
-            library.GDALGetDriverByName.argtypes = [ctypes.c_char_p]
-            library.GDALGetMetadataItem.restype = ctypes.c_char_p
-            library.GDALGetMetadataItem.argtypes = [ctypes.c_void_p, ctypes.c_char_p,
-                                                   ctypes.c_char_p]
-            library.GDALAllRegister.restype = None
-            return library
-        except (OSError, AttributeError):
-            continue
-    return None
 
 
 @functools.cache
@@ -56,7 +27,7 @@ def driver_options(driver: str) -> dict[str, tuple[str, ...]] | None:
     None where GDAL's list cannot be read (then nothing is checked)."""
     import rasterio
 
-    library = _gdal_library()
+    library = gdal_library()
     if library is None:
         return None
     with rasterio.Env():  # registers the drivers

@@ -16,17 +16,19 @@ The one place where predict, eval, preprocess and the Python API open a SAR inpu
   (:func:`sar_colorizer.sar.radiometry.detect_input_scale`, which warns about 16-bit values
   that look like GRD digital numbers).
 
-:attr:`SarInput.tags` says what the input was taken to be; writers put them into the output's
-metadata (``SARCOLOR_INPUT_*``).
+:meth:`SarInput.output_tags` says what the input was taken to be (product, calibration, noise
+removal, scale and how it was known, bands, normalisation reference); predict writes them into
+its outputs' metadata (``SARCOLOR_INPUT_*``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -74,6 +76,32 @@ class SarInput:
             requested, requested,
         )
         return requested
+
+    def output_tags(
+        self,
+        scale: str,
+        requested: str,
+        band_names: Sequence[str],
+        references: Sequence[float],
+    ) -> dict[str, str]:
+        """``SARCOLOR_INPUT_*`` tags for outputs made from this input.
+
+        Args:
+            scale: The scale the values were read in.
+            requested: The scale asked for (``"auto"``: detected, unless the input knew it).
+            band_names: The SAR bands used, in model order.
+            references: Per band, the linear power that became relative intensity 1.
+        """
+        if self.scale is not None and requested in ("auto", self.scale):
+            how = "from the product" if "SARCOLOR_INPUT_CALIBRATION" in self.tags else (
+                "from the file's metadata and name")
+        else:
+            how = "detected from the values" if requested == "auto" else "given"
+        tags = {"SARCOLOR_INPUT": str(self.source), **self.tags}
+        tags["SARCOLOR_INPUT_SCALE"] = f"{scale} ({how})"
+        tags["SARCOLOR_INPUT_BANDS"] = ",".join(band_names)
+        tags["SARCOLOR_INPUT_REFERENCE"] = ",".join(f"{value:.6g}" for value in references)
+        return tags
 
 
 def recognise_rtc(path: str | os.PathLike[str], tags: Mapping[str, str]) -> tuple[str, str] | None:
@@ -137,6 +165,7 @@ def open_sar_input(
     path: str | os.PathLike[str],
     product_options: object | None = None,
     *,
+    bands: str | Sequence[str | int] | None = None,
     progress: bool = True,
     workdir: str | os.PathLike[str] | None = None,
 ) -> Iterator[SarInput]:
@@ -147,6 +176,8 @@ def open_sar_input(
         path: A raster GDAL reads, or a Sentinel-1 GRD product (``.SAFE``, ``manifest.safe``,
             ``.zip``).
         product_options: :class:`sar_colorizer.io.s1product.ProductOptions` for products.
+        bands: The bands the caller will read; polarisation names (``"VH"``) make a product
+            calibrate only those (unless ``product_options`` names its own).
         progress: Progress bars while a product is calibrated.
         workdir: Folder for a product's temporary files (default: the system's).
 
@@ -157,6 +188,7 @@ def open_sar_input(
         ProductError: An incomplete, damaged or unsupported product.
     """
     from sar_colorizer.io.raster import input_path
+    from sar_colorizer.sar.polarisation import polarisations_in
     from sar_colorizer.sar.product import is_product_path
 
     path = input_path(path)
@@ -165,7 +197,12 @@ def open_sar_input(
 
         if product_options is not None and not isinstance(product_options, ProductOptions):
             raise InputError(f"product options must be ProductOptions, not {product_options!r}")
-        with backscatter_raster(path, product_options, progress=progress,
+        options = product_options or ProductOptions()
+        wanted = polarisations_in(",".join(map(str, bands)) if not isinstance(bands, str | None)
+                                  else bands)
+        if options.polarisations is None and wanted:
+            options = dataclasses.replace(options, polarisations=wanted)
+        with backscatter_raster(path, options, progress=progress,
                                 workdir=workdir) as (raster, tags):
             logger.info("%s: %s, %s", path, tags["SARCOLOR_INPUT_PRODUCT"],
                         tags["SARCOLOR_INPUT_CALIBRATION"])

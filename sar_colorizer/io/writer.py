@@ -31,7 +31,7 @@ import logging
 import math
 import os
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -50,6 +50,7 @@ from sar_colorizer.io.atomic import (
     remove_stale,
     remove_with_sidecars,
     temporary_path,
+    write_error,
 )
 from sar_colorizer.io.formats import (
     DRIVER_COUNTS,
@@ -60,6 +61,7 @@ from sar_colorizer.io.formats import (
     fits_dtype,
     output_creation_options,
 )
+from sar_colorizer.io.gdal_library import quiet_libtiff
 from sar_colorizer.io.output_policy import check_output_path
 from sar_colorizer.io.windows import as_window, check_window
 from sar_colorizer.signals import run_interruptibly
@@ -137,9 +139,14 @@ def check_complete(written: Path, path: Path, sparse_ok: bool = False) -> None:
                         if offset + length > size or (not length and not sparse_ok):
                             missing += 1
     except (RasterioError, OSError, ValueError) as error:
-        raise OutputError(f"{path}: cannot write ({error}); {fix}") from None
+        raise _with_fix(write_error(path, error), fix) from None
     if missing:
-        raise OutputError(f"{path}: cannot write ({missing} of {total} blocks are missing); {fix}")
+        raise _with_fix(write_error(path, f"{missing} of {total} blocks are missing"), fix)
+
+
+def _with_fix(error: OutputError, fix: str) -> OutputError:
+    """``error``, or with ``fix`` appended where it does not already name a full disk."""
+    return error if "the disk is full" in str(error) else OutputError(f"{error}; {fix}")
 
 
 class RasterWriter:
@@ -174,6 +181,7 @@ class RasterWriter:
         masked: mark invalid pixels (alpha band, JPEG mask or nodata; see the module
             docstring). When False, ``valid`` must not be passed to :meth:`write`.
         descriptions: band descriptions for the data bands (e.g. ``("red", "green", "blue")``).
+        tags: dataset metadata to write (``{"SARCOLOR_INPUT_SCALE": "db"}``; not in JPEG).
 
     Raises:
         OutputExistsError: the output exists and ``overwrite`` is False.
@@ -191,10 +199,12 @@ class RasterWriter:
         creation_options: dict[str, Any] | None = None,
         masked: bool = True,
         descriptions: Sequence[str | None] | None = None,
+        tags: Mapping[str, str] | None = None,
     ) -> None:
         self.path = Path(path)
         self.driver = driver_for_path(self.path, driver, cog)
         self.masked = masked
+        quiet_libtiff()  # a failed write is one error, not a libtiff line per block on stderr
         try:
             self.width, self.height = int(profile["width"]), int(profile["height"])
             self.count = int(profile.get("count", 1))
@@ -260,10 +270,10 @@ class RasterWriter:
                 if description is not None:
                     self._dataset.set_band_description(index, description)
             if self.driver != "JPEG":  # JPEG: in its comment (see _DRIVER_DEFAULTS)
-                self._dataset.update_tags(**{WRITER_TAG: __version__})
+                self._dataset.update_tags(**{**(tags or {}), WRITER_TAG: __version__})
         except RasterioError as error:
             self._discard()
-            raise OutputError(f"{self.path}: cannot create the output ({error})") from None
+            raise write_error(self.path, error) from None
         except BaseException:
             self._discard()
             raise
@@ -349,7 +359,7 @@ class RasterWriter:
         try:
             self._write(array, target, valid)
         except RasterioError as error:
-            raise OutputError(f"{self.path}: cannot write ({error})") from None
+            raise write_error(self.path, error) from None
 
     def _converted(self, array: np.ndarray) -> np.ndarray:
         target = np.dtype(self.dtype)
@@ -411,7 +421,7 @@ class RasterWriter:
             publish_with_sidecars(self._output_temporary, self.path, self.overwrite)
         except RasterioError as error:
             self._discard()
-            raise OutputError(f"{self.path}: cannot write ({error})") from None
+            raise write_error(self.path, error) from None
         except BaseException:
             self._discard()
             raise

@@ -343,3 +343,20 @@ def fold_batch_norm(model: ColorizationUNet) -> ColorizationUNet:
         weights[-1] = weights[-1] * scale  # output channels are the last axis of the kernel
         layer.set_weights([*weights, shift.astype(weights[-1].dtype)])
     return folded
+
+
+def inference_network(model: Any) -> tuple[Any, bool]:
+    """``(network, upsample)``: what inference runs of ``model``, for TensorFlow and ONNX alike.
+
+    A :class:`ColorizationUNet` gets its batch normalisations folded into the convolutions
+    (:func:`fold_batch_norm`). A network that ends in a bilinear
+    :class:`~sar_colorizer.nets.layers.ResizeLike` (AB predicted at reduced resolution) is cut
+    before it, and ``upsample`` is True: the runner upsamples with OpenCV (the same half-pixel
+    bilinear interpolation, several times faster on a CPU) or guided by the SAR.
+    """
+    network = fold_batch_norm(model) if isinstance(model, ColorizationUNet) else model
+    last = network.layers[-1]
+    upsample = isinstance(last, ResizeLike) and last.method == "bilinear"
+    if upsample:
+        network = keras.Model(network.inputs, last.input[0], name=f"{network.name}_low")
+    return network, upsample

@@ -171,3 +171,31 @@ def test_reference_follows_the_bundles_optical_convention(
         assert report["settings"]["optical_convention"] == (flag or "as-is")
         scores[flag] = report["baselines"]["no_colour"]["ab_rmse"]
     assert scores[None] == scores["as-is"] != scores["dos"]
+
+
+def test_a_pair_of_mismatched_sizes_is_refused_before_any_work(
+    tiny_bundle: Path, write_pairs, tmp_path: Path, monkeypatch
+):
+    """Every pair's header is checked before the model loads: one unusable pair among good ones
+    fails the run in a second, naming it, instead of after scoring the others."""
+    import rasterio
+
+    from sar_colorizer import _tf
+
+    pairs = write_pairs(tmp_path / "pairs", n=3, size=(48, 40)).root
+    with rasterio.open(pairs / "opt" / "001.png") as src:
+        profile, rgb = src.profile, src.read()
+    profile.update(width=30)
+    with rasterio.open(pairs / "opt" / "001.png", "w", **profile) as dst:
+        dst.write(rgb[:, :, :30])
+
+    def no_model(*_args, **_kwargs):
+        raise AssertionError("the model was loaded before the pairs were checked")
+
+    monkeypatch.setattr(_tf, "import_keras", no_model)
+    report = tmp_path / "report"
+    result = CliRunner().invoke(cli, ["eval", str(tiny_bundle), str(pairs), "--report", str(report)])
+    assert result.exit_code == 3, result.output  # InputError
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and "001" in lines[0] and "40" in lines[0] and "30" in lines[0], lines
+    assert not report.exists()

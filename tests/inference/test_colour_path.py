@@ -1,17 +1,15 @@
-"""The colour conversion that predict runs (XLA-compiled) against its numpy definition, and the
+"""The colour conversion that predict runs (numpy and OpenCV) against its numpy definition, and the
 tone curves seen through it."""
 
-import logging
 
 import keras
 import numpy as np
 import pytest
 
-from sar_colorizer._tf import import_tensorflow
 from sar_colorizer.color.gamut import ENVELOPE_RADIUS, lightness_envelope, limit_chroma_numpy
 from sar_colorizer.color.lab import AB_SCALE, lab_to_rgb
 from sar_colorizer.errors import InputError
-from sar_colorizer.inference.colour import ColourConverter, XlaFallback
+from sar_colorizer.inference.colour import ColourConverter
 from sar_colorizer.inference.tone import TONE_LUT_SIZE, tone_lut
 from sar_colorizer.sar.radiometry import relative_to_feature
 
@@ -127,35 +125,3 @@ def test_tone_table_follows_the_exact_quantile_curve():
 def test_unknown_tone_lists_the_valid_ones():
     with pytest.raises(InputError, match="matched, sar"):
         tone_lut("pastel")
-
-
-def _doubled_through_text(x):
-    """A graph XLA cannot compile (AsString has no XLA kernel) that computes ``2 x``."""
-    tf = import_tensorflow()
-    return tf.strings.to_number(tf.strings.as_string(x)) * 2.0, x
-
-
-def test_the_plain_graph_takes_over_where_xla_cannot_compile(caplog):
-    tf = import_tensorflow()
-    spec = [tf.TensorSpec([2], tf.float32)]
-    compiled = tf.function(
-        _doubled_through_text, input_signature=spec, jit_compile=True, autograph=False
-    )
-    plain = tf.function(_doubled_through_text, input_signature=spec, autograph=False)
-    convert = XlaFallback(compiled, plain)
-    with caplog.at_level(logging.WARNING, logger="sar_colorizer.inference.colour"):
-        doubled, _ = convert(np.array([1.5, -2.0], np.float32))
-    np.testing.assert_allclose(doubled.numpy(), [3.0, -4.0])
-    assert not convert.compiled
-    assert "XLA cannot compile" in caplog.text and "InvalidArgumentError" in caplog.text
-    # A caller's mistake (a wrong shape) is not taken for a missing XLA: it propagates.
-    def doubled(x):
-        return x * 2.0, x
-
-    working = XlaFallback(
-        tf.function(doubled, input_signature=spec, jit_compile=True, autograph=False), plain
-    )
-    with pytest.raises((TypeError, ValueError)):
-        working(np.zeros(3, np.float32))
-    assert working.compiled
-    np.testing.assert_allclose(working(np.ones(2, np.float32))[0].numpy(), [2.0, 2.0])

@@ -31,3 +31,31 @@ def test_valid_options_pass_in_any_case():
     check_creation_options("GTiff", {"compress": "lzw", "tiled": "yes", "blockxsize": 256})
     check_creation_options("COG", {"COMPRESS": "deflate", "LEVEL": 6})
     check_creation_options("GTiff", None)
+
+
+@pytest.mark.parametrize("option, expected", [
+    ("COMPRESS=FOO", "COMPRESS of the GTiff driver is one of NONE, LZW"),
+    ("FOO=BAR", "the GTiff driver has no creation option FOO; its options: ALPHA"),
+])
+def test_predict_refuses_an_unknown_creation_option_before_any_work(
+    option, expected, tiny_bundle, make_geotiff, tmp_path, monkeypatch
+):
+    import numpy as np
+    from click.testing import CliRunner
+
+    from sar_colorizer import _tf
+    from sar_colorizer.cli import cli
+
+    def no_model(*_args, **_kwargs):
+        raise AssertionError("the model was loaded before the options were checked")
+
+    monkeypatch.setattr(_tf, "import_keras", no_model)
+    scene = make_geotiff("scene_VH.tif", np.full((40, 40), -15.0, dtype=np.float32))
+    out = tmp_path / "out"
+    for target in (["--output-dir", str(out), "--suffix", ".tif"], [str(out / "c.tif")]):
+        args = ["predict", "--model", str(tiny_bundle), str(scene), *target, "--co", option]
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 3, result.output
+        lines = [line for line in result.output.splitlines() if line.strip()]
+        assert len(lines) == 1 and expected in lines[0], lines
+    assert not out.exists() or list(out.iterdir()) == []
