@@ -105,6 +105,17 @@ def fits_dtype(value: float, dtype: str) -> bool:
     return bool(float(value).is_integer() and info.min <= value <= info.max)
 
 
+def is_georeferenced(profile: dict[str, Any]) -> bool:
+    """Whether a profile places the raster on the Earth: a CRS, or a transform that is not
+    GDAL's identity (what a plain PNG or JPEG without world file reads with)."""
+    from affine import Affine
+
+    transform = profile.get("transform")
+    return profile.get("crs") is not None or (
+        transform is not None and not Affine(*tuple(transform)[:6]).almost_equals(Affine.identity())
+    )
+
+
 def output_creation_options(
     profile: dict[str, Any], driver: str, dtype: str, extra: dict[str, Any] | None
 ) -> dict[str, Any]:
@@ -123,6 +134,10 @@ def output_creation_options(
             del carried["compress"]  # a lossy source does not make a lossy output
     options = dict(_DRIVER_DEFAULTS[driver])
     options.update(carried)
+    if not is_georeferenced(profile):
+        # A world file of an image without georeference would place it at 0, 0 with 1-unit
+        # pixels (GDAL's identity transform): write none.
+        options.pop("worldfile", None)
     if driver in ("GTiff", "COG") and np.issubdtype(np.dtype(dtype), np.integer):
         # Images: horizontal differencing makes them compress ~15% smaller, and with it
         # DEFLATE level 1 is as small as level 6 at ~60% of the CPU time (measured on a
