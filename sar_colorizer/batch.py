@@ -29,10 +29,11 @@ Nothing here imports TensorFlow at import time.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import logging
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,6 +82,22 @@ class Job:
         """Every file the job writes."""
         return [path for path in (self.output, self.ab_output, self.quicklook, self.confidence)
                 if path is not None]
+
+    @contextlib.contextmanager
+    def claimed(self) -> Iterator[None]:
+        """Hold every output of the job for this process until the block ends
+        (:func:`sar_colorizer.io.atomic.claim`): another run writing one of them is refused at
+        once, before the scene is computed, not at the final rename.
+
+        Raises:
+            OutputExistsError: another live run holds one of the outputs.
+        """
+        from sar_colorizer.io.atomic import claim
+
+        with contextlib.ExitStack() as stack:
+            for path in self.outputs():
+                stack.enter_context(claim(path))
+            yield
 
 
 @dataclass(frozen=True)
@@ -358,7 +375,8 @@ def colour_scene(
     from sar_colorizer.bundle import cached_bundle
 
     check_job(job, options.overwrite, options.driver, force, inputs, options.creation_options)
-    return colour_job(cached_bundle(model), job, options, progress)
+    with job.claimed():  # before the model loads: a second run is refused at once
+        return colour_job(cached_bundle(model), job, options, progress)
 
 
 def _check_model(model: ModelLike) -> None:

@@ -28,7 +28,8 @@ Outputs in ``report_dir`` (each written atomically):
   and ``"left_out"``, the flagged names. With ``flagged="exclude"`` the flagged pairs are not
   scored at all; ``"left_out"`` then names them at the top level.
 * ``report.md``: the table and one line per baseline with the model's advantage; when some pair
-  is flagged, a second table over the clear references only.
+  is flagged, a second table over the clear references only; the confidence deciles; one row
+  per image (``report.html`` shows the same, with pictures).
 * ``grid.png``: a few images, columns SAR | model | best baseline | reference | optical.
 
 The model also holds ``"beats_no_colour"``: on how many images (count, of, fraction) its AB
@@ -47,10 +48,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from sar_colorizer.baselines import BASELINE_NAMES, Baselines
-from sar_colorizer.data.pairs import FLAGGED_CHOICES, is_flagged
+from sar_colorizer.data.pairs import FLAGGED_CHOICES, check_pairs, is_flagged
 from sar_colorizer.errors import InputError, OutputExistsError
 from sar_colorizer.inference.options import ColourOptions
 from sar_colorizer.io.writer import atomic_path
@@ -59,6 +59,7 @@ from sar_colorizer.metrics import (
     lab_to_rgb_u8,
     reference_lab,
 )
+from sar_colorizer.progress import progress_bar
 from sar_colorizer.report import (
     MODEL_KEY,
     REPORT_JSON,
@@ -435,7 +436,8 @@ def evaluate(
             :func:`sar_colorizer.evaluate` score what ``predict`` writes).
         report_dir: folder for ``report.json``, ``report.md`` and ``grid.png`` (created).
         grid_count: number of images (rows) in ``grid.png``, spread over the list; 0: no grid.
-        progress: show a progress bar over images (tqdm on stderr).
+        progress: show progress over images on stderr (a bar on a terminal, a line now and
+            then elsewhere).
         split: evaluate only pairs of this split (e.g. ``"test"``).
         limit: evaluate at most this many pairs.
         overwrite: replace an existing ``report.json``.
@@ -469,6 +471,7 @@ def evaluate(
     convention = optical_convention or bundle.optical_convention
     chosen = select_pairs(pairs, split=split, limit=limit)
     selected = select_pairs(chosen, flagged=flagged)
+    check_pairs(selected)  # every header, before the first image is scored
     in_grid = _grid_indices(len(selected), grid_count)
 
     from sar_colorizer.report_html import REPORT_HTML, HtmlCollector
@@ -476,7 +479,7 @@ def evaluate(
     page = HtmlCollector() if html else None
     images: list[ImageOutputs] = []
     for index, pair in enumerate(
-        tqdm(selected, desc="evaluate", unit="image", disable=None if progress else True)
+        progress_bar(selected, desc="evaluate", unit="images", enabled=progress)
     ):
         outputs = evaluate_pair(
             bundle, baselines, pair, options,

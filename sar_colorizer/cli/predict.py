@@ -84,8 +84,8 @@ from sar_colorizer.sar.display import DEFAULT_DISPLAY_FILTER, DISPLAY_FILTERS
     "--ab-output",
     type=click.Path(),
     default=None,
-    help="Also write the predicted a*, b* (CIELAB) as a float32 2-band GeoTIFF (with "
-    "--output-dir: a folder for <stem>_ab.tif files).",
+    help="Also write the predicted a*, b* (CIELAB) as a float32 2-band GeoTIFF, bands "
+    "described a_cielab and b_cielab (with --output-dir: a folder for <stem>_ab.tif files).",
 )
 @click.option(
     "--quicklook",

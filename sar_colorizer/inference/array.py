@@ -114,7 +114,7 @@ def colorize_array(
     prepared = colourer.prepare(values, valid)
     if _tiled(tile_size):
         outputs = colourer.stitcher(ModelRunner.for_bundle(bundle)).image(
-            prepared.model_input, prepared.guide
+            prepared.model_input, prepared.guide, prepared.valid
         )
     else:
         if colourer.factor != 1.0:

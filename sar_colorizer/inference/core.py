@@ -72,6 +72,16 @@ class Prepared:
     guide: np.ndarray | None = None
     bounds: tuple[np.ndarray, ...] = ()
 
+    def paste(self, part: Prepared) -> None:
+        """Write ``part`` (prepared columns of the same rows) into these arrays, at its
+        columns."""
+        cols = slice(part.col0 - self.col0, part.col0 - self.col0 + part.valid.shape[1])
+        pairs = [(self.model_input, part.model_input), (self.display, part.display),
+                 (self.guide, part.guide), *zip(self.bounds, part.bounds, strict=True)]
+        for whole, piece in pairs:
+            if whole is not None and piece is not None:
+                whole[:, cols] = piece
+
     def colour_source(
         self, rows: slice, cols: slice = slice(None)
     ) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, ...]]:
@@ -214,6 +224,27 @@ class SceneColourer:
             bounds=bounds,
         )
 
+    def nodata_prepared(self, row0: int, valid: np.ndarray, channels: int) -> Prepared:
+        """What :meth:`prepare` gives pixels far from any data (beyond the filters' and the L
+        envelope's reach), for scene rows from ``row0`` and full width: network input and
+        display 0, guide and L envelope the dB feature of 0. ``valid``: their mask (a
+        scheduler pastes the prepared columns with data over them: :meth:`Prepared.paste`)."""
+        rows, width = valid.shape
+        empty = db_feature(np.zeros((1, 1), np.float32))[0, 0]
+        guide = np.full((rows, width), empty, np.float32) if self.recipe.guided else None
+        bounds: tuple[np.ndarray, ...] = ()
+        if self.margin:
+            bounds = tuple(np.full((rows, width), empty, np.float32) for _ in range(2))
+        return Prepared(
+            row0=row0,
+            col0=0,
+            model_input=np.zeros((rows, width, channels), np.float32),
+            valid=valid,
+            display=np.zeros((rows, width), np.float32),
+            guide=guide,
+            bounds=bounds,
+        )
+
     # -- 3 and 4. tiles, blending, the network --------------------------------------------
 
     def stitcher(self, runner: ModelRunner) -> TileStitcher:
@@ -251,6 +282,7 @@ class SceneColourer:
                 plan.transform,
                 data_col0=prepared.col0,
                 cols=range(cols[0], cols[-1] + 1),
+                valid=prepared.valid,
             )
         return blender.values
 

@@ -147,7 +147,8 @@ def colorize_raster(
     """
     from sar_colorizer.io.dataset import input_path
     from sar_colorizer.io.sar_input import open_sar_input
-    from sar_colorizer.sar.polarisation import sar_band_names
+    from sar_colorizer.sar.polarisation import POLARISATIONS, sar_band_names
+    from sar_colorizer.sar.product import is_product_path
 
     started = time.perf_counter()
     options = ColourOptions.of(options, **settings)
@@ -164,8 +165,12 @@ def colorize_raster(
         overwrite=overwrite,
         creation_options=creation_options,
     )
+    if options.bands is None and is_product_path(in_path) and all(
+        band.upper() in POLARISATIONS for band in bundle.bands
+    ):  # a product holds every polarisation: read (and calibrate) the model's
+        options = ColourOptions.of(options, bands=",".join(bundle.bands))
     # A product becomes a temporary backscatter raster; an RTC GeoTIFF brings its own scale.
-    with open_sar_input(in_path, product_options, progress=progress,
+    with open_sar_input(in_path, product_options, bands=options.bands, progress=progress,
                         workdir=outputs.colour.parent) as sar:
         requested = options.input_scale
         options = ColourOptions.of(options, input_scale=sar.input_scale(requested))

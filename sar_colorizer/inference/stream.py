@@ -78,10 +78,26 @@ class StripReader:
             values, valid = read_raster(
                 plan.in_path, bands=list(plan.band_indexes), window=Window(0, lo, width, hi - lo)
             )
-            return colourer.prepare(
-                values, valid, origin=(lo, 0),
-                keep=(first - lo, stop - lo, 0, width), context=(top - lo, bottom - lo, 0, width),
-            )
+            # Only the columns with data, and what the filters and the L envelope read around
+            # them, are prepared: the rest is nodata, whose prepared values are constants.
+            columns = np.flatnonzero(valid.any(axis=0))
+            reach = halo + margin
+            c0 = max(0, int(columns[0]) - reach) if columns.size else 0
+            c1 = min(width, int(columns[-1]) + 1 + reach) if columns.size else 0
+            rows = (first - lo, stop - lo)
+            if (c0, c1) == (0, width):
+                return colourer.prepare(
+                    values, valid, origin=(lo, 0), keep=(*rows, 0, width),
+                    context=(top - lo, bottom - lo, 0, width),
+                )
+            strip = colourer.nodata_prepared(first, valid[rows[0] : rows[1]], values.shape[0])
+            if c1 > c0:
+                part = colourer.prepare(
+                    values[:, :, c0:c1], valid[:, c0:c1], origin=(lo, c0),
+                    keep=(*rows, 0, c1 - c0), context=(top - lo, bottom - lo, 0, c1 - c0),
+                )
+                strip.paste(part)
+            return strip
 
 
 @dataclass(frozen=True)
@@ -160,7 +176,7 @@ def stream_raster(
                 pending = reader_pool.submit(read_strip, row + 1)
             with timed(stages, "model + blend"):
                 start, stop, block = stitcher.row(
-                    row, strip.model_input, strip.row0, strip.guide
+                    row, strip.model_input, strip.row0, strip.guide, strip.valid
                 )
             # Keep at most one block in flight: bounded memory, errors surface promptly.
             while written:

@@ -52,7 +52,7 @@ from rasterio.warp import transform as transform_points
 from rasterio.windows import Window
 
 from sar_colorizer.errors import OutputError, ProductError
-from sar_colorizer.io.atomic import atomic_file
+from sar_colorizer.io.atomic import atomic_file, temporary_path
 from sar_colorizer.sar.product import (
     CALIBRATIONS,
     Annotation,
@@ -211,8 +211,8 @@ def _write_radar(
     path: Path,
     progress: bool,
 ) -> list[Window]:
-    """Pass 1: calibrated, noise-free linear backscatter in radar geometry; returns the tiles
-    that hold data."""
+    """Pass 1: calibrated, noise-free linear backscatter in radar geometry; returns, per tile
+    that holds data, the window of its data."""
     luts = [product.calibration(pol, options.calibration) for pol in pols]
     noises = [product.noise(pol) if options.noise_removal else None for pol in pols]
     profile = {
@@ -261,18 +261,53 @@ def _write_radar(
                     )
                 if np.isnan(out).all():
                     continue
-                window = Window(col, row, width, height)
-                dst.write(out, window=window)
-                valid_tiles.append(window)
+                dst.write(out, window=Window(col, row, width, height))
+                valid = np.isfinite(out).any(axis=0)
+                rows_valid = np.flatnonzero(np.any(valid, axis=1))
+                cols_valid = np.flatnonzero(np.any(valid, axis=0))
+                valid_tiles.append(Window(  # the data's extent within the tile
+                    col + int(cols_valid[0]), row + int(rows_valid[0]),
+                    int(cols_valid[-1] - cols_valid[0]) + 1,
+                    int(rows_valid[-1] - rows_valid[0]) + 1,
+                ))
     return valid_tiles
 
 
-def _output_tiles(
+def _grid_and_tiles(
+    product: Sentinel1Product, annotation: Annotation, radar_tiles: list[Window]
+) -> tuple[Geocoding, list[Window]]:
+    """The output grid cut to where the valid radar tiles land (a product with data in one
+    corner gives an output of that corner, not of its whole footprint), and its TILE x TILE
+    windows that they reach."""
+    grid = geocoding_grid(product, annotation)
+    boxes = _radar_tile_boxes(annotation, grid, radar_tiles)
+    if boxes.size == 0:
+        return grid, []
+    col0 = int(max(0, math.floor(boxes[:, 0].min())))
+    row0 = int(max(0, math.floor(boxes[:, 1].min())))
+    col1 = int(min(grid.width, math.ceil(boxes[:, 2].max()) + 1))
+    row1 = int(min(grid.height, math.ceil(boxes[:, 3].max()) + 1))
+    cut = Geocoding(grid.crs, grid.transform * Affine.translation(col0, row0), col1 - col0,
+                    row1 - row0)
+    boxes = boxes - np.array([col0, row0, col0, row0])
+    tiles = []
+    for row in range(0, cut.height, TILE):
+        for col in range(0, cut.width, TILE):
+            window = Window(col, row, min(TILE, cut.width - col), min(TILE, cut.height - row))
+            reached = ((boxes[:, 0] < col + window.width) & (boxes[:, 2] >= col)
+                       & (boxes[:, 1] < row + window.height) & (boxes[:, 3] >= row))
+            if reached.any():
+                tiles.append(window)
+    return cut, tiles
+
+
+def _radar_tile_boxes(
     annotation: Annotation, grid: Geocoding, radar_tiles: list[Window]
-) -> list[Window]:
-    """The output windows (TILE x TILE, aligned) that the valid radar tiles reach."""
+) -> np.ndarray:
+    """Per valid radar tile (2 px margin), the box ``(col0, row0, col1, row1)`` of output
+    pixels its outline reaches, through the thin plate spline; ``(n, 4)``."""
     if not radar_tiles:
-        return []
+        return np.empty((0, 4))
     rows, cols = [], []
     for tile in radar_tiles:
         r0, c0 = tile.row_off - 2, tile.col_off - 2
@@ -285,17 +320,8 @@ def _output_tiles(
     x, y = transform_points(WGS84, grid.crs, np.atleast_1d(lon), np.atleast_1d(lat))
     col_f, row_f = ~grid.transform * (np.asarray(x), np.asarray(y))
     col_f, row_f = np.asarray(col_f).reshape(-1, 20), np.asarray(row_f).reshape(-1, 20)
-    wanted: set[tuple[int, int]] = set()
-    n_rows, n_cols = math.ceil(grid.height / TILE), math.ceil(grid.width / TILE)
-    for cs, rs in zip(col_f, row_f, strict=True):
-        tr0, tr1 = int(max(0, rs.min() // TILE)), int(min(n_rows - 1, rs.max() // TILE))
-        tc0, tc1 = int(max(0, cs.min() // TILE)), int(min(n_cols - 1, cs.max() // TILE))
-        wanted.update((tr, tc) for tr in range(tr0, tr1 + 1) for tc in range(tc0, tc1 + 1))
-    return [
-        Window(tc * TILE, tr * TILE, min(TILE, grid.width - tc * TILE),
-               min(TILE, grid.height - tr * TILE))
-        for tr, tc in sorted(wanted)
-    ]
+    return np.stack([col_f.min(axis=1), row_f.min(axis=1), col_f.max(axis=1),
+                     row_f.max(axis=1)], axis=1)
 
 
 def product_tags(
@@ -332,8 +358,7 @@ def _geocode(
 ) -> int:
     """Pass 2: warp the radar-geometry file to the UTM grid and write ``target``; returns the
     number of output tiles computed."""
-    grid = geocoding_grid(product, annotation)
-    tiles = _output_tiles(annotation, grid, radar_tiles)
+    grid, tiles = _grid_and_tiles(product, annotation, radar_tiles)
     profile = {
         "driver": "GTiff", "width": grid.width, "height": grid.height, "count": len(pols),
         "dtype": "float32", "nodata": float("nan"), "crs": grid.crs, "transform": grid.transform,
@@ -434,6 +459,19 @@ def _warp_window(src: Any, lines: np.ndarray, pixels: np.ndarray, resampling: st
     return out
 
 
+def _scratch_folder(
+    product: Sentinel1Product, tag: str, workdir: str | os.PathLike[str] | None
+) -> Path:
+    """A new temporary folder in ``workdir`` (default: the system's), named as the package's
+    temporaries are (:func:`sar_colorizer.io.atomic.temporary_path`: a later run removes it
+    if this process is killed before it can)."""
+    if workdir is None:
+        return Path(tempfile.mkdtemp(prefix=f".sarcolor-{tag}-"))
+    folder = temporary_path(Path(workdir) / product.name, tag)
+    folder.mkdir()
+    return folder
+
+
 def _write_product(
     product: Sentinel1Product,
     target: Path,
@@ -446,7 +484,7 @@ def _write_product(
     pols = options.chosen(product)
     product.require(pols, options.noise_removal)
     annotation = product.annotation(pols[0])
-    scratch = Path(tempfile.mkdtemp(prefix=".sarcolor-radar-", dir=workdir))
+    scratch = _scratch_folder(product, "radar", workdir)
     try:
         radar_path = scratch / "radar.tif"
         with rasterio.Env(GDAL_CACHEMAX=_GDAL_CACHE_MB):
@@ -527,7 +565,7 @@ def backscatter_raster(
     """
     options = options or ProductOptions()
     product = open_product(product_path)
-    folder = Path(tempfile.mkdtemp(prefix=".sarcolor-product-", dir=workdir))
+    folder = _scratch_folder(product, "product", workdir)
     try:
         path = folder / f"{product.name}_{options.calibration}.tif"
         pols = _write_product(product, path, options, False, progress, folder, compress=False)

@@ -24,6 +24,7 @@ its outputs' metadata (``SARCOLOR_INPUT_*``).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import re
@@ -164,6 +165,7 @@ def open_sar_input(
     path: str | os.PathLike[str],
     product_options: object | None = None,
     *,
+    bands: str | Sequence[str | int] | None = None,
     progress: bool = True,
     workdir: str | os.PathLike[str] | None = None,
 ) -> Iterator[SarInput]:
@@ -174,6 +176,8 @@ def open_sar_input(
         path: A raster GDAL reads, or a Sentinel-1 GRD product (``.SAFE``, ``manifest.safe``,
             ``.zip``).
         product_options: :class:`sar_colorizer.io.s1product.ProductOptions` for products.
+        bands: The bands the caller will read; polarisation names (``"VH"``) make a product
+            calibrate only those (unless ``product_options`` names its own).
         progress: Progress bars while a product is calibrated.
         workdir: Folder for a product's temporary files (default: the system's).
 
@@ -184,6 +188,7 @@ def open_sar_input(
         ProductError: An incomplete, damaged or unsupported product.
     """
     from sar_colorizer.io.raster import input_path
+    from sar_colorizer.sar.polarisation import polarisations_in
     from sar_colorizer.sar.product import is_product_path
 
     path = input_path(path)
@@ -192,7 +197,12 @@ def open_sar_input(
 
         if product_options is not None and not isinstance(product_options, ProductOptions):
             raise InputError(f"product options must be ProductOptions, not {product_options!r}")
-        with backscatter_raster(path, product_options, progress=progress,
+        options = product_options or ProductOptions()
+        wanted = polarisations_in(",".join(map(str, bands)) if not isinstance(bands, str | None)
+                                  else bands)
+        if options.polarisations is None and wanted:
+            options = dataclasses.replace(options, polarisations=wanted)
+        with backscatter_raster(path, options, progress=progress,
                                 workdir=workdir) as (raster, tags):
             logger.info("%s: %s, %s", path, tags["SARCOLOR_INPUT_PRODUCT"],
                         tags["SARCOLOR_INPUT_CALIBRATION"])

@@ -434,6 +434,7 @@ class TileSink(Protocol):
     weighted tile outputs into: :class:`StripBlender` or :class:`WindowBlender`."""
 
     grid: TileGrid
+    channels: int
 
     def add_tiles(
         self, row: int, col_start: int, outputs: np.ndarray, weighted: bool = False
@@ -455,6 +456,7 @@ class WindowBlender:
 
     def __init__(self, grid: TileGrid, channels: int, core: tuple[int, int, int, int]) -> None:
         self.grid = grid
+        self.channels = channels
         self.core = core
         r0, r1, c0, c1 = core
         self.values = np.zeros((r1 - r0, c1 - c0, channels), dtype=np.float32)

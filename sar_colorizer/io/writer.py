@@ -107,6 +107,11 @@ def atomic_path(path: str | os.PathLike[str], overwrite: bool = False) -> Iterat
         raise
 
 
+def _sparse(options: Mapping[str, Any]) -> bool:
+    """Whether creation ``options`` let GDAL leave empty blocks out (SPARSE_OK)."""
+    return str(options.get("sparse_ok", "")).upper() in ("TRUE", "YES", "1", "ON")
+
+
 def check_complete(written: Path, path: Path, sparse_ok: bool = False) -> None:
     """Check that GDAL wrote every block of ``written`` (the temporary file of ``path``).
 
@@ -228,7 +233,7 @@ class RasterWriter:
         self.creation_options = output_creation_options(
             profile, self.driver, self.dtype, creation_options
         )
-        staging_options = self._staging_options(profile)
+        self._staging_options = self._staging_creation(profile)
         check_output_path(self.path, overwrite)
         self.overwrite = overwrite
         make_folder(self.path.parent)
@@ -240,13 +245,13 @@ class RasterWriter:
             else temporary_path(self.path.with_suffix(".tif"), "staging")
         )
         self._closed = False
-        self._open_staging(staging_options, descriptions, tags)
+        self._open_staging(self._staging_options, descriptions, tags)
         logger.debug(
             "writing %s (%s, %d x %d, %d bands %s) via %s",
             self.path, self.driver, self.width, self.height, self.count, self.dtype, self._staging,
         )
 
-    def _staging_options(self, profile: dict[str, Any]) -> dict[str, Any]:
+    def _staging_creation(self, profile: dict[str, Any]) -> dict[str, Any]:
         """Creation options of the file GDAL writes window by window: the output itself for
         GeoTIFF, else a staging GeoTIFF converted at close. Photometric follows the output
         (never the source's)."""
@@ -424,13 +429,14 @@ class RasterWriter:
         self._closed = True
         try:
             self._dataset.close()
-            sparse_ok = str(self.creation_options.get("sparse_ok", "")).upper() in ("TRUE", "YES")
-            check_complete(self._staging, self.path, sparse_ok)
+            check_complete(self._staging, self.path, _sparse(self._staging_options))
             if self._staging != self._output_temporary:
                 # GDAL converts the whole scene in one C call (seconds): run it where a
                 # signal does not have to wait for it.
                 run_interruptibly(self._convert)
-                check_complete(self._output_temporary, self.path, sparse_ok)
+                check_complete(
+                    self._output_temporary, self.path, _sparse(self.creation_options)
+                )
                 remove_with_sidecars(self._staging)
             publish_with_sidecars(self._output_temporary, self.path, self.overwrite)
         except RasterioError as error:

@@ -35,7 +35,7 @@ def _invoke(*args):
 
 def test_predict_on_a_product_is_georeferenced_and_tagged(tiny_bundle, product, tmp_path):
     out = tmp_path / "colour.tif"
-    result = _invoke("--model", tiny_bundle, product.safe, out, "--bands", "VH", *FAST)
+    result = _invoke("--model", tiny_bundle, product.safe, out, *FAST)  # the model's VH
     assert result.exit_code == 0, result.output
     calibrated = tmp_path / "sigma0.tif"
     assert CliRunner().invoke(cli, ["-q", "calibrate", str(product.safe), str(calibrated),
@@ -52,9 +52,10 @@ def test_predict_on_a_product_is_georeferenced_and_tagged(tiny_bundle, product, 
     assert tags["SARCOLOR_INPUT_NOISE_REMOVAL"].startswith("thermal noise removed")
     assert tags["SARCOLOR_INPUT_SCALE"] == "linear (from the product)"
     assert tags["SARCOLOR_INPUT_BANDS"] == "VH"
+    assert tags["SARCOLOR_INPUT_POLARISATIONS"] == "VH"  # only what the model reads
     assert float(tags["SARCOLOR_INPUT_REFERENCE"]) > 0
     assert "no terrain correction" in tags["SARCOLOR_INPUT_GEOCODING"]
-    assert not list(tmp_path.glob(".*")) and not list(tmp_path.glob("sarcolor-product-*"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["colour.tif", "sigma0.tif"]
 
 
 def test_predict_on_a_zip_equals_the_safe(tiny_bundle, product, tmp_path):
