@@ -461,7 +461,7 @@ def load_bundle(path: str | os.PathLike[str] = DEFAULT_BUNDLE, runtime: str | No
     folder = _resolve(path)
     metadata = _read_metadata(folder)
     check_keras_file(folder / MODEL_FILE)
-    network = open_network(folder, runtime)
+    network = open_network(folder, folder / MODEL_FILE, runtime)
     model_inputs: int | None
     if network is None:
         bundle = Bundle(_load_keras_model(folder, metadata), metadata, folder)
@@ -605,7 +605,7 @@ def save_bundle(
 def _write_graph(model: Model, folder: Path) -> None:
     """``model.onnx`` for the ``model.keras`` just written to ``folder``; a warning where the
     model cannot be converted (predict then runs it on TensorFlow)."""
-    from sar_colorizer.export import write_inference_graph
+    from sar_colorizer.onnx_graph import write_inference_graph
     from sar_colorizer.onnx_network import ONNX_FILE, file_digest
 
     if not (hasattr(model, "inputs") and hasattr(model, "layers")):
