@@ -51,7 +51,9 @@ _COG_OPTION_NAMES = {"zlevel": "level", "zstd_level": "level", "jpeg_quality": "
 WRITER_TAG = "SARCOLOR_VERSION"
 
 _DRIVER_DEFAULTS: dict[str, dict[str, Any]] = {
-    "GTiff": {"compress": "deflate", "bigtiff": "if_safer"},
+    # SPARSE_OK: blocks that are all nodata (all 0 in an RGBA image) are not written at all,
+    # so the empty corners of a scene cost nothing and read back as nodata.
+    "GTiff": {"compress": "deflate", "bigtiff": "if_safer", "sparse_ok": True},
     "COG": {"compress": "deflate", "bigtiff": "if_safer"},
     # The writer's tag (WRITER_TAG) in the file itself, not in an .aux.xml of its own.
     "PNG": {"worldfile": "yes", "write_metadata_as_text": "yes"},
@@ -65,7 +67,7 @@ DRIVER_COUNTS = {"PNG": (1, 2, 3, 4), "JPEG": (1, 3)}
 # a temporary tiled GeoTIFF with these options.
 STAGING_OPTIONS = {
     "tiled": True, "blockxsize": 256, "blockysize": 256, "compress": "deflate", "zlevel": 1,
-    "interleave": "pixel", "bigtiff": "if_safer",
+    "interleave": "pixel", "bigtiff": "if_safer", "sparse_ok": True,
 }
 _TILE_SIZE = 256
 
