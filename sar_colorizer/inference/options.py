@@ -130,17 +130,10 @@ class ColourOptions:
         tile_size, overlap = tile_settings(bundle, self.tile_size, self.overlap)
         input_spec = InputSpec.from_bundle(bundle)
         return Recipe(
-            options=self,
-            input_spec=input_spec,
-            output_plan=output_plan,
-            tone=tone,
-            l_quantiles=l_quantiles,
-            display_filter=display_filter,
-            guided=colour_upsampling == "guided",
-            tile_size=tile_size,
-            overlap=overlap,
-            tile_multiple=int(bundle.tile_multiple),
-            model_tile_size=int(bundle.tile_size),
+            options=self, input_spec=input_spec, output_plan=output_plan,
+            tone=tone, l_quantiles=l_quantiles, display_filter=display_filter,
+            guided=colour_upsampling == "guided", tile_size=tile_size, overlap=overlap,
+            tile_multiple=int(bundle.tile_multiple), model_tile_size=int(bundle.tile_size),
             model_pixel_size=float(bundle.pixel_size),
             halo=max(input_spec.halo, display_halo(display_filter)),
         )
