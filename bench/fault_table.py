@@ -159,6 +159,7 @@ class Case:
     second: Callable[[dict[str, Path], Path], list[object]] | None = None  # run concurrently
     check: Callable[[dict[str, Path], Path], str] | None = None  # extra finding, after the run
     wait_for: str = MARK  # a file name containing this marks "writing"
+    kept: str = ""  # a folder kept on purpose (training's resume state), listed as one entry
     extra_wait: float = 1.0
 
 
@@ -185,16 +186,21 @@ def _message(stderr: str, code: int) -> tuple[str, int]:
     return (lines[0] if lines else ""), len(lines)
 
 
-def _leftovers(work: Path, expect: tuple[str, ...]) -> list[str]:
+def _leftovers(work: Path, expect: tuple[str, ...], kept: str = "") -> list[str]:
     out = work / "out"
     found = []
+    n_kept = 0
     if out.exists():
         for path in sorted(out.rglob("*")):
             if path.is_dir() and any(path.iterdir()):
                 continue
             relative = path.relative_to(out).as_posix()
-            if relative not in expect:
+            if kept and relative.startswith(kept) and MARK not in relative:
+                n_kept += 1
+            elif relative not in expect:
                 found.append(relative + ("/" if path.is_dir() else ""))
+    if n_kept:
+        found.append(f"{kept} ({n_kept} files: the resume state, kept on purpose)")
     found += [p.relative_to(work).as_posix() for p in sorted(work.glob(f"in*/**/*{MARK}*"))]
     return found
 
@@ -229,7 +235,7 @@ def run_case(case: Case, fixtures: dict[str, Path], work: Path) -> Outcome:
         out, err = first.communicate(timeout=TIMEOUT)
         code, stderr = second.returncode, second.stderr
         message, lines = _message(stderr, code)
-        return Outcome(code, message, lines, second_seconds, _leftovers(work, case.expect),
+        return Outcome(code, message, lines, second_seconds, _leftovers(work, case.expect, case.kept),
                        extra=f"first run: exit {first.returncode}")
     else:
         process = subprocess.Popen(command, cwd=work, env=_env(), stdout=subprocess.PIPE,
@@ -241,14 +247,14 @@ def run_case(case: Case, fixtures: dict[str, Path], work: Path) -> Outcome:
     seconds = time.monotonic() - started
     message, lines = _message(stderr, code if isinstance(code, int) and code >= 0 else 1)
     if isinstance(code, int) and code < 0:
-        message = f"(killed by {signal.Signals(-code).name}; nothing printed)" if not message else message
-    outcome = Outcome(code, message, lines, seconds, _leftovers(work, case.expect))
+        message = f"(killed by {signal.Signals(-code).name}: no message, no clean-up)"
+    outcome = Outcome(code, message, lines, seconds, _leftovers(work, case.expect, case.kept))
     if case.signum is not None:
         again = subprocess.run(command, cwd=work, env=_env(), capture_output=True, text=True,
                                timeout=TIMEOUT)
         notes = [line for line in again.stderr.splitlines()
                  if "left by an interrupted run" in line or "resum" in line.lower()]
-        left = _leftovers(work, case.expect)
+        left = _leftovers(work, case.expect, case.kept)
         outcome.rerun = (f"rerun: exit {again.returncode}"
                          + (f", {len(notes)} line(s) like '{_short(notes[0])}'" if notes else "")
                          + (f"; left: {', '.join(left)}" if left else "; nothing left"))
@@ -406,7 +412,7 @@ def cases() -> list[Case]:
              extra_wait=4.0),
         Case("SIGINT during training, then the same command (resume)",
              lambda f, w: ["train", f["chips"], "out/m", *TRAIN], signum=signal.SIGINT,
-             prepare=_chips, wait_for="backup", extra_wait=2.0,
+             prepare=_chips, wait_for="backup", extra_wait=2.0, kept="m.work/",
              expect=("m/model.keras", "m/bundle.json", "m/training_log.csv",
                      "m/learning_curves.png")),
         # pairs

@@ -112,8 +112,9 @@ def main(argv: list[str] | None = None) -> None:
               "unseen": _manifest(work / "unseen.csv", sets["unseen patch"], data, "")}
     chips, model = work / "chips", work / "finetuned"
     run = Runner(args.threads)
-    run("preprocess", finetune, chips, "--bands", "VH", "--chip-size", 64, "--stride", 32,
-        "--val-fraction", 0, "--seed", args.seed, "--overwrite")
+    run("preprocess", finetune, chips, "--bands", "VH", "--chip-size", "64", "--stride", "32",
+        "--val-fraction", "0", "--seed", str(args.seed), "--overwrite")
+
     def evaluate(bundle: str | Path, tag: str) -> None:
         for key, manifest in scored.items():
             run("eval", bundle, manifest, "--bands", "VH", "--report", work / f"eval_{key}_{tag}",
@@ -124,9 +125,9 @@ def main(argv: list[str] | None = None) -> None:
 
     evaluate("default", "shipped")
     shutil.rmtree(model.with_name(model.name + ".work"), ignore_errors=True)  # a fresh run
-    run("train", chips, model, "--init", "default", "--epochs", args.epochs, "--learning-rate",
-        args.learning_rate, "--batch-size", args.batch_size, "--crop-size", 64, "--seed",
-        args.seed, "--overwrite")
+    run("train", chips, model, "--init", "default", "--epochs", str(args.epochs),
+        "--learning-rate", str(args.learning_rate), "--batch-size", str(args.batch_size),
+        "--crop-size", "64", "--seed", str(args.seed), "--overwrite")
     evaluate(model, "tuned")
 
     bundle = json.loads((model / "bundle.json").read_text())

@@ -28,7 +28,8 @@ Outputs in ``report_dir`` (each written atomically):
   and ``"left_out"``, the flagged names. With ``flagged="exclude"`` the flagged pairs are not
   scored at all; ``"left_out"`` then names them at the top level.
 * ``report.md``: the table and one line per baseline with the model's advantage; when some pair
-  is flagged, a second table over the clear references only.
+  is flagged, a second table over the clear references only; the confidence deciles; one row
+  per image (``report.html`` shows the same, with pictures).
 * ``grid.png``: a few images, columns SAR | model | best baseline | reference | optical.
 
 The model also holds ``"beats_no_colour"``: on how many images (count, of, fraction) its AB
@@ -47,10 +48,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from sar_colorizer.baselines import BASELINE_NAMES, Baselines
-from sar_colorizer.data.pairs import FLAGGED_CHOICES, is_flagged
+from sar_colorizer.data.pairs import FLAGGED_CHOICES, check_pairs, is_flagged
 from sar_colorizer.errors import InputError, OutputExistsError
 from sar_colorizer.io.writer import atomic_path
 from sar_colorizer.metrics import (
@@ -58,6 +58,7 @@ from sar_colorizer.metrics import (
     lab_to_rgb_u8,
     reference_lab,
 )
+from sar_colorizer.progress import progress_bar
 from sar_colorizer.report import (
     MODEL_KEY,
     REPORT_JSON,
@@ -418,7 +419,8 @@ def evaluate(
         pairs: :class:`sar_colorizer.data.pairs.Pair` objects (from ``find_pairs``).
         report_dir: folder for ``report.json``, ``report.md`` and ``grid.png`` (created).
         grid_count: number of images (rows) in ``grid.png``, spread over the list; 0: no grid.
-        progress: show a progress bar over images (tqdm on stderr).
+        progress: show progress over images on stderr (a bar on a terminal, a line now and
+            then elsewhere).
         split: evaluate only pairs of this split (e.g. ``"test"``).
         limit: evaluate at most this many pairs.
         bands: SAR bands to read (None: all bands of the file).
@@ -455,6 +457,7 @@ def evaluate(
     convention = optical_convention or bundle.optical_convention
     chosen = select_pairs(pairs, split=split, limit=limit)
     selected = select_pairs(chosen, flagged=flagged)
+    check_pairs(selected)  # every header, before the first image is scored
     left_out = [pair.name for pair in chosen if is_flagged(pair)] if flagged == "exclude" else []
     in_grid = _grid_indices(len(selected), grid_count)
 
@@ -463,7 +466,7 @@ def evaluate(
     page = HtmlCollector() if html else None
     images: list[ImageOutputs] = []
     for index, pair in enumerate(
-        tqdm(selected, desc="evaluate", unit="image", disable=None if progress else True)
+        progress_bar(selected, desc="evaluate", unit="images", enabled=progress)
     ):
         outputs = evaluate_pair(
             bundle,

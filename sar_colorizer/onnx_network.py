@@ -117,6 +117,9 @@ def _session_options(ort: Any) -> Any:
     threads = os.environ.get("SARCOLOR_ONNX_THREADS")
     if threads:
         options.intra_op_num_threads = int(threads)
+    spin = os.environ.get("SARCOLOR_ONNX_SPIN", "0")
+    options.add_session_config_entry("session.intra_op.allow_spinning", spin)
+    options.add_session_config_entry("session.inter_op.allow_spinning", spin)
     return options
 
 

@@ -215,6 +215,10 @@ def format_markdown(report: dict[str, Any], title: str = "Colorization evaluatio
         lines += _clear_markdown(report)
     if "confidence" in report:
         lines += _confidence_markdown(report["confidence"])
+    columns, rows = image_rows(report)
+    lines += ["", "## Images", "", "| " + " | ".join(columns) + " |",
+              "|---" * len(columns) + "|"]
+    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
     return "\n".join(lines) + "\n"
 
 
@@ -258,26 +262,9 @@ def _summary_markdown(summary: dict[str, Any]) -> list[str]:
     for method, scores in rows:
         cells = " | ".join(_format(scores.get(metric), metric) for metric in METRIC_NAMES)
         lines.append(f"| {method.replace('_', ' ')} | {cells} |")
-    lines += ["", "Model against each baseline (positive = model better):", ""]
+    lines += ["", f"{ADVANTAGE_TITLE}:", ""]
+    lines += [f"- {line}" for line in advantage_lines(summary)]
     model = summary[MODEL_KEY]
-    for name in BASELINE_NAMES:
-        baseline = summary["baselines"][name]
-        advantage = model["advantage"][name]
-        parts = []
-        if advantage["ab_rmse"] is not None:
-            parts.append(
-                f"AB RMSE {model['ab_rmse']:.2f} vs {baseline['ab_rmse']:.2f} "
-                f"({advantage['ab_rmse']:+.2f} CIELAB units)"
-            )
-        if advantage["psnr"] is not None:
-            parts.append(
-                f"PSNR {model['psnr']:.2f} vs {baseline['psnr']:.2f} dB "
-                f"({advantage['psnr']:+.2f} dB)"
-            )
-        parts.append(
-            f"lower AB RMSE on {advantage['images_better_ab_rmse']} of {summary['n_images']} images"
-        )
-        lines.append(f"- vs {name.replace('_', ' ')}: " + "; ".join(parts))
     beats = model.get("beats_no_colour")
     if beats and beats["of"]:
         lines += ["", beats_text(beats)]
@@ -291,23 +278,9 @@ def beats_text(beats: dict[str, Any]) -> str:
 
 
 def _confidence_markdown(table: dict[str, Any]) -> list[str]:
-    rho = table.get("spearman")
-    lines = [
-        "",
-        "AB error by decile of the predicted sigma (1 = most confident; "
-        f"{table['n_pixels']} sampled pixels"
-        + (f", Spearman {rho:.2f} between sigma and the network's error" if rho is not None
-           else "")
-        + "):",
-        "",
-        "| decile | sigma range | predicted sigma | AB RMSE network | AB RMSE output |",
-        "|---|---|---|---|---|",
-    ]
-    for row in table["deciles"]:
-        lines.append(
-            f"| {row['decile']} | {row['sigma_min']:.2f}-{row['sigma_max']:.2f} | "
-            f"{row['predicted_sigma']:.2f} | {row['ab_rmse_mean']:.2f} | {row['ab_rmse']:.2f} |"
-        )
+    lines = ["", f"{confidence_caption(table)}:", "",
+             "| " + " | ".join(CONFIDENCE_COLUMNS) + " |", "|---" * len(CONFIDENCE_COLUMNS) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in confidence_rows(table)]
     return lines
 
 
@@ -338,3 +311,82 @@ def best_baseline(report: dict[str, Any]) -> str:
         if report["baselines"][name]["ab_rmse"] is not None
     ]
     return min(candidates)[1] if candidates else BASELINE_NAMES[-1]
+
+
+# --------------------------------------------------------------------------------------------
+# pieces that report.md and report.html show alike
+
+ADVANTAGE_TITLE = "Model against each baseline (positive = model better)"
+
+#: Columns of the confidence table: AB error by decile of the predicted sigma.
+CONFIDENCE_COLUMNS = ("decile", "sigma range", "predicted sigma", "AB RMSE network",
+                      "AB RMSE output")
+
+#: Per-image columns (metric, label) of the image table; the best baseline's AB RMSE follows.
+IMAGE_METRICS = (("ab_rmse", "AB RMSE"), ("ciede2000", "CIEDE2000"), ("psnr", "PSNR dB"),
+                 ("ssim", "SSIM"))
+
+
+def advantage_lines(summary: dict[str, Any]) -> list[str]:
+    """One line per baseline: the model's AB RMSE and PSNR beside it and on how many images its
+    AB RMSE is lower (``"vs no colour: AB RMSE 7.24 vs 9.89 (+2.65 CIELAB units); ..."``)."""
+    model = summary[MODEL_KEY]
+    lines = []
+    for name in BASELINE_NAMES:
+        baseline = summary["baselines"][name]
+        advantage = model["advantage"][name]
+        parts = []
+        if advantage["ab_rmse"] is not None:
+            parts.append(
+                f"AB RMSE {model['ab_rmse']:.2f} vs {baseline['ab_rmse']:.2f} "
+                f"({advantage['ab_rmse']:+.2f} CIELAB units)"
+            )
+        if advantage["psnr"] is not None:
+            parts.append(
+                f"PSNR {model['psnr']:.2f} vs {baseline['psnr']:.2f} dB "
+                f"({advantage['psnr']:+.2f} dB)"
+            )
+        parts.append(
+            f"lower AB RMSE on {advantage['images_better_ab_rmse']} of {summary['n_images']} images"
+        )
+        lines.append(f"vs {name.replace('_', ' ')}: " + "; ".join(parts))
+    return lines
+
+
+def confidence_caption(table: dict[str, Any]) -> str:
+    """What the confidence table shows, with its pixel count and rank correlation."""
+    rho = table.get("spearman")
+    return (
+        "AB error by decile of the predicted sigma (1 = most confident; "
+        f"{table['n_pixels']} sampled pixels"
+        + (f", Spearman {rho:.2f} between sigma and the network's error" if rho is not None
+           else "")
+        + ")"
+    )
+
+
+def confidence_rows(table: dict[str, Any]) -> list[tuple[str, ...]]:
+    """The confidence table's rows, formatted (columns: :data:`CONFIDENCE_COLUMNS`)."""
+    return [
+        (str(row["decile"]), f"{row['sigma_min']:.2f}-{row['sigma_max']:.2f}",
+         f"{row['predicted_sigma']:.2f}", f"{row['ab_rmse_mean']:.2f}", f"{row['ab_rmse']:.2f}")
+        for row in table["deciles"]
+    ]
+
+
+def image_rows(report: dict[str, Any]) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
+    """The per-image table: its columns and one row per image, in the report's order (name,
+    the model's :data:`IMAGE_METRICS`, the best baseline's AB RMSE, the cloud_or_snow flag)."""
+    baseline = best_baseline(report)
+    columns = ("image", *(label for _, label in IMAGE_METRICS),
+               f"{baseline.replace('_', ' ')} AB RMSE", "cloud_or_snow")
+    rows = []
+    base = report["baselines"][baseline]["per_image"]
+    for mine, theirs in zip(report[MODEL_KEY]["per_image"], base, strict=True):
+        rows.append((
+            mine["name"],
+            *(_format(mine.get(metric), metric) for metric, _ in IMAGE_METRICS),
+            _format(theirs.get("ab_rmse"), "ab_rmse"),
+            "yes" if mine.get("cloud_or_snow") else "",
+        ))
+    return columns, rows

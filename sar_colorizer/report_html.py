@@ -4,9 +4,11 @@ Everything is inline: CSS, a few lines of JavaScript, and the images as base64 P
 (thumbnails of at most :data:`~sar_colorizer.evaluation.GRID_THUMBNAIL` px), so the page opens
 from a file, offline, and can be mailed or attached to a ticket. It holds:
 
-- the metric table, the model beside the three baselines (best value per metric in bold);
+- the metric table, the model beside the three baselines (best value per metric in bold), and
+  the model against each baseline (as in ``report.md``);
 - when some pair's optical reference is flagged ``cloud_or_snow``, the same table over the clear
   references only;
+- for a model with a confidence head, the AB error by decile of the predicted sigma;
 - one row per image, sortable by any error column (click a header), with its name shortened
   (ellipsis in the middle, full name in the tooltip) and SAR | colorised | reference | optical,
   plus a slider that swipes between the SAR and the colorised image.
@@ -225,7 +227,7 @@ document.querySelectorAll('.swipe').forEach(function (fig) {
 
 def _clear_section(report: dict[str, Any]) -> str:
     """The metric table over the clear references only, when some pair is flagged."""
-    from sar_colorizer.report import CLEAR_KEY, MODEL_KEY, beats_text, clear_title
+    from sar_colorizer.report import CLEAR_KEY, clear_title
 
     clear = report.get(CLEAR_KEY)
     if not clear:
@@ -236,25 +238,41 @@ def _clear_section(report: dict[str, Any]) -> str:
             f"snow, so it does not show the surface colour: {names}.</p>")
     if not clear["n_images"]:
         return heading + note + "<p class=note>Every pair is flagged: no clear reference to score.</p>"
-    beats = clear[MODEL_KEY].get("beats_no_colour")
-    beats_line = f"<p>{html.escape(beats_text(beats))}</p>" if beats and beats["of"] else ""
-    return heading + note + _metric_table(clear, "clear-metrics") + beats_line
+    return heading + note + _metric_table(clear, "clear-metrics") + _advantages(clear)
 
 
 def _headline_note(report: dict[str, Any]) -> str:
-    """Beside a clear table, the headline's beats-no-colour line (to compare with the clear
-    one); the pairs left out by ``flagged="exclude"``."""
-    from sar_colorizer.report import CLEAR_KEY, MODEL_KEY, beats_text
-
+    """The pairs left out by ``flagged="exclude"``."""
     parts = []
-    beats = report[MODEL_KEY].get("beats_no_colour")
-    if CLEAR_KEY in report and beats and beats["of"]:
-        parts.append(f"<p>{html.escape(beats_text(beats))}</p>")
     left_out = report.get("left_out") or []
     if left_out:
         parts.append(f"<p class=note>{len(left_out)} more pair(s) flagged cloud_or_snow left "
                      f"out: {html.escape(', '.join(left_out))}.</p>")
     return "".join(parts)
+
+
+def _advantages(summary: dict[str, Any]) -> str:
+    """The model against each baseline and its no-colour count, as in ``report.md``."""
+    from sar_colorizer.report import ADVANTAGE_TITLE, MODEL_KEY, advantage_lines, beats_text
+
+    items = "".join(f"<li>{html.escape(line)}</li>" for line in advantage_lines(summary))
+    beats = summary[MODEL_KEY].get("beats_no_colour")
+    beats_line = f"<p>{html.escape(beats_text(beats))}</p>" if beats and beats["of"] else ""
+    return f"<p>{html.escape(ADVANTAGE_TITLE)}:</p><ul class=advantages>{items}</ul>{beats_line}"
+
+
+def _confidence_section(report: dict[str, Any]) -> str:
+    """The AB error by decile of the predicted sigma (models with a confidence head)."""
+    from sar_colorizer.report import CONFIDENCE_COLUMNS, confidence_caption, confidence_rows
+
+    table = report.get("confidence")
+    if not table:
+        return ""
+    head = "".join(f"<th>{html.escape(label)}</th>" for label in CONFIDENCE_COLUMNS)
+    rows = "".join("<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>"
+                   for row in confidence_rows(table))
+    return (f"<h2>Confidence</h2><p>{html.escape(confidence_caption(table))}:</p>"
+            f"<table id=confidence><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
 
 
 def render(report: dict[str, Any], entries: list[ImageEntry], title: str = "Colorization evaluation") -> str:
@@ -280,7 +298,9 @@ Every method's output and the reference share the L derived from the SAR; the re
 its colour (A, B) from the optical image, so only colour errors count.</p>
 <h2>Metrics, model beside the baselines</h2>
 {_metric_table(report)}
+{_advantages(report)}
 {_headline_note(report)}{_clear_section(report)}
+{_confidence_section(report)}
 <h2>Images</h2>
 <p class=note>Click a column header to sort by it. Drag the slider to swipe between the SAR and
 the colorised image. The last number column is the best baseline ({html.escape(baseline.replace('_', ' '))}).</p>

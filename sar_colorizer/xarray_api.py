@@ -428,6 +428,7 @@ class _CoreBlender:
 
         self.grid = grid
         self.core = core
+        self.channels = channels
         r0, r1, c0, c1 = core
         self.values = np.zeros((r1 - r0, c1 - c0, channels), dtype=np.float32)
         self._weights = StripBlender(grid, channels)  # only for its axis weights
@@ -538,6 +539,7 @@ def colorize_window(
             plan.transform,
             data_col0=x0,
             cols=range(cols[0], cols[-1] + 1),
+            valid=valid,
         )
     ab_norm = plan.split(blender.values)["ab"]
     local = (slice(r0 - y0, r1 - y0), slice(c0 - x0, c1 - x0))

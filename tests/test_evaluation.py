@@ -120,11 +120,43 @@ def test_report_files_json_is_strict_and_markdown_has_table(tmp_path: Path):
     assert loaded["model"]["psnr"] == pytest.approx(30.0)  # mean over the finite values
     assert loaded["model"]["per_image"][0]["psnr"] is None
     markdown = (tmp_path / "out" / "report.md").read_text()
-    table = [line for line in markdown.splitlines() if line.startswith("|")]
+    summary, _, images_part = markdown.partition("\n## Images\n")
+    table = [line for line in summary.splitlines() if line.startswith("|")]
     assert len(table) == 2 + 1 + len(BASELINE_NAMES)
     assert table[2].startswith("| model |")
     assert sum(line.startswith("- vs ") for line in markdown.splitlines()) == len(BASELINE_NAMES)
+    # One row per image: its name, the model's scores and the best baseline's AB RMSE.
+    rows = [line for line in images_part.splitlines() if line.startswith("| ")]
+    assert rows[0].startswith("| image | AB RMSE | CIEDE2000 | PSNR dB | SSIM |")
+    assert [row.split(" | ")[0] for row in rows[1:]] == ["| one", "| two"]
+    assert rows[1].split(" | ")[1] == "0.50" and rows[1].split(" | ")[3] == "-"  # inf PSNR
     assert not list((tmp_path / "out").glob("*.partial"))
+
+
+def test_report_md_and_html_show_the_same_advantages_and_confidence_deciles():
+    from sar_colorizer.report import advantage_lines, confidence_rows
+    from sar_colorizer.report_html import render
+
+    rng = np.random.default_rng(0)
+    images = []
+    for name in ("one", "two"):
+        image = _outputs(name, {**_flat_metrics(1.0), "ab_rmse": 4.0}, 1.0)
+        sigma = rng.uniform(1, 20, 500)
+        image.confidence = np.stack([sigma, sigma**2, (sigma / 2) ** 2], axis=-1)
+        images.append(image)
+    report = build_report(images)
+    markdown, page = format_markdown(report), render(report, [])
+    lines = advantage_lines(report)
+    assert len(lines) == len(BASELINE_NAMES)
+    for line in lines:
+        assert f"- {line}" in markdown
+        assert f"<li>{line}</li>" in page
+    rows = confidence_rows(report["confidence"])
+    assert len(rows) == 10
+    for row in rows:
+        assert "| " + " | ".join(row) + " |" in markdown
+        assert "<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" in page
+    assert "id=confidence" in page and "Spearman" in page
 
 
 def test_write_grid_png(tmp_path: Path):
@@ -197,7 +229,7 @@ def test_build_report_adds_the_clear_summary_when_some_image_is_flagged():
     heading = "## Clear references only (2 of 4 pairs; 2 flagged cloud_or_snow left out)"
     head, _, tail = markdown.partition(heading)
     assert tail, markdown
-    assert head == format_markdown(plain).rstrip("\n") + "\n\n"
+    assert head == format_markdown(plain).partition("\n## Images")[0].rstrip("\n") + "\n\n"
     assert "Left out: cloudy, snowy." in tail
     model_rows = [line for line in tail.splitlines() if line.startswith("| model |")]
     assert len(model_rows) == 1 and "| 5.00 |" in model_rows[0]

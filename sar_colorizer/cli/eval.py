@@ -102,11 +102,11 @@ def eval_command(
     if report_path.exists() and not overwrite:
         raise OutputExistsError(f"{report_path} exists; pass --overwrite to replace it")
 
-    # Find and select pairs before loading TensorFlow, so input mistakes fail fast.
-    from sar_colorizer.data.pairs import find_pairs
+    # Find, select and check pairs before loading TensorFlow, so input mistakes fail fast.
+    from sar_colorizer.data.pairs import check_pairs, find_pairs
 
     pairs = find_pairs(Path(input_path))
-    select_pairs(pairs, split=split, limit=limit, flagged=flagged)
+    check_pairs(select_pairs(pairs, split=split, limit=limit, flagged=flagged))
 
     from sar_colorizer.bundle import load_bundle
 

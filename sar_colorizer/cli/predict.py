@@ -82,8 +82,8 @@ from sar_colorizer.sar.display import DEFAULT_DISPLAY_FILTER, DISPLAY_FILTERS
     "--ab-output",
     type=click.Path(),
     default=None,
-    help="Also write the predicted a*, b* (CIELAB) as a float32 2-band GeoTIFF (with "
-    "--output-dir: a folder for <stem>_ab.tif files).",
+    help="Also write the predicted a*, b* (CIELAB) as a float32 2-band GeoTIFF, bands "
+    "described a_cielab and b_cielab (with --output-dir: a folder for <stem>_ab.tif files).",
 )
 @click.option(
     "--quicklook",
@@ -261,7 +261,8 @@ def predict(
             click.echo(f"{job.output} exists; skipped")
             return
         check_job(job, overwrite, options.driver, force, creation_options=options.creation_options)
-        colour_job(load_bundle(model_path), job, options, progress_enabled(ctx))
+        with job.claimed():  # before the model loads: a second run is refused at once
+            colour_job(load_bundle(model_path), job, options, progress_enabled(ctx))
         return
 
     plan = plan_batch(

@@ -39,7 +39,7 @@ def convert_pixels(
 ) -> tuple[np.ndarray | None, np.ndarray]:
     """``(N,)`` relative intensity, ``(N, 2)`` normalised AB, ``(N,)`` mask, the tone table and
     the L envelope's ``(N,)`` feature bounds -> ``(lab (N, 3) float32 or None, rgb (N, 3)
-    uint8)``.
+    uint8)``. Blocks without a valid pixel cost nothing but the test.
 
     ``table``: the gamut's :func:`~sar_colorizer.color.gamut.max_chroma_table` to cap chroma
     with (at each pixel's L and at the L of each bound); None: channels clipped instead. LAB is
@@ -51,9 +51,12 @@ def convert_pixels(
     lut = np.ascontiguousarray(lut, dtype=np.float32)
     steps = np.float32(lut.shape[0] - 1)
     flat_table = None if table is None else np.ascontiguousarray(table, np.float32).reshape(-1)
+    valid = np.asarray(valid, dtype=bool)
     for start in range(0, n, BLOCK):
         stop = min(n, start + BLOCK)
         block = slice(start, stop)
+        if not valid[block].any():
+            continue  # nodata: LAB and RGB stay 0
         lightness = _lightness(relative[block], lut, steps)
         ab = ab_norm[block] * np.float32(AB_SCALE)
         if lab is not None:
@@ -80,7 +83,7 @@ def convert_pixels(
         colour += np.float32(0.5)
         np.clip(colour, 0.0, 255.0, out=colour)
         rgb[block] = colour.reshape(-1, 3)  # truncation after +0.5: round half up
-    invalid = ~np.asarray(valid, dtype=bool)
+    invalid = ~valid
     if invalid.any():
         rgb[invalid] = 0
         if lab is not None:

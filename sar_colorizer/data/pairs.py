@@ -514,6 +514,25 @@ def check_pair(pair: Pair) -> tuple[int, int]:
     return sar_info.height, sar_info.width
 
 
+def check_pairs(pairs: Sequence[Pair]) -> None:
+    """:func:`check_pair` on every pair, from the headers: all problems in one error, before
+    any work (a run that scores or cuts the others first would fail after minutes).
+
+    Raises:
+        InputError: ``"2 of 24 pairs cannot be used (nothing was done): 001: ...; 007: ...;
+            fix or remove them"``.
+    """
+    problems = []
+    for pair in pairs:
+        try:
+            check_pair(pair)
+        except InputError as error:
+            problems.append(f"{pair.name}: {error}")
+    if problems:
+        raise InputError(f"{len(problems)} of {len(pairs)} pair(s) cannot be used (nothing was "
+                         f"done): {'; '.join(problems)}; fix or remove them")
+
+
 def _check_grids(pair: Pair, sar_info: RasterInfo, opt_info: RasterInfo) -> bool:
     """Return whether the optical image must be reprojected; raise when it cannot be used."""
     same_size = (sar_info.width, sar_info.height) == (opt_info.width, opt_info.height)

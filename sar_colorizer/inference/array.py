@@ -171,7 +171,7 @@ def colorize_array(
             net_tile,
             plan.transform,
         )
-        outputs = stitcher.image(model_input, guide)
+        outputs = stitcher.image(model_input, guide, valid)
     parts = plan.split(outputs)
     ab_norm = parts["ab"]
     lut = tone_lut(tone, stats.feature_quantiles, l_quantiles)

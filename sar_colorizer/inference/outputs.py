@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 __all__ = ["OutputWriters", "RasterOutputs", "gdal_cache_bytes", "output_profiles"]
 
 #: Source creation options that do not carry over to outputs of another data type.
+#: Band descriptions of the ``--ab-output`` raster (GIS tools show them as band names).
+AB_DESCRIPTIONS = ("a_cielab", "b_cielab")
 _SOURCE_ONLY_OPTIONS = ("predictor", "nbits", "pixeltype", "photometric", "alpha")
 
 
@@ -115,7 +117,7 @@ class RasterOutputs:
         if self.ab is not None:
             ab = stack.enter_context(
                 RasterWriter(self.ab, ab_profile, driver="GTiff", overwrite=self.overwrite,
-                             tags=self.tags)
+                             descriptions=AB_DESCRIPTIONS, tags=self.tags)
             )
         confidence = None
         if self.confidence is not None:

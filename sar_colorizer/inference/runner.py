@@ -60,6 +60,9 @@ class ModelRunner:
         upsample: True when ``forward`` stops before a bilinear upsampling that the network
             ends with (:meth:`for_model`).
         keep: Objects ``forward`` needs alive (a folded copy of the network).
+        any_batch: ``forward`` takes any batch size at no extra cost and gives each tile the
+            same output whatever the others in its batch (ONNX Runtime); False: the tiling
+            pads batches to one size (a traced function compiles once per shape).
     """
 
     def __init__(
@@ -68,10 +71,12 @@ class ModelRunner:
         *,
         upsample: bool = False,
         keep: object = None,
+        any_batch: bool = False,
     ) -> None:
         self._forward = forward
         self.upsample = upsample
         self._keep = keep
+        self.any_batch = any_batch
 
     @classmethod
     def from_keras(cls, model: KerasModel) -> ModelRunner:
@@ -114,7 +119,7 @@ class ModelRunner:
         if network is None:
             return cls.for_model(bundle.model)
         if network.runner is None:
-            network.runner = cls(network, upsample=network.upsample)
+            network.runner = cls(network, upsample=network.upsample, any_batch=True)
         return network.runner
 
     @classmethod

@@ -101,26 +101,78 @@ class StripReader:
             values, valid = read_raster(
                 plan.in_path, bands=list(plan.band_indexes), window=Window(0, lo, width, hi - lo)
             )
-            relative, display = relative_and_display(
-                values, valid, plan.stats.input_scale, plan.stats.references,
-                plan.input_spec, plan.display_filter,
-            )
-            display = np.nan_to_num(display[top - lo : bottom - lo], nan=0.0)
-            rows = slice(first - top, stop - top)
-            # The dB feature of display, once: the guide of the colour upsampling and the
-            # source of the L envelope.
-            feature = db_feature(display) if plan.guided or margin else None
-            bounds: tuple[np.ndarray, ...] = ()
-            if self.converter is not None and margin:
-                context = self.converter.bounds(display, valid[top - lo : bottom - lo], feature)
-                bounds = tuple(np.ascontiguousarray(b[rows]) for b in context)
-            cut = slice(first - lo, stop - lo)
-            model_input = to_model_input(relative[:, cut])
-            display = np.ascontiguousarray(display[rows])
-            guide = None
-            if plan.guided and feature is not None:
-                guide = np.ascontiguousarray(feature[rows])
+            # Only the columns with data, and what the filters and the L envelope read around
+            # them, are preprocessed: the rest is nodata, whose values are constants.
+            columns = np.flatnonzero(valid.any(axis=0))
+            reach = plan.halo + margin
+            c0 = max(0, int(columns[0]) - reach) if columns.size else 0
+            c1 = min(width, int(columns[-1]) + 1 + reach) if columns.size else 0
+            if c1 > c0:
+                part = self._preprocess(
+                    values[:, :, c0:c1], valid[:, c0:c1], (lo, first, stop, top, bottom), margin
+                )
+            if (c0, c1) == (0, width):
+                model_input, display, guide, bounds = part
+            else:
+                model_input, display, guide, bounds = self._nodata(
+                    stop - first, width, values.shape[0], margin
+                )
+                if c1 > c0:
+                    for whole, piece in zip(
+                        (model_input, display, guide, *bounds), (part[0], part[1], part[2], *part[3]),
+                        strict=True,
+                    ):
+                        if whole is not None:
+                            whole[:, c0:c1] = piece
+        cut = slice(first - lo, stop - lo)
         return Strip(first, model_input, valid[cut], display, guide, bounds)
+
+    def _preprocess(
+        self,
+        values: np.ndarray,
+        valid: np.ndarray,
+        rows: tuple[int, int, int, int, int],
+        margin: int,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, tuple[np.ndarray, ...]]:
+        """``(model_input, display, guide, bounds)`` of the strip's rows from raw values of
+        rows ``lo`` on (the filters' halo and the envelope's rows around them)."""
+        plan = self.plan
+        lo, first, stop, top, bottom = rows
+        relative, display = relative_and_display(
+            values, valid, plan.stats.input_scale, plan.stats.references,
+            plan.input_spec, plan.display_filter,
+        )
+        display = np.nan_to_num(display[top - lo : bottom - lo], nan=0.0)
+        kept = slice(first - top, stop - top)
+        # The dB feature of display, once: the guide of the colour upsampling and the
+        # source of the L envelope.
+        feature = db_feature(display) if plan.guided or margin else None
+        bounds: tuple[np.ndarray, ...] = ()
+        if self.converter is not None and margin:
+            context = self.converter.bounds(display, valid[top - lo : bottom - lo], feature)
+            bounds = tuple(np.ascontiguousarray(b[kept]) for b in context)
+        model_input = to_model_input(relative[:, first - lo : stop - lo])
+        guide = None
+        if plan.guided and feature is not None:
+            guide = np.ascontiguousarray(feature[kept])
+        return model_input, np.ascontiguousarray(display[kept]), guide, bounds
+
+    def _nodata(
+        self, rows: int, width: int, channels: int, margin: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, tuple[np.ndarray, ...]]:
+        """What :meth:`_preprocess` gives pixels far from any data: network input and display
+        0, guide and L envelope the dB feature of 0."""
+        empty = db_feature(np.zeros((1, 1), np.float32))[0, 0]
+        guide = np.full((rows, width), empty, np.float32) if self.plan.guided else None
+        bounds: tuple[np.ndarray, ...] = ()
+        if self.converter is not None and margin:
+            bounds = tuple(np.full((rows, width), empty, np.float32) for _ in range(2))
+        return (
+            np.zeros((rows, width, channels), np.float32),
+            np.zeros((rows, width), np.float32),
+            guide,
+            bounds,
+        )
 
 
 @dataclass(frozen=True)
@@ -218,7 +270,7 @@ def stream_raster(
                 pending = reader_pool.submit(read_strip, row + 1)
             with timed(stages, "model + blend"):
                 start, stop, block = stitcher.row(
-                    row, strip.model_input, strip.data_row0, strip.guide
+                    row, strip.model_input, strip.data_row0, strip.guide, strip.valid
                 )
             # Keep at most one block in flight: bounded memory, errors surface promptly.
             while written:

@@ -33,7 +33,14 @@ if TYPE_CHECKING:
     from sar_colorizer.bundle import Bundle
     from sar_colorizer.inference.runner import ModelRunner
 
-__all__ = ["TileStitcher", "run_tile_row", "strip_span", "tile_settings", "tiling_plan"]
+__all__ = [
+    "TileStitcher",
+    "run_tile_row",
+    "strip_span",
+    "tile_settings",
+    "tiles_with_data",
+    "tiling_plan",
+]
 
 
 def tile_settings(
@@ -92,6 +99,32 @@ def _resample_tile(tile: np.ndarray, side: int) -> np.ndarray:
     return cv2.resize(tile, (side, side), interpolation=method).reshape(side, side, -1)
 
 
+def tiles_with_data(
+    grid: TileGrid,
+    valid: np.ndarray,
+    row: int,
+    cols: range,
+    data_row0: int = 0,
+    data_col0: int = 0,
+) -> list[int]:
+    """The tiles of row ``row`` among ``cols`` that hold at least one valid pixel (their
+    windows reflected at the scene's edges, as the tiles are cut); ``valid`` holds scene rows
+    from ``data_row0`` and columns from ``data_col0`` on, as the model input does."""
+    size = grid.tile_size
+    r0 = grid.row_origins[row]
+    rows = reflect_indices(np.arange(r0, r0 + size), grid.height) - data_row0
+    columns = valid[rows].any(axis=0)  # per column: a valid pixel in the row's rows
+    if columns.all():
+        return list(cols)
+    kept = []
+    for col in cols:
+        c0 = grid.col_origins[col]
+        reach = reflect_indices(np.arange(c0, c0 + size), grid.width) - data_col0
+        if columns[reach].any():
+            kept.append(col)
+    return kept
+
+
 def run_tile_row(
     runner: ModelRunner,
     relative: np.ndarray,
@@ -104,8 +137,13 @@ def run_tile_row(
     transform: Callable[[np.ndarray], np.ndarray] | None = None,
     data_col0: int = 0,
     cols: range | None = None,
+    valid: np.ndarray | None = None,
 ) -> None:
     """Run the tiles of one row through the model, batch by batch, into the blender.
+
+    Tiles without a valid pixel (with ``valid``) never reach the network: the tiles with data
+    are packed into full batches, and the blender gets zeros for the others (nodata, whose
+    colour is never shown).
 
     Args:
         runner: The model.
@@ -113,8 +151,9 @@ def run_tile_row(
             tiles covers, reflection included.
         blender: The blender (its grid and weights).
         batch_size: Tiles per call (:func:`~sar_colorizer.inference.runner.tiles_per_call`);
-            the last batch of the row is padded to this size so that the compiled function sees
-            one shape only.
+            the last batch of the row is padded to this size so that a compiled network sees
+            one shape only (a tile's output does not depend on the others in its batch), or
+            runs as it is where the runner takes any batch size (ONNX Runtime).
         row: Index of the row of tiles.
         data_row0: Scene row of ``relative[0]``.
         guide: ``(rows, W)`` guide for the colour upsampling (the displayed SAR feature), rows as
@@ -125,23 +164,28 @@ def run_tile_row(
         transform: Applied to the network's output before upsampling (see the runner).
         data_col0: Scene column of ``relative[:, 0]`` (and ``guide``'s) when they hold only
             the columns the tiles of ``cols`` reach, reflection included.
-        cols: Run only these (consecutive) tiles of the row, in the batches that hold them when
-            the whole row runs (the chunked path of :mod:`sar_colorizer.xarray_api`); None:
-            every tile.
+        cols: Run only these (consecutive) tiles of the row (the chunked path of
+            :mod:`sar_colorizer.xarray_api`); None: every tile.
+        valid: ``(rows, W)`` valid mask, rows and columns as ``relative``; None: every tile
+            runs.
     """
     grid = blender.grid
     size = grid.tile_size
     net_tile = size if net_tile is None else net_tile
     r0 = grid.row_origins[row]
+    wanted = range(grid.n_cols) if cols is None else cols
+    with_data = (
+        list(wanted) if valid is None
+        else tiles_with_data(grid, valid, row, wanted, data_row0, data_col0)
+    )
+    added = wanted.start  # the next column the blender expects
+    if not with_data:
+        _add_zeros(blender, row, added, wanted.stop)
+        return
     tiles = np.empty((batch_size, net_tile, net_tile, relative.shape[2]), dtype=np.float32)
     guides = None if guide is None else np.empty((batch_size, size, size), dtype=np.float32)
-    wanted = range(grid.n_cols) if cols is None else cols
-    for start in range(0, grid.n_cols, batch_size):
-        batch = range(
-            max(start, wanted.start), min(grid.n_cols, start + batch_size, wanted.stop)
-        )
-        if not batch:
-            continue
+    for start in range(0, len(with_data), batch_size):
+        batch = with_data[start : start + batch_size]
         for k, col in enumerate(batch):
             window = reflect_pad_window(
                 relative, data_row0, r0, grid.col_origins[col], size, size, grid.height,
@@ -154,17 +198,43 @@ def run_tile_row(
                     grid.width, data_col0,
                 )
         weights_y, weights_x = blender.axis_weights(row, batch)
-        if len(batch) < batch_size:  # pad the batch: one traced shape for every call
+        shape = len(batch) if runner.any_batch else batch_size
+        if len(batch) < shape:  # pad the batch: one traced shape for every call
             tiles[len(batch) :] = tiles[len(batch) - 1]
             if guides is not None:
                 guides[len(batch) :] = guides[len(batch) - 1]
-            pad = batch_size - len(batch)
+            pad = shape - len(batch)
             weights_y = np.concatenate([weights_y, np.repeat(weights_y[-1:], pad, axis=0)])
             weights_x = np.concatenate([weights_x, np.repeat(weights_x[-1:], pad, axis=0)])
         outputs = runner(
-            tiles, (weights_y, weights_x), guide=guides, size=(size, size), transform=transform
+            tiles[:shape], (weights_y, weights_x),
+            guide=None if guides is None else guides[:shape], size=(size, size),
+            transform=transform,
         )
-        blender.add_tiles(row, batch.start, outputs[: len(batch)], weighted=True)
+        # In column order, zeros for the tiles without data between them.
+        k = 0
+        while k < len(batch):
+            run = 1
+            while k + run < len(batch) and batch[k + run] == batch[k] + run:
+                run += 1
+            _add_zeros(blender, row, added, batch[k], outputs.shape[3])
+            blender.add_tiles(row, batch[k], outputs[k : k + run], weighted=True)
+            added = batch[k] + run
+            k += run
+    _add_zeros(blender, row, added, wanted.stop)
+
+
+def _add_zeros(
+    blender: StripBlender, row: int, start: int, stop: int, channels: int | None = None
+) -> None:
+    """Tiles ``[start, stop)`` of ``row`` contribute nothing (they hold no valid pixel)."""
+    if stop <= start:
+        return
+    size = blender.grid.tile_size
+    channels = channels if channels is not None else blender.channels
+    blender.add_tiles(
+        row, start, np.zeros((stop - start, size, size, channels), np.float32), weighted=True
+    )
 
 
 class TileStitcher:
@@ -205,9 +275,11 @@ class TileStitcher:
         model_input: np.ndarray,
         data_row0: int = 0,
         guide: np.ndarray | None = None,
+        valid: np.ndarray | None = None,
     ) -> tuple[int, int, np.ndarray]:
-        """Run row ``row`` of tiles; ``model_input`` (and ``guide``) hold scene rows from
-        ``data_row0`` on, at least :func:`strip_span` of the row.
+        """Run row ``row`` of tiles; ``model_input`` (and ``guide``, ``valid``) hold scene
+        rows from ``data_row0`` on, at least :func:`strip_span` of the row. With ``valid``,
+        tiles without a valid pixel are not run (:func:`run_tile_row`).
 
         Returns:
             ``(start, stop, block)``: the scene rows now final and their blended output
@@ -223,14 +295,21 @@ class TileStitcher:
             guide,
             self.net_tile,
             self.transform,
+            valid=valid,
         )
         return self.blender.finish_row(row)
 
-    def image(self, model_input: np.ndarray, guide: np.ndarray | None = None) -> np.ndarray:
-        """Every row of tiles over a whole ``(H, W, C)`` image: ``(H, W, channels)`` float32."""
+    def image(
+        self,
+        model_input: np.ndarray,
+        guide: np.ndarray | None = None,
+        valid: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Every row of tiles over a whole ``(H, W, C)`` image: ``(H, W, channels)`` float32
+        (0 in tiles without a valid pixel, with ``valid``)."""
         grid = self.grid
         out = np.empty((grid.height, grid.width, self.channels), dtype=np.float32)
         for row in range(grid.n_rows):
-            start, stop, block = self.row(row, model_input, 0, guide)
+            start, stop, block = self.row(row, model_input, 0, guide, valid)
             out[start:stop] = block
         return out

@@ -51,7 +51,9 @@ _COG_OPTION_NAMES = {"zlevel": "level", "zstd_level": "level", "jpeg_quality": "
 WRITER_TAG = "SARCOLOR_VERSION"
 
 _DRIVER_DEFAULTS: dict[str, dict[str, Any]] = {
-    "GTiff": {"compress": "deflate", "bigtiff": "if_safer"},
+    # SPARSE_OK: blocks that are all nodata (all 0 in an RGBA image) are not written at all,
+    # so the empty corners of a scene cost nothing and read back as nodata.
+    "GTiff": {"compress": "deflate", "bigtiff": "if_safer", "sparse_ok": True},
     "COG": {"compress": "deflate", "bigtiff": "if_safer"},
     # The writer's tag (WRITER_TAG) in the file itself, not in an .aux.xml of its own.
     "PNG": {"worldfile": "yes", "write_metadata_as_text": "yes"},
@@ -65,7 +67,7 @@ DRIVER_COUNTS = {"PNG": (1, 2, 3, 4), "JPEG": (1, 3)}
 # a temporary tiled GeoTIFF with these options.
 STAGING_OPTIONS = {
     "tiled": True, "blockxsize": 256, "blockysize": 256, "compress": "deflate", "zlevel": 1,
-    "interleave": "pixel", "bigtiff": "if_safer",
+    "interleave": "pixel", "bigtiff": "if_safer", "sparse_ok": True,
 }
 _TILE_SIZE = 256
 
@@ -105,6 +107,17 @@ def fits_dtype(value: float, dtype: str) -> bool:
     return bool(float(value).is_integer() and info.min <= value <= info.max)
 
 
+def is_georeferenced(profile: dict[str, Any]) -> bool:
+    """Whether a profile places the raster on the Earth: a CRS, or a transform that is not
+    GDAL's identity (what a plain PNG or JPEG without world file reads with)."""
+    from affine import Affine
+
+    transform = profile.get("transform")
+    return profile.get("crs") is not None or (
+        transform is not None and not Affine(*tuple(transform)[:6]).almost_equals(Affine.identity())
+    )
+
+
 def output_creation_options(
     profile: dict[str, Any], driver: str, dtype: str, extra: dict[str, Any] | None
 ) -> dict[str, Any]:
@@ -123,6 +136,10 @@ def output_creation_options(
             del carried["compress"]  # a lossy source does not make a lossy output
     options = dict(_DRIVER_DEFAULTS[driver])
     options.update(carried)
+    if not is_georeferenced(profile):
+        # A world file of an image without georeference would place it at 0, 0 with 1-unit
+        # pixels (GDAL's identity transform): write none.
+        options.pop("worldfile", None)
     if driver in ("GTiff", "COG") and np.issubdtype(np.dtype(dtype), np.integer):
         # Images: horizontal differencing makes them compress ~15% smaller, and with it
         # DEFLATE level 1 is as small as level 6 at ~60% of the CPU time (measured on a

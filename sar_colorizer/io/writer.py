@@ -107,6 +107,11 @@ def atomic_path(path: str | os.PathLike[str], overwrite: bool = False) -> Iterat
         raise
 
 
+def _sparse(options: Mapping[str, Any]) -> bool:
+    """Whether creation ``options`` let GDAL leave empty blocks out (SPARSE_OK)."""
+    return str(options.get("sparse_ok", "")).upper() in ("TRUE", "YES", "1", "ON")
+
+
 def check_complete(written: Path, path: Path, sparse_ok: bool = False) -> None:
     """Check that GDAL wrote every block of ``written`` (the temporary file of ``path``).
 
@@ -245,6 +250,7 @@ class RasterWriter:
             nodata=self.nodata,
         )
 
+        self._staging_options = staging_options
         check_output_path(self.path, overwrite)
         self.overwrite = overwrite
         make_folder(self.path.parent)
@@ -410,13 +416,14 @@ class RasterWriter:
         self._closed = True
         try:
             self._dataset.close()
-            sparse_ok = str(self.creation_options.get("sparse_ok", "")).upper() in ("TRUE", "YES")
-            check_complete(self._staging, self.path, sparse_ok)
+            check_complete(self._staging, self.path, _sparse(self._staging_options))
             if self._staging != self._output_temporary:
                 # GDAL converts the whole scene in one C call (seconds): run it where a
                 # signal does not have to wait for it.
                 run_interruptibly(self._convert)
-                check_complete(self._output_temporary, self.path, sparse_ok)
+                check_complete(
+                    self._output_temporary, self.path, _sparse(self.creation_options)
+                )
                 remove_with_sidecars(self._staging)
             publish_with_sidecars(self._output_temporary, self.path, self.overwrite)
         except RasterioError as error:

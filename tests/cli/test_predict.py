@@ -108,7 +108,22 @@ def test_jpeg_output_with_ab_and_quicklook(tiny_bundle, sar_db, tmp_path):
     ab_data, ab_profile, _ = _reopen(ab)
     assert ab_profile["dtype"] == "float32" and ab_data.shape == (2, 70, 90)
     assert ab_profile["crs"] == profile["crs"]
+    with rasterio.open(ab) as src:  # GIS tools show these as the band names
+        assert src.descriptions == ("a_cielab", "b_cielab")
     assert quicklook.exists() and quicklook.stat().st_size > 0
+
+
+def test_an_input_without_georeference_gets_no_world_file(tiny_bundle, make_geotiff, tmp_path):
+    """A world file would place the image at 0, 0 with 1-unit pixels: none is written."""
+    scene = make_geotiff("in/plain_VH.tif", _db((70, 90)), crs=None)
+    out = tmp_path / "out"
+    for name in ("c.png", "c.jpg"):
+        result = _invoke("--model", tiny_bundle, scene, out / name, *FAST, "--pixel-size", "10")
+        assert result.exit_code == 0, result.output
+    names = sorted(p.name for p in out.iterdir())
+    assert not [n for n in names if n.endswith((".pgw", ".jgw", ".wld"))], names
+    with rasterio.open(out / "c.png") as src:
+        assert src.crs is None
 
 
 def test_missing_input_is_one_line(tiny_bundle, tmp_path):

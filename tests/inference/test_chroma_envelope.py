@@ -71,3 +71,23 @@ def test_the_envelope_takes_the_colour_speckle_out_of_dark_water(colour):
         hue = np.arctan2(shown[radius][..., 1], shown[radius][..., 0])[inner]
         turn = np.angle(np.exp(1j * (hue - np.arctan2(colour[1], colour[0]))), deg=True)
         assert np.quantile(np.abs(turn[chroma[radius] > 2.0]), 0.95) < 12.0
+
+
+def test_a_swath_in_nodata_streams_as_the_whole_image(shipped, make_geotiff, tmp_path):
+    """Strips are preprocessed only where they hold data (plus what the filters and the L
+    envelope read around it); tiles without data are not run: the colour is the whole
+    image's, to the bit."""
+    db, _ = _scene()
+    rows, cols = np.mgrid[: db.shape[0], : db.shape[1]]
+    swath = np.abs(cols / db.shape[1] - rows / db.shape[0]) < 0.15
+    swath[:40] = False  # whole strips without data
+    db = np.where(swath, db, np.nan).astype(np.float32)
+    valid = np.isfinite(db)
+    source = make_geotiff("swath_VH.tif", db, nodata=np.nan, descriptions=["VH"])
+    out = tmp_path / "out.tif"
+    colorize_raster(shipped, source, out, progress=False, tile_size=64, overlap=16)
+    with rasterio.open(out) as written:
+        streamed = written.read()
+    whole = colorize_array(shipped, db[None], valid, tile_size=64, overlap=16, pixel_size=10.0)
+    np.testing.assert_array_equal(streamed[:3].transpose(1, 2, 0), whole["rgb"])
+    np.testing.assert_array_equal(streamed[3] > 0, valid)

@@ -28,9 +28,9 @@ def _local(batch: np.ndarray) -> np.ndarray:
     return np.tanh(smoothed * 2.0 - 0.5).astype(np.float32)
 
 
-def _stitcher(forward, shape, tile, overlap, batch, channels):
+def _stitcher(forward, shape, tile, overlap, batch, channels, any_batch=False):
     grid = TileGrid.for_shape(shape[0], shape[1], tile, overlap)
-    return TileStitcher(ModelRunner(forward), grid, channels, batch)
+    return TileStitcher(ModelRunner(forward, any_batch=any_batch), grid, channels, batch)
 
 
 def _streamed(stitcher: TileStitcher, image: np.ndarray) -> np.ndarray:
@@ -136,3 +136,62 @@ def test_predict_of_a_pointwise_network_is_that_function_of_the_whole_scene(
     expected = np.tanh(relative * np.float32([2.5, -1.5]) + np.float32([-1.0, 0.4])) * 110.0
     np.testing.assert_allclose(ab[valid], expected[valid], atol=2e-4)
     assert np.all(np.isnan(ab[~valid]))
+
+
+class _Counting:
+    """A numpy network that counts the tiles it is given."""
+
+    def __init__(self, forward):
+        self.forward = forward
+        self.tiles = 0
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        self.tiles += len(batch)
+        return self.forward(batch)
+
+
+@pytest.mark.parametrize(("batch", "any_batch"), [(1, False), (3, False), (3, True), (16, True)])
+def test_tiles_without_data_never_reach_the_network(batch, any_batch):
+    """Valid pixels get the outputs of a run over every tile; tiles without a valid pixel are
+    never computed (a diagonal swath and a hole, as GRD footprints leave in a tile)."""
+    rng = np.random.default_rng(5)
+    shape = (150, 230)
+    image = rng.random(shape + (1,), dtype=np.float32)
+    rows, cols = np.mgrid[: shape[0], : shape[1]]
+    valid = np.abs(cols / shape[1] - rows / shape[0]) < 0.12
+    valid[60:70, 100:110] = False
+    image[~valid] = 0.0
+    every, skipping = _Counting(_local), _Counting(_local)
+    expected = _stitcher(every, shape, 32, 8, batch, 1).image(image)
+    stitcher = _stitcher(skipping, shape, 32, 8, batch, 1, any_batch)
+    got = stitcher.image(image, valid=valid)
+    np.testing.assert_array_equal(got[valid], expected[valid])
+    grid = stitcher.grid
+    padded = np.pad(valid, 64, mode="reflect")  # tiles beyond the edges are reflected
+    with_data = sum(
+        padded[r + 64 : r + 96, c + 64 : c + 96].any()
+        for r in grid.row_origins for c in grid.col_origins
+    )
+    assert every.tiles >= len(grid)
+    # Only the tiles with data, in full batches (the last one of a row padded, unless the
+    # network takes any batch size).
+    assert with_data <= skipping.tiles <= with_data + grid.n_rows * (batch - 1)
+    if any_batch:
+        assert skipping.tiles == with_data
+    assert skipping.tiles < every.tiles / 2
+    # Strip by strip as predict cuts them: the same.
+    stitcher = _stitcher(_local, shape, 32, 8, batch, 1)
+    streamed = np.full(got.shape, np.nan, np.float32)
+    for row in range(grid.n_rows):
+        first, stop = strip_span(grid, row)
+        start, end, block = stitcher.row(row, image[first:stop].copy(), first,
+                                         valid=valid[first:stop].copy())
+        streamed[start:end] = block
+    np.testing.assert_array_equal(streamed[valid], expected[valid])
+
+
+def test_an_image_without_data_runs_no_tile():
+    skipping = _Counting(_pointwise)
+    stitcher = _stitcher(skipping, (70, 90), 32, 8, 4, 2)
+    out = stitcher.image(np.zeros((70, 90, 1), np.float32), valid=np.zeros((70, 90), bool))
+    assert skipping.tiles == 0 and not out.any()

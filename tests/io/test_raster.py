@@ -500,3 +500,33 @@ def test_real_sentinel1_samples(samples_dir):
     values, valid = read_raster(bigearthnet[0], bands="VH", out_shape=(60, 60))
     assert values.shape == (1, 60, 60) and valid.all()
     assert os.fspath(bigearthnet[0]).endswith("_VH.tif")
+
+
+@pytest.mark.parametrize("suffix", [".tif", ".png"])
+def test_nodata_blocks_are_not_written(tmp_path, suffix):
+    """GeoTIFF outputs (and the staging file of other formats) leave blocks that are all nodata
+    out of the file (SPARSE_OK); they read back as nodata and the output is complete."""
+    profile = {
+        "driver": "GTiff", "width": 1024, "height": 512, "count": 3, "dtype": "uint8",
+        "crs": CRS.from_epsg(32631), "transform": Affine(10, 0, 600000, 0, -10, 4800000),
+    }
+    rgb = np.random.default_rng(0).integers(1, 255, (3, 512, 1024), dtype=np.uint8)
+    valid = np.zeros((512, 1024), bool)
+    valid[:, 700:] = True  # the left 700 columns are nodata
+    rgb[:, ~valid] = 0
+    path = tmp_path / f"out{suffix}"
+    with RasterWriter(path, profile) as writer:
+        for top in range(0, 512, 128):
+            writer.write(rgb[:, top : top + 128], Window(0, top, 1024, 128),
+                         valid=valid[top : top + 128])
+    with rasterio.open(path) as dataset:
+        data = dataset.read()
+        sizes = [
+            int(dataset.get_tag_item(f"BLOCK_SIZE_{col}_{row}", "TIFF", bidx=1) or 0)
+            for (row, col), _ in dataset.block_windows(1)
+        ] if suffix == ".tif" else []
+    np.testing.assert_array_equal(data[:3], rgb)
+    assert (data[3] > 0).tolist() == valid.tolist()  # alpha
+    if suffix == ".tif":
+        # 256-px blocks: the two left columns of blocks (512 px) hold no valid pixel.
+        assert sizes.count(0) == 4 and len(sizes) == 8
