@@ -27,10 +27,11 @@ Nothing here imports TensorFlow at import time.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -77,6 +78,22 @@ class Job:
         """Every file the job writes."""
         return [path for path in (self.output, self.ab_output, self.quicklook, self.confidence)
                 if path is not None]
+
+    @contextlib.contextmanager
+    def claimed(self) -> Iterator[None]:
+        """Hold every output of the job for this process until the block ends
+        (:func:`sar_colorizer.io.atomic.claim`): another run writing one of them is refused at
+        once, before the scene is computed, not at the final rename.
+
+        Raises:
+            OutputExistsError: another live run holds one of the outputs.
+        """
+        from sar_colorizer.io.atomic import claim
+
+        with contextlib.ExitStack() as stack:
+            for path in self.outputs():
+                stack.enter_context(claim(path))
+            yield
 
 
 @dataclass(frozen=True)
@@ -465,7 +482,8 @@ def colour_batch(
         try:
             check_job(job, options.overwrite, options.driver, force, plan.inputs,
                       options.creation_options)
-            summary.results.append(colour_job(bundle, job, options, progress))
+            with job.claimed():
+                summary.results.append(colour_job(bundle, job, options, progress))
             summary.done += 1
         except SarColorError as error:
             message = str(error)

@@ -102,7 +102,8 @@ def colour_scene(model: str, job: Job, options: PredictOptions) -> dict[str, Any
     read_info(job.input)
     for path in job.outputs():
         check_output_path(path, options.overwrite)
-    summary = colour_job(load_model(model), job, options, progress=False)
+    with job.claimed():
+        summary = colour_job(load_model(model), job, options, progress=False)
     return {
         "input": str(summary.input),
         "output": str(summary.output),

@@ -163,16 +163,25 @@ def test_sigterm_during_cog_conversion_cleans_up_promptly_and_exits_143(tmp_path
 
 
 def test_two_concurrent_writers_of_one_output(tmp_path, scene):
+    """The first run claims the output before its work: the second is refused at once (while
+    the first still computes), not after computing the whole scene too."""
     out = tmp_path / "same.tif"
     command = _command("-q", "predict", scene, out)
     first = subprocess.Popen(command, cwd=tmp_path, env=_env(), stderr=subprocess.PIPE, text=True)
-    second = subprocess.Popen(command, cwd=tmp_path, env=_env(), stderr=subprocess.PIPE,
-                              text=True)
-    results = [(p.wait(timeout=TIMEOUT), p.stderr.read()) for p in (first, second)]  # type: ignore[union-attr]
-    statuses = sorted(status for status, _ in results)
-    assert statuses == [0, 4], results  # one wins, the other is refused (OutputExistsError)
-    refused = next(text for status, text in results if status == 4)
-    assert "pass --overwrite" in refused and "Traceback" not in refused
+    claim = tmp_path / ".same.tif.sarcolor-claim"
+    deadline = time.monotonic() + TIMEOUT
+    while not claim.exists() and first.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert claim.exists(), "the first run never claimed its output"
+    second = _run(command, tmp_path)
+    still_running = first.poll() is None
+    first_status, first_err = first.wait(timeout=TIMEOUT), first.stderr.read()  # type: ignore[union-attr]
+    assert first_status == 0, first_err[-2000:]
+    assert second.returncode == 4, second.stderr  # OutputExistsError
+    assert still_running, "the second run was refused only after the first had finished"
+    refused = second.stderr.strip().splitlines()
+    assert len(refused) == 1 and f"{out} is being written by another run (process " \
+        f"{first.pid})" in refused[0], refused
     _check_colour_output(out, 1536, 2048)
     assert _temporaries(tmp_path) == []
 

@@ -261,7 +261,8 @@ def predict(
             click.echo(f"{job.output} exists; skipped")
             return
         check_job(job, overwrite, options.driver, force, creation_options=options.creation_options)
-        colour_job(load_bundle(model_path), job, options, progress_enabled(ctx))
+        with job.claimed():  # before the model loads: a second run is refused at once
+            colour_job(load_bundle(model_path), job, options, progress_enabled(ctx))
         return
 
     plan = plan_batch(
