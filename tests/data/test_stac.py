@@ -437,6 +437,27 @@ def test_matching_takes_the_nearest_overlapping_sar_item():
     assert pairs == [] and report.too_far == [("opt", 2.0)]
 
 
+def test_tiles_of_a_bbox_that_cuts_the_item():
+    from rasterio.crs import CRS
+    from rasterio.warp import transform_bounds
+
+    from sar_colorizer.data.stac import Grid, tile_grids
+
+    grid = Grid(CRS.from_epsg(32631), from_origin(600000, 4800000, 10, 10), 300, 300)
+    # The UTM rectangle x 601000..603500, y 4797500..4799000 as a box in degrees: its
+    # envelope back in UTM is a little larger, and is clipped by the item's edge on the right.
+    bbox = transform_bounds("EPSG:32631", "EPSG:4326", 601000, 4797500, 603500, 4799000)
+    tiles = tile_grids(grid, bbox, 64)
+    assert tiles
+    xs = [t.transform.c for _, _, t in tiles]
+    ys = [t.transform.f for _, _, t in tiles]
+    assert all(t.width == 64 and t.height == 64 for _, _, t in tiles)
+    assert min(xs) <= 601000 and max(xs) + 640 >= 603000  # spans the box (east edge: the item's)
+    assert max(ys) >= 4799000 and min(ys) - 640 <= 4797500
+    assert max(xs) + 640 <= 603000 and min(ys) - 640 >= 4797000  # inside the item
+    assert tile_grids(grid, (10.0, 10.0, 11.0, 11.0), 64) == []  # elsewhere: no tile
+
+
 def test_reflectance_offset_from_metadata():
     from sar_colorizer.data.stac import reflectance_transform
 
