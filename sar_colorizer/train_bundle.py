@@ -75,7 +75,7 @@ def bundle_metadata(
     tile_size: int | None = None,
 ) -> dict[str, Any]:
     """Everything ``predict`` and ``eval`` need to reproduce the training input handling."""
-    from sar_colorizer.bundle import DEFAULT_PIXEL_SIZE
+    from sar_colorizer.bundle import DEFAULT_PIXEL_SIZE, portable_path
     from sar_colorizer.sar.speckle import SpeckleFilter
 
     speckle = SpeckleFilter(config.speckle_filter, config.speckle_window, config.speckle_looks)
@@ -106,7 +106,8 @@ def bundle_metadata(
             "linear_regression": stats["linear_regression"],
         },
         "training": {
-            "data_dir": str(data_dir),
+            # Folder names only: a bundle travels (the shipped one to every user).
+            "data_dir": ",".join(portable_path(part) for part in str(data_dir).split(",")),
             "n_chips": stats["n_chips"],
             "n_images": stats.get("n_images"),
             "chip_size": stats.get("chip_size"),

@@ -595,8 +595,10 @@ def trained_bundle_metadata(
                                best_monitor=(result.monitor, result.best), seconds=result.seconds,
                                tile_size=max((c for c in crops if c), default=None))
     if len(chips.folders) > 1:
+        from sar_colorizer.bundle import portable_path
+
         metadata["training"]["source_folders"] = [
-            {"data_dir": str(folder), "weight": weight, "crop_size": crop,
+            {"data_dir": portable_path(folder), "weight": weight, "crop_size": crop,
              "n_chips": folder_stats["n_chips"]}
             for folder, weight, crop, folder_stats in zip(chips.folders, chips.weights, crops,
                                                           chips.folder_stats, strict=True)

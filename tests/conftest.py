@@ -322,3 +322,24 @@ def tiny_bundle(make_bundle: MakeBundle) -> Path:
 def head_bundle(make_bundle: MakeBundle) -> Path:
     """The tiny VH bundle with a confidence head (shared, read-only)."""
     return make_bundle(confidence_head=True)
+
+
+def _machine_paths(value: Any, where: str = "bundle.json") -> list[str]:
+    """Strings in bundle metadata that name a place on the machine that wrote it: absolute
+    paths and paths climbing out of their folder (``../shared/...``)."""
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in _machine_paths(v, f"{where}.{k}")]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in _machine_paths(v, f"{where}[{i}]")]
+    if isinstance(value, str) and any(
+        part.startswith("/") or part.startswith("..") for part in value.split(",")
+    ):
+        return [f"{where}: {value}"]
+    return []
+
+
+@pytest.fixture(scope="session")
+def machine_paths() -> Callable[[Any], list[str]]:
+    """``machine_paths(metadata) -> list``: the entries of bundle metadata that are absolute
+    paths or climb out of their folder (a bundle must record none)."""
+    return _machine_paths

@@ -230,25 +230,11 @@ def test_tile_size_is_the_training_tile_size(metadata, expected):
     assert bundle.tile_size == expected
 
 
-def _machine_paths(value, where="bundle.json"):
-    """Strings in bundle metadata that name a place on the machine that wrote it: absolute
-    paths and paths climbing out of their folder (``../shared/...``)."""
-    if isinstance(value, dict):
-        return [p for k, v in value.items() for p in _machine_paths(v, f"{where}.{k}")]
-    if isinstance(value, list):
-        return [p for i, v in enumerate(value) for p in _machine_paths(v, f"{where}[{i}]")]
-    if isinstance(value, str) and any(
-        part.startswith("/") or part.startswith("..") for part in value.split(",")
-    ):
-        return [f"{where}: {value}"]
-    return []
-
-
-def test_shipped_bundle_records_no_paths_of_the_training_machine():
+def test_shipped_bundle_records_no_paths_of_the_training_machine(machine_paths):
     from importlib import resources
 
     text = (resources.files("sar_colorizer") / "weights" / "default" / "bundle.json").read_text()
-    assert _machine_paths(json.loads(text)) == []
+    assert machine_paths(json.loads(text)) == []
 
 
 def test_portable_path_is_relative_to_its_folder_or_a_name(tmp_path):

@@ -137,11 +137,15 @@ def test_sources_of_one_crop_size_share_every_batch(two_sources) -> None:
     assert 0.15 < from_small.mean() < 0.35  # in the weights' proportion
 
 
-def test_train_on_two_sources_writes_one_bundle(two_sources, tmp_path) -> None:
+def test_train_on_two_sources_writes_one_bundle(two_sources, tmp_path, machine_paths) -> None:
     model_out = tmp_path / "model"
     config = TrainConfig.from_dict({**TINY, "epochs": 1, "source_weights": [0.5, 0.5]})
     train(list(two_sources), model_out, config, progress=False)
     meta = json.loads((model_out / "bundle.json").read_text())
+    # Names and paths relative to the data folders, never this machine's (the bundle travels).
+    assert machine_paths(meta) == []
+    assert meta["training"]["data_dir"] == ",".join(p.name for p in two_sources)
+    assert all("/" not in f["data_dir"] for f in meta["training"]["source_folders"])
     assert meta["optical_convention"] == "dos"
     assert meta["tile_size"] == 64
     folders = meta["training"]["source_folders"]

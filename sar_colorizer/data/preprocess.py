@@ -218,7 +218,8 @@ def preprocess(
 
     temporary = new_temporary_folder(out_dir)
     try:
-        stats = _write_chips(work, splits, temporary, expected, settings, progress)
+        root = Path(input_path) if Path(input_path).is_dir() else Path(input_path).parent
+        stats = _write_chips(work, splits, temporary, expected, settings, progress, root)
         stats["excluded"] = sorted(name for name, split in splits.items() if split is None)
         stats["excluded_flagged"] = flagged_out
         stats["settings"] = {
@@ -240,7 +241,7 @@ def preprocess(
             "package_version": __version__,
         }
         write_stats(temporary, stats)
-        _write_sources_manifest(temporary / SOURCES_MANIFEST, stats["sources"])
+        _write_sources_manifest(temporary / SOURCES_MANIFEST, stats["sources"], work)
         publish(temporary, out_dir, overwrite)
     except BaseException:
         shutil.rmtree(temporary, ignore_errors=True)
@@ -295,15 +296,19 @@ def _without_flagged(
     return kept, left_out
 
 
-def _write_sources_manifest(path: Path, sources: dict[str, dict[str, Any]]) -> None:
+def _write_sources_manifest(
+    path: Path, sources: dict[str, dict[str, Any]], pairs: list[Pair]
+) -> None:
     """``sar,optical,split,cloud_or_snow`` of every source image, absolute paths: ``sarcolor
     eval OUT_DIR --split val`` then scores whole validation images (what ``predict`` would
     produce), flagged ones apart."""
+    by_name = {pair.name: pair for pair in pairs}
     with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["sar", "optical", "split", FLAG_COLUMN])
-        for source in sources.values():
-            writer.writerow([Path(source["sar"]).resolve(), Path(source["optical"]).resolve(),
+        for name, source in sources.items():
+            pair = by_name[name]
+            writer.writerow([Path(pair.sar).resolve(), Path(pair.optical).resolve(),
                              source["split"], int(source[FLAG_COLUMN])])
 
 
@@ -348,6 +353,7 @@ class _Tally:
     band_names: tuple[str, ...] | None = None
     raw_range: list[float] = field(default_factory=lambda: [np.inf, -np.inf])
     linear_range: list[float] = field(default_factory=lambda: [np.inf, -np.inf])
+    root: Path | None = None
 
     def check_bands(self, pair: Pair, names: tuple[str, ...]) -> None:
         """Every pair must bring as many SAR bands as the first one."""
@@ -367,6 +373,8 @@ class _Tally:
         chips: list[Chip],
         drops: Counter[str],
     ) -> None:
+        from sar_colorizer.bundle import portable_path
+
         arrays = image.arrays
         self.scales.add(arrays.input_scale)
         raw = arrays.sar[:, image.sar_valid]
@@ -378,8 +386,10 @@ class _Tally:
         self.sources[pair.name] = {
             "split": split,
             FLAG_COLUMN: is_flagged(pair),
-            "sar": str(pair.sar),
-            "optical": str(pair.optical),
+            # Relative to the folder read (names where outside it): the record travels into
+            # bundle.json, which must not carry the paths of the machine that trained it.
+            "sar": portable_path(pair.sar, self.root),
+            "optical": portable_path(pair.optical, self.root),
             "height": int(arrays.valid.shape[0]),
             "width": int(arrays.valid.shape[1]),
             "input_scale": arrays.input_scale,
@@ -404,15 +414,16 @@ def _write_chips(
     expected: Counter[str],
     settings: _ChipSettings,
     progress: bool,
+    root: Path | None = None,
 ) -> dict[str, Any]:
     """Write the chips of every pair into ``folder``; returns ``stats.json`` but for
-    ``excluded`` and ``settings``."""
+    ``excluded`` and ``settings`` (source paths relative to ``root``, the folder read)."""
     from sar_colorizer.progress import progress_bar
 
     split_names = [
         split for split in ("train", "val", "test") if any(splits[p.name] == split for p in work)
     ]
-    tally = _Tally()
+    tally = _Tally(root=root)
     with _shard_writers(folder, split_names, expected, settings.chips_per_shard) as writers:
         for pair in progress_bar(work, desc="preprocess", unit="images", enabled=progress):
             raise_if_interrupted()
