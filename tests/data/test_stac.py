@@ -94,13 +94,19 @@ def _when(text: str) -> datetime:
     return datetime.fromisoformat(text.replace(" ", "T")).replace(tzinfo=UTC)
 
 
-def build_catalog(root: Path, *, all_cloudy: bool = False, drop_sar: tuple[str, ...] = ()
-                  ) -> Path:
+#: Earth Search's optical asset keys, for ``build_catalog(earth_search_names=True)``.
+EARTH_SEARCH_KEYS = {"B04": "red", "B03": "green", "B02": "blue", "SCL": "scl"}
+
+
+def build_catalog(root: Path, *, all_cloudy: bool = False, drop_sar: tuple[str, ...] = (),
+                  earth_search_names: bool = False) -> Path:
     """Write the static catalog of the six sample places under ``root``; returns catalog.json.
 
     Args:
         all_cloudy: Every optical item gets a scene classification that is all cloud.
         drop_sar: Places left without their SAR item.
+        earth_search_names: Optical assets named as Earth Search names them (``red``, ...,
+            ``scl``) instead of Planetary Computer's (``B04``, ..., ``SCL``).
     """
     from shapely.geometry import shape
 
@@ -176,6 +182,8 @@ def build_catalog(root: Path, *, all_cloudy: bool = False, drop_sar: tuple[str, 
             path = data / folder.name / "SCL.tif"
             _write_cog(path, scl, crs, from_origin(transform.c, transform.f, 20, 20), 0)
             assets["SCL"] = (path, {})
+        if earth_search_names:
+            assets = {EARTH_SEARCH_KEYS[key]: value for key, value in assets.items()}
         add("sentinel-2-l2a", folder.name, _footprint(crs, transform, 120), when, properties,
             assets)
 
@@ -289,6 +297,15 @@ def test_static_catalog_gives_coregistered_pairs_that_preprocess_reads(catalog_j
     assert result.exit_code == 0, result.output
     stats = json.loads((chips / "stats.json").read_text())
     assert stats["n_images"]["train"] >= 4 and stats["n_images"]["val"] >= 1
+
+
+def test_earth_search_asset_names_give_the_same_pairs(tmp_path):
+    catalog = build_catalog(tmp_path / "cat", earth_search_names=True)
+    out = tmp_path / "pairs"
+    result = _pairs(str(catalog), str(out), "--bbox", EUROPE, "--dates", ALL_DATES, "--size",
+                    "120", "--min-valid", "0.4")
+    assert result.exit_code == 0, result.output
+    assert len(_check_folder(out, 120)) == 6  # the cloud mask from "scl" included
 
 
 def test_tiles_cover_the_bbox_part_of_the_optical_grid(catalog_json, tmp_path):
