@@ -19,7 +19,7 @@ test-all:
 	$(PY) -m pytest -m "slow or not slow"
 
 lint:
-	$(PY) -m ruff check sar_colorizer tests bench
+	$(PY) -m ruff check sar_colorizer tests bench tools docs/experiments
 	$(PY) -m mypy sar_colorizer
 
 bench:

@@ -114,7 +114,7 @@ def main() -> None:
           f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}")
 
     # Sequential, in this process (as `sarcolor predict --output-dir` runs).
-    from sar_colorizer.api import load_model
+    from sar_colorizer.bundle import cached_bundle as load_model
     from sar_colorizer.inference import colorize_raster
 
     t0 = time.perf_counter()
@@ -130,8 +130,8 @@ def main() -> None:
     # Distributed: a local cluster of single-threaded worker processes.
     import distributed
 
-    from sar_colorizer.batch import Job, PredictOptions
-    from sar_colorizer.cluster import local_cluster, run_batch
+    from sar_colorizer.batch import BatchPlan, BatchSummary, Job, PredictOptions, colour_batch
+    from sar_colorizer.cluster import local_cluster
 
     t0 = time.perf_counter()
     with local_cluster(args.workers) as cluster, distributed.Client(cluster) as client:
@@ -139,7 +139,10 @@ def main() -> None:
         startup = time.perf_counter() - t0
         jobs = [Job(input=p, output=out / "par" / p.name) for p in crops]
         t1 = time.perf_counter()
-        done, failed = run_batch(client, args.model, jobs, PredictOptions(), progress=False)
+        plan = BatchPlan(inputs=list(crops), jobs=jobs, summary=BatchSummary())
+        summary = colour_batch(plan, args.model, PredictOptions(), progress=False,
+                               executor=client.get_executor())
+        failed = summary.errors
         parallel = time.perf_counter() - t1
         worker_mb = client.run(peak_rss_mb)
         worker_now = client.run(rss_mb)

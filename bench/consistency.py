@@ -142,7 +142,7 @@ def grid_bands(model: object, path: Path, options: dict) -> tuple[np.ndarray, np
         pixel = abs(src.transform.a) if georeferenced else None
     tile, overlap = tile_settings(model, options.get("tile_size"), options.get("overlap"))
     factor = resample_factor(pixel, model.pixel_size) if pixel else 1.0
-    _, grid = tiling_plan(model, height, width, tile, overlap, factor)
+    _, grid = tiling_plan(model.tile_multiple, height, width, tile, overlap, factor)
     return (
         band_positions(grid.row_origins, grid.overlap, height),
         band_positions(grid.col_origins, grid.overlap, width),

@@ -9,8 +9,9 @@ it; ``os.wait4`` gives that process's CPU seconds and peak resident memory):
   (the time predict logs, from the bundle loaded to the outputs renamed into place);
 * crops of 1/4 and 1/2 of its rows (full width): peak memory must stay flat in scene size
   (streaming holds a few strips of ``tile x width`` pixels);
-* the same scene with 90 % of it nodata (a diagonal swath of 10 % of the scene kept, like the
-  corner of a GRD footprint in a tile), against the full scene, in the same repeat;
+* the same scene with 90 % of its pixels nodata (a diagonal swath of it kept, like the corner
+  of a GRD footprint in a tile; the mosaic itself is 60 % nodata), against the full scene, in
+  the same repeat;
 * the README quick start (the Camargue sample, 0.06 Mpx) as a cold process, median of
   ``--repeats``;
 * the outputs on ONNX Runtime (the default) against the TensorFlow path
@@ -32,6 +33,7 @@ the report gives every repeat. Prints a markdown report and the command line tha
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import platform
 import re
@@ -78,6 +80,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--skip-compression", action="store_true")
     parser.add_argument(
         "--predict-args", default="", help="extra predict options, e.g. '--tiles-per-call 8'"
+    )
+    parser.add_argument(
+        "--reference-tree", type=Path, default=None,
+        help="a checkout of sarcolor before ONNX Runtime (git worktree add DIR fcf4401) whose "
+        "predict (Keras network, XLA colour conversion) the outputs are compared with; "
+        "default: this tree with SARCOLOR_RUNTIME=tensorflow",
     )
     return parser.parse_args()
 
@@ -137,19 +145,25 @@ def ensure_crop(scene: Path, divisor: int) -> Path:
     return _copy(scene, scene.with_name(f"{scene.stem}_rows1of{divisor}.tif"), (r0, r0 + rows))
 
 
-def ensure_sparse(scene: Path, keep: float = 0.10) -> Path:
-    """The scene with all but a diagonal swath of ``keep`` of its area made nodata."""
+def ensure_sparse(scene: Path, valid_share: float = 0.10) -> Path:
+    """The scene with nodata outside a diagonal swath, so that ``valid_share`` of its pixels
+    are valid (90 % nodata): the swath keeps ``valid_share / (the scene's valid share)`` of
+    its area."""
     import rasterio
 
     with rasterio.open(scene) as src:
         height = src.height
+    keep = min(1.0, valid_share / valid_fraction(scene))
 
     def mask(row0: int, rows: int, width: int) -> np.ndarray:
         y = (np.arange(row0, row0 + rows) / height)[:, None]
         x = (np.arange(width) / width)[None, :]
-        return np.abs(x - y) > keep / 2  # the band |x - y| <= keep / 2 holds ~keep of it
+        # The band |x - y| <= h keeps 2h - h^2 of the unit square.
+        half = 1.0 - math.sqrt(1.0 - keep)
+        return np.abs(x - y) > half
 
-    return _copy(scene, scene.with_name(f"{scene.stem}_90pct_nodata.tif"), (0, height), mask)
+    name = f"{scene.stem}_{round(100 * (1 - valid_share))}pct_nodata.tif"
+    return _copy(scene, scene.with_name(name), (0, height), mask)
 
 
 def valid_fraction(path: Path) -> float:
@@ -165,7 +179,11 @@ def valid_fraction(path: Path) -> float:
 
 
 def run_predict(
-    args: argparse.Namespace, source: Path, output: Path, env: dict[str, str] | None = None
+    args: argparse.Namespace,
+    source: Path,
+    output: Path,
+    env: dict[str, str] | None = None,
+    tree: Path = REPO,
 ) -> dict:
     """One ``sarcolor predict`` process: wall time, CPU, peak RSS, reported inference time."""
     command = [
@@ -175,7 +193,7 @@ def run_predict(
     started = time.perf_counter()
     process = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, **(env or {})}, cwd=REPO,
+        env={**os.environ, **(env or {})}, cwd=tree,
     )
     # wait4 gives this child's own rusage (RUSAGE_CHILDREN would be the max over all runs).
     _, status, usage = os.wait4(process.pid, 0)
@@ -336,9 +354,11 @@ def main() -> None:
     for _ in range(args.repeats):  # full and sparse in the same repeat, for their ratio
         whole.append(run_predict(args, scene, out / "whole.tif"))
         nodata.append(run_predict(args, sparse, out / "sparse.tif"))
-    tensorflow = run_predict(
-        args, quarter, out / "quarter_tensorflow.tif", {"SARCOLOR_RUNTIME": "tensorflow"}
-    )
+    reference_env, tree = {"SARCOLOR_RUNTIME": "tensorflow"}, REPO
+    if args.reference_tree is not None:
+        tree = args.reference_tree.resolve()
+        reference_env = {"PYTHONPATH": str(tree)}
+    tensorflow = run_predict(args, quarter, out / "quarter_tensorflow.tif", reference_env, tree)
     largest, differing = compare_outputs(out / f"{quarter.stem}.tif", out / "quarter_tensorflow.tif")
     pix2pix = pix2pix_throughput(args.pix2pix_batch, args.repeats)
     compression = None if args.skip_compression else compression_table(
@@ -366,7 +386,8 @@ def main() -> None:
         ("1/4 scene", scaling[0]), ("1/2 scene", scaling[1]),
         *(("whole scene", run) for run in whole),
         *(("90 % nodata", run) for run in nodata),
-        ("1/4 scene, TensorFlow path", tensorflow),
+        ("1/4 scene, TensorFlow path" + (
+            f" ({args.reference_tree})" if args.reference_tree else ""), tensorflow),
     ]
     for label, run in labelled:
         print(

@@ -191,9 +191,9 @@ def main() -> None:
                                                   args.model, str(product), str(out)], out, product))
         if not args.skip_predict:
             out = folder / "predict_block.tif"
-            runs.append(("predict block GeoTIFF (4096 x 4096, same sigma0)",
-                         [*sarcolor, "predict", "--overwrite", "--model", args.model, str(block_tif),
-                          str(out)],
+            runs.append(("predict block GeoTIFF (4096 x 4096, same sigma0, VH)",
+                         [*sarcolor, "predict", "--overwrite", "--model", args.model, "--bands", "VH",
+                          str(block_tif), str(out)],
                          out, None))
         print("\n| run | wall s | peak RSS MB | output | valid px | block box (col0,row0,col1,row1): "
               "output vs geolocation grid |")

@@ -28,7 +28,6 @@ numbers; slow: 24 whole fragments per configuration).
 from __future__ import annotations
 
 import argparse
-import functools
 import shlex
 import sys
 from pathlib import Path
@@ -160,23 +159,13 @@ def texas_ab_rmse(bundle, options: dict) -> float:
     """Mean AB RMSE of the model over the Texas test split, as ``sarcolor eval`` scores it."""
     import tempfile
 
-    import sar_colorizer.inference as inference
     from sar_colorizer.data.pairs import find_pairs
     from sar_colorizer.evaluation import evaluate, select_pairs
 
-    original = inference.colorize_array
-    # evaluate() passes the tone itself; everything else reaches colorize_array through this.
-    rest = {key: value for key, value in options.items() if key != "tone"}
-    inference.colorize_array = functools.partial(original, **rest)
-    try:
-        pairs = select_pairs(find_pairs(TEXAS), split="test")
-        with tempfile.TemporaryDirectory() as report_dir:
-            report = evaluate(
-                bundle, pairs, report_dir=report_dir, progress=False, grid_count=0,
-                tone=str(options.get("tone", "balanced")),
-            )
-    finally:
-        inference.colorize_array = original
+    pairs = select_pairs(find_pairs(TEXAS), split="test")
+    with tempfile.TemporaryDirectory() as report_dir:
+        report = evaluate(bundle, pairs, report_dir=report_dir, progress=False, grid_count=0,
+                          **options)
     return float(report["model"]["ab_rmse"])
 
 

@@ -14,28 +14,20 @@ Example:
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from sar_colorizer.errors import InputError
+from sar_colorizer.inference.options import ColourOptions
 
 if TYPE_CHECKING:
     import xarray as xr
 
-    from sar_colorizer.bundle import Bundle
+    from sar_colorizer.bundle import Bundle, ModelLike
     from sar_colorizer.data.pairs import Pair
     from sar_colorizer.inference import PredictSummary
-
-#: A model as the API takes it: a loaded :class:`~sar_colorizer.bundle.Bundle`, a bundle
-#: folder written by ``sarcolor train``, or ``"default"`` (the shipped model).
-ModelLike: TypeAlias = "str | os.PathLike[str] | Bundle"
-
-_CACHE: dict[str, Bundle] = {}
-_CACHE_LOCK = threading.Lock()
-
 
 def load_model(model: ModelLike = "default") -> Bundle:
     """A loaded :class:`~sar_colorizer.bundle.Bundle`.
@@ -50,46 +42,19 @@ def load_model(model: ModelLike = "default") -> Bundle:
     Raises:
         InputError: The path is not a bundle.
     """
-    if not isinstance(model, str | os.PathLike):
-        return model
-    key = os.fspath(model)
-    with _CACHE_LOCK:
-        if key not in _CACHE:
-            from sar_colorizer.bundle import load_bundle
+    from sar_colorizer.bundle import cached_bundle
 
-            _CACHE[key] = load_bundle(key)
-        return _CACHE[key]
-
-
-def valid_mask(values: np.ndarray, nodata: float | None = None) -> np.ndarray:
-    """``(H, W)`` True where every band of ``(C, H, W)`` values is finite and not ``nodata``."""
-    values = np.asarray(values)
-    if values.ndim == 2:
-        values = values[None]
-    valid = np.ones(values.shape[1:], dtype=bool)
-    if np.issubdtype(values.dtype, np.floating):
-        valid &= np.isfinite(values).all(axis=0)
-    if nodata is not None and not (isinstance(nodata, float) and np.isnan(nodata)):
-        valid &= (values != nodata).all(axis=0)
-    return valid
+    return cached_bundle(model)
 
 
 def colorize(
     values: np.ndarray,
     model: ModelLike = "default",
+    options: ColourOptions | None = None,
     *,
     valid: np.ndarray | None = None,
     nodata: float | None = None,
-    input_scale: str = "auto",
-    tone: str = "balanced",
-    tile_size: int | None = None,
-    overlap: int | None = None,
-    batch_size: int | None = None,
-    shrink: bool | None = None,
-    display_filter: str = "median_guided",
-    colour_upsampling: str = "guided",
-    chroma_limit: bool = True,
-    pixel_size: float | None = None,
+    **settings: Any,
 ) -> np.ndarray:
     """Colorize a SAR image held in a numpy array.
 
@@ -101,16 +66,13 @@ def colorize(
         values: ``(H, W)`` or ``(C, H, W)`` raw SAR values (bands in the model's order): linear
             power, dB, amplitude (pass ``input_scale="amplitude"``) or 8/16-bit display values.
         model: See :func:`load_model`.
+        options: How it is coloured (:class:`~sar_colorizer.inference.options.ColourOptions`,
+            ``predict``'s defaults); an array has no georeference, so ``pixel_size`` None
+            means the model's training pixel size.
         valid: ``(H, W)`` True where the data are valid; None: finite and not ``nodata``.
         nodata: Value marking missing pixels (when ``valid`` is None).
-        input_scale: "auto" or one of "linear", "db", "amplitude", "display".
-        tone: "balanced", "matched" or "sar" (see ``sarcolor predict --help``).
-        tile_size: Tile side; None: the size the model was trained on.
-        overlap: Tile overlap; None: predict's default (an eighth of the tile).
-        batch_size, shrink, display_filter, colour_upsampling, chroma_limit: As for
-            ``sarcolor predict`` (:func:`~sar_colorizer.inference.colorize_array`).
-        pixel_size: Ground pixel size in metres (an array has no georeference); None: the
-            model's training pixel size.
+        settings: Options by name, over ``options`` (``tone="matched"``, ``tile_size=512``,
+            ``batch_size`` for ``tiles_per_call``, ...).
 
     Returns:
         ``(H, W, 4)`` uint8 RGBA; alpha is 0 exactly at invalid pixels.
@@ -120,29 +82,16 @@ def colorize(
         ModelMismatchError: The number of bands differs from the model's.
     """
     from sar_colorizer.inference import colorize_array
+    from sar_colorizer.io.masks import values_valid
 
-    bundle = load_model(model)
+    options = ColourOptions.of(options, **settings)
     array = np.asarray(values)
     if array.ndim == 2:
         array = array[None]
     if array.ndim != 3:
         raise InputError(f"SAR values must be (H, W) or (bands, H, W); got shape {array.shape}")
-    mask = valid_mask(array, nodata) if valid is None else np.asarray(valid, dtype=bool)
-    result = colorize_array(
-        bundle,
-        array,
-        mask,
-        input_scale=input_scale,
-        tone=tone,
-        tile_size="model" if tile_size is None else tile_size,
-        overlap=overlap,
-        batch_size=batch_size,
-        shrink=shrink,
-        display_filter=display_filter,
-        colour_upsampling=colour_upsampling,
-        chroma_limit=chroma_limit,
-        pixel_size=pixel_size,
-    )
+    mask = values_valid(array, nodata) if valid is None else np.asarray(valid, dtype=bool)
+    result = colorize_array(load_model(model), array, mask, options)
     alpha = np.where(result["valid"], np.uint8(255), np.uint8(0))
     return np.dstack([result["rgb"], alpha])
 

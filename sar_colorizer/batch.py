@@ -8,9 +8,11 @@ way. A run has two steps:
    match nothing and two inputs that would write the same output count as failures, inputs
    whose output exists are skipped with ``skip_existing``.
 2. :func:`colour_batch` loads the model once (only if there is work) and colours the planned
-   jobs one by one, or on a Dask cluster (:mod:`sar_colorizer.cluster`). Each job is checked
-   first (:func:`check_job`: readable input, writable format, outputs that may be replaced); a
-   job that fails is logged in one line and the others go on.
+   jobs on any ``concurrent.futures.Executor``: one by one here (the default), on a process
+   pool, or on a Dask cluster (``distributed.Client.get_executor()``, see
+   :mod:`sar_colorizer.cluster`). Each job is one task that checks it first (:func:`check_job`:
+   readable input, writable format, outputs that may be replaced, whatever the executor) and
+   colours it; a job that fails is logged in one line and the others go on.
 
 The :class:`BatchSummary` holds the counts (``"3 done, 1 skipped, 0 failed"``) and is kept up
 to date while the run goes, so that an interrupted run can still report what it did.
@@ -31,15 +33,17 @@ import contextlib
 import glob
 import logging
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sar_colorizer.errors import OutputExistsError, SarColorError
+from sar_colorizer.errors import InputError, SarColorError
+from sar_colorizer.inference.options import ColourOptions
 
 if TYPE_CHECKING:
-    from sar_colorizer.bundle import Bundle
+    from sar_colorizer.bundle import Bundle, ModelLike
     from sar_colorizer.inference import PredictSummary
 
 logger = logging.getLogger(__name__)
@@ -97,67 +101,37 @@ class Job:
 
 
 @dataclass(frozen=True)
-class PredictOptions:
-    """How each scene is coloured: the options of ``sarcolor predict`` that reach the colouring
-    itself (:func:`sar_colorizer.inference.colorize_raster`), with the same defaults.
+class PredictOptions(ColourOptions):
+    """How each scene is coloured and written: the
+    :class:`~sar_colorizer.inference.options.ColourOptions` (with their defaults) and the
+    options of the written files.
 
     Attributes:
         driver: GDAL driver of the outputs; None: from each output's extension.
-        bands: SAR bands to read (``"VH"``, ``"VV,VH"``, ``"2"``); None: all bands.
-        input_scale: ``"auto"``, ``"linear"``, ``"db"``, ``"amplitude"`` or ``"display"``.
-        tone: How L is made from the SAR: ``"balanced"``, ``"matched"`` or ``"sar"``.
-        tile_size: Tile side for the network; None: the size it was trained on.
-        overlap: Tile overlap in pixels; None: an eighth of the tile, at most 64.
-        tiles_per_call: Most tiles per model call; None: about a megapixel per call.
         overwrite: Replace outputs that sarcolor wrote before.
         creation_options: GDAL creation options of the colour output (``{"COMPRESS": "LZW"}``).
-        display_filter: Despeckling of the SAR that L is made from.
-        colour_upsampling: ``"guided"`` (along L's edges) or ``"bilinear"``.
-        chroma_limit: Reduce chroma to the sRGB gamut instead of clipping channels.
-        pixel_size: Ground pixel size in metres for inputs without georeference.
-        shrink: Mute colour where the model is unsure; None: on for confidence-head models.
         calibration: Sentinel-1 products: ``"sigma0"``, ``"beta0"`` or ``"gamma0"``.
         noise_removal: Sentinel-1 products: subtract the thermal noise LUTs.
     """
 
     driver: str | None = None
-    bands: str | Sequence[str | int] | None = None
-    input_scale: str = "auto"
-    tone: str = "balanced"
-    tile_size: int | None = None
-    overlap: int | None = None
-    tiles_per_call: int | None = None
     overwrite: bool = False
     creation_options: Mapping[str, str] | None = None
-    display_filter: str = "median_guided"
-    colour_upsampling: str = "guided"
-    chroma_limit: bool = True
-    pixel_size: float | None = None
-    shrink: bool | None = None
     calibration: str = "sigma0"
     noise_removal: bool = True
 
     def raster_options(self) -> dict[str, Any]:
-        """Keyword arguments of :func:`~sar_colorizer.inference.colorize_raster`."""
+        """Keyword arguments of :func:`~sar_colorizer.inference.colorize_raster` besides the
+        input and outputs: the colour options and the written files' options."""
         from sar_colorizer.io.s1product import ProductOptions
 
         product = ProductOptions(calibration=self.calibration, noise_removal=self.noise_removal)
         return {
+            "options": ColourOptions.of(**{n: getattr(self, n) for n in ColourOptions.names()}),
             "product_options": None if product == ProductOptions() else product,
             "driver": self.driver,
-            "bands": self.bands,
-            "input_scale": self.input_scale,
-            "tone": self.tone,
-            "tile_size": self.tile_size,
-            "overlap": self.overlap,
-            "batch_size": self.tiles_per_call,
             "overwrite": self.overwrite,
             "creation_options": dict(self.creation_options) if self.creation_options else None,
-            "display_filter": self.display_filter,
-            "colour_upsampling": self.colour_upsampling,
-            "chroma_limit": self.chroma_limit,
-            "pixel_size": self.pixel_size,
-            "shrink": self.shrink,
         }
 
 
@@ -336,11 +310,13 @@ def check_job(
     Raises:
         InputError: The input cannot be read, an output's format is unknown, or a creation
             option or its value is unknown to the driver.
-        OutputExistsError: An output may not be replaced (:func:`check_replaceable`).
+        OutputExistsError: An output may not be replaced
+            (:func:`~sar_colorizer.io.output_policy.check_replaceable`).
     """
     from sar_colorizer.io.creation_options import check_creation_options
     from sar_colorizer.io.dataset import read_info
     from sar_colorizer.io.formats import driver_for_path
+    from sar_colorizer.io.output_policy import check_replaceable
     from sar_colorizer.sar.product import is_product_path, open_product
 
     if is_product_path(job.input):
@@ -355,47 +331,6 @@ def check_job(
     for path in (job.output, job.ab_output, job.quicklook, job.confidence):
         if path is not None:
             check_replaceable(path, overwrite, force, inputs or [job.input])
-
-
-def check_replaceable(
-    path: Path, overwrite: bool, force: bool, inputs: Sequence[Path | str]
-) -> None:
-    """Refuse to write ``path`` if it is an input of the run (always), if it exists without
-    ``overwrite``, or if it is a raster that sarcolor did not write (SAR data, say) without
-    ``force`` as well.
-
-    Raises:
-        OutputExistsError: with the message that says what to do.
-    """
-    from sar_colorizer.io.output_policy import check_output_path, written_by_sarcolor
-
-    for source in inputs:
-        if _same_file(path, source):
-            raise OutputExistsError(
-                f"{path} is an input of this run; it is never replaced (give another output "
-                "name, or use --output-dir DIR for many inputs)"
-            )
-    if not (path.exists() or path.is_symlink()) or path.is_dir():
-        check_output_path(path, overwrite)
-        return
-    if written_by_sarcolor(path) is not False:  # sarcolor's own output, or no raster at all
-        check_output_path(path, overwrite)
-        return
-    if overwrite and force:
-        return
-    raise OutputExistsError(
-        f"{path} exists and sarcolor did not write it (if a shell pattern expanded to several "
-        "inputs, use --output-dir DIR); to replace it anyway pass --overwrite --force"
-    )
-
-
-def _same_file(a: Path, b: Path | str) -> bool:
-    if not isinstance(b, Path):  # a GDAL virtual path or URL is never a local output
-        return False
-    try:
-        return a.resolve() == b.resolve() or (a.exists() and b.exists() and a.samefile(b))
-    except OSError:
-        return False
 
 
 def load_bundle(model: str | os.PathLike[str]) -> Bundle:
@@ -423,30 +358,74 @@ def colour_job(
     )
 
 
+def colour_scene(
+    model: ModelLike,
+    job: Job,
+    options: PredictOptions,
+    force: bool = False,
+    inputs: Sequence[Path | str] | None = None,
+    progress: bool = False,
+) -> PredictSummary:
+    """One task of a batch, wherever it runs: check the job (:func:`check_job`, the same
+    checks on every executor) and colour it with the process's copy of the model.
+
+    Raises:
+        SarColorError: The job is refused or the scene cannot be coloured.
+    """
+    from sar_colorizer.bundle import cached_bundle
+
+    check_job(job, options.overwrite, options.driver, force, inputs, options.creation_options)
+    with job.claimed():  # before the model loads: a second run is refused at once
+        return colour_job(cached_bundle(model), job, options, progress)
+
+
+def _check_model(model: ModelLike) -> None:
+    """Load the model where the tasks run (a model that does not load stops the run)."""
+    from sar_colorizer.bundle import cached_bundle
+
+    cached_bundle(model)
+
+
+class SerialExecutor(Executor):
+    """A ``concurrent.futures.Executor`` that runs each task at once, in this process (a batch
+    run without workers)."""
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except Exception as error:  # reported by the batch, like a worker's
+            future.set_exception(error)
+        return future
+
+
 def colour_batch(
     plan: BatchPlan,
-    model: str | os.PathLike[str] | Bundle,
+    model: ModelLike,
     options: PredictOptions,
     *,
     force: bool = False,
     progress: bool = True,
-    workers: int | None = None,
-    scheduler: str | None = None,
+    executor: Executor | None = None,
 ) -> BatchSummary:
     """Colour the planned jobs; failures are logged one line each and the run goes on.
 
-    Sequentially, the model loads once and only when there is work; a model that does not load
-    stops the whole run (it would fail every input). With ``workers`` (a local Dask cluster of
-    that many processes) or ``scheduler`` (the address of a running one) each scene is one task
-    (:mod:`sar_colorizer.cluster`; needs the dask extra, and ``model`` must be a path).
+    Every job is one task (:func:`colour_scene`: the checks of :func:`check_job`, then the
+    colouring) on ``executor``: None runs them one by one here (:class:`SerialExecutor`); a
+    ``concurrent.futures.ProcessPoolExecutor`` or ``distributed.Client.get_executor()``
+    (:func:`sar_colorizer.cluster.cluster_executor`) runs them on workers, which load the
+    model once each. The model is loaded first, once, and only when there is work; a model
+    that does not load stops the whole run (it would fail every input). Temporary files that
+    workers killed mid-write left behind are removed at the end, by their owner check
+    (:func:`sar_colorizer.io.atomic.remove_stale`).
 
     Args:
         plan: From :func:`plan_batch`; its summary is updated in place and returned.
-        model: Bundle folder, ``"default"``, or a loaded bundle (sequential runs).
-        options: How scenes are coloured.
+        model: Bundle folder, ``"default"``, or a loaded bundle (serial runs only).
+        options: How scenes are coloured and written.
         force: With ``options.overwrite``, also replace files sarcolor did not write.
-        progress: Progress bars.
-        workers, scheduler: Run on a Dask cluster (at most one of them).
+        progress: Progress bars (per scene's tiles when serial, per scene otherwise).
+        executor: Where the tasks run; None: here, one after the other.
 
     Returns:
         ``plan.summary``, complete.
@@ -457,41 +436,104 @@ def colour_batch(
             ``plan.summary`` then counts the inputs not done.
     """
     summary = plan.summary
-    if plan.jobs:
-        from sar_colorizer.io.creation_options import check_creation_options
-        from sar_colorizer.io.formats import driver_for_path
-
-        # Every output of a batch has one driver: a wrong --co fails once, before any work.
-        check_creation_options(driver_for_path(plan.jobs[0].output, options.driver),
-                               options.creation_options)
-    if workers is not None or scheduler is not None:
-        from sar_colorizer.cluster import colour_jobs_on_cluster
-
-        if not isinstance(model, str | os.PathLike):
-            raise TypeError("a cluster run needs the model as a path that every worker loads")
-        done, failures = colour_jobs_on_cluster(
-            plan.jobs, os.fspath(model), options, workers, scheduler, progress
-        )
-        summary.done += done
-        summary.failed += failures
-        return summary
     if not plan.jobs:
         return summary
-    bundle = load_bundle(model) if isinstance(model, str | os.PathLike) else model
-    for index, job in enumerate(plan.jobs):
-        try:
-            check_job(job, options.overwrite, options.driver, force, plan.inputs,
-                      options.creation_options)
-            with job.claimed():
-                summary.results.append(colour_job(bundle, job, options, progress))
-            summary.done += 1
-        except SarColorError as error:
-            message = str(error)
-            summary.fail(message if str(job.input) in message else f"{job.input}: {message}")
-        except Exception as error:  # one broken file must not stop the batch
-            summary.fail(f"{job.input}: failed ({type(error).__name__}: {error})")
-            logger.debug("traceback", exc_info=True)
-        except KeyboardInterrupt:  # also Interrupted (SIGTERM, SIGHUP): report what was done
-            summary.not_done = len(plan.jobs) - index
-            raise
+    from sar_colorizer.io.creation_options import check_creation_options
+    from sar_colorizer.io.formats import driver_for_path
+
+    # Every output of a batch has one driver: a wrong --co fails once, before any work.
+    check_creation_options(driver_for_path(plan.jobs[0].output, options.driver),
+                           options.creation_options)
+    serial = executor is None or isinstance(executor, SerialExecutor)
+    executor = executor or SerialExecutor()
+    if not serial and not isinstance(model, str | os.PathLike):
+        raise TypeError("a run on workers needs the model as a path that every worker loads")
+    model = os.fspath(model) if isinstance(model, str | os.PathLike) else model
+    _load_where_tasks_run(executor, model)
+    try:
+        _run_jobs(plan, model, options, executor, force=force, progress=progress, serial=serial)
+    finally:
+        remove_left_temporaries(plan.jobs)
     return summary
+
+
+def _load_where_tasks_run(executor: Executor, model: ModelLike) -> None:
+    try:
+        executor.submit(_check_model, model).result()
+    except SarColorError:
+        raise
+    except Exception as error:
+        raise InputError(f"{model}: the model does not load ({error})") from None
+
+
+def _run_jobs(
+    plan: BatchPlan,
+    model: ModelLike,
+    options: PredictOptions,
+    executor: Executor,
+    *,
+    force: bool,
+    progress: bool,
+    serial: bool,
+) -> None:
+    """Submit every job, then collect the results in completion order into ``plan.summary``."""
+    from concurrent.futures import as_completed
+
+    from sar_colorizer.progress import progress_bar
+
+    summary = plan.summary
+    futures: dict[Future[PredictSummary], Job] = {}
+    finished = 0
+    try:
+        for job in plan.jobs:
+            future = executor.submit(colour_scene, model, job, options, force, plan.inputs,
+                                     progress and serial)
+            futures[future] = job
+            if serial:  # done already
+                _record(summary, job, future)
+                finished += 1
+        if not serial:
+            bar = progress_bar(total=len(futures), unit="scenes", desc="predict",
+                               enabled=progress)
+            try:
+                for future in as_completed(futures):
+                    _record(summary, futures[future], future)
+                    finished += 1
+                    bar.update(1)
+            finally:
+                bar.close()
+    except KeyboardInterrupt:  # also Interrupted (SIGTERM, SIGHUP): report what was done
+        for future in futures:
+            future.cancel()
+        summary.not_done = len(plan.jobs) - finished
+        raise
+
+
+def _record(summary: BatchSummary, job: Job, future: Future[PredictSummary]) -> None:
+    """Count one finished task: done, or a failure with its one line."""
+    try:
+        summary.results.append(future.result())
+        summary.done += 1
+    except SarColorError as error:
+        message = str(error)
+        summary.fail(message if str(job.input) in message else f"{job.input}: {message}")
+    except Exception as error:  # one broken file (or dead worker) must not stop the batch
+        if type(error).__name__ == "KilledWorker":
+            summary.fail(f"{job.input}: failed: the workers colouring it died (out of memory?)")
+        else:
+            summary.fail(f"{job.input}: failed ({type(error).__name__}: {error})")
+        logger.debug("traceback", exc_info=True)
+
+
+def remove_left_temporaries(jobs: Iterable[Job]) -> list[Path]:
+    """Delete the temporary files that writers killed mid-write left beside the outputs: only
+    those whose owner process is gone (:func:`sar_colorizer.io.atomic.remove_stale`), never a
+    live run's nor files sarcolor did not name."""
+    from sar_colorizer.io.atomic import remove_stale
+
+    removed: list[Path] = []
+    folders = {path.parent for job in jobs for path in job.outputs()}
+    for folder in sorted(folders):
+        if folder.is_dir():
+            removed += remove_stale(folder)
+    return removed

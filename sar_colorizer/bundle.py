@@ -34,11 +34,12 @@ import copy
 import json
 import logging
 import os
+import threading
 import zipfile
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from sar_colorizer.errors import InputError, ModelMismatchError, OutputExistsError, SarColorError
 from sar_colorizer.io.atomic import atomic_folder, publish
@@ -460,7 +461,7 @@ def load_bundle(path: str | os.PathLike[str] = DEFAULT_BUNDLE, runtime: str | No
     folder = _resolve(path)
     metadata = _read_metadata(folder)
     check_keras_file(folder / MODEL_FILE)
-    network = open_network(folder, runtime)
+    network = open_network(folder, folder / MODEL_FILE, runtime)
     model_inputs: int | None
     if network is None:
         bundle = Bundle(_load_keras_model(folder, metadata), metadata, folder)
@@ -604,7 +605,7 @@ def save_bundle(
 def _write_graph(model: Model, folder: Path) -> None:
     """``model.onnx`` for the ``model.keras`` just written to ``folder``; a warning where the
     model cannot be converted (predict then runs it on TensorFlow)."""
-    from sar_colorizer.export import write_inference_graph
+    from sar_colorizer.onnx_graph import write_inference_graph
     from sar_colorizer.onnx_network import ONNX_FILE, file_digest
 
     if not (hasattr(model, "inputs") and hasattr(model, "layers")):
@@ -655,3 +656,31 @@ def _inference_copy(model: Model) -> Model:
     copy = model.__class__.from_config(model.get_config())
     copy.set_weights(model.get_weights())
     return copy
+
+
+#: A model as the API takes it: a loaded :class:`Bundle`, a bundle folder written by
+#: ``sarcolor train``, or ``"default"`` (the shipped model).
+ModelLike: TypeAlias = "str | os.PathLike[str] | Bundle"
+
+_CACHE: dict[str, Bundle] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def cached_bundle(model: ModelLike = "default") -> Bundle:
+    """A loaded :class:`Bundle`; a path is loaded once per process and cached (so that
+    notebooks, dask tasks and batch workers load each model once).
+
+    Args:
+        model: ``"default"`` (the shipped model), a bundle folder, or a loaded bundle
+            (returned as is).
+
+    Raises:
+        InputError: The path is not a bundle.
+    """
+    if not isinstance(model, str | os.PathLike):
+        return model
+    key = os.fspath(model)
+    with _CACHE_LOCK:
+        if key not in _CACHE:
+            _CACHE[key] = load_bundle(key)
+        return _CACHE[key]

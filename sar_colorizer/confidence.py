@@ -374,7 +374,6 @@ def error_by_decile(samples: np.ndarray, n_bins: int = 10) -> dict[str, Any]:
 def plot_error_by_decile(table: dict[str, Any], path: Any, title: str = "") -> None:
     """Bar chart of AB RMSE per sigma decile with the predicted sigma (calibration), written
     atomically to ``path`` (PNG)."""
-    import os
     from pathlib import Path
 
     import matplotlib
@@ -401,8 +400,10 @@ def plot_error_by_decile(table: dict[str, Any], path: Any, title: str = "") -> N
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    target = Path(path)
-    tmp = target.with_name(f".{target.stem}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    os.replace(tmp, target)
+    from sar_colorizer.io.writer import atomic_path
+
+    try:
+        with atomic_path(Path(path), overwrite=True) as temporary:
+            fig.savefig(temporary, dpi=110, format="png")
+    finally:
+        plt.close(fig)

@@ -52,6 +52,7 @@ import numpy as np
 from sar_colorizer.baselines import BASELINE_NAMES, Baselines
 from sar_colorizer.data.pairs import FLAGGED_CHOICES, check_pairs, is_flagged
 from sar_colorizer.errors import InputError, OutputExistsError
+from sar_colorizer.inference.options import ColourOptions
 from sar_colorizer.io.writer import atomic_path
 from sar_colorizer.metrics import (
     image_metrics,
@@ -187,33 +188,32 @@ def evaluate_pair(
     bundle: Bundle,
     baselines: Baselines,
     pair: Pair,
+    options: ColourOptions | None = None,
     *,
-    bands: str | Sequence[str | int] | None = None,
-    input_scale: str = "auto",
-    tone: str = "matched",
-    tile_size: int | None = None,
     keep_thumbnails: bool = False,
-    shrink: bool | None = None,
     optical_convention: str | None = None,
     optical_offset: float | None = None,
+    **settings: Any,
 ) -> ImageOutputs:
     """Colorize one pair with the model and every baseline and score them.
+
+    The model's colours are those ``predict`` writes: the same options and defaults
+    (:class:`~sar_colorizer.inference.options.ColourOptions`), the pixel size of the SAR's
+    georeference (the network sees tiles resampled to its training pixel size, as in
+    ``predict``), and a*, b* after the chroma limit.
 
     Args:
         bundle: loaded :class:`sar_colorizer.bundle.Bundle`.
         baselines: the bundle's fitted baselines.
         pair: a :class:`sar_colorizer.data.pairs.Pair`.
-        bands: SAR bands to read (None: all).
-        input_scale: scale of the SAR values (``"auto"`` detects it).
-        tone: how L is made from the SAR (see :data:`sar_colorizer.inference.TONES`); every
-            method and the reference share it.
-        tile_size: tile side for the model; None: the size it was trained on, as ``predict``.
+        options: how the SAR is coloured (``predict``'s defaults); the tone is shared by every
+            method and the reference.
         keep_thumbnails: keep small images of every column for the grid.
-        shrink: mute colour where the model is unsure (None: when it has a confidence head).
         optical_convention: how the optical image is rendered for the reference (``"dos"`` or
             ``"as-is"``); None: the convention the model was trained in (its bundle's).
         optical_offset: added to integer reflectance before dividing by 10000 (-1000 for
             Level-2A from processing baseline 04.00); None: from the file's metadata, else 0.
+        settings: options by name, over ``options`` (``tone``, ``tile_size``, ``bands``, ...).
 
     Returns:
         The :class:`ImageOutputs`.
@@ -222,40 +222,34 @@ def evaluate_pair(
         InputError: the pair cannot be read or has no valid pixels.
     """
     from sar_colorizer.data.pairs import read_pair
-    from sar_colorizer.inference import colorize_array, tile_settings
-    from sar_colorizer.io.tiling import fit_tile_size
+    from sar_colorizer.inference import colorize_array
 
+    options = ColourOptions.of(options, **settings)
     arrays = read_pair(
         pair,
-        bands=bands if bands is not None else model_bands_for(bundle, pair.sar),
-        input_scale=input_scale,
+        bands=options.bands if options.bands is not None else model_bands_for(bundle, pair.sar),
+        input_scale=options.input_scale,
         optical_convention=optical_convention or bundle.optical_convention,
         optical_offset=optical_offset,
     )
-    # read_pair resolves "auto" from the file's own dtype (integer files are display images).
-    scale = getattr(arrays, "input_scale", None) or input_scale
-    result = colorize_array(
-        bundle,
-        arrays.sar,
-        arrays.valid,
-        input_scale=scale,
-        tone=tone,
-        tile_size="model" if tile_size is None else tile_size,  # overlap: predict's default
-        shrink=shrink,
+    # read_pair resolves "auto" from the file's own dtype (integer files are display images);
+    # the pixel size comes from the SAR's georeference, as in predict.
+    options = ColourOptions.of(
+        options, input_scale=getattr(arrays, "input_scale", None) or options.input_scale,
+        pixel_size=options.pixel_size or _pixel_size(pair.sar),
     )
+    result = colorize_array(bundle, arrays.sar, arrays.valid, options)
     valid = np.asarray(arrays.valid, dtype=bool) & np.asarray(result["valid"], dtype=bool)
     if not valid.any():
         raise InputError(f"pair {pair.name}: no pixel is valid in both images; check the pair")
     lab = np.asarray(result["lab"], dtype=np.float64)
     # The model's own input on the dB feature scale: the baselines see what the model sees.
     feature = np.where(valid, np.asarray(result["feature"], dtype=np.float32), np.nan)
-
-    method_ab = {MODEL_KEY: lab[..., 1:]}
+    method_ab = {MODEL_KEY: np.asarray(result["ab_shown"], dtype=np.float64)}
     for name in BASELINE_NAMES:
         method_ab[name] = baselines.predict_ab(name, np.nan_to_num(feature))
     optical_lab = optical_to_lab(arrays.optical_rgb)
     scores, rgbs, ref_rgb = score_methods(lab[..., 0], method_ab, optical_lab, valid)
-
     confidence = None
     if "sigma" in result:
         import zlib
@@ -267,26 +261,49 @@ def evaluate_pair(
                                    seed=zlib.crc32(str(pair.name).encode()))
     thumbnails: dict[str, np.ndarray] = {}
     if keep_thumbnails:
-        step = _thumbnail_step(valid.shape)
-        thumbnails = {method: rgb[::step, ::step].copy() for method, rgb in rgbs.items()}
-        thumbnails["sar"] = _display_stretch(feature, valid)[::step, ::step]
-        thumbnails["reference"] = ref_rgb[::step, ::step].copy()
-        optical_u8 = np.round(np.clip(arrays.optical_rgb, 0, 1) * 255).astype(np.uint8)
-        thumbnails["optical"] = optical_u8[::step, ::step].copy()
-    logger.debug(
-        "%s: model AB RMSE %.2f, PSNR %.2f dB",
-        pair.name,
-        scores[MODEL_KEY]["ab_rmse"],
-        scores[MODEL_KEY]["psnr"],
-    )
-    # The tile colorize_array ran on (no pixel size is given, so no resampling): the
-    # requested one, rounded to the model's multiple and shrunk to fit a small image.
-    tile, overlap = tile_settings(bundle, tile_size)
-    height, width = valid.shape
-    used_tile = fit_tile_size(tile, bundle.tile_multiple, height, width, overlap)
+        thumbnails = _thumbnails(rgbs, ref_rgb, feature, valid, arrays.optical_rgb)
+    logger.debug("%s: model AB RMSE %.2f, PSNR %.2f dB", pair.name,
+                 scores[MODEL_KEY]["ab_rmse"], scores[MODEL_KEY]["psnr"])
     return ImageOutputs(name=pair.name, metrics=scores, thumbnails=thumbnails,
-                        confidence=confidence, tile_size=used_tile,
+                        confidence=confidence, tile_size=_tile_used(bundle, options, valid.shape),
                         cloud_or_snow=is_flagged(pair))
+
+
+def _pixel_size(sar_path: str | Path) -> float | None:
+    """Ground pixel size of a pair's SAR from its georeference; None without one."""
+    from sar_colorizer.data.bandfiles import stack_info
+    from sar_colorizer.io.pixel_size import pixel_size_metres
+
+    info = stack_info(sar_path, "sar")
+    return pixel_size_metres(info.crs, info.transform, info.width, info.height)
+
+
+def _tile_used(bundle: Bundle, options: ColourOptions, shape: tuple[int, ...]) -> int:
+    """The tile side the network ran on: the requested one, rounded to the model's multiple,
+    resampled to the training pixel size and shrunk to fit a small image."""
+    from sar_colorizer.inference.tiles import tile_settings, tiling_plan
+    from sar_colorizer.io.pixel_size import resample_factor
+
+    tile, overlap = tile_settings(bundle, options.tile_size, options.overlap)
+    factor = resample_factor(options.pixel_size, bundle.pixel_size)
+    return tiling_plan(bundle.tile_multiple, shape[0], shape[1], tile, overlap, factor)[0]
+
+
+def _thumbnails(
+    rgbs: dict[str, np.ndarray],
+    ref_rgb: np.ndarray,
+    feature: np.ndarray,
+    valid: np.ndarray,
+    optical_rgb: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """Small images of every column of the grid."""
+    step = _thumbnail_step(valid.shape)
+    thumbnails = {method: rgb[::step, ::step].copy() for method, rgb in rgbs.items()}
+    thumbnails["sar"] = _display_stretch(feature, valid)[::step, ::step]
+    thumbnails["reference"] = ref_rgb[::step, ::step].copy()
+    optical_u8 = np.round(np.clip(optical_rgb, 0, 1) * 255).astype(np.uint8)
+    thumbnails["optical"] = optical_u8[::step, ::step].copy()
+    return thumbnails
 
 
 def write_grid(
@@ -394,43 +411,37 @@ def model_bands_for(bundle: Bundle, sar_path: str | Path) -> list[str] | None:
 def evaluate(
     bundle: Bundle,
     pairs: Sequence[Any],
+    options: ColourOptions | None = None,
     *,
     report_dir: str | os.PathLike[str],
     grid_count: int = 4,
     progress: bool = True,
     split: str | None = None,
     limit: int | None = None,
-    bands: str | Sequence[str | int] | None = None,
-    input_scale: str = "auto",
-    tone: str = "matched",
-    tile_size: int | None = None,
     overwrite: bool = False,
     on_image: Callable[[ImageOutputs], None] | None = None,
-    shrink: bool | None = None,
     optical_convention: str | None = None,
     optical_offset: float | None = None,
     html: bool = True,
     flagged: str = "include",
+    **settings: Any,
 ) -> dict[str, Any]:
     """Evaluate a model and the three baselines on the same image pairs and write a report.
 
     Args:
         bundle: loaded :class:`sar_colorizer.bundle.Bundle` (its metadata holds the baselines).
         pairs: :class:`sar_colorizer.data.pairs.Pair` objects (from ``find_pairs``).
+        options: how the SAR is coloured (:class:`~sar_colorizer.inference.options.
+            ColourOptions`, ``predict``'s defaults, so that ``sarcolor eval`` and
+            :func:`sar_colorizer.evaluate` score what ``predict`` writes).
         report_dir: folder for ``report.json``, ``report.md`` and ``grid.png`` (created).
         grid_count: number of images (rows) in ``grid.png``, spread over the list; 0: no grid.
         progress: show progress over images on stderr (a bar on a terminal, a line now and
             then elsewhere).
         split: evaluate only pairs of this split (e.g. ``"test"``).
         limit: evaluate at most this many pairs.
-        bands: SAR bands to read (None: all bands of the file).
-        input_scale: scale of the SAR values (``"auto"`` detects it per file).
-        tone: how L is made from the SAR (:data:`sar_colorizer.inference.TONES`); shared by all
-            methods.
-        tile_size: tile side for the model; None: the size it was trained on (as ``predict``).
         overwrite: replace an existing ``report.json``.
         on_image: called with each image's outputs as it is scored (for callers that log).
-        shrink: mute colour where the model is unsure (None: when it has a confidence head).
         optical_convention: how optical images are rendered for the references (``"dos"`` or
             ``"as-is"``); None: the convention the model was trained in (its bundle's).
         optical_offset: see :func:`evaluate_pair`.
@@ -439,6 +450,8 @@ def evaluate(
         flagged: pairs whose optical reference is flagged ``cloud_or_snow``: ``"include"``
             scores them with the rest and adds ``"clear"``, the scores without them;
             ``"exclude"`` leaves them out (named in ``"left_out"``).
+        settings: options by name, over ``options`` (``tone``, ``tile_size``, ``bands``,
+            ``input_scale``, ``shrink``, ...).
 
     Returns:
         The report (the content of ``report.json``).
@@ -453,12 +466,12 @@ def evaluate(
         raise OutputExistsError(f"{folder / REPORT_JSON} exists; pass --overwrite to replace it")
     if folder.exists() and not folder.is_dir():
         raise InputError(f"{folder}: the report path exists and is not a folder; give a folder")
+    options = ColourOptions.of(options, **settings)
     baselines = bundle_baselines(bundle)
     convention = optical_convention or bundle.optical_convention
     chosen = select_pairs(pairs, split=split, limit=limit)
     selected = select_pairs(chosen, flagged=flagged)
     check_pairs(selected)  # every header, before the first image is scored
-    left_out = [pair.name for pair in chosen if is_flagged(pair)] if flagged == "exclude" else []
     in_grid = _grid_indices(len(selected), grid_count)
 
     from sar_colorizer.report_html import REPORT_HTML, HtmlCollector
@@ -469,17 +482,9 @@ def evaluate(
         progress_bar(selected, desc="evaluate", unit="images", enabled=progress)
     ):
         outputs = evaluate_pair(
-            bundle,
-            baselines,
-            pair,
-            bands=bands,
-            input_scale=input_scale,
-            tone=tone,
-            tile_size=tile_size,
-            shrink=shrink,
+            bundle, baselines, pair, options,
             keep_thumbnails=index in in_grid or page is not None,
-            optical_convention=convention,
-            optical_offset=optical_offset,
+            optical_convention=convention, optical_offset=optical_offset,
         )
         if page is not None:
             page.add(outputs)  # small PNGs; the arrays are kept only for the grid
@@ -490,30 +495,10 @@ def evaluate(
             on_image(outputs)
 
     report = build_report(images)
+    left_out = [pair.name for pair in chosen if is_flagged(pair)] if flagged == "exclude" else []
     if left_out:
         report["left_out"] = left_out
-    from sar_colorizer.inference import tile_settings
-
-    tile, overlap = tile_settings(bundle, tile_size)
-    used = sorted({image.tile_size for image in images if image.tile_size is not None})
-    report["settings"] = {
-        # The tile the network ran on (the largest, if images small enough for one smaller
-        # tile used that); requested sizes are rounded and shrunk to fit small images.
-        "tile_size": used[-1] if used else tile,
-        "overlap": overlap,
-        "tone": tone,
-        "optical_convention": convention,
-    }
-    if len(used) > 1:
-        report["settings"]["tile_sizes"] = used
-    if flagged == "exclude":
-        report["settings"]["flagged"] = flagged
-    if getattr(bundle, "has_confidence", False):
-        from sar_colorizer.confidence import resolve_shrink
-
-        shrink_k = resolve_shrink(bundle, shrink)
-        report["settings"]["mute_unsure"] = shrink_k is not None
-        report["settings"]["shrink_k"] = shrink_k
+    report["settings"] = _settings(bundle, options, images, convention, flagged)
     write_report(report, folder)
     if "confidence" in report:
         from sar_colorizer.confidence import plot_error_by_decile
@@ -527,6 +512,39 @@ def evaluate(
         write_html(report, page.entries, folder / REPORT_HTML)
     logger.info("wrote %s (%d images)", folder / REPORT_JSON, len(images))
     return report
+
+
+def _settings(
+    bundle: Bundle,
+    options: ColourOptions,
+    images: Sequence[ImageOutputs],
+    convention: str,
+    flagged: str,
+) -> dict[str, Any]:
+    """``report.json``'s ``"settings"``: how the images were coloured."""
+    from sar_colorizer.inference import tile_settings
+
+    tile, overlap = tile_settings(bundle, options.tile_size, options.overlap)
+    used = sorted({image.tile_size for image in images if image.tile_size is not None})
+    settings: dict[str, Any] = {
+        # The tile the network ran on (the largest, if images small enough for one smaller
+        # tile used that); requested sizes are rounded and shrunk to fit small images.
+        "tile_size": used[-1] if used else tile,
+        "overlap": overlap,
+        "tone": options.tone,
+        "optical_convention": convention,
+    }
+    if len(used) > 1:
+        settings["tile_sizes"] = used
+    if flagged == "exclude":
+        settings["flagged"] = flagged
+    if getattr(bundle, "has_confidence", False):
+        from sar_colorizer.confidence import resolve_shrink
+
+        shrink_k = resolve_shrink(bundle, options.shrink)
+        settings["mute_unsure"] = shrink_k is not None
+        settings["shrink_k"] = shrink_k
+    return settings
 
 
 def _display_stretch(feature: np.ndarray, valid: np.ndarray) -> np.ndarray:

@@ -3,7 +3,7 @@
 :func:`~sar_colorizer.bundle.save_bundle` writes ``model.onnx`` beside ``model.keras``: the
 network as inference runs it (batch normalisation folded, cut before the final bilinear
 upsampling; :func:`sar_colorizer.nets.unet.inference_network`), converted by tf2onnx
-(:func:`sar_colorizer.export.write_inference_graph`). Its metadata records the SHA-256 of the
+(:func:`sar_colorizer.onnx_graph.write_inference_graph`). Its metadata records the SHA-256 of the
 ``model.keras`` it was made from, so that a graph left beside another model is never used.
 
 Importing ONNX Runtime takes a tenth of a second where TensorFlow takes seconds, and on the
@@ -123,8 +123,9 @@ def _session_options(ort: Any) -> Any:
     return options
 
 
-def open_network(folder: Path, runtime: str = "auto") -> OnnxNetwork | None:
-    """The bundle's ONNX network when ``runtime`` allows it and the bundle has a current one.
+def open_network(folder: Path, keras_path: Path, runtime: str = "auto") -> OnnxNetwork | None:
+    """The bundle's ONNX network when ``runtime`` allows it and the bundle has a current one
+    (made from ``keras_path``, the bundle's model.keras).
 
     With ``runtime="auto"`` a missing graph, a missing onnxruntime, or a graph made from another
     model.keras gives None (TensorFlow runs the Keras model), with a log line saying why.
@@ -157,10 +158,8 @@ def open_network(folder: Path, runtime: str = "auto") -> OnnxNetwork | None:
                 "Keras model, or save the bundle again"
             ) from error
         metadata = session.get_modelmeta().custom_metadata_map
-        from sar_colorizer.bundle import MODEL_FILE
-
-        if metadata.get(DIGEST_KEY) != file_digest(folder / MODEL_FILE):
-            reason = f"{path} was made from another {MODEL_FILE}; save the bundle again"
+        if metadata.get(DIGEST_KEY) != file_digest(keras_path):
+            reason = f"{path} was made from another {keras_path.name}; save the bundle again"
             level = logging.WARNING
         else:
             network = OnnxNetwork(session, metadata.get(UPSAMPLE_KEY) == "1", path)

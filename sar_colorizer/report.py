@@ -51,6 +51,58 @@ METRIC_DECIMALS = {
 }
 
 
+#: How each metric's goal is shown beside its label.
+GOAL_ARROWS = {"max": "↑", "min": "↓", "one": "→1"}
+
+
+def format_value(value: float | None, metric: str, missing: str = "-") -> str:
+    """A metric's value with its decimals (:data:`METRIC_DECIMALS`); ``missing`` for None or
+    a non-finite value."""
+    if value is None or not np.isfinite(float(value)):
+        return missing
+    return f"{float(value):.{METRIC_DECIMALS[metric]}f}"
+
+
+@dataclass(frozen=True)
+class MetricTable:
+    """The metric table of a summary, as every report shows it (markdown, HTML).
+
+    Attributes:
+        methods: The model, then the baselines.
+        metrics: :data:`~sar_colorizer.metrics.METRIC_NAMES`.
+        labels: Each metric's label with its goal (``"PSNR dB ↑"``).
+        values: ``values[i][j]``: metric ``i`` of method ``j`` (None where undefined).
+        best: Per metric, the index of the best method (None where no value is defined).
+    """
+
+    methods: tuple[str, ...]
+    metrics: tuple[str, ...]
+    labels: tuple[str, ...]
+    values: tuple[tuple[float | None, ...], ...]
+    best: tuple[int | None, ...]
+
+    def cell(self, metric: int, method: int, missing: str = "-") -> str:
+        """The formatted value of metric ``metric`` for method ``method``."""
+        return format_value(self.values[metric][method], self.metrics[metric], missing)
+
+
+def metric_table(summary: dict[str, Any]) -> MetricTable:
+    """The :class:`MetricTable` of a summary (``{"model", "baselines"}``: the report or its
+    ``clear`` part)."""
+    methods = (MODEL_KEY, *BASELINE_NAMES)
+    scores = [summary[MODEL_KEY]] + [summary["baselines"][name] for name in BASELINE_NAMES]
+    values, best = [], []
+    for metric in METRIC_NAMES:
+        row = tuple(score.get(metric) for score in scores)
+        goal = METRIC_GOALS[metric]
+        key = {"max": lambda v: -v, "one": lambda v: abs(v - 1)}.get(goal, lambda v: v)
+        defined = [(key(v), j) for j, v in enumerate(row) if v is not None]
+        values.append(row)
+        best.append(min(defined)[1] if defined else None)
+    labels = tuple(f"{METRIC_LABELS[m]} {GOAL_ARROWS[METRIC_GOALS[m]]}" for m in METRIC_NAMES)
+    return MetricTable(methods, tuple(METRIC_NAMES), labels, tuple(values), tuple(best))
+
+
 @dataclass
 class ImageOutputs:
     """Everything the evaluation keeps of one image for the report and the grid.
@@ -185,12 +237,6 @@ def build_report(images: Sequence[ImageOutputs]) -> dict[str, Any]:
 # writing
 
 
-def _format(value: float | None, metric: str) -> str:
-    if value is None:
-        return "-"
-    return f"{value:.{METRIC_DECIMALS[metric]}f}"
-
-
 def format_markdown(report: dict[str, Any], title: str = "Colorization evaluation") -> str:
     """The report as markdown: a table (rows = methods, columns = metrics) and advantages; when
     some pair is flagged ``cloud_or_snow``, the same over the clear references only.
@@ -250,17 +296,11 @@ def _clear_markdown(report: dict[str, Any]) -> list[str]:
 def _summary_markdown(summary: dict[str, Any]) -> list[str]:
     """The metric table, the advantage over each baseline and the no-colour count of a summary
     (``{"n_images", "model", "baselines"}``)."""
-    arrows = {"max": "↑", "min": "↓", "one": "→1"}
-    arrows = {metric: arrows[METRIC_GOALS[metric]] for metric in METRIC_NAMES}
-    header = "| method | " + " | ".join(
-        f"{METRIC_LABELS[metric]} {arrows[metric]}" for metric in METRIC_NAMES
-    )
-    lines = [header + " |", "|---" * (len(METRIC_NAMES) + 1) + "|"]
-    rows = [(MODEL_KEY, summary[MODEL_KEY])] + [
-        (name, summary["baselines"][name]) for name in BASELINE_NAMES
-    ]
-    for method, scores in rows:
-        cells = " | ".join(_format(scores.get(metric), metric) for metric in METRIC_NAMES)
+    table = metric_table(summary)
+    lines = ["| method | " + " | ".join(table.labels) + " |",
+             "|---" * (len(table.metrics) + 1) + "|"]
+    for j, method in enumerate(table.methods):
+        cells = " | ".join(table.cell(i, j) for i in range(len(table.metrics)))
         lines.append(f"| {method.replace('_', ' ')} | {cells} |")
     lines += ["", f"{ADVANTAGE_TITLE}:", ""]
     lines += [f"- {line}" for line in advantage_lines(summary)]
@@ -385,8 +425,8 @@ def image_rows(report: dict[str, Any]) -> tuple[tuple[str, ...], list[tuple[str,
     for mine, theirs in zip(report[MODEL_KEY]["per_image"], base, strict=True):
         rows.append((
             mine["name"],
-            *(_format(mine.get(metric), metric) for metric, _ in IMAGE_METRICS),
-            _format(theirs.get("ab_rmse"), "ab_rmse"),
+            *(format_value(mine.get(metric), metric) for metric, _ in IMAGE_METRICS),
+            format_value(theirs.get("ab_rmse"), "ab_rmse"),
             "yes" if mine.get("cloud_or_snow") else "",
         ))
     return columns, rows

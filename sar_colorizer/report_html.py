@@ -88,35 +88,19 @@ class HtmlCollector:
                                        bool(getattr(image, "cloud_or_snow", False))))
 
 
-def _fmt(value: Any, decimals: int) -> str:
-    if value is None or not np.isfinite(float(value)):
-        return "–"
-    return f"{float(value):.{decimals}f}"
-
-
 def _metric_table(summary: dict[str, Any], table_id: str = "metrics") -> str:
-    """The metric table of a summary (``{"model", "baselines"}``: the report or its ``clear``)."""
-    from sar_colorizer.metrics import METRIC_GOALS, METRIC_NAMES
-    from sar_colorizer.report import METRIC_DECIMALS, METRIC_LABELS, MODEL_KEY
+    """The metric table of a summary (``{"model", "baselines"}``: the report or its ``clear``),
+    one row per metric (:func:`sar_colorizer.report.metric_table`), the best method marked."""
+    from sar_colorizer.report import metric_table
 
-    methods = [(MODEL_KEY, summary[MODEL_KEY])] + list(summary["baselines"].items())
-    arrows = {"max": "↑", "min": "↓", "one": "→1"}
-    head = "".join(f"<th>{html.escape(name.replace('_', ' '))}</th>" for name, _ in methods)
+    table = metric_table(summary)
+    head = "".join(f"<th>{html.escape(name.replace('_', ' '))}</th>" for name in table.methods)
     rows = []
-    for metric in METRIC_NAMES:
-        values = [summary.get(metric) for _, summary in methods]
-        finite = [v for v in values if v is not None]
-        goal = METRIC_GOALS[metric]
-        best = None
-        if finite:
-            score = (lambda v: -v) if goal == "max" else (lambda v: abs(v - 1)) if goal == "one" else (lambda v: v)
-            best = min(finite, key=score)
+    for i, label in enumerate(table.labels):
         cells = "".join(
-            f"<td{' class=best' if v is not None and v == best else ''}>"
-            f"{_fmt(v, METRIC_DECIMALS[metric])}</td>"
-            for v in values
+            f"<td{' class=best' if j == table.best[i] else ''}>{table.cell(i, j, '–')}</td>"
+            for j in range(len(table.methods))
         )
-        label = f"{METRIC_LABELS[metric]} {arrows[goal]}"
         rows.append(f"<tr><th scope=row>{html.escape(label)}</th>{cells}</tr>")
     return (
         f"<table id={table_id} class=metrics><thead><tr><th>metric</th>" + head
@@ -126,7 +110,7 @@ def _metric_table(summary: dict[str, Any], table_id: str = "metrics") -> str:
 
 
 def _image_rows(entries: list[ImageEntry], baseline: str) -> str:
-    from sar_colorizer.report import MODEL_KEY
+    from sar_colorizer.report import MODEL_KEY, format_value
 
     rows = []
     for index, entry in enumerate(entries):
@@ -140,10 +124,10 @@ def _image_rows(entries: list[ImageEntry], baseline: str) -> str:
         for metric, _ in IMAGE_COLUMNS:
             value = model.get(metric)
             sort = "" if value is None or not np.isfinite(value) else f"{float(value):.6g}"
-            cells.append(f"<td data-v=\"{sort}\">{_fmt(value, 2 if metric != 'ssim' else 3)}</td>")
+            cells.append(f"<td data-v=\"{sort}\">{format_value(value, metric, '–')}</td>")
         value = base.get("ab_rmse")
         sort = "" if value is None or not np.isfinite(value) else f"{float(value):.6g}"
-        cells.append(f"<td data-v=\"{sort}\">{_fmt(value, 2)}</td>")
+        cells.append(f"<td data-v=\"{sort}\">{format_value(value, 'ab_rmse', '–')}</td>")
         figures = []
         for key, label in PICTURES:
             if key in entry.pictures:

@@ -128,13 +128,41 @@ def test_an_empty_plan_never_loads_the_model(tmp_path):
 
 def test_options_have_the_defaults_of_colorize_raster():
     from sar_colorizer.inference import colorize_raster
+    from sar_colorizer.inference.options import ColourOptions
 
     parameters = inspect.signature(colorize_raster).parameters
-    for name, value in PredictOptions().raster_options().items():
+    raster_options = PredictOptions().raster_options()
+    assert raster_options.pop("options") == ColourOptions()  # one home for the defaults
+    for name, value in raster_options.items():
         assert parameters[name].default == value, name
-    assert PredictOptions(tiles_per_call=4).raster_options()["batch_size"] == 4
+    assert PredictOptions(tiles_per_call=4).raster_options()["options"].tiles_per_call == 4
 
 
 def test_summary_line_counts_an_interruption():
     summary = BatchSummary(done=2, skipped=1, failed=0, not_done=3)
     assert summary.line() == "2 done, 1 skipped, 0 failed, 3 not done (interrupted)"
+
+
+def test_every_executor_makes_the_same_checks(scenes, tmp_path, tiny_bundle):
+    """A batch on a pool of workers refuses what the serial batch refuses: a raster sarcolor
+    did not write is replaced only with overwrite and force."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    out = tmp_path / "out"
+    out.mkdir()
+    foreign = out / "s0_VH.tif"
+    with rasterio.open(foreign, "w", driver="GTiff", width=8, height=8, count=1,
+                       dtype="uint8") as dst:
+        dst.write(np.zeros((1, 8, 8), np.uint8))
+    before = foreign.read_bytes()
+    options = PredictOptions(tile_size=64, overlap=16, overwrite=True)
+    for executor in (None, ThreadPoolExecutor(2)):
+        plan = plan_batch([str(scenes / "s0_VH.tif")], out, suffix=".tif")
+        summary = colour_batch(plan, tiny_bundle, options, progress=False, executor=executor)
+        assert summary.line() == "0 done, 0 skipped, 1 failed", executor
+        assert "sarcolor did not write it" in summary.errors[0]
+        assert foreign.read_bytes() == before
+    plan = plan_batch([str(scenes / "s0_VH.tif")], out, suffix=".tif")
+    summary = colour_batch(plan, str(tiny_bundle), options, force=True, progress=False,
+                           executor=ThreadPoolExecutor(2))
+    assert summary.line() == "1 done, 0 skipped, 0 failed" and foreign.read_bytes() != before

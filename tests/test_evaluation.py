@@ -269,3 +269,32 @@ def test_select_pairs_excludes_flagged_pairs_after_the_limit():
         evaluation.select_pairs(pairs[1:2], flagged="exclude")
     with pytest.raises(ValueError, match="include, exclude"):
         evaluation.select_pairs(pairs, flagged="drop")
+
+
+def test_eval_scores_the_colours_predict_writes_at_the_georeferenced_pixel_size(
+    tmp_path, write_pairs
+):
+    """On a 20 m pair, eval colours as predict does (tiles resampled to the 10 m training
+    pixels) and scores the colours predict writes (after the chroma limit)."""
+    import rasterio
+    from affine import Affine
+
+    from sar_colorizer.api import load_model
+    from sar_colorizer.data.pairs import find_pairs
+    from sar_colorizer.inference import colorize_raster
+
+    folder = write_pairs(tmp_path / "pairs", n=1, size=(120, 100), georeferenced=True)
+    for kind in ("sar", "opt"):
+        with rasterio.open(folder.root / kind / "000.tif", "r+") as dataset:
+            dataset.transform = Affine(20, 0, 600000, 0, -20, 4800000)
+    bundle = load_model()
+    pair = find_pairs(folder.root)[0]
+    outputs = evaluation.evaluate_pair(
+        bundle, evaluation.bundle_baselines(bundle), pair, keep_thumbnails=True
+    )
+    colorize_raster(bundle, pair.sar, tmp_path / "predicted.tif", progress=False)
+    with rasterio.open(tmp_path / "predicted.tif") as src:
+        predicted = src.read()[:3].transpose(1, 2, 0).astype(int)
+    scored = outputs.thumbnails["model"].astype(int)  # the whole image: smaller than a thumbnail
+    assert scored.shape == predicted.shape
+    assert np.abs(scored - predicted).max() <= 1  # float64 vs the compiled float32 conversion

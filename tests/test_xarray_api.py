@@ -209,7 +209,8 @@ def test_dask_equals_predict_at_20_m_pixels(tmp_path):
     path = _write_scene(tmp_path / "s20_VH.tif", _scene_db(330, 290, seed=5), pixel=20.0)
     predicted = _predicted(path, tmp_path / "predicted.tif")
     bundle = sc.load_model()
-    net_tile, grid = tiling_plan(bundle, 330, 290, *tile_settings(bundle), factor=2.0)
+    net_tile, grid = tiling_plan(bundle.tile_multiple, 330, 290, *tile_settings(bundle),
+                                 factor=2.0)
     assert grid.tile_size * 2 == net_tile and grid.n_rows > 2  # the resampled path runs
     sar = rioxarray.open_rasterio(path, chunks={"y": 150, "x": 110})
     colour = sc.colorize_dataarray(sar).compute(scheduler="threads").values
@@ -247,42 +248,48 @@ def test_dask_equals_predict_for_a_confidence_head(tmp_path, shrink, head_bundle
     np.testing.assert_array_equal(colour.compute(scheduler="threads").values, predicted)
 
 
-def test_a_window_with_the_chunk_margin_equals_predict(scene):
-    """The margin (the farthest tile touching the core, plus the larger of the speckle and
-    display filter halos; the guided upsampling works inside each tile) is enough: a core
-    coloured from exactly that window equals predict's pixels there."""
-    from sar_colorizer.inference import (
-        InputSpec,
-        scene_statistics,
-        tile_settings,
-        tiles_per_call,
-    )
-    from sar_colorizer.inference.tiles import tiling_plan
-    from sar_colorizer.sar.display import display_halo
-    from sar_colorizer.xarray_api import chunk_margin, colorize_window
+def _masked_scene(path: Path, how: str) -> Path:
+    """A 150 x 130 scene whose hidden block is masked by an alpha band (uint16 amplitude, as
+    Sentinel-1 GRD) or by a GeoTIFF internal mask (float dB), never by a nodata value."""
+    from affine import Affine
+    from rasterio.enums import ColorInterp
 
-    path, predicted = scene
-    bundle = sc.load_model()
-    values = rioxarray.open_rasterio(path).values
-    valid = values[0] != -9999.0
-    net_tile, grid = tiling_plan(bundle, 700, 610, *tile_settings(bundle), factor=1.0)
-    margin = chunk_margin(bundle, grid, "median_guided")
-    speckle_halo = InputSpec.from_bundle(bundle).halo
-    assert margin == grid.tile_size + max(speckle_halo, display_halo("median_guided"))
-    assert display_halo("median_guided") > speckle_halo
-    stats = scene_statistics(
-        values, valid, InputSpec.from_bundle(bundle), "auto", "median_guided"
-    )
-    per_call = tiles_per_call(grid.n_cols, net_tile)
-    core = (300, 400, 250, 350)
+    rng = np.random.default_rng(11)
+    yy, xx = np.mgrid[0:150, 0:130]
+    db = -16 + 5 * np.sin(yy / 20.0) * np.cos(xx / 27.0) + rng.normal(0, 2, yy.shape)
+    shown = np.full((150, 130), 255, np.uint8)
+    shown[40:80, 60:100] = 0
+    shown[:10, :] = 0
+    profile = dict(driver="GTiff", width=130, height=150, crs="EPSG:32631",
+                   transform=Affine(10, 0, 600000, 0, -10, 4800000))
+    if how == "alpha":
+        amplitude = np.clip(10 ** (db / 20) * 4000, 1, 65535).astype(np.uint16)
+        alpha = shown.astype(np.uint16) * 257
+        with rasterio.open(path, "w", count=2, dtype="uint16", **profile) as dst:
+            dst.colorinterp = [ColorInterp.gray, ColorInterp.alpha]  # before the pixels: GDAL
+            dst.write(np.stack([amplitude, alpha]))
+    else:
+        with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), rasterio.open(
+            path, "w", count=1, dtype="float32", **profile
+        ) as dst:
+            dst.write(db.astype(np.float32)[None])
+            dst.write_mask(shown)
+    return path
 
-    def window(depth: int) -> np.ndarray:
-        r0, r1, c0, c1 = core
-        y0, x0 = max(0, r0 - depth), max(0, c0 - depth)  # no margin beyond the scene's edge
-        cut = values[:, y0 : r1 + depth, x0 : c1 + depth]
-        return colorize_window(bundle, cut, (y0, x0), core, grid, stats,
-                               -9999.0, per_call, net_tile=net_tile)
 
-    np.testing.assert_array_equal(window(margin), predicted[:, 300:400, 250:350])
-    with pytest.raises(ValueError, match="scene (rows|columns)"):  # tiles reach past it
-        window(grid.tile_size // 2)
+@pytest.mark.parametrize("how", ["alpha", "internal"])
+def test_dataarray_valid_mask_honours_alpha_bands_and_internal_masks(tmp_path, how):
+    """The xarray path tells valid pixels as predict does: a file's alpha band (never fed to
+    the model) and its internal mask make pixels transparent, in memory and chunk by chunk."""
+    from sar_colorizer.io.raster import read_raster
+
+    path = _masked_scene(tmp_path / f"{how}_VH.tif", how)
+    _, valid = read_raster(path)
+    assert not valid[40:80, 60:100].any() and valid.mean() > 0.7
+    options = dict(tile_size=64, overlap=16, input_scale="amplitude" if how == "alpha" else "db")
+    predicted = _predicted(path, tmp_path / "predicted.tif", **options)
+    np.testing.assert_array_equal(predicted[3] > 0, valid)
+    eager = sc.colorize_dataarray(rioxarray.open_rasterio(path), **options).values
+    np.testing.assert_array_equal(eager, predicted)
+    lazy = sc.colorize_dataarray(rioxarray.open_rasterio(path, chunks={"y": 70, "x": 60}), **options)
+    np.testing.assert_array_equal(lazy.compute(scheduler="threads").values, predicted)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -18,6 +19,7 @@ from sar_colorizer.cli.options import (
     tile_size_option,
     tone_option,
 )
+from sar_colorizer.inference.options import ColourOptions
 
 
 @click.command("eval")
@@ -61,22 +63,7 @@ from sar_colorizer.cli.options import (
 @overwrite_option
 @click.pass_context
 def eval_command(
-    ctx: click.Context,
-    model: str,
-    input_path: str,
-    report_dir: str,
-    split: str | None,
-    limit: int | None,
-    grid_count: int,
-    flagged: str,
-    tile_size: int | None,
-    bands: str | None,
-    input_scale: str,
-    tone: str,
-    shrink: bool | None,
-    optical_convention: str | None,
-    optical_offset: float | None,
-    overwrite: bool,
+    ctx: click.Context, model: str, input_path: str, report_dir: str, **flags: Any
 ) -> None:
     """Evaluate MODEL on the SAR/optical pairs in INPUT and write a report.
 
@@ -99,35 +86,22 @@ def eval_command(
     from sar_colorizer.report import REPORT_JSON, format_markdown
 
     report_path = Path(report_dir) / REPORT_JSON
-    if report_path.exists() and not overwrite:
+    if report_path.exists() and not flags["overwrite"]:
         raise OutputExistsError(f"{report_path} exists; pass --overwrite to replace it")
 
     # Find, select and check pairs before loading TensorFlow, so input mistakes fail fast.
     from sar_colorizer.data.pairs import check_pairs, find_pairs
 
     pairs = find_pairs(Path(input_path))
-    check_pairs(select_pairs(pairs, split=split, limit=limit, flagged=flagged))
+    check_pairs(select_pairs(pairs, split=flags["split"], limit=flags["limit"],
+                             flagged=flags["flagged"]))
 
     from sar_colorizer.bundle import load_bundle
 
-    bundle = load_bundle(model)
-    report = evaluate(
-        bundle,
-        pairs,
-        report_dir=report_dir,
-        grid_count=grid_count,
-        split=split,
-        limit=limit,
-        flagged=flagged,
-        progress=progress_enabled(ctx),
-        bands=bands,
-        input_scale=input_scale,
-        tone=tone,
-        tile_size=tile_size,
-        overwrite=overwrite,
-        shrink=shrink,
-        optical_convention=optical_convention,
-        optical_offset=optical_offset,
-    )
+    # predict's options (and defaults, where no flag is given) colour the images.
+    options = ColourOptions.of(**{name: flags.pop(name) for name in ColourOptions.names()
+                                  if name in flags})
+    report = evaluate(load_bundle(model), pairs, options, report_dir=report_dir,
+                      progress=progress_enabled(ctx), **flags)
     click.echo(format_markdown(report), nl=False)
     click.echo(f"report written to {Path(report_dir)}", err=True)

@@ -8,7 +8,10 @@ prints the batch summary. Nothing here imports TensorFlow at import time.
 
 from __future__ import annotations
 
+import contextlib
+from concurrent.futures import Executor
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -16,11 +19,9 @@ from sar_colorizer.batch import (
     FORMATS,
     Job,
     PredictOptions,
-    check_job,
     colour_batch,
-    colour_job,
+    colour_scene,
     expand_inputs,
-    load_bundle,
     plan_batch,
 )
 from sar_colorizer.cli.options import (
@@ -39,6 +40,7 @@ from sar_colorizer.cli.options import (
 )
 from sar_colorizer.color.upsampling import UPSAMPLINGS
 from sar_colorizer.errors import InputError
+from sar_colorizer.inference.options import ColourOptions
 from sar_colorizer.sar.display import DEFAULT_DISPLAY_FILTER, DISPLAY_FILTERS
 
 
@@ -160,38 +162,7 @@ from sar_colorizer.sar.display import DEFAULT_DISPLAY_FILTER, DISPLAY_FILTERS
     "tcp://host:8786 (needs the dask extra; workers must be able to read the inputs).",
 )
 @click.pass_context
-def predict(
-    ctx: click.Context,
-    paths: tuple[str, ...],
-    model_path: str,
-    output_dir: str | None,
-    bands: str | None,
-    input_scale: str,
-    tone: str,
-    tile_size: int | None,
-    overlap: int | None,
-    tiles_per_call: int | None,
-    deprecated_batch_size: int | None,
-    output_format: str | None,
-    cog: bool,
-    suffix: str | None,
-    ab_output: str | None,
-    quicklook: str | None,
-    confidence_output: str | None,
-    shrink: bool | None,
-    overwrite: bool,
-    force: bool,
-    skip_existing: bool,
-    creation_options: dict[str, str],
-    workers: int | None,
-    scheduler: str | None,
-    display_filter: str = DEFAULT_DISPLAY_FILTER,
-    colour_upsampling: str = "guided",
-    chroma_limit: bool = True,
-    pixel_size: float | None = None,
-    calibration: str = "sigma0",
-    noise_removal: bool = True,
-) -> None:
+def predict(ctx: click.Context, paths: tuple[str, ...], **flags: Any) -> None:
     """Colorize SAR rasters with the shipped model or --model BUNDLE.
 
     \b
@@ -203,84 +174,112 @@ def predict(
     beside a PNG/JPEG); nodata pixels are transparent (alpha 0). Scenes of any size are
     processed in overlapping tiles, streamed strip by strip.
     """
-    if overwrite and skip_existing:
+    output_format = _check_flags(flags)
+    options = PredictOptions(
+        driver=FORMATS[output_format][0] if output_format else None,
+        overwrite=flags["overwrite"],
+        creation_options=flags["creation_options"],
+        tiles_per_call=resolve_tiles_per_call(flags["tiles_per_call"],
+                                              flags["deprecated_batch_size"]),
+        calibration=flags["calibration"],
+        noise_removal=flags["noise_removal"],
+        **{name: flags[name] for name in ColourOptions.names()
+           if name in flags and name != "tiles_per_call"},
+    )
+    output_dir = flags["output_dir"]
+    if output_dir is None and len(paths) >= 2 and Path(paths[-1]).is_dir():
+        output_dir, paths = paths[-1], paths[:-1]  # `predict a.tif b.tif outdir/`, as cp does
+    if flags["workers"] is not None and flags["scheduler"] is not None:
+        raise click.UsageError("--workers and --scheduler exclude each other")
+    if output_dir is None and (flags["workers"] is not None or flags["scheduler"] is not None):
+        raise click.UsageError("--workers and --scheduler apply to batch runs (--output-dir)")
+    if output_dir is None:
+        _predict_one(ctx, paths, options, flags)
+    else:
+        _predict_many(ctx, paths, output_dir, options, output_format, flags)
+
+
+def _check_flags(flags: dict[str, Any]) -> str | None:
+    """Refuse flags that contradict each other; returns the output format (``--cog`` is
+    ``--format cog``)."""
+    if flags["overwrite"] and flags["skip_existing"]:
         raise click.UsageError("--overwrite and --skip-existing exclude each other")
-    if force and not overwrite:
+    if flags["force"] and not flags["overwrite"]:
         raise click.UsageError("--force only applies with --overwrite")
-    if cog:
+    output_format = flags["output_format"]
+    if flags["cog"]:
         if output_format not in (None, "cog"):
             raise click.UsageError(f"--cog contradicts --format {output_format}")
         output_format = "cog"
-    options = PredictOptions(
-        driver=FORMATS[output_format][0] if output_format else None,
-        bands=bands,
-        input_scale=input_scale,
-        tone=tone,
-        tile_size=tile_size,
-        overlap=overlap,
-        tiles_per_call=resolve_tiles_per_call(tiles_per_call, deprecated_batch_size),
-        overwrite=overwrite,
-        creation_options=creation_options,
-        display_filter=display_filter,
-        colour_upsampling=colour_upsampling,
-        chroma_limit=chroma_limit,
-        pixel_size=pixel_size,
-        shrink=shrink,
-        calibration=calibration,
-        noise_removal=noise_removal,
-    )
+    return output_format
 
-    if output_dir is None and len(paths) >= 2 and Path(paths[-1]).is_dir():
-        output_dir, paths = paths[-1], paths[:-1]  # `predict a.tif b.tif outdir/`, as cp does
-    if workers is not None and scheduler is not None:
-        raise click.UsageError("--workers and --scheduler exclude each other")
-    if output_dir is None and (workers is not None or scheduler is not None):
-        raise click.UsageError("--workers and --scheduler apply to batch runs (--output-dir)")
-    if output_dir is None:
-        if len(paths) != 2:
-            raise click.UsageError(
-                "give one INPUT and an OUTPUT file, or several inputs with --output-dir DIR"
-            )
-        if suffix is not None:
-            raise click.UsageError("--suffix only applies with --output-dir")
-        inputs, unmatched = expand_inputs([paths[0]])
-        if unmatched:
-            raise InputError(f"{paths[0]}: no such file (no file matches the pattern)")
-        if len(inputs) != 1:
-            raise click.UsageError(
-                f"{paths[0]} matches {len(inputs)} files; use --output-dir DIR for many inputs"
-            )
-        job = Job(
-            input=inputs[0],
-            output=Path(paths[1]),
-            ab_output=Path(ab_output) if ab_output else None,
-            quicklook=Path(quicklook) if quicklook else None,
-            confidence=Path(confidence_output) if confidence_output else None,
+
+def _predict_one(
+    ctx: click.Context, paths: tuple[str, ...], options: PredictOptions, flags: dict[str, Any]
+) -> None:
+    """``predict INPUT OUTPUT``: one input, its outputs named on the command line."""
+    if len(paths) != 2:
+        raise click.UsageError(
+            "give one INPUT and an OUTPUT file, or several inputs with --output-dir DIR"
         )
-        if skip_existing and job.output.exists():
-            click.echo(f"{job.output} exists; skipped")
-            return
-        check_job(job, overwrite, options.driver, force, creation_options=options.creation_options)
-        with job.claimed():  # before the model loads: a second run is refused at once
-            colour_job(load_bundle(model_path), job, options, progress_enabled(ctx))
+    if flags["suffix"] is not None:
+        raise click.UsageError("--suffix only applies with --output-dir")
+    inputs, unmatched = expand_inputs([paths[0]])
+    if unmatched:
+        raise InputError(f"{paths[0]}: no such file (no file matches the pattern)")
+    if len(inputs) != 1:
+        raise click.UsageError(
+            f"{paths[0]} matches {len(inputs)} files; use --output-dir DIR for many inputs"
+        )
+    extra = {key: Path(flags[flag]) if flags[flag] else None for key, flag in
+             (("ab_output", "ab_output"), ("quicklook", "quicklook"),
+              ("confidence", "confidence_output"))}
+    job = Job(input=inputs[0], output=Path(paths[1]), **extra)
+    if flags["skip_existing"] and job.output.exists():
+        click.echo(f"{job.output} exists; skipped")
         return
+    # The batch's task: the same checks (before the model loads), then the colouring.
+    colour_scene(flags["model_path"], job, options, flags["force"], progress=progress_enabled(ctx))
 
+
+def _predict_many(
+    ctx: click.Context,
+    paths: tuple[str, ...],
+    output_dir: str,
+    options: PredictOptions,
+    output_format: str | None,
+    flags: dict[str, Any],
+) -> None:
+    """``predict INPUT... --output-dir DIR``: a batch, on this machine or a Dask cluster."""
+    suffix = flags["suffix"]
     plan = plan_batch(
         paths,
         output_dir,
         suffix=suffix if suffix is not None else FORMATS[output_format or "png"][1],
-        ab_dir=ab_output,
-        quicklook_dir=quicklook,
-        confidence_dir=confidence_output,
-        skip_existing=skip_existing,
+        ab_dir=flags["ab_output"],
+        quicklook_dir=flags["quicklook"],
+        confidence_dir=flags["confidence_output"],
+        skip_existing=flags["skip_existing"],
     )
     try:
-        summary = colour_batch(plan, model_path, options, force=force,
-                               progress=progress_enabled(ctx), workers=workers,
-                               scheduler=scheduler)
+        with _executor(flags["workers"], flags["scheduler"], bool(plan.jobs)) as executor:
+            summary = colour_batch(plan, flags["model_path"], options, force=flags["force"],
+                                   progress=progress_enabled(ctx), executor=executor)
     except KeyboardInterrupt:  # also Interrupted (SIGTERM, SIGHUP): report what was done
         click.echo(plan.summary.line())
         raise
     click.echo(summary.line())
     if summary.failed:
         ctx.exit(1)
+
+
+def _executor(
+    workers: int | None, scheduler: str | None, work: bool
+) -> contextlib.AbstractContextManager[Executor | None]:
+    """Where a batch's scenes run: a Dask cluster with ``--workers`` or ``--scheduler`` (started
+    only when there is ``work``), else here, one after the other."""
+    if not work or (workers is None and scheduler is None):
+        return contextlib.nullcontext()
+    from sar_colorizer.cluster import cluster_executor
+
+    return cluster_executor(workers, scheduler)

@@ -25,7 +25,7 @@ stretch, not the colour of the land.
     not the offset is given. The joint stretch keeps the ratios between channels, that is, the
     hue of the land. Measured on the shared data, mean a*, b* of LA (Level-1C) and BigEarthNet
     (Level-2A) go from (-0.7, -9.0) and (-15.8, 14.9) as stored to (7.1, 13.7) and (-6.1, 9.1):
-    warm soil and green vegetation instead of haze (``python bench/colour_convention.py``).
+    warm soil and green vegetation instead of haze (``python docs/experiments/colour_convention.py``).
 
 ``as-is``
     The rendering of earlier versions, for reproducing earlier results: 8-bit images as stored

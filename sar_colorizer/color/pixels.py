@@ -39,7 +39,7 @@ def convert_pixels(
 ) -> tuple[np.ndarray | None, np.ndarray]:
     """``(N,)`` relative intensity, ``(N, 2)`` normalised AB, ``(N,)`` mask, the tone table and
     the L envelope's ``(N,)`` feature bounds -> ``(lab (N, 3) float32 or None, rgb (N, 3)
-    uint8)``. Blocks without a valid pixel cost nothing but the test.
+    uint8)``. Only valid pixels are converted.
 
     ``table``: the gamut's :func:`~sar_colorizer.color.gamut.max_chroma_table` to cap chroma
     with (at each pixel's L and at the L of each bound); None: channels clipped instead. LAB is
@@ -48,15 +48,48 @@ def convert_pixels(
     n = relative.shape[0]
     rgb = np.zeros((n, 3), dtype=np.uint8)
     lab = np.zeros((n, 3), dtype=np.float32) if with_lab else None
+    valid = np.asarray(valid, dtype=bool)
+    count = int(np.count_nonzero(valid))
+    if count == 0:
+        return lab, rgb
+    if count < 0.9 * n:
+        # Only the valid pixels are converted (nodata stays 0): gathering them costs a few
+        # passes over the mask, against dozens of operations per converted pixel.
+        where = np.flatnonzero(valid)
+        lab_valid, rgb_valid = _convert_all(
+            relative[where], ab_norm[where], lut, tuple(b[where] for b in bounds), table,
+            with_lab,
+        )
+        rgb[where] = rgb_valid
+        if lab is not None and lab_valid is not None:
+            lab[where] = lab_valid
+        return lab, rgb
+    lab_all, rgb = _convert_all(relative, ab_norm, lut, bounds, table, with_lab)
+    invalid = ~valid
+    rgb[invalid] = 0
+    if lab_all is not None:
+        lab_all[invalid] = 0.0
+    return lab_all, rgb
+
+
+def _convert_all(
+    relative: np.ndarray,
+    ab_norm: np.ndarray,
+    lut: np.ndarray,
+    bounds: tuple[np.ndarray, ...],
+    table: np.ndarray | None,
+    with_lab: bool,
+) -> tuple[np.ndarray | None, np.ndarray]:
+    """:func:`convert_pixels` of every pixel given, block by block."""
+    n = relative.shape[0]
+    rgb = np.empty((n, 3), dtype=np.uint8)
+    lab = np.empty((n, 3), dtype=np.float32) if with_lab else None
     lut = np.ascontiguousarray(lut, dtype=np.float32)
     steps = np.float32(lut.shape[0] - 1)
     flat_table = None if table is None else np.ascontiguousarray(table, np.float32).reshape(-1)
-    valid = np.asarray(valid, dtype=bool)
     for start in range(0, n, BLOCK):
         stop = min(n, start + BLOCK)
         block = slice(start, stop)
-        if not valid[block].any():
-            continue  # nodata: LAB and RGB stay 0
         lightness = _lightness(relative[block], lut, steps)
         ab = ab_norm[block] * np.float32(AB_SCALE)
         if lab is not None:
@@ -83,11 +116,6 @@ def convert_pixels(
         colour += np.float32(0.5)
         np.clip(colour, 0.0, 255.0, out=colour)
         rgb[block] = colour.reshape(-1, 3)  # truncation after +0.5: round half up
-    invalid = ~valid
-    if invalid.any():
-        rgb[invalid] = 0
-        if lab is not None:
-            lab[invalid] = 0.0
     return lab, rgb
 
 

@@ -171,13 +171,7 @@ def preprocess(
 
     check_convention(optical_convention)
     out_dir = Path(out_dir)
-    if out_dir.exists() and not overwrite:
-        raise OutputExistsError(f"{out_dir} exists; pass --overwrite to replace it")
-    if chip_size < 8:
-        raise InputError(f"chip size {chip_size} is too small; use 8 px or more (e.g. 256)")
-    stride = chip_size if stride is None else stride
-    if stride < 1:
-        raise InputError(f"stride {stride} must be >= 1 px")
+    stride = _check_arguments(out_dir, overwrite, chip_size, stride)
     chip_filter = chip_filter or ChipFilter()
     if band_names is not None:
         band_names = [name.strip() for name in band_names]
@@ -194,14 +188,10 @@ def preprocess(
     shapes = {pair.name: check_pair(pair) for pair in work}
     requested = chip_size
     chip_size, stride = _adapt_grid(list(shapes.values()), chip_size, stride, chip_multiple)
-    expected: Counter[str] = Counter()
-    for pair in work:
-        height, width = (max(side, chip_size) for side in shapes[pair.name])
-        expected[splits[pair.name] or ""] += len(chip_grid(height, width, chip_size, stride))
+    expected = _expected_chips(work, shapes, splits, chip_size, stride)
     per_split = Counter(splits[pair.name] for pair in work)
-    logger.info(
-        "%d pair(s): %s", len(work), ", ".join(f"{k} {v}" for k, v in sorted(per_split.items()))
-    )
+    logger.info("%d pair(s): %s", len(work),
+                ", ".join(f"{k} {v}" for k, v in sorted(per_split.items())))
     settings = _ChipSettings(
         chip_size=chip_size,
         stride=stride,
@@ -216,42 +206,100 @@ def preprocess(
         optical_offset=optical_offset,
     )
 
-    temporary = new_temporary_folder(out_dir)
-    try:
-        root = Path(input_path) if Path(input_path).is_dir() else Path(input_path).parent
-        stats = _write_chips(work, splits, temporary, expected, settings, progress, root)
-        stats["excluded"] = sorted(name for name, split in splits.items() if split is None)
-        stats["excluded_flagged"] = flagged_out
-        stats["settings"] = {
+    root = Path(input_path) if Path(input_path).is_dir() else Path(input_path).parent
+    stats = _publish_chips(
+        out_dir, overwrite, work, splits, expected, settings, progress, flagged_out, root,
+        {
             "input": str(Path(input_path).resolve()),
             "chip_size": requested,
             "chip_size_used": chip_size,
             "stride": stride,
             **chip_filter.to_dict(),
-            "bands": bands if bands is None or isinstance(bands, str) else list(bands),
-            "band_names": list(band_names) if band_names is not None else None,
-            "input_scale": input_scale,
-            "optical_convention": optical_convention,
-            "optical_offset": optical_offset,
-            "val_fraction": val_fraction,
-            "include_test": include_test,
-            "flagged": flagged,
-            "seed": seed,
-            "chips_per_shard": chips_per_shard,
-            "package_version": __version__,
-        }
-        write_stats(temporary, stats)
-        _write_sources_manifest(temporary / SOURCES_MANIFEST, stats["sources"], work)
-        publish(temporary, out_dir, overwrite)
-    except BaseException:
-        shutil.rmtree(temporary, ignore_errors=True)
-        raise
+            **_recorded_settings(
+                bands=bands, band_names=band_names, input_scale=input_scale,
+                optical_convention=optical_convention, optical_offset=optical_offset,
+                val_fraction=val_fraction, include_test=include_test, flagged=flagged,
+                seed=seed, chips_per_shard=chips_per_shard,
+            ),
+        },
+    )
     summary = ", ".join(
         f"{split} {count} chips from {stats['n_images'][split]} images"
         for split, count in stats["n_chips"].items()
     )
     logger.info("Wrote %s: %s", out_dir, summary)
     return stats
+
+
+def _publish_chips(
+    out_dir: Path,
+    overwrite: bool,
+    work: list[Pair],
+    splits: dict[str, str | None],
+    expected: Counter[str],
+    settings: _ChipSettings,
+    progress: bool,
+    flagged_out: list[str],
+    root: Path,
+    recorded: dict[str, Any],
+) -> dict[str, Any]:
+    """Write the chips, ``stats.json`` (source images relative to ``root``, the folder read)
+    and the sources manifest into a temporary folder and publish it as ``out_dir``; nothing is
+    left behind on failure."""
+    temporary = new_temporary_folder(out_dir)
+    try:
+        stats = _write_chips(work, splits, temporary, expected, settings, progress, root)
+        stats["excluded"] = sorted(name for name, split in splits.items() if split is None)
+        stats["excluded_flagged"] = flagged_out
+        stats["settings"] = recorded
+        write_stats(temporary, stats)
+        _write_sources_manifest(temporary / SOURCES_MANIFEST, stats["sources"], work)
+        publish(temporary, out_dir, overwrite)
+    except BaseException:
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise
+    return stats
+
+
+def _check_arguments(out_dir: Path, overwrite: bool, chip_size: int, stride: int | None) -> int:
+    """Refuse an existing output without ``overwrite`` and a chip grid that cannot work;
+    returns the stride (default: the chip size)."""
+    if out_dir.exists() and not overwrite:
+        raise OutputExistsError(f"{out_dir} exists; pass --overwrite to replace it")
+    if chip_size < 8:
+        raise InputError(f"chip size {chip_size} is too small; use 8 px or more (e.g. 256)")
+    stride = chip_size if stride is None else stride
+    if stride < 1:
+        raise InputError(f"stride {stride} must be >= 1 px")
+    return stride
+
+
+def _expected_chips(
+    work: Sequence[Pair],
+    shapes: dict[str, tuple[int, int]],
+    splits: dict[str, str | None],
+    chip_size: int,
+    stride: int,
+) -> Counter[str]:
+    """Chips the grid cuts per split (before the nodata and texture filters), for the bar."""
+    expected: Counter[str] = Counter()
+    for pair in work:
+        height, width = (max(side, chip_size) for side in shapes[pair.name])
+        expected[splits[pair.name] or ""] += len(chip_grid(height, width, chip_size, stride))
+    return expected
+
+
+def _recorded_settings(
+    *, bands: str | Sequence[str | int] | None, band_names: Sequence[str] | None,
+    **settings: Any,
+) -> dict[str, Any]:
+    """The run's settings as ``stats.json`` records them (with the package version)."""
+    return {
+        "bands": bands if bands is None or isinstance(bands, str) else list(bands),
+        "band_names": list(band_names) if band_names is not None else None,
+        **settings,
+        "package_version": __version__,
+    }
 
 
 def _adapt_grid(

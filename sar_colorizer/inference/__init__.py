@@ -17,24 +17,32 @@ the speckle filter the network was trained with, which keeps feeding the network
 ("network" uses that filter for L too). The network's low-resolution AB is upsampled guided by
 the display feature (:mod:`sar_colorizer.color.upsampling`).
 
-One module per step:
+The recipe lives once, in :class:`~sar_colorizer.inference.core.SceneColourer` (an object that
+colours one window of a scene: prepare -> infer -> finish), built from one frozen
+:class:`~sar_colorizer.inference.options.ColourOptions` resolved once against the bundle; the
+in-memory, streamed, dask and batch paths are schedulers over it. One module per step:
 
+- :mod:`~sar_colorizer.inference.options`: the options, their defaults, resolved per bundle;
+- :mod:`~sar_colorizer.inference.core`: the colourer of a scene's windows;
 - :mod:`~sar_colorizer.inference.scene`: scene statistics and preprocessing (raw values ->
   network input and L's source);
 - :mod:`~sar_colorizer.inference.tone`: the tone curve (dB feature -> L);
 - :mod:`~sar_colorizer.inference.runner`: the network (batches of tiles -> upsampled output);
 - :mod:`~sar_colorizer.inference.tiles`: the tiling driver (tiles -> blended scene rows);
 - :mod:`~sar_colorizer.inference.colour`: L + AB -> LAB and sRGB (XLA-compiled);
-- :mod:`~sar_colorizer.inference.array`: :func:`colorize_array`;
+- :mod:`~sar_colorizer.inference.array`: :func:`colorize_array` (the whole image, one window);
 - :mod:`~sar_colorizer.inference.plan`, :mod:`~sar_colorizer.inference.stream`,
   :mod:`~sar_colorizer.inference.outputs`, :mod:`~sar_colorizer.inference.quicklook` and
-  :mod:`~sar_colorizer.inference.raster`: :func:`colorize_raster` (plan -> stream -> finish).
+  :mod:`~sar_colorizer.inference.raster`: :func:`colorize_raster` (plan -> stream strips with
+  reader and writer threads -> finish).
 
 TensorFlow is imported only inside the functions that run the model or convert colours.
 """
 
 from sar_colorizer.inference.array import colorize_array
 from sar_colorizer.inference.colour import AB_SCALE, DISPLAY_FILTER
+from sar_colorizer.inference.core import SceneColourer
+from sar_colorizer.inference.options import ColourOptions, Recipe
 from sar_colorizer.inference.raster import PredictSummary, colorize_raster
 from sar_colorizer.inference.runner import BATCH_PIXELS, tiles_per_call
 from sar_colorizer.inference.scene import (
@@ -51,6 +59,9 @@ __all__ = [
     "AB_SCALE",
     "BATCH_PIXELS",
     "DISPLAY_FILTER",
+    "ColourOptions",
+    "Recipe",
+    "SceneColourer",
     "STATS_MAX_SIDE",
     "TONES",
     "InputSpec",

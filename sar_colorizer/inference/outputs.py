@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from sar_colorizer.color.constants import AB_SCALE
-from sar_colorizer.errors import InputError
 
 if TYPE_CHECKING:
     from sar_colorizer.io.dataset import RasterInfo
@@ -88,13 +87,10 @@ class RasterOutputs:
             InputError: Two of the files are the same.
             OutputExistsError: An output exists and ``overwrite`` is False.
         """
-        from sar_colorizer.io.output_policy import check_output_path
+        from sar_colorizer.io.output_policy import check_distinct, check_output_path
 
         outputs = self.paths()
-        names: set[Path | str] = {p.resolve() for p in outputs}
-        names.add(in_path if isinstance(in_path, str) else in_path.resolve())
-        if len(names) != len(outputs) + 1:
-            raise InputError(f"{in_path}: input and outputs must all be different files")
+        check_distinct(in_path, outputs)
         for path in outputs:
             check_output_path(path, self.overwrite)
 

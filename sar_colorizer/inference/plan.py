@@ -1,38 +1,28 @@
 """Everything a streamed colorisation decides before it reads the first strip.
 
-:func:`plan_raster` checks the outputs and options, reads the raster's header, matches its
-bands to the model, chooses the tiling (resampled to the training pixel size where the input's
-pixels differ) and computes the scene statistics from one decimated read of the whole raster
-(:func:`~sar_colorizer.inference.scene.stats_shape`).
+:func:`plan_raster` resolves the options against the bundle, checks the outputs, reads the
+raster's header, matches its bands to the model and computes the scene statistics from one
+decimated read of the whole raster (:func:`~sar_colorizer.inference.scene.stats_shape`); the
+result holds the scene's :class:`~sar_colorizer.inference.core.SceneColourer` (tiling
+resampled to the training pixel size where the input's pixels differ).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from sar_colorizer.errors import InputError
-from sar_colorizer.inference.colour import display_options
-from sar_colorizer.inference.runner import tiles_per_call
-from sar_colorizer.inference.scene import (
-    InputSpec,
-    SceneStatistics,
-    scene_statistics,
-    stats_shape,
-)
-from sar_colorizer.inference.tiles import tile_settings, tiling_plan
-from sar_colorizer.inference.tone import resolve_tone, tone_lut
-from sar_colorizer.io.tiling import TileGrid, round_tile_size
+from sar_colorizer.inference.core import SceneColourer
+from sar_colorizer.inference.scene import stats_shape
 
 if TYPE_CHECKING:
     from sar_colorizer.bundle import Bundle
-    from sar_colorizer.confidence import OutputPlan
+    from sar_colorizer.inference.options import ColourOptions, Recipe
     from sar_colorizer.inference.outputs import RasterOutputs
+    from sar_colorizer.inference.scene import SceneStatistics
     from sar_colorizer.io.dataset import RasterInfo
 
 logger = logging.getLogger(__name__)
@@ -48,52 +38,27 @@ class RasterPlan:
         in_path: The input (a string for a GDAL virtual path or URL).
         info: Its header.
         band_indexes: 1-based bands fed to the model, in the model's order.
-        input_spec: The bundle's normalisation and speckle filter.
-        stats: Scene statistics (from the decimated read).
-        tone: Tone used for L (after falling back to "sar" for bundles without a curve).
-        lut: The scene's tone table.
-        output_plan: What is kept of the network's output (confidence channels, shrink).
-        grid: Tiles on the input's pixels.
-        net_tile: Tile side the network sees.
-        overlap: Requested tile overlap in training pixels.
-        per_call: Tiles per model call.
-        halo: Rows a strip reads beyond its tiles, for the speckle and display filters.
-        display_filter: Filter of the SAR that L is made from.
-        guided: Upsample the network's AB guided by the displayed SAR (else bilinearly).
+        colourer: The scene's colourer (recipe, statistics, tile grid, tone table).
     """
 
     in_path: Path | str
     info: RasterInfo
     band_indexes: tuple[int, ...]
-    input_spec: InputSpec
-    stats: SceneStatistics
-    tone: str
-    lut: np.ndarray
-    output_plan: OutputPlan
-    grid: TileGrid
-    net_tile: int
-    overlap: int
-    per_call: int
-    halo: int
-    display_filter: str
-    guided: bool
+    colourer: SceneColourer
+
+    @property
+    def stats(self) -> SceneStatistics:
+        """The scene's statistics."""
+        return self.colourer.stats
+
+    @property
+    def recipe(self) -> Recipe:
+        """The options resolved against the bundle."""
+        return self.colourer.recipe
 
 
 def plan_raster(
-    bundle: Bundle,
-    in_path: Path | str,
-    outputs: RasterOutputs,
-    *,
-    bands: str | Sequence[str | int] | None,
-    input_scale: str,
-    tone: str,
-    tile_size: int | None,
-    overlap: int | None,
-    batch_size: int | None,
-    shrink: bool | None,
-    display_filter: str,
-    colour_upsampling: str,
-    pixel_size: float | None,
+    bundle: Bundle, in_path: Path | str, outputs: RasterOutputs, options: ColourOptions
 ) -> RasterPlan:
     """Check the options and outputs and plan the streaming (arguments as for
     :func:`~sar_colorizer.inference.raster.colorize_raster`).
@@ -101,11 +66,9 @@ def plan_raster(
     Raises:
         As :func:`~sar_colorizer.inference.raster.colorize_raster`, before any output is made.
     """
-    from sar_colorizer.confidence import OutputPlan
     from sar_colorizer.io.bands import resolve_bands
     from sar_colorizer.io.dataset import read_info
-    from sar_colorizer.io.pixel_size import pixel_size_metres, resample_factor
-    from sar_colorizer.sar.display import display_halo
+    from sar_colorizer.io.pixel_size import pixel_size_metres
     from sar_colorizer.sar.polarisation import sar_band_names
 
     if outputs.confidence is not None and not bundle.has_confidence:
@@ -113,69 +76,24 @@ def plan_raster(
             f"model {bundle.path or ''} has no confidence head: --confidence needs a model "
             "trained with one (sarcolor train adds it by default)"
         )
-    output_plan = OutputPlan.for_bundle(bundle, shrink, sigma=outputs.confidence is not None)
+    recipe = options.resolve(bundle, sigma=outputs.confidence is not None)
     outputs.check(in_path)
-    display_filter, colour_upsampling = display_options(display_filter, colour_upsampling)
     info = read_info(in_path)
-    band_indexes = list(resolve_bands(info, bands))  # None: every band but alpha
+    band_indexes = list(resolve_bands(info, options.bands))  # None: every band but alpha
     bundle.check_input(len(band_indexes), sar_band_names(info, band_indexes))
-    input_spec = InputSpec.from_bundle(bundle)
-    tone, l_quantiles = resolve_tone(bundle, tone)
-    if tile_size is not None and tile_size != bundle.tile_size:
-        logger.warning(
-            "tile size %d differs from the %d px the model was trained on; colours may drift",
-            tile_size,
-            bundle.tile_size,
-        )
-    tile_size, overlap = tile_settings(bundle, tile_size, overlap)
-    if round_tile_size(tile_size, bundle.tile_multiple) != tile_size:
-        logger.info(
-            "tile size %d rounded to %d (multiple of %d)",
-            tile_size,
-            round_tile_size(tile_size, bundle.tile_multiple),
-            bundle.tile_multiple,
-        )
-    if pixel_size is None:
-        pixel_size = pixel_size_metres(info.crs, info.transform, info.width, info.height)
-    factor = resample_factor(pixel_size, bundle.pixel_size)
-    if factor != 1.0:
+    pixel_size = pixel_size_metres(info.crs, info.transform, info.width, info.height)
+    stats = _read_statistics(in_path, info, band_indexes, recipe)
+    colourer = SceneColourer.for_scene(recipe, stats, info.height, info.width, pixel_size)
+    if colourer.factor != 1.0:
         logger.info(
             "%s: %.4g m pixels; the network sees them resampled to its %.4g m training pixels",
-            in_path,
-            pixel_size,
-            bundle.pixel_size,
+            in_path, options.pixel_size or pixel_size, recipe.model_pixel_size,
         )
-    net_tile, grid = tiling_plan(bundle, info.height, info.width, tile_size, overlap, factor)
-    per_call = tiles_per_call(grid.n_cols, net_tile, batch_size)
-    stats = _read_statistics(
-        in_path, info, band_indexes, input_spec, input_scale, display_filter
-    )
-    return RasterPlan(
-        in_path=in_path,
-        info=info,
-        band_indexes=tuple(band_indexes),
-        input_spec=input_spec,
-        stats=stats,
-        tone=tone,
-        lut=tone_lut(tone, stats.feature_quantiles, l_quantiles),
-        output_plan=output_plan,
-        grid=grid,
-        net_tile=net_tile,
-        overlap=overlap,
-        per_call=per_call,
-        halo=max(input_spec.halo, display_halo(display_filter)),
-        display_filter=display_filter,
-        guided=colour_upsampling == "guided",
-    )
+    return RasterPlan(in_path, info, tuple(band_indexes), colourer)
 
 
 def _read_statistics(
-    in_path: Path | str,
-    info: RasterInfo,
-    band_indexes: list[int],
-    input_spec: InputSpec,
-    input_scale: str,
-    display_filter: str,
+    in_path: Path | str, info: RasterInfo, band_indexes: list[int], recipe: Recipe
 ) -> SceneStatistics:
     """Scene statistics from one decimated read of the whole raster; warns about implausible
     SAR values and logs what it found."""
@@ -188,7 +106,7 @@ def _read_statistics(
     )
     if not small_valid.any():
         raise InputError(f"{in_path}: no valid pixels (everything is nodata)")
-    stats = scene_statistics(small, small_valid, input_spec, input_scale, display_filter)
+    stats = recipe.statistics(small, small_valid)
     sar_warnings(in_path, [info.descriptions[b - 1] for b in band_indexes], small, small_valid,
                  stats.input_scale)
     logger.info(
@@ -198,7 +116,7 @@ def _read_statistics(
         info.height,
         ",".join(map(str, band_indexes)),
         stats.input_scale,
-        " (detected)" if input_scale == "auto" else "",
+        " (detected)" if recipe.options.input_scale == "auto" else "",
         ", ".join(f"{r:.4g}" for r in stats.references),
     )
     return stats

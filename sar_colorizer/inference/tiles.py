@@ -22,6 +22,7 @@ import numpy as np
 from sar_colorizer.io.tiling import (
     StripBlender,
     TileGrid,
+    TileSink,
     default_overlap,
     fit_tile_size,
     reflect_indices,
@@ -57,21 +58,20 @@ def tile_settings(
 
 
 def tiling_plan(
-    bundle: Bundle,
+    multiple: int,
     height: int,
     width: int,
     tile_size: int,
     overlap: int,
     factor: float,
 ) -> tuple[int, TileGrid]:
-    """``(network tile side, grid on the input)`` for a scene whose pixels are ``factor``
-    training pixels wide (:func:`~sar_colorizer.io.pixel_size.resample_factor`).
+    """``(network tile side, grid on the input)`` for a model of tile ``multiple`` and a scene
+    whose pixels are ``factor`` training pixels wide (:func:`~sar_colorizer.io.pixel_size.resample_factor`).
 
     The network runs on tiles of ``tile_size`` (rounded to the model's multiple, shrunk for
     small scenes) of training-size pixels; on the input grid a tile is ``tile_size / factor``
     pixels with ``overlap / factor`` overlap, and is resampled to the network's tile.
     """
-    multiple = bundle.tile_multiple
     if factor == 1.0:
         tile = fit_tile_size(tile_size, multiple, height, width, overlap)
         return tile, TileGrid.for_shape(height, width, tile, overlap)
@@ -128,7 +128,7 @@ def tiles_with_data(
 def run_tile_row(
     runner: ModelRunner,
     relative: np.ndarray,
-    blender: StripBlender,
+    blender: TileSink,
     batch_size: int,
     row: int,
     data_row0: int = 0,
@@ -197,7 +197,7 @@ def run_tile_row(
                     guide, data_row0, r0, grid.col_origins[col], size, size, grid.height,
                     grid.width, data_col0,
                 )
-        weights_y, weights_x = blender.axis_weights(row, batch)
+        weights_y, weights_x = grid.axis_weights(row, batch)
         shape = len(batch) if runner.any_batch else batch_size
         if len(batch) < shape:  # pad the batch: one traced shape for every call
             tiles[len(batch) :] = tiles[len(batch) - 1]
@@ -225,7 +225,7 @@ def run_tile_row(
 
 
 def _add_zeros(
-    blender: StripBlender, row: int, start: int, stop: int, channels: int | None = None
+    blender: TileSink, row: int, start: int, stop: int, channels: int | None = None
 ) -> None:
     """Tiles ``[start, stop)`` of ``row`` contribute nothing (they hold no valid pixel)."""
     if stop <= start:

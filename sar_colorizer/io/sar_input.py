@@ -187,7 +187,7 @@ def open_sar_input(
     Raises:
         ProductError: An incomplete, damaged or unsupported product.
     """
-    from sar_colorizer.io.raster import input_path
+    from sar_colorizer.io.raster import input_path, is_virtual_path
     from sar_colorizer.sar.polarisation import polarisations_in
     from sar_colorizer.sar.product import is_product_path
 
@@ -208,7 +208,7 @@ def open_sar_input(
                         tags["SARCOLOR_INPUT_CALIBRATION"])
             yield SarInput(raster, path, "linear", tags)
         return
-    tags = _raster_tags(path) if not str(path).startswith("/vsi") else {}
+    tags = {} if is_virtual_path(path) else _raster_tags(path)  # no second remote open
     recognised = recognise_rtc(path, tags)
     if recognised is not None:
         scale, description = recognised

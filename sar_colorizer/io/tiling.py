@@ -24,6 +24,7 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -34,6 +35,8 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "StripBlender",
     "TileGrid",
+    "TileSink",
+    "WindowBlender",
     "axis_origins",
     "blend_ramp",
     "fit_tile_size",
@@ -228,6 +231,21 @@ class TileGrid:
         start, stop = max(0, start), min(self.height, stop)
         return start, max(start, stop)
 
+    def axis_weights(self, row: int, cols: range | Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """Separable weights of tiles ``(row, col)``: ``(len(cols), T)`` along y and along x.
+
+        A tile's weights are ``wy[:, None] * wx[None, :]``; passing the two vectors lets a
+        caller apply them where it is cheapest (e.g. inside the model's graph).
+        """
+        wy = _window_1d(self.tile_size, self.overlap, row > 0, row < self.n_rows - 1)
+        wx = np.stack(
+            [
+                _window_1d(self.tile_size, self.overlap, col > 0, col < self.n_cols - 1)
+                for col in cols
+            ]
+        )
+        return np.repeat(wy[None], len(wx), axis=0), wx
+
 
 def reflect_pad_window(
     data: np.ndarray,
@@ -336,20 +354,8 @@ class StripBlender:
         self._cols_added = 0
 
     def axis_weights(self, row: int, cols: range | Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
-        """Separable weights of tiles ``(row, col)``: ``(len(cols), T)`` along y and along x.
-
-        A tile's weights are ``wy[:, None] * wx[None, :]``; passing the two vectors lets a
-        caller apply them where it is cheapest (e.g. inside the model's graph).
-        """
-        grid = self.grid
-        wy = _window_1d(grid.tile_size, grid.overlap, row > 0, row < grid.n_rows - 1)
-        wx = np.stack(
-            [
-                _window_1d(grid.tile_size, grid.overlap, col > 0, col < grid.n_cols - 1)
-                for col in cols
-            ]
-        )
-        return np.repeat(wy[None], len(wx), axis=0), wx
+        """The grid's separable weights of tiles ``(row, col)`` (:meth:`TileGrid.axis_weights`)."""
+        return self.grid.axis_weights(row, cols)
 
     def add_tiles(
         self, row: int, col_start: int, outputs: np.ndarray, weighted: bool = False
@@ -421,3 +427,57 @@ class StripBlender:
         self._row += 1
         self._cols_added = 0
         return start, stop, block
+
+
+class TileSink(Protocol):
+    """What the tiling driver (:func:`~sar_colorizer.inference.tiles.run_tile_row`) blends
+    weighted tile outputs into: :class:`StripBlender` or :class:`WindowBlender`."""
+
+    grid: TileGrid
+    channels: int
+
+    def add_tiles(
+        self, row: int, col_start: int, outputs: np.ndarray, weighted: bool = False
+    ) -> None: ...
+
+
+class WindowBlender:
+    """Blends weighted tile outputs into one window of the scene, ``core`` only.
+
+    Tiles are summed in the order rows of tiles are (row, then column, from zero), so each
+    pixel gets the same sums as in :class:`StripBlender`; tiles may skip the ones that do not
+    touch the window. Memory is the window's.
+
+    Args:
+        grid: The whole scene's grid.
+        channels: Channels of the tile outputs.
+        core: Scene rows and columns ``(r0, r1, c0, c1)`` of the window.
+    """
+
+    def __init__(self, grid: TileGrid, channels: int, core: tuple[int, int, int, int]) -> None:
+        self.grid = grid
+        self.channels = channels
+        self.core = core
+        r0, r1, c0, c1 = core
+        self.values = np.zeros((r1 - r0, c1 - c0, channels), dtype=np.float32)
+
+    def add_tiles(
+        self, row: int, col_start: int, outputs: np.ndarray, weighted: bool = False
+    ) -> None:
+        """Add the outputs of tiles ``(row, col_start ...)``, left to right, where they
+        overlap the window (``outputs`` weighted by :meth:`TileGrid.axis_weights`)."""
+        grid = self.grid
+        size = grid.tile_size
+        if not weighted:
+            wy, wx = grid.axis_weights(row, range(col_start, col_start + len(outputs)))
+            outputs = outputs * (wy[:, :, None, None] * wx[:, None, :, None])
+        r0, r1, c0, c1 = self.core
+        top = grid.row_origins[row]
+        ty0, ty1 = max(top, r0), min(top + size, r1)
+        for k, output in enumerate(outputs):
+            left = grid.col_origins[col_start + k]
+            tx0, tx1 = max(left, c0), min(left + size, c1)
+            if ty1 > ty0 and tx1 > tx0:
+                self.values[ty0 - r0 : ty1 - r0, tx0 - c0 : tx1 - c0] += output[
+                    ty0 - top : ty1 - top, tx0 - left : tx1 - left
+                ]

@@ -233,8 +233,28 @@ class RasterWriter:
         self.creation_options = output_creation_options(
             profile, self.driver, self.dtype, creation_options
         )
-        # The file GDAL writes window by window: the output itself for GeoTIFF, else a staging
-        # GeoTIFF converted at close. Photometric follows the output (never the source's).
+        self._staging_options = self._staging_creation(profile)
+        check_output_path(self.path, overwrite)
+        self.overwrite = overwrite
+        make_folder(self.path.parent)
+        remove_stale(self.path.parent)
+        self._output_temporary = temporary_path(self.path)
+        self._staging = (
+            self._output_temporary
+            if self.driver == "GTiff"
+            else temporary_path(self.path.with_suffix(".tif"), "staging")
+        )
+        self._closed = False
+        self._open_staging(self._staging_options, descriptions, tags)
+        logger.debug(
+            "writing %s (%s, %d x %d, %d bands %s) via %s",
+            self.path, self.driver, self.width, self.height, self.count, self.dtype, self._staging,
+        )
+
+    def _staging_creation(self, profile: dict[str, Any]) -> dict[str, Any]:
+        """Creation options of the file GDAL writes window by window: the output itself for
+        GeoTIFF, else a staging GeoTIFF converted at close. Photometric follows the output
+        (never the source's)."""
         staging_options = dict(
             self.creation_options if self.driver == "GTiff" else STAGING_OPTIONS
         )
@@ -249,19 +269,16 @@ class RasterWriter:
             transform=profile.get("transform"),
             nodata=self.nodata,
         )
+        return staging_options
 
-        self._staging_options = staging_options
-        check_output_path(self.path, overwrite)
-        self.overwrite = overwrite
-        make_folder(self.path.parent)
-        remove_stale(self.path.parent)
-        self._output_temporary = temporary_path(self.path)
-        self._staging = (
-            self._output_temporary
-            if self.driver == "GTiff"
-            else temporary_path(self.path.with_suffix(".tif"), "staging")
-        )
-        self._closed = False
+    def _open_staging(
+        self,
+        staging_options: dict[str, Any],
+        descriptions: Sequence[str | None] | None,
+        tags: Mapping[str, str] | None,
+    ) -> None:
+        """Create the staging file with its colour interpretation, band descriptions and the
+        writer's tag; on failure nothing is left behind."""
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", NotGeoreferencedWarning)
@@ -275,7 +292,7 @@ class RasterWriter:
             for index, description in enumerate(descriptions or (), start=1):
                 if description is not None:
                     self._dataset.set_band_description(index, description)
-            if self.driver != "JPEG":  # JPEG: in its comment (see _DRIVER_DEFAULTS)
+            if self.driver != "JPEG":  # JPEG: in its comment (see formats._DRIVER_DEFAULTS)
                 self._dataset.update_tags(**{**(tags or {}), WRITER_TAG: __version__})
         except RasterioError as error:
             self._discard()
@@ -283,10 +300,6 @@ class RasterWriter:
         except BaseException:
             self._discard()
             raise
-        logger.debug(
-            "writing %s (%s, %d x %d, %d bands %s) via %s",
-            self.path, self.driver, self.width, self.height, self.count, self.dtype, self._staging,
-        )
 
     def _check_driver_can_hold(self) -> None:
         dtypes = DRIVER_DTYPES.get(self.driver)

@@ -10,7 +10,7 @@ relative intensity filtered by a *display filter* (:data:`DISPLAY_FILTERS`):
   radius 2 on the SAR dB feature. The median removes isolated bright and dark speckle samples,
   which a guided filter alone would keep as "edges"; the guided filter then smooths where the
   local variance of the feature is small compared with ``eps`` and keeps the step where it is
-  large. ``bench/display_filter_table.py`` measured it against boxcar, refined Lee, Gamma-MAP,
+  large. ``docs/experiments/display_filter_table.py`` measured it against boxcar, refined Lee, Gamma-MAP,
   bilateral and non-local means filters: the best balance of edge fidelity (0.86-0.98) and
   smoothness in homogeneous areas (ENL about that of the 5 x 5 boxcar) at 30-40 Mpx/s.
 * ``bilateral``: OpenCV's bilateral filter on the dB feature (7 px, sigma 0.12 feature units =

@@ -173,6 +173,24 @@ def test_reference_follows_the_bundles_optical_convention(
     assert scores[None] == scores["as-is"] != scores["dos"]
 
 
+def test_python_and_command_line_evaluations_agree_by_default(
+    tiny_bundle: Path, pairs_dir: Path, tmp_path: Path
+):
+    """sc.evaluate() and `sarcolor eval` colour with the same defaults (predict's): the same
+    settings and the same scores out of the box."""
+    import sar_colorizer as sc
+
+    from_python = sc.evaluate(pairs_dir, tmp_path / "python", str(tiny_bundle))
+    result = CliRunner().invoke(
+        cli, ["-q", "eval", str(tiny_bundle), str(pairs_dir), "--report", str(tmp_path / "cli")],
+    )
+    assert result.exit_code == 0, result.output
+    from_cli = json.loads((tmp_path / "cli" / "report.json").read_text())
+    assert from_python["settings"] == from_cli["settings"]
+    assert from_python["settings"]["tone"] == "balanced"  # predict's default
+    assert from_python["model"]["ab_rmse"] == from_cli["model"]["ab_rmse"]
+
+
 def test_a_pair_of_mismatched_sizes_is_refused_before_any_work(
     tiny_bundle: Path, write_pairs, tmp_path: Path, monkeypatch
 ):

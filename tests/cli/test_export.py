@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from sar_colorizer import export as export_module
 from sar_colorizer.bundle import save_bundle
 from sar_colorizer.cli import cli
 from sar_colorizer.errors import InputError, OutputExistsError
@@ -126,6 +125,8 @@ def test_clear_errors(tmp_path, bundle_dir):
 def test_missing_onnx_extra_names_the_install_command(monkeypatch, tmp_path, bundle_dir):
     import builtins
 
+    from sar_colorizer.onnx_graph import require_onnx
+
     real_import = builtins.__import__
 
     def no_tf2onnx(name, *args, **kwargs):
@@ -138,7 +139,7 @@ def test_missing_onnx_extra_names_the_install_command(monkeypatch, tmp_path, bun
     assert result.exit_code == 6  # MissingExtraError
     assert 'pip install ".[onnx]"' in result.output
     with pytest.raises(ImportError):
-        export_module._require_onnx()
+        require_onnx()
     assert list(tmp_path.iterdir()) == []
 
 

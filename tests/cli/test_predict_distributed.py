@@ -93,8 +93,8 @@ def test_scheduler_and_workers_need_a_batch(tmp_path):
 @pytest.mark.slow
 def test_a_worker_killed_mid_scene_has_its_scene_rerun_and_nothing_half_written(tmp_path):
     from sar_colorizer.api import colorize_file
-    from sar_colorizer.batch import Job, PredictOptions
-    from sar_colorizer.cluster import local_cluster, run_batch
+    from sar_colorizer.batch import BatchPlan, BatchSummary, Job, PredictOptions, colour_batch
+    from sar_colorizer.cluster import local_cluster
 
     scenes = [_write_scene(tmp_path / f"big{seed}_VH.tif", 1800, 1600, seed) for seed in range(4)]
     out = tmp_path / "out"
@@ -117,12 +117,56 @@ def test_a_worker_killed_mid_scene_has_its_scene_rerun_and_nothing_half_written(
 
         killer = threading.Thread(target=kill_when_writing, daemon=True)
         killer.start()
-        done, failed = run_batch(client, "default", jobs, options, progress=False)
+        plan = BatchPlan(inputs=list(scenes), jobs=jobs, summary=BatchSummary())
+        summary = colour_batch(plan, "default", options, progress=False,
+                               executor=client.get_executor())
         killer.join()
 
     assert killed, "no worker was killed: the scenes finished before one started writing"
-    assert failed == [] and len(done) == 4
+    assert summary.errors == [] and summary.done == 4
     assert sorted(p.name for p in out.iterdir()) == sorted(j.output.name for j in jobs)
     reference = tmp_path / "reference.tif"
     colorize_file(scenes[0], reference)
     np.testing.assert_array_equal(_pixels(out / "big0_VH.tif"), _pixels(reference))
+
+
+def test_workers_make_the_sequential_checks_and_clean_up_only_dead_runs_files(tmp_path):
+    """--overwrite on workers refuses a raster sarcolor did not write (without --force), as the
+    sequential batch does, and the clean-up after the run removes temporaries of dead writers
+    only: another live run's temporary file stays."""
+    import subprocess
+
+    from sar_colorizer.io.atomic import temporary_path
+
+    scenes = tmp_path / "scenes"
+    scenes.mkdir()
+    for seed in range(2):
+        _write_scene(scenes / f"scene{seed}_VH.tif", 120, 100, seed)
+    out = tmp_path / "out"
+    out.mkdir()
+    foreign = _write_scene(out / "scene0_VH.tif", 50, 40, seed=9)  # not written by sarcolor
+    foreign_bytes = foreign.read_bytes()
+    live = subprocess.Popen(["sleep", "300"])
+    try:
+        live_temporary = Path(str(temporary_path(out / "scene1_VH.tif")).replace(
+            f"-{os.getpid()}-", f"-{live.pid}-"))
+        live_temporary.write_bytes(b"another run is writing this")
+        dead = subprocess.Popen(["true"])
+        dead.wait()
+        dead_temporary = Path(str(temporary_path(out / "scene1_VH.tif")).replace(
+            f"-{os.getpid()}-", f"-{dead.pid}-"))
+        dead_temporary.write_bytes(b"a killed run left this")
+        result = CliRunner().invoke(
+            cli, ["-q", "predict", str(scenes / "*.tif"), "--output-dir", str(out),
+                  "--format", "gtiff", "--overwrite", "--workers", "2"],
+        )
+        assert result.exit_code == 1, result.output
+        assert result.output.strip().splitlines()[-1] == "1 done, 0 skipped, 1 failed"
+        assert "sarcolor did not write it" in result.output and "--force" in result.output
+        assert foreign.read_bytes() == foreign_bytes
+        assert live_temporary.exists() and not dead_temporary.exists()
+        with rasterio.open(out / "scene1_VH.tif") as src:
+            assert src.count == 4
+    finally:
+        live.kill()
+        live.wait()

@@ -72,9 +72,7 @@ def test_force_needs_overwrite(two_sar, tmp_path):
 
 
 def test_an_unexpected_error_is_one_line_with_a_hint(two_sar, tmp_path, monkeypatch):
-    import sar_colorizer.cli.predict as predict_module
-
-    monkeypatch.setattr(predict_module, "load_bundle", lambda path: object())
+    monkeypatch.setattr("sar_colorizer.bundle.cached_bundle", lambda path: object())
 
     def broken(*args, **kwargs):
         raise RuntimeError("something inside broke\nsecond line")

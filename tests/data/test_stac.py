@@ -94,13 +94,19 @@ def _when(text: str) -> datetime:
     return datetime.fromisoformat(text.replace(" ", "T")).replace(tzinfo=UTC)
 
 
-def build_catalog(root: Path, *, all_cloudy: bool = False, drop_sar: tuple[str, ...] = ()
-                  ) -> Path:
+#: Earth Search's optical asset keys, for ``build_catalog(earth_search_names=True)``.
+EARTH_SEARCH_KEYS = {"B04": "red", "B03": "green", "B02": "blue", "SCL": "scl"}
+
+
+def build_catalog(root: Path, *, all_cloudy: bool = False, drop_sar: tuple[str, ...] = (),
+                  earth_search_names: bool = False) -> Path:
     """Write the static catalog of the six sample places under ``root``; returns catalog.json.
 
     Args:
         all_cloudy: Every optical item gets a scene classification that is all cloud.
         drop_sar: Places left without their SAR item.
+        earth_search_names: Optical assets named as Earth Search names them (``red``, ...,
+            ``scl``) instead of Planetary Computer's (``B04``, ..., ``SCL``).
     """
     from shapely.geometry import shape
 
@@ -176,6 +182,8 @@ def build_catalog(root: Path, *, all_cloudy: bool = False, drop_sar: tuple[str, 
             path = data / folder.name / "SCL.tif"
             _write_cog(path, scl, crs, from_origin(transform.c, transform.f, 20, 20), 0)
             assets["SCL"] = (path, {})
+        if earth_search_names:
+            assets = {EARTH_SEARCH_KEYS[key]: value for key, value in assets.items()}
         add("sentinel-2-l2a", folder.name, _footprint(crs, transform, 120), when, properties,
             assets)
 
@@ -289,6 +297,15 @@ def test_static_catalog_gives_coregistered_pairs_that_preprocess_reads(catalog_j
     assert result.exit_code == 0, result.output
     stats = json.loads((chips / "stats.json").read_text())
     assert stats["n_images"]["train"] >= 4 and stats["n_images"]["val"] >= 1
+
+
+def test_earth_search_asset_names_give_the_same_pairs(tmp_path):
+    catalog = build_catalog(tmp_path / "cat", earth_search_names=True)
+    out = tmp_path / "pairs"
+    result = _pairs(str(catalog), str(out), "--bbox", EUROPE, "--dates", ALL_DATES, "--size",
+                    "120", "--min-valid", "0.4")
+    assert result.exit_code == 0, result.output
+    assert len(_check_folder(out, 120)) == 6  # the cloud mask from "scl" included
 
 
 def test_tiles_cover_the_bbox_part_of_the_optical_grid(catalog_json, tmp_path):
@@ -435,6 +452,27 @@ def test_matching_takes_the_nearest_overlapping_sar_item():
     assert [(p.sar.id, p.days_apart) for p in pairs] == [("earlier", 2.0)]
     pairs, report = match_scenes(optical, sar, max_days=1)
     assert pairs == [] and report.too_far == [("opt", 2.0)]
+
+
+def test_tiles_of_a_bbox_that_cuts_the_item():
+    from rasterio.crs import CRS
+    from rasterio.warp import transform_bounds
+
+    from sar_colorizer.data.stac import Grid, tile_grids
+
+    grid = Grid(CRS.from_epsg(32631), from_origin(600000, 4800000, 10, 10), 300, 300)
+    # The UTM rectangle x 601000..603500, y 4797500..4799000 as a box in degrees: its
+    # envelope back in UTM is a little larger, and is clipped by the item's edge on the right.
+    bbox = transform_bounds("EPSG:32631", "EPSG:4326", 601000, 4797500, 603500, 4799000)
+    tiles = tile_grids(grid, bbox, 64)
+    assert tiles
+    xs = [t.transform.c for _, _, t in tiles]
+    ys = [t.transform.f for _, _, t in tiles]
+    assert all(t.width == 64 and t.height == 64 for _, _, t in tiles)
+    assert min(xs) <= 601000 and max(xs) + 640 >= 603000  # spans the box (east edge: the item's)
+    assert max(ys) >= 4799000 and min(ys) - 640 <= 4797500
+    assert max(xs) + 640 <= 603000 and min(ys) - 640 >= 4797000  # inside the item
+    assert tile_grids(grid, (10.0, 10.0, 11.0, 11.0), 64) == []  # elsewhere: no tile
 
 
 def test_reflectance_offset_from_metadata():

@@ -47,10 +47,14 @@ def pixels():
 
 
 @pytest.mark.parametrize(
-    ("chroma_limit", "radius"), [(True, ENVELOPE_RADIUS), (True, 0), (False, 0)]
+    ("chroma_limit", "radius", "valid_share"),
+    [(True, ENVELOPE_RADIUS, None), (True, 0, None), (False, 0, None), (True, ENVELOPE_RADIUS, 0.3)],
 )
-def test_the_compiled_conversion_follows_its_definition(pixels, chroma_limit, radius):
+def test_the_compiled_conversion_follows_its_definition(pixels, chroma_limit, radius, valid_share):
+    """Mostly valid pixels (converted block by block), and a few (gathered, then converted)."""
     relative, ab_norm, valid, lut = pixels
+    if valid_share is not None:
+        valid = np.random.default_rng(8).random(valid.shape) < valid_share
     lab, rgb = ColourConverter.shared(chroma_limit, radius)(relative, ab_norm, valid, lut)
     expected_lab, expected_rgb = _definition(relative, ab_norm, valid, lut, chroma_limit, radius)
     assert lab.dtype == np.float32 and rgb.dtype == np.uint8 and rgb.shape == valid.shape + (3,)

@@ -265,3 +265,9 @@ def test_output_is_cut_to_where_the_data_are(patched, tmp_path):
     # by far less than a pixel's step (a little more at the patches' sharp edges)
     relative = np.abs(values[valid] / expected[valid] - 1)
     assert np.median(relative) < 1e-4 and (relative > 2e-3).mean() < 0.01
+
+
+def test_utm_zone_from_the_footprint():
+    assert utm_crs([(13.6, 41.8)]) == "EPSG:32633"  # Rome
+    assert utm_crs([(-70.6, -33.4), (-70.4, -33.6)]) == "EPSG:32719"  # Santiago: south
+    assert utm_crs([(179.9, 10.0)]) == "EPSG:32660"

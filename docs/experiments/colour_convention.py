@@ -6,9 +6,9 @@ stretch; in the ``dos`` convention they should agree on what land looks like. Pr
 markdown table: per dataset and split, the mean over images of each image's mean a*, b*
 (CIELAB, valid pixels only), and the spread of those means between images.
 
-    python bench/colour_convention.py                     # ../shared/data, every dataset
-    python bench/colour_convention.py --data ../shared/data --limit 10
-    python bench/colour_convention.py --haze   # also: synthetic haze on the committed samples
+    python docs/experiments/colour_convention.py                     # ../shared/data, every dataset
+    python docs/experiments/colour_convention.py --data ../shared/data --limit 10
+    python docs/experiments/colour_convention.py --haze   # also: synthetic haze on the committed samples
 
 ``--haze`` adds a second table: on the six committed BigEarthNet Level-2A samples, a
 Level-1C-like rendering (surface reflectance x gain 0.9 x transmittance per channel + a blue
@@ -30,7 +30,7 @@ from sar_colorizer.data.pairs import find_pairs, read_pair
 
 COLUMNS = tuple(reversed(OPTICAL_CONVENTIONS))  # as stored first, then dos
 
-HERE = Path(__file__).resolve().parent
+REPO = Path(__file__).resolve().parents[2]
 DATASETS = (
     ("s1s2-la-texas", "train", "Los Angeles, Level-1C display PNG"),
     ("s1s2-la-texas", "test", "Texas, Level-1C display PNG"),
@@ -68,7 +68,7 @@ def haze_table() -> None:
     def ab(rgb: np.ndarray) -> np.ndarray:
         return rgb2lab(np.moveaxis(rgb, 0, -1).astype(np.float64))[..., 1:]
 
-    folders = sorted(p for p in (HERE.parent / "data/samples/bigearthnet-s1-s2/S2").iterdir()
+    folders = sorted(p for p in (REPO / "data/samples/bigearthnet-s1-s2/S2").iterdir()
                      if p.is_dir())
     print("\n| sample | " + " | ".join(f"{k}: as stored, dos" for k in TRANSMITTANCES) + " |")
     print("|---|" + "---|" * len(TRANSMITTANCES))
@@ -94,7 +94,7 @@ def haze_table() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=HERE.parent / ".." / "shared" / "data")
+    parser.add_argument("--data", type=Path, default=REPO / ".." / "shared" / "data")
     parser.add_argument("--limit", type=int, default=None, help="at most this many images each")
     parser.add_argument("--haze", action="store_true", help="also the synthetic haze table")
     args = parser.parse_args(argv)
@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
             cells.append(f"{mean[0]:.1f}, {mean[1]:.1f} ({spread[0]:.1f}, {spread[1]:.1f})")
         n = len(next(iter(result.values())))
         print(f"| {name} ({label}) | {split or 'all'} | {n} | " + " | ".join(cells) + " |")
-    command = "python bench/colour_convention.py" + (f" --limit {args.limit}" if args.limit else "")
+    command = "python docs/experiments/colour_convention.py" + (f" --limit {args.limit}" if args.limit else "")
     if args.haze:
         command += " --haze"
     print(

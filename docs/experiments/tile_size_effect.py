@@ -8,7 +8,7 @@ the mean-colour and linear-regression baselines, and prints a markdown table of 
 and chroma ratio (as ``sarcolor eval`` computes them) with each setting's ratio to the best
 baseline.
 
-    python bench/tile_size_effect.py runs/default runs/val_pairs.csv --tiles 256,512,whole
+    python docs/experiments/tile_size_effect.py runs/default runs/val_pairs.csv --tiles 256,512,whole
 
 PAIRS is anything ``sarcolor eval`` accepts (a folder of pairs or a CSV manifest).
 """

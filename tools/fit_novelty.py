@@ -10,7 +10,7 @@ weight) and choose the novelty weight and the shrink constant on the validation 
 ``sarcolor eval --no-mute-unsure`` scores the result exactly as the original bundle.
 
     make train-default                      # or only its two preprocess lines
-    python bench/fit_novelty.py runs/chips_la runs/chips_ben /tmp/nov/default \\
+    python tools/fit_novelty.py runs/chips_la runs/chips_ben /tmp/nov/default \\
         --model default --config models/default.toml
 
 Prints the fitted density, the validation negative log-likelihood and AB RMSE by novelty weight,

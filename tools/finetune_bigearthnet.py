@@ -25,7 +25,7 @@ Each model is scored against baselines stored in its own bundle: the default mod
 on its Los Angeles training data, the fine-tuned model's on the five BigEarthNet training
 patches. Five 120 x 120 patches prove little; this shows the fine-tuning path works end to end.
 
-    .venv/bin/python bench/finetune_bigearthnet.py --work /tmp/sarcolor-finetune
+    .venv/bin/python tools/finetune_bigearthnet.py --work /tmp/sarcolor-finetune
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ tiles of its training size, about a megapixel per call, on this machine. With ``
 whole validation images as ``predict`` would (tiles of its training size) and is scored beside
 the best baseline on them: that column is the one to choose by.
 
-    python bench/variants_table.py runs/bundle_a runs/bundle_b ... --val-pairs runs/chips256
+    python docs/experiments/variants_table.py runs/bundle_a runs/bundle_b ... --val-pairs runs/chips256
 """
 
 from __future__ import annotations

@@ -12,8 +12,8 @@ test fragments (../shared/data/s1s2-la-texas, VH linear 8-bit, 10 m). Printed pe
   (:func:`~sar_colorizer.visual_quality.equivalent_number_of_looks`);
 * Mpx/s of the filter alone on this machine.
 
-    python bench/display_filter_table.py            # 3 Texas fragments
-    python bench/display_filter_table.py --texas 6
+    python docs/experiments/display_filter_table.py            # 3 Texas fragments
+    python docs/experiments/display_filter_table.py --texas 6
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SAMPLES = REPO / "data" / "samples"
 TEXAS = REPO / ".." / "shared" / "data" / "s1s2-la-texas"
 
@@ -163,7 +163,7 @@ def main() -> None:
         )
     load = os.getloadavg()[0]
     print(f"\nload average {load:.1f} on {os.cpu_count()} CPUs (speeds are this machine's)")
-    print(shlex.join(["python", "bench/display_filter_table.py", *sys.argv[1:]]))
+    print(shlex.join(["python", "docs/experiments/display_filter_table.py", *sys.argv[1:]]))
 
 
 if __name__ == "__main__":

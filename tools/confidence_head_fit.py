@@ -11,7 +11,7 @@ scores exactly as the original model, and with the default muting shows what the
 adds, on the same colours:
 
     sarcolor preprocess ../shared/data/s1s2-la-texas /tmp/conf/chips --band-names VH
-    python bench/confidence_head_fit.py /tmp/conf/chips /tmp/conf/default_head --steps 150
+    python tools/confidence_head_fit.py /tmp/conf/chips /tmp/conf/default_head --steps 150
     sarcolor eval /tmp/conf/default_head ../shared/data/s1s2-la-texas --split test \
         --report /tmp/conf/texas_muted
     sarcolor eval /tmp/conf/default_head ../shared/data/s1s2-la-texas --split test \
