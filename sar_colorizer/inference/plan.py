@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["RasterPlan", "plan_raster"]
+__all__ = ["RasterPlan", "plan_raster", "read_statistics"]
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,7 @@ def plan_raster(
     band_indexes = list(resolve_bands(info, options.bands))  # None: every band but alpha
     bundle.check_input(len(band_indexes), sar_band_names(info, band_indexes))
     pixel_size = pixel_size_metres(info.crs, info.transform, info.width, info.height)
-    stats = _read_statistics(in_path, info, band_indexes, recipe)
+    stats = read_statistics(in_path, info, band_indexes, recipe)
     colourer = SceneColourer.for_scene(recipe, stats, info.height, info.width, pixel_size)
     if colourer.factor != 1.0:
         logger.info(
@@ -92,7 +92,7 @@ def plan_raster(
     return RasterPlan(in_path, info, tuple(band_indexes), colourer)
 
 
-def _read_statistics(
+def read_statistics(
     in_path: Path | str, info: RasterInfo, band_indexes: list[int], recipe: Recipe
 ) -> SceneStatistics:
     """Scene statistics from one decimated read of the whole raster; warns about implausible
@@ -110,7 +110,7 @@ def _read_statistics(
     sar_warnings(in_path, [info.descriptions[b - 1] for b in band_indexes], small, small_valid,
                  stats.input_scale)
     logger.info(
-        "%s: %d x %d px, bands %s, input scale %s%s, reference %s (linear power)",
+        "%s: %d x %d px, bands %s, input scale %s%s, reference %s (linear power; %s)",
         in_path,
         info.width,
         info.height,
@@ -118,5 +118,6 @@ def _read_statistics(
         stats.input_scale,
         " (detected)" if recipe.options.input_scale == "auto" else "",
         ", ".join(f"{r:.4g}" for r in stats.references),
+        stats.reference_source,
     )
     return stats

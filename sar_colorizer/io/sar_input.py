@@ -83,6 +83,7 @@ class SarInput:
         requested: str,
         band_names: Sequence[str],
         references: Sequence[float],
+        reference_source: str | None = None,
     ) -> dict[str, str]:
         """``SARCOLOR_INPUT_*`` tags for outputs made from this input.
 
@@ -91,7 +92,11 @@ class SarInput:
             requested: The scale asked for (``"auto"``: detected, unless the input knew it).
             band_names: The SAR bands used, in model order.
             references: Per band, the linear power that became relative intensity 1.
+            reference_source: Where the references came from (the image itself, a fixed
+                value, another raster); None: not recorded.
         """
+        from sar_colorizer.inference.reference import reference_tags
+
         if self.scale is not None and requested in ("auto", self.scale):
             how = "from the product" if "SARCOLOR_INPUT_CALIBRATION" in self.tags else (
                 "from the file's metadata and name")
@@ -100,7 +105,7 @@ class SarInput:
         tags = {"SARCOLOR_INPUT": str(self.source), **self.tags}
         tags["SARCOLOR_INPUT_SCALE"] = f"{scale} ({how})"
         tags["SARCOLOR_INPUT_BANDS"] = ",".join(band_names)
-        tags["SARCOLOR_INPUT_REFERENCE"] = ",".join(f"{value:.6g}" for value in references)
+        tags.update(reference_tags(references, reference_source))
         return tags
 
 
