@@ -66,10 +66,9 @@ def plan_raster(
     Raises:
         As :func:`~sar_colorizer.inference.raster.colorize_raster`, before any output is made.
     """
-    from sar_colorizer.io.bands import resolve_bands
+    from sar_colorizer.io.bands import resolve_bands, sar_band_names
     from sar_colorizer.io.dataset import read_info
     from sar_colorizer.io.pixel_size import pixel_size_metres
-    from sar_colorizer.sar.polarisation import sar_band_names
 
     if outputs.confidence is not None and not bundle.has_confidence:
         raise InputError(
