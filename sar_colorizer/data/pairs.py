@@ -146,7 +146,7 @@ def check_pairs(pairs: Sequence[Pair]) -> None:
         try:
             check_pair(pair)
         except InputError as error:
-            problems.append(f"{pair.name}: {error}")
+            problems.append(str(error) if pair.name in str(error) else f"{pair.name}: {error}")
     if problems:
         raise InputError(f"{len(problems)} of {len(pairs)} pair(s) cannot be used (nothing was "
                          f"done): {'; '.join(problems)}; fix or remove them")
