@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +45,7 @@ SHARED = REPO.parent / "shared" / "data"
 TIMEOUT = 900
 PROGRESS = re.compile(r"^.+: \d+/\d+ \w+ \(\d+%\) after ")
 MARK = ".sarcolor-"
+TEMPORARY = r"\.sarcolor-\d+-[0-9a-f]{8}\."
 
 
 # -- fixtures -------------------------------------------------------------------------------
@@ -68,6 +70,7 @@ def make_fixtures(root: Path) -> dict[str, Path]:
     """Inputs of every kind, in ``root/in`` (read-only for the cases)."""
     inp = root / "in"
     inp.mkdir(parents=True)
+    warnings.filterwarnings("ignore", category=rasterio.errors.NotGeoreferencedWarning)
     f: dict[str, Path] = {"camargue": CAMARGUE}
     with rasterio.open(CAMARGUE) as src:
         db = src.read(1)
@@ -113,8 +116,9 @@ def make_fixtures(root: Path) -> dict[str, Path]:
         (pairs / "opt").mkdir(parents=True, exist_ok=True)
         os.symlink(sar, pairs / "sar" / f"p{i}.tif")
         os.symlink(opt, pairs / "opt" / f"p{i}.tif")
-    _write(pairs / "sar" / "odd.tif", np.full((120, 120), -15.0, "float32"))
-    _write(pairs / "opt" / "odd.tif", np.full((3, 100, 100), 800, "uint16"))
+    # like the BigEarthNet pairs (2 SAR bands, no georeference), but of different sizes
+    _write(pairs / "sar" / "odd.tif", np.full((2, 120, 120), -15.0, "float32"), geo=False)
+    _write(pairs / "opt" / "odd.tif", np.full((3, 100, 100), 800, "uint16"), geo=False)
     f["pairs_mismatch"] = pairs
     (inp / "pairs_empty").mkdir()
     f["pairs_empty"] = inp / "pairs_empty"
@@ -158,7 +162,9 @@ class Case:
     note: str = ""
     second: Callable[[dict[str, Path], Path], list[object]] | None = None  # run concurrently
     check: Callable[[dict[str, Path], Path], str] | None = None  # extra finding, after the run
-    wait_for: str = MARK  # a file name containing this marks "writing"
+    # a file name matching this (re.search) marks "writing": by default a temporary of the
+    # package (".c.sarcolor-PID-HEX.partial.tif", ".staging.tif"), not the claim taken before
+    wait_for: str = TEMPORARY
     kept: str = ""  # a folder kept on purpose (training's resume state), listed as one entry
     extra_wait: float = 1.0
 
@@ -208,7 +214,7 @@ def _leftovers(work: Path, expect: tuple[str, ...], kept: str = "") -> list[str]
 def _watch(process: subprocess.Popen, folder: Path, marker: str, extra: float) -> None:
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and process.poll() is None:
-        if folder.exists() and any(marker in p.name for p in folder.rglob("*")):
+        if folder.exists() and any(re.search(marker, p.name) for p in folder.rglob("*")):
             time.sleep(extra)
             return
         time.sleep(0.05)
@@ -221,6 +227,7 @@ def run_case(case: Case, fixtures: dict[str, Path], work: Path) -> Outcome:
         case.prepare(fixtures, work)
     command = sarcolor(*case.args(fixtures, work))
     started = time.monotonic()
+    note = ""
     if case.signum is None and case.second is None:
         result = subprocess.run(command, cwd=work, env=_env(), capture_output=True, text=True,
                                 timeout=TIMEOUT)
@@ -241,14 +248,19 @@ def run_case(case: Case, fixtures: dict[str, Path], work: Path) -> Outcome:
         process = subprocess.Popen(command, cwd=work, env=_env(), stdout=subprocess.PIPE,
                                    stderr=subprocess.PIPE, text=True)
         _watch(process, work, case.wait_for, case.extra_wait)
+        missed = process.poll() is not None
         process.send_signal(case.signum)
         out, err = process.communicate(timeout=TIMEOUT)
         code, stderr = process.returncode, err + out
+        if missed:
+            note = "NOT SIGNALLED: the run ended before it was writing"
     seconds = time.monotonic() - started
     message, lines = _message(stderr, code if isinstance(code, int) and code >= 0 else 1)
     if isinstance(code, int) and code < 0:
         message = f"(killed by {signal.Signals(-code).name}: no message, no clean-up)"
     outcome = Outcome(code, message, lines, seconds, _leftovers(work, case.expect, case.kept))
+    if note:
+        outcome.extra = note
     if case.signum is not None:
         again = subprocess.run(command, cwd=work, env=_env(), capture_output=True, text=True,
                                timeout=TIMEOUT)
@@ -259,7 +271,7 @@ def run_case(case: Case, fixtures: dict[str, Path], work: Path) -> Outcome:
                          + (f", {len(notes)} line(s) like '{_short(notes[0])}'" if notes else "")
                          + (f"; left: {', '.join(left)}" if left else "; nothing left"))
     if case.check:
-        outcome.extra = case.check(fixtures, work)
+        outcome.extra = "; ".join(x for x in (outcome.extra, case.check(fixtures, work)) if x)
     return outcome
 
 
@@ -290,6 +302,13 @@ def _compression(_f: dict[str, Path], work: Path) -> str:
         return "no c.tif"
     with rasterio.open(path) as src:
         return f"c.tif compression {src.compression}"
+
+
+def _driver(path: Path) -> str:
+    if not path.exists():
+        return f"no {path.name}"
+    with rasterio.open(path) as src:
+        return f"{path.name} is a {src.driver} file"
 
 
 def _mount(path: Path, options: str) -> bool:
@@ -363,7 +382,7 @@ def cases() -> list[Case]:
              prepare=_existing, expect=("c.png",)),
         Case("output exists, --overwrite (not written by sarcolor)",
              lambda f, w: ["predict", f["camargue"], "out/c.png", "--overwrite"],
-             prepare=_existing, expect=("c.png",)),
+             prepare=_existing, expect=("c.png", "c.pgw", "c.png.aux.xml")),
         Case("unknown output extension (.xyz)", lambda f, w: ["predict", f["camargue"], "out/c.xyz"]),
         Case("--output-dir is a file",
              lambda f, w: ["predict", "--output-dir", "out/file", f["camargue"]],
@@ -409,11 +428,11 @@ def cases() -> list[Case]:
              lambda f, w: ["predict", "--output-dir", "out", "--suffix", ".tif", "--skip-existing",
                            f["batch_b1"], f["batch_b2"], f["batch_b3"], *big],
              signum=signal.SIGINT, expect=("b1_VH.tif", "b2_VH.tif", "b3_VH.tif"),
-             extra_wait=4.0),
+             wait_for=r"^b1_VH\.tif$", extra_wait=0.3),  # the first written, the second begun
         Case("SIGINT during training, then the same command (resume)",
              lambda f, w: ["train", f["chips"], "out/m", *TRAIN], signum=signal.SIGINT,
              prepare=_chips, wait_for="backup", extra_wait=2.0, kept="m.work/",
-             expect=("m/model.keras", "m/bundle.json", "m/training_log.csv",
+             expect=("m/model.keras", "m/model.onnx", "m/bundle.json", "m/training_log.csv",
                      "m/learning_curves.png")),
         # pairs
         Case("eval: pairs folder missing", lambda f, w: ["eval", "default", "nope", "--report", "out/r"]),
@@ -441,7 +460,8 @@ def cases() -> list[Case]:
              lambda f, w: ["predict", f["camargue"], "out/c.tif", "--co", "FOO=BAR"], check=_compression),
         Case("--co without '='", lambda f, w: ["predict", f["camargue"], "out/c.tif", "--co", "LZW"]),
         Case("--co TILED=YES on a PNG", lambda f, w: ["predict", f["camargue"], "out/c.png", "--co", "TILED=YES"]),
-        Case("--cog with a .png name", lambda f, w: ["predict", f["camargue"], "out/c.png", "--cog"]),
+        Case("--cog with a .png name", lambda f, w: ["predict", f["camargue"], "out/c.png", "--cog"],
+             check=lambda f, w: _driver(w / "out" / "c.png")),
         # command line
         Case("unknown option", lambda f, w: ["predict", "--colour", f["camargue"], "out/c.png"]),
         Case("train: folder without chips", lambda f, w: ["train", f["pairs_empty"], "out/m"]),

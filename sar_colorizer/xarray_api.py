@@ -313,8 +313,8 @@ def colorize_dataarray(
     _require("rioxarray", "xarray")
     from sar_colorizer.bundle import cached_bundle
     from sar_colorizer.inference.core import SceneColourer
-    from sar_colorizer.inference.reference import reference_tags
     from sar_colorizer.io.pixel_size import pixel_size_metres
+    from sar_colorizer.io.sar_input import reference_tags
 
     options = ColourOptions.of(options, **settings)
     bundle = cached_bundle(model)

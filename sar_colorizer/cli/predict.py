@@ -276,6 +276,9 @@ def _predict_many(
 ) -> None:
     """``predict INPUT... --output-dir DIR``: a batch, on this machine or a Dask cluster."""
     suffix = flags["suffix"]
+    if not expand_inputs(list(paths))[0]:  # nothing to do: a bad input, not a batch that failed
+        raise InputError(f"{', '.join(paths)}: no file matches (nothing was done); check the "
+                         "path, or quote a pattern the shell should leave to sarcolor")
     plan = plan_batch(
         paths,
         output_dir,

@@ -139,7 +139,7 @@ class ColourOptions:
         """
         from sar_colorizer.confidence import OutputPlan
         from sar_colorizer.inference.colour import display_options
-        from sar_colorizer.inference.reference import resolve_reference
+        from sar_colorizer.inference.plan import resolve_reference
         from sar_colorizer.inference.scene import InputSpec
         from sar_colorizer.inference.tiles import tile_settings
         from sar_colorizer.inference.tone import resolve_tone
@@ -170,7 +170,7 @@ class ColourOptions:
         Raises:
             As :meth:`resolve` for the reference raster.
         """
-        from sar_colorizer.inference.reference import resolve_reference
+        from sar_colorizer.inference.plan import resolve_reference
 
         reference = resolve_reference(self.reference, bundle, self)
         return self if reference is self.reference else dataclasses.replace(

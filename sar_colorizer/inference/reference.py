@@ -11,7 +11,7 @@ A :class:`SceneReference` fixes them:
   (``-5dB``), one for every band or one per band (``-5dB,-12dB``). It fixes the normalisation;
   L's tone still follows each image's quantiles (a value carries none).
 * ``--reference-from RASTER`` (:meth:`SceneReference.from_raster`, resolved against a bundle
-  by :func:`resolve_reference`): the reference *and* the tone quantiles that ``predict``
+  by :func:`~sar_colorizer.inference.plan.resolve_reference`): the reference *and* the tone quantiles that ``predict``
   computes for that raster (one decimated read, the same options), so a crop coloured with
   its whole scene's reference gets the whole scene's L as well.
 
@@ -23,19 +23,13 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sar_colorizer.errors import InputError
 
-if TYPE_CHECKING:
-    from sar_colorizer.bundle import Bundle
-    from sar_colorizer.inference.options import ColourOptions
-
-__all__ = ["SceneReference", "check_calibrated", "reference_tags", "resolve_reference"]
+__all__ = ["OWN_REFERENCE", "SceneReference", "check_calibrated"]
 
 #: Where a scene's reference came from (:attr:`SceneReference.source`; "image": its own).
 REFERENCE_SOURCES = ("image", "fixed", "raster")
@@ -123,7 +117,7 @@ class SceneReference:
     @classmethod
     def from_raster(cls, path: str | os.PathLike[str]) -> SceneReference:
         """The reference of another raster, computed when the options are resolved against a
-        bundle (:func:`resolve_reference`)."""
+        bundle (:func:`~sar_colorizer.inference.plan.resolve_reference`)."""
         return cls((), "raster", os.fspath(path))
 
     @property
@@ -158,21 +152,6 @@ class SceneReference:
 OWN_REFERENCE = "own image (99th percentile of linear power over its valid pixels)"
 
 
-def reference_tags(references: Sequence[float], source: str | None = None) -> dict[str, str]:
-    """An output's metadata about its reference: ``SARCOLOR_INPUT_REFERENCE`` (linear power
-    per band), ``SARCOLOR_INPUT_REFERENCE_DB`` (the same in dB) and, when known,
-    ``SARCOLOR_INPUT_REFERENCE_SOURCE`` (own image, fixed value, or another raster)."""
-    tags = {
-        "SARCOLOR_INPUT_REFERENCE": ",".join(f"{value:.6g}" for value in references),
-        "SARCOLOR_INPUT_REFERENCE_DB": ",".join(
-            f"{10.0 * math.log10(value):.4f}" for value in references
-        ),
-    }
-    if source is not None:
-        tags["SARCOLOR_INPUT_REFERENCE_SOURCE"] = source
-    return tags
-
-
 def check_calibrated(scale: str, what: str = "the input") -> None:
     """Refuse a fixed reference for a display image (it has no radiometry to refer to).
 
@@ -185,69 +164,3 @@ def check_calibrated(scale: str, what: str = "the input") -> None:
             "reference: drop --reference/--reference-from, or pass --input-scale if its "
             "values are calibrated"
         )
-
-
-_CACHE: dict[tuple[Any, ...], SceneReference] = {}
-_CACHE_LOCK = threading.Lock()
-
-
-def resolve_reference(
-    reference: SceneReference | None, bundle: Bundle, options: ColourOptions
-) -> SceneReference | None:
-    """``reference`` with its values: a raster's are computed as ``predict`` computes them
-    for that raster (its bands matched to the model, one decimated read, ``options``' input
-    scale and filters), once per process and raster version.
-
-    Raises:
-        RasterError: The raster is missing or unreadable.
-        InputError: It is a display image, has no valid pixel, or its bands do not match.
-        ModelMismatchError: Its bands do not match the model's.
-    """
-    if reference is None or reference.resolved:
-        return reference
-    path = reference.given
-    try:
-        stat = os.stat(path)
-        version: tuple[Any, ...] = (stat.st_mtime_ns, stat.st_size)
-    except OSError:
-        version = ()
-    bands = options.bands if isinstance(options.bands, str | int | None) else tuple(options.bands)
-    key = (path, version, repr(bundle.normalization), repr(bundle.speckle_filter), bands,
-           options.input_scale, options.display_filter, tuple(bundle.bands))
-    with _CACHE_LOCK:
-        found = _CACHE.get(key)
-    if found is None:
-        found = _raster_reference(path, bundle, options)
-        with _CACHE_LOCK:
-            _CACHE[key] = found
-    return found
-
-
-def _raster_reference(path: str, bundle: Bundle, options: ColourOptions) -> SceneReference:
-    import dataclasses
-
-    from sar_colorizer.inference.plan import read_statistics
-    from sar_colorizer.io.bands import resolve_bands
-    from sar_colorizer.io.dataset import input_path, read_info
-    from sar_colorizer.io.sar_input import open_sar_input
-    from sar_colorizer.sar.polarisation import sar_band_names
-
-    own = dataclasses.replace(options, reference=None)
-    names = None if isinstance(options.bands, int) else options.bands  # products: names only
-    with tempfile.TemporaryDirectory(prefix="sarcolor-reference-") as workdir, \
-            open_sar_input(path, None, bands=names, progress=False,
-                           workdir=workdir) as sar:
-        own = dataclasses.replace(own, input_scale=sar.input_scale(options.input_scale))
-        recipe = own.resolve(bundle)
-        raster = input_path(sar.path)
-        info = read_info(raster)
-        band_indexes = list(resolve_bands(info, own.bands))
-        bundle.check_input(len(band_indexes), sar_band_names(info, band_indexes))
-        stats = read_statistics(raster, info, band_indexes, recipe)
-    check_calibrated(stats.input_scale, f"--reference-from {path}")
-    return SceneReference(
-        values=tuple(stats.references),
-        source="raster",
-        given=path,
-        feature_quantiles=tuple(float(q) for q in stats.feature_quantiles),
-    )

@@ -79,8 +79,8 @@ def driver_for_path(path: str | os.PathLike[str], driver: str | None = None, cog
     Raises:
         RasterError: unknown extension or unsupported driver.
     """
+    suffix = Path(path).suffix.lower()
     if driver is None:
-        suffix = Path(path).suffix.lower()
         if suffix not in _DRIVER_BY_SUFFIX:
             raise RasterError(
                 f"{path}: cannot tell the output format from {suffix or 'no extension'!r}; "
@@ -91,6 +91,14 @@ def driver_for_path(path: str | os.PathLike[str], driver: str | None = None, cog
     if driver.lower() not in names:
         raise RasterError(f"{path}: cannot write driver {driver!r}; use one of {OUTPUT_DRIVERS}")
     driver = names[driver.lower()]
+    named = _DRIVER_BY_SUFFIX.get(suffix)
+    if named is not None and _OPTION_FAMILY[named] != _OPTION_FAMILY[driver]:
+        # a GeoTIFF named .png opens as a PNG nowhere (viewers go by the extension)
+        wanted = [s for s, d in _DRIVER_BY_SUFFIX.items() if d == driver] or [".tif"]
+        raise RasterError(
+            f"{path}: a {driver} file cannot be named {suffix}; name it {wanted[0]} or choose "
+            "the format that suits the name (--format, --cog)"
+        )
     if cog:
         if driver not in ("GTiff", "COG"):
             raise RasterError(f"{path}: a Cloud-Optimised GeoTIFF needs a .tif name, not {driver}")

@@ -216,4 +216,5 @@ def test_a_pair_of_mismatched_sizes_is_refused_before_any_work(
     assert result.exit_code == 3, result.output  # InputError
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and "001" in lines[0] and "40" in lines[0] and "30" in lines[0], lines
+    assert "1 of 3 pair(s) cannot be used (nothing was done): pair 001: " in lines[0], lines
     assert not report.exists()

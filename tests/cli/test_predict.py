@@ -133,6 +133,32 @@ def test_missing_input_is_one_line(tiny_bundle, tmp_path):
     assert not (tmp_path / "out.png").exists()
 
 
+def test_a_format_that_contradicts_the_output_name_is_refused_before_any_work(
+    tiny_bundle, sar_db, tmp_path
+):
+    """``--cog`` (or ``--format gtiff``) with a ``.png`` name wrote a GeoTIFF called c.png,
+    which viewers open as a PNG and fail on."""
+    out = tmp_path / "out"
+    for options in (["--cog"], ["--format", "gtiff"], ["--format", "jpeg"]):
+        result = _invoke("--model", tiny_bundle, sar_db, out / "c.png", *FAST, *options)
+        assert result.exit_code == 3, (options, result.output)  # InputError
+        line = _one_error_line(result)
+        assert "cannot be named .png" in line and "name it ." in line, line
+    assert not out.exists() or list(out.iterdir()) == []
+    result = _invoke("--model", tiny_bundle, sar_db, out / "c.tif", *FAST, "--cog")
+    assert result.exit_code == 0, result.output
+    assert _reopen(out / "c.tif")[2].get("LAYOUT") == "COG"
+
+
+def test_batch_of_patterns_that_match_nothing_is_one_line(tiny_bundle, tmp_path):
+    out = tmp_path / "out"
+    result = _invoke("--model", tiny_bundle, str(tmp_path / "none*.tif"), "--output-dir", out)
+    assert result.exit_code == 3, result.output  # InputError, as for one missing input
+    line = _one_error_line(result)
+    assert "none*.tif: no file matches (nothing was done); check the path" in line, line
+    assert not out.exists()
+
+
 def test_not_a_raster_is_one_line(tiny_bundle, tmp_path):
     bogus = tmp_path / "notes.tif"
     bogus.write_text("not an image")

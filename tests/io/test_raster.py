@@ -482,6 +482,13 @@ def test_output_path_checks(tmp_path):
         driver_for_path("a.xyz")
     with pytest.raises(RasterError, match="Cloud-Optimised"):
         driver_for_path("a.png", cog=True)
+    # a named driver must suit a known extension; an unknown one is the caller's choice
+    assert driver_for_path("a.tif", "COG") == "COG" and driver_for_path("a.tiff", "gtiff") == "GTiff"
+    assert driver_for_path("a.dat", "GTiff") == "GTiff"
+    for name, driver, wanted in (("a.png", "COG", ".tif"), ("a.png", "GTiff", ".tif"),
+                                 ("a.tif", "PNG", ".png"), ("a.jpg", "PNG", ".png")):
+        with pytest.raises(RasterError, match=f"cannot be named .*; name it \\{wanted}"):
+            driver_for_path(name, driver)
     assert world_file_path("a.png").name == "a.pgw" and world_file_path("a.tif").name == "a.tfw"
 
 
