@@ -280,7 +280,7 @@ def test_eval_scores_the_colours_predict_writes_at_the_georeferenced_pixel_size(
     from affine import Affine
 
     from sar_colorizer.api import load_model
-    from sar_colorizer.data.pairs import find_pairs
+    from sar_colorizer.data.layouts import find_pairs
     from sar_colorizer.inference import colorize_raster
 
     folder = write_pairs(tmp_path / "pairs", n=1, size=(120, 100), georeferenced=True)
