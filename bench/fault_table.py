@@ -181,6 +181,7 @@ class Outcome:
     extra: str = ""
     traceback: bool = False
     rerun_clean: bool = True
+    info: int = 0  # of the lines, those logged at INFO (what a run reads, how it went)
 
 
 def _message(stderr: str, code: int) -> tuple[str, int]:
@@ -193,6 +194,10 @@ def _message(stderr: str, code: int) -> tuple[str, int]:
             if line.startswith(prefix):
                 return line, len(lines)
     return (lines[0] if lines else ""), len(lines)
+
+
+def _info_lines(stderr: str) -> int:
+    return sum(line.startswith("INFO:") for line in stderr.splitlines())
 
 
 def _leftovers(work: Path, expect: tuple[str, ...], kept: str = "") -> list[str]:
@@ -248,7 +253,7 @@ def run_case(case: Case, fixtures: dict[str, Path], work: Path) -> Outcome:
         code, stderr = second.returncode, second.stderr
         message, lines = _message(stderr, code)
         return Outcome(code, message, lines, second_seconds, _leftovers(work, case.expect, case.kept),
-                       extra=f"first run: exit {first.returncode}",
+                       extra=f"first run: exit {first.returncode}", info=_info_lines(stderr),
                        traceback="Traceback" in stderr + err,
                        rerun_clean=first.returncode == 0)
     else:
@@ -267,7 +272,7 @@ def run_case(case: Case, fixtures: dict[str, Path], work: Path) -> Outcome:
     if isinstance(code, int) and code < 0:
         message = f"(killed by {signal.Signals(-code).name}: no message, no clean-up)"
     outcome = Outcome(code, message, lines, seconds, _leftovers(work, case.expect, case.kept),
-                      traceback="Traceback" in stderr)
+                      traceback="Traceback" in stderr, info=_info_lines(stderr))
     if note:
         outcome.extra = note
     if case.signum is not None:
@@ -298,7 +303,7 @@ def verdict(case: Case, o: Outcome) -> tuple[bool, str]:
     (kill -9: killed) and the same command then succeeds and leaves nothing but the documented
     resume state (it removes what kill -9 left); of two runs to one output the second is
     refused at once (exit 4) and the first succeeds; a bad input exits non-zero with one error
-    line (click's usage errors: its three) and leaves nothing."""
+    line (INFO lines aside; click's usage errors: its three) and leaves nothing."""
     if o.traceback:
         return False, "a traceback"
     if o.extra.startswith(BAD):
@@ -320,8 +325,8 @@ def verdict(case: Case, o: Outcome) -> tuple[bool, str]:
             return False, f"second run exit {code}, {o.extra}"
     elif code <= 0:
         return False, f"exit {code} for a bad input"
-    elif o.lines != 1 and not (code == 2 and o.lines <= 3):
-        return False, f"{o.lines} lines"
+    elif o.lines - o.info != 1 and not (code == 2 and o.lines <= 3):
+        return False, f"{o.lines - o.info} lines besides INFO lines"
     if _unexpected(o.leftovers):
         return False, "files left"
     return True, ""
