@@ -178,7 +178,7 @@ def colorize_raster(
         plan = plan_raster(bundle, input_path(sar.path), outputs, options)  # strings: GDAL's
         outputs = dataclasses.replace(outputs, tags=sar.output_tags(
             plan.stats.input_scale, requested, sar_band_names(plan.info, plan.band_indexes),
-            plan.stats.references))
+            plan.stats.references, plan.stats.reference_source))
         stages = dict.fromkeys(
             ("statistics", "read + preprocess", "model + blend", "colour + write",
              "read + preprocess, cpu", "colour + write, cpu"),
