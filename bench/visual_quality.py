@@ -159,7 +159,7 @@ def texas_ab_rmse(bundle, options: dict) -> float:
     """Mean AB RMSE of the model over the Texas test split, as ``sarcolor eval`` scores it."""
     import tempfile
 
-    from sar_colorizer.data.pairs import find_pairs
+    from sar_colorizer.data.layouts import find_pairs
     from sar_colorizer.evaluation import evaluate, select_pairs
 
     pairs = select_pairs(find_pairs(TEXAS), split="test")

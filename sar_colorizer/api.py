@@ -147,7 +147,7 @@ def evaluate(
     from sar_colorizer.evaluation import evaluate as run_evaluation
 
     if isinstance(pairs, str | os.PathLike):
-        from sar_colorizer.data.pairs import find_pairs
+        from sar_colorizer.data.layouts import find_pairs
 
         pairs = find_pairs(Path(pairs))
     options.setdefault("progress", False)

@@ -422,7 +422,8 @@ def colour_batch(
     Args:
         plan: From :func:`plan_batch`; its summary is updated in place and returned.
         model: Bundle folder, ``"default"``, or a loaded bundle (serial runs only).
-        options: How scenes are coloured and written.
+        options: How scenes are coloured and written; a reference taken from a raster
+            (``reference_from``) is computed once, before the first scene, and shared by all.
         force: With ``options.overwrite``, also replace files sarcolor did not write.
         progress: Progress bars (per scene's tiles when serial, per scene otherwise).
         executor: Where the tasks run; None: here, one after the other.
@@ -431,7 +432,8 @@ def colour_batch(
         ``plan.summary``, complete.
 
     Raises:
-        SarColorError: The model does not load.
+        SarColorError: The model does not load, or the reference raster cannot give a
+            reference.
         KeyboardInterrupt: The run was interrupted (also ``Interrupted`` for SIGTERM, SIGHUP);
             ``plan.summary`` then counts the inputs not done.
     """
@@ -449,12 +451,26 @@ def colour_batch(
     if not serial and not isinstance(model, str | os.PathLike):
         raise TypeError("a run on workers needs the model as a path that every worker loads")
     model = os.fspath(model) if isinstance(model, str | os.PathLike) else model
+    # A reference taken from another raster is computed once, here: every scene of the batch
+    # gets the same values, and workers never read that raster.
+    options = options.with_reference(_model_metadata(model))
     _load_where_tasks_run(executor, model)
     try:
         _run_jobs(plan, model, options, executor, force=force, progress=progress, serial=serial)
     finally:
         remove_left_temporaries(plan.jobs)
     return summary
+
+
+def _model_metadata(model: ModelLike) -> Bundle:
+    """``model`` itself, or its metadata as a bundle without a network (what options are
+    resolved against; loads no network)."""
+    if not isinstance(model, str | os.PathLike):
+        return model
+    from sar_colorizer.bundle import Bundle as LoadedBundle
+    from sar_colorizer.bundle import read_metadata
+
+    return LoadedBundle(metadata=read_metadata(model))
 
 
 def _load_where_tasks_run(executor: Executor, model: ModelLike) -> None:

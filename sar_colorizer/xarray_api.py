@@ -298,8 +298,9 @@ def colorize_dataarray(
 
     Returns:
         ``(band, y, x)`` uint8 DataArray with bands R, G, B, A (alpha 0 exactly at invalid
-        pixels), the input's ``y``/``x`` coordinates, CRS and transform; dask-backed when the
-        input is.
+        pixels), the input's ``y``/``x`` coordinates, CRS and transform, and the reference
+        used in its attributes (``SARCOLOR_INPUT_REFERENCE``, ``..._DB``, ``..._SOURCE``:
+        written as tags by ``rio.to_raster``); dask-backed when the input is.
 
     Raises:
         MissingExtraError: xarray/rioxarray (the ``xarray`` extra) or dask (the ``dask``
@@ -313,6 +314,7 @@ def colorize_dataarray(
     from sar_colorizer.bundle import cached_bundle
     from sar_colorizer.inference.core import SceneColourer
     from sar_colorizer.io.pixel_size import pixel_size_metres
+    from sar_colorizer.io.sar_input import reference_tags
 
     options = ColourOptions.of(options, **settings)
     bundle = cached_bundle(model)
@@ -332,7 +334,9 @@ def colorize_dataarray(
     else:
         _require("dask.array", "dask")
         rgba = _lazy_rgba(data, getattr(bundle, "path", None) or bundle, colourer, valid_of)
-    return _as_dataarray(xr, sar, selected, rgba)
+    out = _as_dataarray(xr, sar, selected, rgba)
+    out.attrs.update(reference_tags(stats.references, stats.reference_source))
+    return out
 
 
 def _selection(

@@ -26,7 +26,8 @@ import numpy as np
 from skimage.color import rgb2lab
 
 from sar_colorizer.color.convention import OPTICAL_CONVENTIONS
-from sar_colorizer.data.pairs import find_pairs, read_pair
+from sar_colorizer.data.layouts import find_pairs
+from sar_colorizer.data.pairs import read_pair
 
 COLUMNS = tuple(reversed(OPTICAL_CONVENTIONS))  # as stored first, then dos
 

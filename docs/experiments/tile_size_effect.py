@@ -95,7 +95,7 @@ def score_tiles(
 def main() -> int:
     args = parse_args()
     from sar_colorizer.bundle import load_bundle
-    from sar_colorizer.data.pairs import find_pairs
+    from sar_colorizer.data.layouts import find_pairs
     from sar_colorizer.evaluation import select_pairs
 
     tiles: list[int | None] = [

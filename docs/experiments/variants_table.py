@@ -63,7 +63,7 @@ def main() -> None:
     args = parser.parse_args()
     pairs = []
     if args.val_pairs is not None:
-        from sar_colorizer.data.pairs import find_pairs
+        from sar_colorizer.data.layouts import find_pairs
         from sar_colorizer.evaluation import select_pairs
 
         pairs = select_pairs(find_pairs(args.val_pairs), split=args.split)

@@ -90,7 +90,8 @@ def eval_command(
         raise OutputExistsError(f"{report_path} exists; pass --overwrite to replace it")
 
     # Find, select and check pairs before loading TensorFlow, so input mistakes fail fast.
-    from sar_colorizer.data.pairs import check_pairs, find_pairs
+    from sar_colorizer.data.layouts import find_pairs
+    from sar_colorizer.data.pairs import check_pairs
 
     pairs = find_pairs(Path(input_path))
     check_pairs(select_pairs(pairs, split=flags["split"], limit=flags["limit"],

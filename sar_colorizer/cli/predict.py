@@ -41,7 +41,8 @@ from sar_colorizer.cli.options import (
 from sar_colorizer.color.upsampling import UPSAMPLINGS
 from sar_colorizer.errors import InputError
 from sar_colorizer.inference.options import ColourOptions
-from sar_colorizer.sar.display import DEFAULT_DISPLAY_FILTER, DISPLAY_FILTERS
+from sar_colorizer.inference.reference import SceneReference
+from sar_colorizer.sar.display import DISPLAY_FILTERS
 
 
 @click.command("predict")
@@ -97,7 +98,7 @@ from sar_colorizer.sar.display import DEFAULT_DISPLAY_FILTER, DISPLAY_FILTERS
 @click.option(
     "--display-filter",
     type=click.Choice(DISPLAY_FILTERS),
-    default=DEFAULT_DISPLAY_FILTER,
+    default=ColourOptions.display_filter,
     show_default=True,
     help="Edge-preserving despeckling of the SAR that the brightness L is made from; 'network' "
     "uses the model's own speckle filter (blurrier). The network's input never changes.",
@@ -105,14 +106,14 @@ from sar_colorizer.sar.display import DEFAULT_DISPLAY_FILTER, DISPLAY_FILTERS
 @click.option(
     "--colour-upsampling",
     type=click.Choice(UPSAMPLINGS),
-    default="guided",
+    default=ColourOptions.colour_upsampling,
     show_default=True,
     help="How the network's low-resolution colour is brought to full resolution: 'guided' "
     "follows the edges of L, so colour does not bleed across field and pond edges.",
 )
 @click.option(
     "--chroma-limit/--channel-clip",
-    default=True,
+    default=ColourOptions.chroma_limit,
     show_default=True,
     help="Reduce chroma (keeping hue) where sRGB cannot show a colour at its brightness, "
     "instead of clipping RGB channels (which turns dark or bright pixels teal or red).",
@@ -124,6 +125,25 @@ from sar_colorizer.sar.display import DEFAULT_DISPLAY_FILTER, DISPLAY_FILTERS
     help="Ground pixel size of the input in metres, for images without georeference; the "
     "network sees the input resampled to its training pixel size (10 m for the shipped "
     "model).  [default: from the georeference, else the training pixel size]",
+)
+@click.option(
+    "--reference",
+    metavar="VALUE",
+    default=None,
+    help="Fix the scene reference, the linear power (sigma0/gamma0 as power, not amplitude) "
+    "that becomes full brightness: a number (0.32) or a dB value (-5dB), one for every band "
+    "or one per band (-5dB,-12dB); every scene of the run uses it, so mosaics and time "
+    "series share one scale. Calibrated inputs only.  [default: each image's own 99th "
+    "percentile of linear power]",
+)
+@click.option(
+    "--reference-from",
+    metavar="RASTER",
+    type=click.Path(),
+    default=None,
+    help="Take the scene reference and L's tone quantiles from RASTER, as predict computes "
+    "them for it (e.g. the whole scene a crop is cut from, or the first date of a time "
+    "series); every scene of the run uses them. Calibrated inputs only.",
 )
 @click.option(
     "--confidence",
@@ -175,6 +195,10 @@ def predict(ctx: click.Context, paths: tuple[str, ...], **flags: Any) -> None:
     processed in overlapping tiles, streamed strip by strip.
     """
     output_format = _check_flags(flags)
+    if flags["reference_from"] is not None:
+        if flags["reference"] is not None:
+            raise click.UsageError("--reference and --reference-from exclude each other")
+        flags["reference"] = SceneReference.from_raster(flags["reference_from"])
     options = PredictOptions(
         driver=FORMATS[output_format][0] if output_format else None,
         overwrite=flags["overwrite"],

@@ -29,14 +29,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from sar_colorizer.data.chips import Chip, ChipFilter, chip_grid, cut_chips
+from sar_colorizer.data.layouts import assign_splits, find_pairs
 from sar_colorizer.data.pairs import (
     FLAG_COLUMN,
     FLAGGED_CHOICES,
     Pair,
     PairArrays,
-    assign_splits,
     check_pair,
-    find_pairs,
     is_flagged,
     read_pair,
 )
@@ -124,7 +123,7 @@ def preprocess(
     """Cut SAR / optical pairs into TFRecord chips plus ``stats.json``.
 
     Args:
-        input_path: Folder of pairs or CSV manifest (see :func:`sar_colorizer.data.pairs.find_pairs`).
+        input_path: Folder of pairs or CSV manifest (see :func:`sar_colorizer.data.layouts.find_pairs`).
         out_dir: Output folder; written to a temporary folder beside it and renamed at the end,
             so nothing half-written is left behind on failure.
         chip_size: Chip side in pixels. When an image is smaller, the chip size of the whole

@@ -15,10 +15,11 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
 
+from sar_colorizer.inference.reference import SceneReference
 from sar_colorizer.sar.display import DEFAULT_DISPLAY_FILTER
 
 if TYPE_CHECKING:
@@ -64,6 +65,11 @@ class ColourOptions:
         pixel_size: Ground pixel size of the input in metres; None: from the georeference,
             else the model's training pixel size. The network sees tiles resampled to the
             training pixel size.
+        reference: A scene reference shared by every image coloured with these options
+            (:class:`~sar_colorizer.inference.reference.SceneReference`; a number is a linear
+            power, a string such as ``"-5dB"`` or ``"0.32"`` is parsed, and the setting
+            ``reference_from=RASTER`` takes another raster's); None: each image's own
+            (the 99th percentile of its valid pixels). Refused for display images.
     """
 
     bands: str | int | Sequence[str | int] | None = None
@@ -78,6 +84,11 @@ class ColourOptions:
     chroma_limit: bool = True
     chroma_envelope: int | None = None
     pixel_size: float | None = None
+    reference: SceneReference | None = None
+
+    def __post_init__(self) -> None:
+        if self.reference is not None and not isinstance(self.reference, SceneReference):
+            object.__setattr__(self, "reference", SceneReference.parse(self.reference))
 
     @classmethod
     def names(cls) -> tuple[str, ...]:
@@ -88,12 +99,21 @@ class ColourOptions:
     def of(cls, options: ColourOptions | None = None, /, **settings: Any) -> ColourOptions:
         """``options`` (default: the defaults) with ``settings`` replacing some of them.
 
-        ``batch_size`` is accepted for ``tiles_per_call``.
+        ``batch_size`` is accepted for ``tiles_per_call``, and ``reference_from=RASTER`` for
+        ``reference=SceneReference.from_raster(RASTER)`` (not with ``reference``).
 
         Raises:
             TypeError: A setting that is no option (the message lists the valid names).
+            InputError: ``reference`` and ``reference_from`` both given, or a bad reference.
         """
         settings = {_ALIASES.get(name, name): value for name, value in settings.items()}
+        raster = settings.pop("reference_from", None)
+        if raster is not None:
+            if settings.get("reference") is not None:
+                from sar_colorizer.errors import InputError
+
+                raise InputError("give either a reference or a raster to take it from, not both")
+            settings["reference"] = SceneReference.from_raster(raster)
         unknown = sorted(set(settings) - set(cls.names()))
         if unknown:
             raise TypeError(
@@ -113,10 +133,13 @@ class ColourOptions:
 
         Raises:
             InputError: An unknown tone, display filter or colour upsampling; ``shrink=True``
-                or ``sigma`` for a model without a confidence head.
+                or ``sigma`` for a model without a confidence head; a reference raster that
+                is a display image or does not match the model.
+            RasterError: A reference raster that is missing or unreadable.
         """
         from sar_colorizer.confidence import OutputPlan
         from sar_colorizer.inference.colour import display_options
+        from sar_colorizer.inference.plan import resolve_reference
         from sar_colorizer.inference.scene import InputSpec
         from sar_colorizer.inference.tiles import tile_settings
         from sar_colorizer.inference.tone import resolve_tone
@@ -129,6 +152,7 @@ class ColourOptions:
         tone, l_quantiles = resolve_tone(bundle, self.tone)
         tile_size, overlap = tile_settings(bundle, self.tile_size, self.overlap)
         input_spec = InputSpec.from_bundle(bundle)
+        reference = resolve_reference(self.reference, bundle, self)
         return Recipe(
             options=self, input_spec=input_spec, output_plan=output_plan,
             tone=tone, l_quantiles=l_quantiles, display_filter=display_filter,
@@ -136,6 +160,21 @@ class ColourOptions:
             tile_multiple=int(bundle.tile_multiple), model_tile_size=int(bundle.tile_size),
             model_pixel_size=float(bundle.pixel_size),
             halo=max(input_spec.halo, display_halo(display_filter)),
+            reference=reference,
+        )
+
+    def with_reference(self, bundle: Bundle) -> Self:
+        """These options with a raster's reference computed (once, here, rather than where
+        each scene is coloured: a batch's workers then never read the reference raster).
+
+        Raises:
+            As :meth:`resolve` for the reference raster.
+        """
+        from sar_colorizer.inference.plan import resolve_reference
+
+        reference = resolve_reference(self.reference, bundle, self)
+        return self if reference is self.reference else dataclasses.replace(
+            self, reference=reference
         )
 
 
@@ -157,6 +196,7 @@ class Recipe:
         model_tile_size: The tile side the network was trained on.
         model_pixel_size: The training pixel size in metres.
         halo: Rows and columns the speckle and display filters reach beyond a window.
+        reference: The fixed scene reference with its values, or None (each image's own).
     """
 
     options: ColourOptions
@@ -172,6 +212,7 @@ class Recipe:
     model_tile_size: int
     model_pixel_size: float
     halo: int
+    reference: SceneReference | None = None
 
     @property
     def converter(self) -> ColourConverter:
@@ -182,9 +223,15 @@ class Recipe:
 
     def statistics(self, values: np.ndarray, valid: np.ndarray) -> SceneStatistics:
         """Scene statistics of ``(C, H, W)`` values (a whole image or a decimated read of it;
-        :func:`~sar_colorizer.inference.scene.scene_statistics`)."""
+        :func:`~sar_colorizer.inference.scene.scene_statistics`), with the fixed
+        :attr:`reference` where there is one.
+
+        Raises:
+            InputError: As :func:`~sar_colorizer.inference.scene.scene_statistics`.
+        """
         from sar_colorizer.inference.scene import scene_statistics
 
         return scene_statistics(
-            values, valid, self.input_spec, self.options.input_scale, self.display_filter
+            values, valid, self.input_spec, self.options.input_scale, self.display_filter,
+            reference=self.reference,
         )

@@ -2,20 +2,25 @@
 
 :func:`plan_raster` resolves the options against the bundle, checks the outputs, reads the
 raster's header, matches its bands to the model and computes the scene statistics from one
-decimated read of the whole raster (:func:`~sar_colorizer.inference.scene.stats_shape`); the
-result holds the scene's :class:`~sar_colorizer.inference.core.SceneColourer` (tiling
+decimated read of the whole raster (:func:`~sar_colorizer.inference.scene.stats_shape`), as
+:func:`resolve_reference` does for a raster whose reference every scene shares; the result holds the scene's :class:`~sar_colorizer.inference.core.SceneColourer` (tiling
 resampled to the training pixel size where the input's pixels differ).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import os
+import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sar_colorizer.errors import InputError
 from sar_colorizer.inference.core import SceneColourer
+from sar_colorizer.inference.reference import SceneReference, check_calibrated
 from sar_colorizer.inference.scene import stats_shape
 
 if TYPE_CHECKING:
@@ -27,7 +32,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["RasterPlan", "plan_raster"]
+__all__ = ["RasterPlan", "plan_raster", "read_statistics", "resolve_reference"]
 
 
 @dataclass(frozen=True)
@@ -66,10 +71,9 @@ def plan_raster(
     Raises:
         As :func:`~sar_colorizer.inference.raster.colorize_raster`, before any output is made.
     """
-    from sar_colorizer.io.bands import resolve_bands
+    from sar_colorizer.io.bands import resolve_bands, sar_band_names
     from sar_colorizer.io.dataset import read_info
     from sar_colorizer.io.pixel_size import pixel_size_metres
-    from sar_colorizer.sar.polarisation import sar_band_names
 
     if outputs.confidence is not None and not bundle.has_confidence:
         raise InputError(
@@ -82,7 +86,7 @@ def plan_raster(
     band_indexes = list(resolve_bands(info, options.bands))  # None: every band but alpha
     bundle.check_input(len(band_indexes), sar_band_names(info, band_indexes))
     pixel_size = pixel_size_metres(info.crs, info.transform, info.width, info.height)
-    stats = _read_statistics(in_path, info, band_indexes, recipe)
+    stats = read_statistics(in_path, info, band_indexes, recipe)
     colourer = SceneColourer.for_scene(recipe, stats, info.height, info.width, pixel_size)
     if colourer.factor != 1.0:
         logger.info(
@@ -92,7 +96,7 @@ def plan_raster(
     return RasterPlan(in_path, info, tuple(band_indexes), colourer)
 
 
-def _read_statistics(
+def read_statistics(
     in_path: Path | str, info: RasterInfo, band_indexes: list[int], recipe: Recipe
 ) -> SceneStatistics:
     """Scene statistics from one decimated read of the whole raster; warns about implausible
@@ -110,7 +114,7 @@ def _read_statistics(
     sar_warnings(in_path, [info.descriptions[b - 1] for b in band_indexes], small, small_valid,
                  stats.input_scale)
     logger.info(
-        "%s: %d x %d px, bands %s, input scale %s%s, reference %s (linear power)",
+        "%s: %d x %d px, bands %s, input scale %s%s, reference %s (linear power; %s)",
         in_path,
         info.width,
         info.height,
@@ -118,5 +122,68 @@ def _read_statistics(
         stats.input_scale,
         " (detected)" if recipe.options.input_scale == "auto" else "",
         ", ".join(f"{r:.4g}" for r in stats.references),
+        stats.reference_source,
     )
     return stats
+
+
+_CACHE: dict[tuple[Any, ...], SceneReference] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def resolve_reference(
+    reference: SceneReference | None, bundle: Bundle, options: ColourOptions
+) -> SceneReference | None:
+    """``reference`` with its values: a raster's are computed as ``predict`` computes them
+    for that raster (its bands matched to the model, one decimated read, ``options``' input
+    scale and filters), once per process and raster version.
+
+    Raises:
+        RasterError: The raster is missing or unreadable.
+        InputError: It is a display image, has no valid pixel, or its bands do not match.
+        ModelMismatchError: Its bands do not match the model's.
+    """
+    if reference is None or reference.resolved:
+        return reference
+    path = reference.given
+    try:
+        stat = os.stat(path)
+        version: tuple[Any, ...] = (stat.st_mtime_ns, stat.st_size)
+    except OSError:
+        version = ()
+    bands = options.bands if isinstance(options.bands, str | int | None) else tuple(options.bands)
+    key = (path, version, repr(bundle.normalization), repr(bundle.speckle_filter), bands,
+           options.input_scale, options.display_filter, tuple(bundle.bands))
+    with _CACHE_LOCK:
+        found = _CACHE.get(key)
+    if found is None:
+        found = _raster_reference(path, bundle, options)
+        with _CACHE_LOCK:
+            _CACHE[key] = found
+    return found
+
+
+def _raster_reference(path: str, bundle: Bundle, options: ColourOptions) -> SceneReference:
+    from sar_colorizer.io.bands import resolve_bands, sar_band_names
+    from sar_colorizer.io.dataset import input_path, read_info
+    from sar_colorizer.io.sar_input import open_sar_input
+
+    own = dataclasses.replace(options, reference=None)
+    names = None if isinstance(options.bands, int) else options.bands  # products: names only
+    with tempfile.TemporaryDirectory(prefix="sarcolor-reference-") as workdir, \
+            open_sar_input(path, None, bands=names, progress=False,
+                           workdir=workdir) as sar:
+        own = dataclasses.replace(own, input_scale=sar.input_scale(options.input_scale))
+        recipe = own.resolve(bundle)
+        raster = input_path(sar.path)
+        info = read_info(raster)
+        band_indexes = list(resolve_bands(info, own.bands))
+        bundle.check_input(len(band_indexes), sar_band_names(info, band_indexes))
+        stats = read_statistics(raster, info, band_indexes, recipe)
+    check_calibrated(stats.input_scale, f"--reference-from {path}")
+    return SceneReference(
+        values=tuple(stats.references),
+        source="raster",
+        given=path,
+        feature_quantiles=tuple(float(q) for q in stats.feature_quantiles),
+    )

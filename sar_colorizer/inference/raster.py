@@ -145,9 +145,10 @@ def colorize_raster(
         InputError: Bad options (tile size, overlap, scale, tone), an all-nodata input, or
             ``confidence_path`` / ``shrink=True`` for a model without a confidence head.
     """
+    from sar_colorizer.io.bands import sar_band_names
     from sar_colorizer.io.dataset import input_path
     from sar_colorizer.io.sar_input import open_sar_input
-    from sar_colorizer.sar.polarisation import POLARISATIONS, sar_band_names
+    from sar_colorizer.sar.polarisation import POLARISATIONS
     from sar_colorizer.sar.product import is_product_path
 
     started = time.perf_counter()
@@ -177,7 +178,7 @@ def colorize_raster(
         plan = plan_raster(bundle, input_path(sar.path), outputs, options)  # strings: GDAL's
         outputs = dataclasses.replace(outputs, tags=sar.output_tags(
             plan.stats.input_scale, requested, sar_band_names(plan.info, plan.band_indexes),
-            plan.stats.references))
+            plan.stats.references, plan.stats.reference_source))
         stages = dict.fromkeys(
             ("statistics", "read + preprocess", "model + blend", "colour + write",
              "read + preprocess, cpu", "colour + write, cpu"),

@@ -33,10 +33,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from sar_colorizer.errors import InputError
+from sar_colorizer.inference.reference import OWN_REFERENCE
 from sar_colorizer.inference.tone import N_QUANTILES
 
 if TYPE_CHECKING:
     from sar_colorizer.bundle import Bundle
+    from sar_colorizer.inference.reference import SceneReference
     from sar_colorizer.sar.radiometry import Normalization
     from sar_colorizer.sar.speckle import SpeckleFilter
 
@@ -103,12 +105,15 @@ class SceneStatistics:
             (:func:`~sar_colorizer.sar.radiometry.relative_to_feature` of the filtered relative
             intensity of the first band) over valid pixels; the "matched" tone curve's input.
         valid_fraction: Fraction of valid pixels in the image the statistics come from.
+        reference_source: Where ``references`` (and the quantiles) came from, as written in
+            an output's ``SARCOLOR_INPUT_REFERENCE_SOURCE`` tag.
     """
 
     input_scale: str
     references: tuple[float, ...]
     feature_quantiles: np.ndarray
     valid_fraction: float = 1.0
+    reference_source: str = OWN_REFERENCE
 
 
 def stats_shape(height: int, width: int) -> tuple[int, int]:
@@ -208,6 +213,7 @@ def scene_statistics(
     input_spec: InputSpec | Bundle,
     input_scale: str = "auto",
     display_filter: str = "network",
+    reference: SceneReference | None = None,
 ) -> SceneStatistics:
     """Normalisation references and SAR feature quantiles of a whole image.
 
@@ -219,12 +225,16 @@ def scene_statistics(
             :func:`~sar_colorizer.sar.radiometry.detect_input_scale`) or a scale name.
         display_filter: The filter L is made with (:mod:`sar_colorizer.sar.display`); the
             feature quantiles describe its output. "network": the bundle's speckle filter.
+        reference: A fixed reference (:class:`~sar_colorizer.inference.reference.
+            SceneReference`, with its values) used instead of the image's own; its feature
+            quantiles, where it has them, replace the image's too.
 
     Returns:
         The :class:`SceneStatistics`.
 
     Raises:
-        InputError: No valid pixel, no positive intensity, or an unknown scale.
+        InputError: No valid pixel, no positive intensity, an unknown scale, or a fixed
+            reference for a display image (or with neither one value nor one per band).
     """
     from sar_colorizer.sar.radiometry import raw_to_relative, relative_to_feature
 
@@ -233,18 +243,34 @@ def scene_statistics(
     if not valid.any():
         raise InputError("the image has no valid pixels (all nodata)")
     scale = resolve_scale(values, valid, input_scale)
+    if reference is not None:
+        from sar_colorizer.inference.reference import check_calibrated
+
+        check_calibrated(scale)
+        if not reference.resolved:
+            raise InputError(f"the reference of {reference.given} is not computed yet; "
+                             "resolve the options against the bundle first")
+        fixed: tuple[float, ...] | None = reference.for_bands(values.shape[0])
+    else:
+        fixed = None
     # The references come from the valid pixels (Normalization.reference raises, naming the
     # fix, where a band has none or none positive).
-    relative, references = raw_to_relative(values, input_spec.normalization, scale, valid)
-    _, display = _filtered(relative, valid, input_spec, display_filter)
-    feature = np.asarray(relative_to_feature(display[valid]), dtype=np.float64)
-    feature = feature[np.isfinite(feature)]
-    quantiles = np.quantile(feature, _QUANTILE_LEVELS) if feature.size else _QUANTILE_LEVELS
+    relative, references = raw_to_relative(
+        values, input_spec.normalization, scale, valid, fixed
+    )
+    if reference is not None and reference.feature_quantiles is not None:
+        quantiles = np.asarray(reference.feature_quantiles, dtype=np.float64)
+    else:
+        _, display = _filtered(relative, valid, input_spec, display_filter)
+        feature = np.asarray(relative_to_feature(display[valid]), dtype=np.float64)
+        feature = feature[np.isfinite(feature)]
+        quantiles = np.quantile(feature, _QUANTILE_LEVELS) if feature.size else _QUANTILE_LEVELS
     return SceneStatistics(
         input_scale=scale,
         references=tuple(references),
         feature_quantiles=np.asarray(quantiles, dtype=np.float64),
         valid_fraction=float(valid.mean()),
+        reference_source=OWN_REFERENCE if reference is None else reference.describe(),
     )
 
 

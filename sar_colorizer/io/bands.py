@@ -1,9 +1,11 @@
-"""Band selection: ``"VV,VH"``, ``"1,2"`` or a band number turned into 1-based band numbers."""
+"""Band selection: ``"VV,VH"``, ``"1,2"`` or a band number turned into 1-based band numbers;
+the names of the selected SAR bands."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -11,7 +13,7 @@ from sar_colorizer.errors import RasterError
 from sar_colorizer.io.dataset import RasterInfo
 from sar_colorizer.sar.polarisation import POLARISATIONS, polarisation
 
-__all__ = ["resolve_bands"]
+__all__ = ["resolve_bands", "sar_band_names"]
 
 
 def _tokens(text: str) -> list[str]:
@@ -96,3 +98,22 @@ def resolve_bands(info: RasterInfo, bands: str | int | Sequence[str | int] | Non
             raise RasterError(f"{info.path}: {band!r} is not a band number or name")
     return numbers
 
+
+def sar_band_names(info: RasterInfo, band_indexes: Sequence[int]) -> tuple[str, ...]:
+    """Names of the selected SAR bands: their descriptions, else (one band) the polarisation in
+    the file name (``..._VH.tif`` -> ``"VH"``), else ``band<i>``.
+
+    Args:
+        info: The raster (or per-band set of files) the bands come from.
+        band_indexes: 1-based band numbers, in model order.
+
+    Returns:
+        One name per band.
+    """
+    names = []
+    for index in band_indexes:
+        description = info.descriptions[index - 1] if info.descriptions else None
+        names.append(str(description).strip() if description else "")
+    if len(band_indexes) == 1 and not names[0]:
+        names[0] = polarisation(Path(info.path).stem) or ""
+    return tuple(name or f"band{index}" for name, index in zip(names, band_indexes, strict=True))

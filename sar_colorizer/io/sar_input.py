@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import math
 import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
@@ -36,7 +37,7 @@ from sar_colorizer.errors import InputError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["SarInput", "open_sar_input", "recognise_rtc"]
+__all__ = ["SarInput", "open_sar_input", "recognise_rtc", "reference_tags"]
 
 # ASF HyP3 RTC: S1x_yy_aaaaaaaaTbbbbbb_ppo_RTCzz_u_defklm_ssss_PP.tif (HyP3 product guide):
 # d gamma0 (g) or sigma0 (s), e power (p), decibels (d) or amplitude (a).
@@ -83,6 +84,7 @@ class SarInput:
         requested: str,
         band_names: Sequence[str],
         references: Sequence[float],
+        reference_source: str | None = None,
     ) -> dict[str, str]:
         """``SARCOLOR_INPUT_*`` tags for outputs made from this input.
 
@@ -91,6 +93,8 @@ class SarInput:
             requested: The scale asked for (``"auto"``: detected, unless the input knew it).
             band_names: The SAR bands used, in model order.
             references: Per band, the linear power that became relative intensity 1.
+            reference_source: Where the references came from (the image itself, a fixed
+                value, another raster); None: not recorded.
         """
         if self.scale is not None and requested in ("auto", self.scale):
             how = "from the product" if "SARCOLOR_INPUT_CALIBRATION" in self.tags else (
@@ -100,7 +104,7 @@ class SarInput:
         tags = {"SARCOLOR_INPUT": str(self.source), **self.tags}
         tags["SARCOLOR_INPUT_SCALE"] = f"{scale} ({how})"
         tags["SARCOLOR_INPUT_BANDS"] = ",".join(band_names)
-        tags["SARCOLOR_INPUT_REFERENCE"] = ",".join(f"{value:.6g}" for value in references)
+        tags.update(reference_tags(references, reference_source))
         return tags
 
 
@@ -217,3 +221,18 @@ def open_sar_input(
                                            "SARCOLOR_INPUT_SCALE": scale})
         return
     yield SarInput(path, path)
+
+
+def reference_tags(references: Sequence[float], source: str | None = None) -> dict[str, str]:
+    """An output's metadata about its reference: ``SARCOLOR_INPUT_REFERENCE`` (linear power
+    per band), ``SARCOLOR_INPUT_REFERENCE_DB`` (the same in dB) and, when known,
+    ``SARCOLOR_INPUT_REFERENCE_SOURCE`` (own image, fixed value, or another raster)."""
+    tags = {
+        "SARCOLOR_INPUT_REFERENCE": ",".join(f"{value:.6g}" for value in references),
+        "SARCOLOR_INPUT_REFERENCE_DB": ",".join(
+            f"{10.0 * math.log10(value):.4f}" for value in references
+        ),
+    }
+    if source is not None:
+        tags["SARCOLOR_INPUT_REFERENCE_SOURCE"] = source
+    return tags

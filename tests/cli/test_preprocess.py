@@ -119,7 +119,7 @@ def test_cli_writes_shards_and_stats(tmp_path, write_pairs) -> None:
     assert len(train_sources) == 2 and len(val_sources) == 1 and not train_sources & val_sources
     assert {s for s, v in stats["sources"].items() if v["split"] == "val"} == val_sources
     # pairs.csv lists the source images with their split: eval can score whole val images
-    from sar_colorizer.data.pairs import find_pairs
+    from sar_colorizer.data.layouts import find_pairs
 
     listed = find_pairs(out)
     assert {p.name: p.split for p in listed} == {n: v["split"] for n, v in stats["sources"].items()}
@@ -354,7 +354,7 @@ def test_pairs_flagged_cloud_or_snow_are_left_out_unless_asked(tmp_path, write_p
     stats = json.loads((kept / "stats.json").read_text())
     assert stats["excluded_flagged"] == [] and set(stats["sources"]) == {"000", "001", "002", "003"}
     # The sources manifest carries the flags, so that eval OUT --split val scores them apart.
-    from sar_colorizer.data.pairs import find_pairs
+    from sar_colorizer.data.layouts import find_pairs
 
     assert {p.name: p.cloud_or_snow for p in find_pairs(kept)} == {
         "000": False, "001": True, "002": False, "003": True}

@@ -12,7 +12,8 @@ import rasterio
 from click.testing import CliRunner
 
 from sar_colorizer.data.bandfiles import band_files, band_token, read_stack, stack_info
-from sar_colorizer.data.pairs import Pair, find_pairs, read_pair
+from sar_colorizer.data.layouts import find_pairs
+from sar_colorizer.data.pairs import Pair, read_pair
 from sar_colorizer.errors import InputError
 
 SAMPLES = Path(__file__).resolve().parents[2] / "data" / "samples" / "bigearthnet-s1-s2"

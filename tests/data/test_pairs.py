@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from rasterio.transform import from_origin
 
-from sar_colorizer.data.pairs import Pair, assign_splits, find_pairs, read_pair
+from sar_colorizer.data.layouts import assign_splits, find_pairs
+from sar_colorizer.data.pairs import Pair, read_pair
 from sar_colorizer.errors import InputError
 
 

@@ -458,7 +458,7 @@ def test_tiles_of_a_bbox_that_cuts_the_item():
     from rasterio.crs import CRS
     from rasterio.warp import transform_bounds
 
-    from sar_colorizer.data.stac import Grid, tile_grids
+    from sar_colorizer.data.stac_assets import Grid, tile_grids
 
     grid = Grid(CRS.from_epsg(32631), from_origin(600000, 4800000, 10, 10), 300, 300)
     # The UTM rectangle x 601000..603500, y 4797500..4799000 as a box in degrees: its
@@ -476,7 +476,7 @@ def test_tiles_of_a_bbox_that_cuts_the_item():
 
 
 def test_reflectance_offset_from_metadata():
-    from sar_colorizer.data.stac import reflectance_transform
+    from sar_colorizer.data.stac_assets import reflectance_transform
 
     def item(properties: dict[str, Any], extra: dict[str, Any] | None = None) -> Any:
         made = pystac.Item("x", None, None, datetime(2023, 1, 1, tzinfo=UTC), properties)

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 from affine import Affine
 
+from sar_colorizer.io.bands import sar_band_names
 from sar_colorizer.io.raster import RasterInfo
-from sar_colorizer.sar.polarisation import polarisation, polarisations_in, sar_band_names
+from sar_colorizer.sar.polarisation import polarisation, polarisations_in
 
 
 @pytest.mark.parametrize(
