@@ -437,6 +437,26 @@ def test_streamed_windows_assemble_the_whole_raster(tmp_path, source_profile, rg
     assert read_info(writer.path).crs == UTM31
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_colour_bands_are_zero_where_alpha_is_zero(tmp_path, rng, ring_valid, dtype):
+    # The writer takes colour values at nodata pixels too; the file holds 0 there (the docs'
+    # promise, and what lets sparse blocks be skipped), and alpha 0 exactly there.
+    top = np.iinfo(dtype).max
+    rgb = rng.integers(1, top, (3, HEIGHT, WIDTH), dtype=dtype, endpoint=True)
+    profile = {"width": WIDTH, "height": HEIGHT, "count": 3, "dtype": np.dtype(dtype).name}
+    with RasterWriter(tmp_path / "rgb.tif", profile) as writer:
+        writer.write(rgb[:, :16], Window(0, 0, WIDTH, 16), valid=ring_valid[:16])
+        writer.write(rgb[:, 16:], Window(0, 16, WIDTH, HEIGHT - 16))  # no mask: all valid
+    with rasterio.open(writer.path) as dst:
+        written = dst.read()
+    expected_alpha = np.full((HEIGHT, WIDTH), top, dtype)
+    expected_alpha[:16][~ring_valid[:16]] = 0
+    np.testing.assert_array_equal(written[3], expected_alpha)
+    expected = rgb.copy()
+    expected[:, :16][:, ~ring_valid[:16]] = 0
+    np.testing.assert_array_equal(written[:3], expected)
+
+
 def test_unwritten_windows_are_transparent(tmp_path, rgb_u8):
     profile = {"width": WIDTH, "height": HEIGHT, "count": 3, "dtype": "uint8",
                "crs": UTM31, "transform": TRANSFORM}
