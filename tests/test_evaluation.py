@@ -271,30 +271,51 @@ def test_select_pairs_excludes_flagged_pairs_after_the_limit():
         evaluation.select_pairs(pairs, flagged="drop")
 
 
-def test_eval_scores_the_colours_predict_writes_at_the_georeferenced_pixel_size(
-    tmp_path, write_pairs
-):
-    """On a 20 m pair, eval colours as predict does (tiles resampled to the 10 m training
-    pixels) and scores the colours predict writes (after the chroma limit)."""
+def _eval_and_predict(folder, tmp_path: Path, name: str, **settings) -> tuple[np.ndarray, ...]:
+    """The colours eval scores for the folder's pair (its model thumbnail: the whole image, as
+    it is smaller than a thumbnail), and those predict writes for its SAR, as ints."""
     import rasterio
-    from affine import Affine
 
     from sar_colorizer.api import load_model
     from sar_colorizer.data.layouts import find_pairs
     from sar_colorizer.inference import colorize_raster
 
-    folder = write_pairs(tmp_path / "pairs", n=1, size=(120, 100), georeferenced=True)
-    for kind in ("sar", "opt"):
-        with rasterio.open(folder.root / kind / "000.tif", "r+") as dataset:
-            dataset.transform = Affine(20, 0, 600000, 0, -20, 4800000)
     bundle = load_model()
     pair = find_pairs(folder.root)[0]
     outputs = evaluation.evaluate_pair(
-        bundle, evaluation.bundle_baselines(bundle), pair, keep_thumbnails=True
+        bundle, evaluation.bundle_baselines(bundle), pair, keep_thumbnails=True, tone="balanced"
     )
-    colorize_raster(bundle, pair.sar, tmp_path / "predicted.tif", progress=False)
-    with rasterio.open(tmp_path / "predicted.tif") as src:
+    colorize_raster(bundle, pair.sar, tmp_path / f"{name}.tif", progress=False, tone="balanced",
+                    **settings)
+    with rasterio.open(tmp_path / f"{name}.tif") as src:
         predicted = src.read()[:3].transpose(1, 2, 0).astype(int)
-    scored = outputs.thumbnails["model"].astype(int)  # the whole image: smaller than a thumbnail
+    scored = outputs.thumbnails["model"].astype(int)
     assert scored.shape == predicted.shape
-    assert np.abs(scored - predicted).max() <= 1  # float64 vs the compiled float32 conversion
+    return scored, predicted
+
+
+def test_eval_scores_the_colours_after_the_chroma_limit(tmp_path, write_pairs):
+    """eval scores the colours predict writes: the model's a*, b* after the chroma limit, not
+    before it (on this image the limit moves colours by more than a level)."""
+    folder = write_pairs(tmp_path / "pairs", n=1, size=(120, 100), georeferenced=True)
+    scored, predicted = _eval_and_predict(folder, tmp_path, "limited")
+    _, unlimited = _eval_and_predict(folder, tmp_path, "clipped", chroma_limit=False)
+    assert np.abs(unlimited - predicted).max() > 1  # the limit matters here
+    assert np.abs(scored - predicted).max() <= 1  # float64 vs the float32 conversion
+
+
+def test_eval_colours_at_the_pixel_size_of_the_georeference(tmp_path, write_pairs):
+    """On a 20 m pair, eval colours as predict does (tiles resampled to the 10 m training
+    pixels): its colours differ from those of the same pair at 10 m, and are predict's."""
+    import rasterio
+    from affine import Affine
+
+    at_10 = write_pairs(tmp_path / "pairs10", n=1, size=(120, 100), georeferenced=True)
+    at_20 = write_pairs(tmp_path / "pairs20", n=1, size=(120, 100), georeferenced=True)
+    for kind in ("sar", "opt"):
+        with rasterio.open(at_20.root / kind / "000.tif", "r+") as dataset:
+            dataset.transform = Affine(20, 0, 600000, 0, -20, 4800000)
+    scored_10, _ = _eval_and_predict(at_10, tmp_path, "at10")
+    scored_20, predicted_20 = _eval_and_predict(at_20, tmp_path, "at20")
+    assert np.abs(scored_20 - scored_10).max() > 1  # the pixel size reaches the network
+    assert np.abs(scored_20 - predicted_20).max() <= 1

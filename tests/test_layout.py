@@ -139,3 +139,88 @@ def test_lines_of_code_leave_out_the_docstring_blanks_and_comments(tmp_path):
     modules = _package(tmp_path, {"m.py": text})
     lengths = {name: count for name, _, count in graph.function_lengths(modules["sar_colorizer.m"])}
     assert lengths == {"short": 80, "long": 83}
+
+
+# The colour options are spelled once: their defaults live in ColourOptions only.
+
+# The modules through which a user reaches the colour recipe (predict, eval, the Python API,
+# xarray, batches): none re-spells a default of ColourOptions. Lower building blocks (the tone
+# table, scene statistics, the colour converter) take explicit values from a resolved Recipe.
+OPTION_SURFACES = (
+    "api", "xarray_api", "batch", "cluster", "evaluation", "inference.array", "inference.raster",
+    "inference.plan", "inference.stream", "inference.core", "cli.*",
+)
+# (module, function, parameter): why a literal default there is not an option's default.
+NOT_OPTION_DEFAULTS = {
+    ("inference.array", "colorize_array", "tile_size"): "'model' chooses tiled inference (at the "
+    "options' tile size) over one whole-image pass; it is no tile size",
+}
+
+
+def _colour_option_names(modules: dict) -> set[str]:
+    import ast
+
+    options = modules["sar_colorizer.inference.options"].tree
+    (colour_options,) = [
+        node for node in options.body
+        if isinstance(node, ast.ClassDef) and node.name == "ColourOptions"
+    ]
+    names = {
+        node.target.id for node in colour_options.body
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
+    }
+    return names | {"batch_size"}  # the old name of tiles_per_call, still accepted
+
+
+def _literal_option_defaults(module, names: set[str]) -> list[str]:
+    """Parameters, dataclass fields and click options named after a colour option whose default
+    is a literal other than None."""
+    import ast
+
+    def literal(node: ast.expr | None) -> bool:
+        return isinstance(node, ast.Constant) and node.value is not None
+
+    found = []
+    for node in ast.walk(module.tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            args = node.args
+            positional = args.posonlyargs + args.args
+            pairs = list(zip(positional[len(positional) - len(args.defaults):], args.defaults,
+                             strict=True))
+            pairs += list(zip(args.kwonlyargs, args.kw_defaults, strict=True))
+            for arg, default in pairs:
+                if (arg.arg in names and literal(default)
+                        and (module.short, node.name, arg.arg) not in NOT_OPTION_DEFAULTS):
+                    found.append(f"{module.short}:{node.lineno} {node.name}({arg.arg}=...)")
+        elif isinstance(node, ast.ClassDef):
+            for field in node.body:
+                if (isinstance(field, ast.AnnAssign) and isinstance(field.target, ast.Name)
+                        and field.target.id in names and literal(field.value)):
+                    found.append(f"{module.short}:{field.lineno} {node.name}.{field.target.id}")
+        elif isinstance(node, ast.Call) and ast.unparse(node.func).endswith("option"):
+            declared = [a.value for a in node.args
+                        if isinstance(a, ast.Constant) and isinstance(a.value, str)]
+            destination = [d for d in declared if not d.startswith("-")]
+            flags = [d.split("/")[0].lstrip("-").replace("-", "_")
+                     for d in declared if d.startswith("--")]
+            name = (destination or flags or [None])[0]
+            for keyword in node.keywords:
+                if keyword.arg == "default" and name in names and literal(keyword.value):
+                    found.append(f"{module.short}:{node.lineno} option {declared[0]}")
+    return found
+
+
+def test_colour_options_are_spelled_once(modules):
+    """No signature, dataclass field or command-line option on the way to the colour recipe
+    re-spells a default of ColourOptions (they take ``ColourOptions`` or ``**settings``, or
+    read the default from it): a default changed there changes it everywhere."""
+    names = _colour_option_names(modules)
+    assert {"tone", "input_scale", "chroma_limit", "display_filter"} <= names
+    surfaces = [
+        m for m in modules.values()
+        if any(m.short == s or (s.endswith(".*") and m.short.startswith(s[:-1]))
+               for s in OPTION_SURFACES)
+    ]
+    assert len(surfaces) > 10
+    respelled = [line for m in surfaces for line in _literal_option_defaults(m, names)]
+    assert not respelled, f"colour option defaults spelled outside ColourOptions: {respelled}"

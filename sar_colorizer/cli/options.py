@@ -9,6 +9,7 @@ import click
 
 from sar_colorizer.color.convention import OPTICAL_CONVENTIONS
 from sar_colorizer.data.pairs import FLAGGED_CHOICES
+from sar_colorizer.inference.options import ColourOptions
 from sar_colorizer.inference.tone import TONES
 from sar_colorizer.sar.radiometry import INPUT_SCALES
 
@@ -70,7 +71,7 @@ bands_option = click.option(
 input_scale_option = click.option(
     "--input-scale",
     type=click.Choice(["auto", *INPUT_SCALES]),
-    default="auto",
+    default=ColourOptions.input_scale,
     show_default=True,
     help="Radiometric scale of the SAR: linear power, dB, amplitude, or a display-stretched "
     "integer image; auto detects linear/dB/display (amplitude must be given).",
@@ -79,7 +80,7 @@ input_scale_option = click.option(
 tone_option = click.option(
     "--tone",
     type=click.Choice(TONES),
-    default="balanced",
+    default=ColourOptions.tone,
     show_default=True,
     help="Lightness: 'matched' to the brightness of the training optical images (natural look), "
     "plain SAR backscatter brightness ('sar', sharpest), or half of each ('balanced').",

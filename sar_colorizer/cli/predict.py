@@ -42,7 +42,7 @@ from sar_colorizer.color.upsampling import UPSAMPLINGS
 from sar_colorizer.errors import InputError
 from sar_colorizer.inference.options import ColourOptions
 from sar_colorizer.inference.reference import SceneReference
-from sar_colorizer.sar.display import DEFAULT_DISPLAY_FILTER, DISPLAY_FILTERS
+from sar_colorizer.sar.display import DISPLAY_FILTERS
 
 
 @click.command("predict")
@@ -98,7 +98,7 @@ from sar_colorizer.sar.display import DEFAULT_DISPLAY_FILTER, DISPLAY_FILTERS
 @click.option(
     "--display-filter",
     type=click.Choice(DISPLAY_FILTERS),
-    default=DEFAULT_DISPLAY_FILTER,
+    default=ColourOptions.display_filter,
     show_default=True,
     help="Edge-preserving despeckling of the SAR that the brightness L is made from; 'network' "
     "uses the model's own speckle filter (blurrier). The network's input never changes.",
@@ -106,14 +106,14 @@ from sar_colorizer.sar.display import DEFAULT_DISPLAY_FILTER, DISPLAY_FILTERS
 @click.option(
     "--colour-upsampling",
     type=click.Choice(UPSAMPLINGS),
-    default="guided",
+    default=ColourOptions.colour_upsampling,
     show_default=True,
     help="How the network's low-resolution colour is brought to full resolution: 'guided' "
     "follows the edges of L, so colour does not bleed across field and pond edges.",
 )
 @click.option(
     "--chroma-limit/--channel-clip",
-    default=True,
+    default=ColourOptions.chroma_limit,
     show_default=True,
     help="Reduce chroma (keeping hue) where sRGB cannot show a colour at its brightness, "
     "instead of clipping RGB channels (which turns dark or bright pixels teal or red).",

@@ -130,10 +130,33 @@ def test_a_worker_killed_mid_scene_has_its_scene_rerun_and_nothing_half_written(
     np.testing.assert_array_equal(_pixels(out / "big0_VH.tif"), _pixels(reference))
 
 
-def test_workers_make_the_sequential_checks_and_clean_up_only_dead_runs_files(tmp_path):
+def test_workers_refuse_a_raster_sarcolor_did_not_write(tmp_path):
     """--overwrite on workers refuses a raster sarcolor did not write (without --force), as the
-    sequential batch does, and the clean-up after the run removes temporaries of dead writers
-    only: another live run's temporary file stays."""
+    sequential batch does: the foreign file keeps its bytes, the other scene is coloured."""
+    scenes = tmp_path / "scenes"
+    scenes.mkdir()
+    for seed in range(2):
+        _write_scene(scenes / f"scene{seed}_VH.tif", 120, 100, seed)
+    out = tmp_path / "out"
+    out.mkdir()
+    foreign = _write_scene(out / "scene0_VH.tif", 50, 40, seed=9)  # not written by sarcolor
+    foreign_bytes = foreign.read_bytes()
+    result = CliRunner().invoke(
+        cli, ["-q", "predict", str(scenes / "*.tif"), "--output-dir", str(out),
+              "--format", "gtiff", "--overwrite", "--workers", "2"],
+    )
+    assert result.exit_code == 1, result.output
+    assert result.output.strip().splitlines()[-1] == "1 done, 0 skipped, 1 failed"
+    assert "sarcolor did not write it" in result.output and "--force" in result.output
+    assert foreign.read_bytes() == foreign_bytes
+    with rasterio.open(out / "scene1_VH.tif") as src:
+        assert src.count == 4
+
+
+def test_workers_clean_up_only_dead_runs_temporaries(tmp_path):
+    """The clean-up after a run on workers removes the temporary files of dead writers only
+    (the owner check of io/atomic.py): another live run's temporary file beside an output
+    stays."""
     import subprocess
 
     from sar_colorizer.io.atomic import temporary_path
@@ -144,29 +167,28 @@ def test_workers_make_the_sequential_checks_and_clean_up_only_dead_runs_files(tm
         _write_scene(scenes / f"scene{seed}_VH.tif", 120, 100, seed)
     out = tmp_path / "out"
     out.mkdir()
-    foreign = _write_scene(out / "scene0_VH.tif", 50, 40, seed=9)  # not written by sarcolor
-    foreign_bytes = foreign.read_bytes()
+
+    def temporary_of(pid: int) -> Path:
+        return Path(str(temporary_path(out / "scene1_VH.tif")).replace(
+            f"-{os.getpid()}-", f"-{pid}-"))
+
     live = subprocess.Popen(["sleep", "300"])
     try:
-        live_temporary = Path(str(temporary_path(out / "scene1_VH.tif")).replace(
-            f"-{os.getpid()}-", f"-{live.pid}-"))
+        live_temporary = temporary_of(live.pid)
         live_temporary.write_bytes(b"another run is writing this")
         dead = subprocess.Popen(["true"])
         dead.wait()
-        dead_temporary = Path(str(temporary_path(out / "scene1_VH.tif")).replace(
-            f"-{os.getpid()}-", f"-{dead.pid}-"))
+        dead_temporary = temporary_of(dead.pid)
         dead_temporary.write_bytes(b"a killed run left this")
         result = CliRunner().invoke(
             cli, ["-q", "predict", str(scenes / "*.tif"), "--output-dir", str(out),
-                  "--format", "gtiff", "--overwrite", "--workers", "2"],
+                  "--format", "gtiff", "--workers", "2"],
         )
-        assert result.exit_code == 1, result.output
-        assert result.output.strip().splitlines()[-1] == "1 done, 0 skipped, 1 failed"
-        assert "sarcolor did not write it" in result.output and "--force" in result.output
-        assert foreign.read_bytes() == foreign_bytes
-        assert live_temporary.exists() and not dead_temporary.exists()
-        with rasterio.open(out / "scene1_VH.tif") as src:
-            assert src.count == 4
+        assert result.exit_code == 0, result.output
+        assert live_temporary.read_bytes() == b"another run is writing this"
+        assert not dead_temporary.exists()
+        outputs = sorted(p.name for p in out.glob("*.tif") if not p.name.startswith("."))
+        assert outputs == ["scene0_VH.tif", "scene1_VH.tif"]
     finally:
         live.kill()
         live.wait()
