@@ -61,6 +61,8 @@ def test_the_compiled_conversion_follows_its_definition(pixels, chroma_limit, ra
     np.testing.assert_allclose(lab[..., 0], expected_lab[..., 0], atol=2e-3)
     np.testing.assert_allclose(lab[..., 1:], expected_lab[..., 1:], atol=1e-4)
     assert np.abs(rgb.astype(int) - expected_rgb).max() <= 1
+    # One level off only where float32 rounding lands next to a half level: rare (0.2 %).
+    assert np.mean(rgb[valid] != expected_rgb[valid]) < 0.005
     assert np.all(rgb[~valid] == 0) and np.all(lab[~valid] == 0)
 
 
