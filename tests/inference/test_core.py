@@ -135,3 +135,37 @@ def test_columns_and_rows_without_data_are_left_unwritten_with_the_same_pixels(
             np.testing.assert_array_equal(written.read(), expected)
     with rasterio.open(tmp_path / "full.png") as a, rasterio.open(tmp_path / "spans.png") as b:
         np.testing.assert_array_equal(a.read(), b.read())
+
+
+def test_strips_prepare_each_run_of_columns_with_data_apart_with_predicts_bytes(
+    tmp_path: Path,
+):
+    """Two fields of data side by side, a wide nodata gap between them and nodata around:
+    the streamed strips prepare each field (with the filters' reach) apart, and predict's
+    colours equal those of the whole image prepared at once (the in-memory scheduler)."""
+    from sar_colorizer.inference.stream import data_runs
+
+    rng = np.random.default_rng(12)
+    height, width = 150, 260
+    yy, xx = np.mgrid[0:height, 0:width]
+    db = (-17 + 4 * np.cos(xx / 13.0) + rng.normal(0, 2, yy.shape)).astype(np.float32)
+    valid = ((xx > 20) & (xx < 90) | (xx > 170) & (xx < 240 - yy // 10)) & (yy > 12)
+    db[~valid] = np.nan
+    path = tmp_path / "fields_VH.tif"
+    with rasterio.open(
+        path, "w", driver="GTiff", width=width, height=height, count=1, dtype="float32",
+        nodata=float("nan"), crs="EPSG:32631", transform=Affine(10, 0, 600000, 0, -10, 4800000),
+    ) as dst:
+        dst.write(db[None])
+    recipe = OPTIONS.resolve(cached_bundle())
+    reach = recipe.halo + int(recipe.converter.margin)
+    runs = data_runs(valid, reach)
+    assert len(runs) == 2 and runs[0][0] > 0 and runs[1][1] < width
+    assert runs[0] == (21 - reach, 90 + reach)
+
+    colorize_raster(cached_bundle(), path, tmp_path / "out.tif", OPTIONS, progress=False)
+    with rasterio.open(tmp_path / "out.tif") as src:
+        predicted = src.read()
+    whole = colorize_array(cached_bundle(), db, valid, OPTIONS)
+    np.testing.assert_array_equal(predicted[:3].transpose(1, 2, 0), whole["rgb"])
+    np.testing.assert_array_equal(predicted[3] > 0, valid)
