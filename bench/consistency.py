@@ -21,6 +21,13 @@ Inputs:
     python bench/consistency.py                          # shipped model, all inputs
     python bench/consistency.py --model runs/default --inputs camargue
     python bench/consistency.py --overlap 48             # any predict option
+    python bench/consistency.py --reference raster       # cuts use the whole image's reference
+
+``--reference`` says what each cut is normalised with: ``own`` (``predict``'s default: the
+cut's own 99th percentile and brightness quantiles), ``value`` (``predict --reference`` with the
+whole image's reference value: the network sees the same input, L follows each cut's
+quantiles) or ``raster`` (``predict --reference-from`` the whole image: its reference and tone
+quantiles). Display (8-bit) inputs keep their own reference whatever is asked.
 
 Prints a markdown table and the command that made it.
 """
@@ -79,6 +86,10 @@ def parse_args() -> argparse.Namespace:
                         help="fraction of each side kept by the centre crop (default 0.6)")
     parser.add_argument("--tile-size", type=int, default=None)
     parser.add_argument("--overlap", type=int, default=None)
+    parser.add_argument("--reference", choices=("own", "value", "raster"), default="own",
+                        help="what every cut is normalised with: its own statistics (default), "
+                        "the whole image's reference value (--reference), or the whole "
+                        "image's reference and tone quantiles (--reference-from)")
     parser.add_argument("--work", type=Path, default=None, help="folder for the outputs")
     return parser.parse_args()
 
@@ -106,6 +117,20 @@ def write_window(source: Path, target: Path, row: int, col: int, height: int, wi
             if description:
                 dst.set_band_description(index, description)
     return target
+
+
+def reference_options(whole_output: Path, image: Path, how: str) -> dict:
+    """The options that give a cut of ``image`` the reference ``how`` asks for, read from the
+    whole image's output (``SARCOLOR_INPUT_*`` tags); none for a display image."""
+    import rasterio
+
+    with rasterio.open(whole_output) as src:
+        tags = src.tags()
+    if how == "own" or tags.get("SARCOLOR_INPUT_SCALE", "").startswith("display"):
+        return {}
+    if how == "value":
+        return {"reference": tags["SARCOLOR_INPUT_REFERENCE"]}
+    return {"reference_from": image}
 
 
 def colour(path: Path, work: Path, model: object, options: dict) -> Colouring:
@@ -208,6 +233,8 @@ def main() -> None:
         case = work / path.stem
         case.mkdir(exist_ok=True)
         whole = colour(path, case, model, options)
+        cut_options = {**options, **reference_options(
+            case / f"{path.stem}_colour.tif", path, args.reference)}
         row_bands, col_bands = grid_bands(model, path, options)
         seams = seam_score(whole.ab, row_bands, col_bands, whole.valid)
         net_seams = seam_score(whole.net_ab, row_bands, col_bands, whole.valid)
@@ -222,7 +249,7 @@ def main() -> None:
             cut_dir = case / f"cut_{r}_{c}_{h}_{w}"
             cut_dir.mkdir(exist_ok=True)
             cut_path = write_window(path, cut_dir / f"{path.stem}.tif", r, c, h, w)
-            cut = colour(cut_path, cut_dir, model, options)
+            cut = colour(cut_path, cut_dir, model, cut_options)
             shown = shift_agreement(whole.ab, cut.ab, (r, c), whole.valid, cut.valid)
             net = shift_agreement(whole.net_ab, cut.net_ab, (r, c), whole.valid, cut.valid)
             rows.append((
@@ -240,6 +267,10 @@ def main() -> None:
     for row in rows:
         print("| " + " | ".join(row) + " |")
     settings = ", ".join(f"{k} {v}" for k, v in options.items()) or "predict's defaults"
+    settings += {"own": "; each cut its own reference",
+                 "value": "; cuts with the whole image's reference value (--reference)",
+                 "raster": "; cuts with the whole image's reference and tone "
+                           "(--reference-from)"}[args.reference]
     print(f"\nmodel: {args.model} ({settings}); outputs in {work}")
     print("command: python " + " ".join(shlex.quote(a) for a in sys.argv))
 

@@ -156,7 +156,7 @@ def sarcolor(*args: object) -> list[str]:
 class Case:
     name: str
     args: Callable[[dict[str, Path], Path], list[object]]
-    expect: tuple[str, ...] = ()  # what a successful run leaves in out/
+    expect: tuple[str, ...] = ()  # what a successful run leaves in out/ ("x/": all in x)
     signum: int | None = None  # send this once the run writes, then run again
     prepare: Callable[[dict[str, Path], Path], None] | None = None
     note: str = ""
@@ -167,6 +167,7 @@ class Case:
     wait_for: str = TEMPORARY
     kept: str = ""  # a folder kept on purpose (training's resume state), listed as one entry
     extra_wait: float = 1.0
+    succeeds: bool = False  # a good input among the cases: exit 0 is the clean end
 
 
 @dataclass
@@ -178,6 +179,9 @@ class Outcome:
     leftovers: list[str] = field(default_factory=list)
     rerun: str = ""
     extra: str = ""
+    traceback: bool = False
+    rerun_clean: bool = True
+    info: int = 0  # of the lines, those logged at INFO (what a run reads, how it went)
 
 
 def _message(stderr: str, code: int) -> tuple[str, int]:
@@ -192,6 +196,10 @@ def _message(stderr: str, code: int) -> tuple[str, int]:
     return (lines[0] if lines else ""), len(lines)
 
 
+def _info_lines(stderr: str) -> int:
+    return sum(line.startswith("INFO:") for line in stderr.splitlines())
+
+
 def _leftovers(work: Path, expect: tuple[str, ...], kept: str = "") -> list[str]:
     out = work / "out"
     found = []
@@ -203,11 +211,13 @@ def _leftovers(work: Path, expect: tuple[str, ...], kept: str = "") -> list[str]
             relative = path.relative_to(out).as_posix()
             if kept and relative.startswith(kept) and MARK not in relative:
                 n_kept += 1
-            elif relative not in expect:
+            elif relative not in expect and not any(
+                    e.endswith("/") and relative.startswith(e) for e in expect):  # a folder
                 found.append(relative + ("/" if path.is_dir() else ""))
     if n_kept:
         found.append(f"{kept} ({n_kept} files: the resume state, kept on purpose)")
     found += [p.relative_to(work).as_posix() for p in sorted(work.glob(f"in*/**/*{MARK}*"))]
+    found += [p.relative_to(REPO).as_posix() for p in sorted(SAMPLES.rglob(f"*{MARK}*"))]
     return found
 
 
@@ -243,22 +253,26 @@ def run_case(case: Case, fixtures: dict[str, Path], work: Path) -> Outcome:
         code, stderr = second.returncode, second.stderr
         message, lines = _message(stderr, code)
         return Outcome(code, message, lines, second_seconds, _leftovers(work, case.expect, case.kept),
-                       extra=f"first run: exit {first.returncode}")
+                       extra=f"first run: exit {first.returncode}", info=_info_lines(stderr),
+                       traceback="Traceback" in stderr + err,
+                       rerun_clean=first.returncode == 0)
     else:
         process = subprocess.Popen(command, cwd=work, env=_env(), stdout=subprocess.PIPE,
                                    stderr=subprocess.PIPE, text=True)
+        assert case.signum is not None
         _watch(process, work, case.wait_for, case.extra_wait)
         missed = process.poll() is not None
         process.send_signal(case.signum)
         out, err = process.communicate(timeout=TIMEOUT)
         code, stderr = process.returncode, err + out
         if missed:
-            note = "NOT SIGNALLED: the run ended before it was writing"
+            note = MISSED + "the run ended before it was writing"
     seconds = time.monotonic() - started
     message, lines = _message(stderr, code if isinstance(code, int) and code >= 0 else 1)
     if isinstance(code, int) and code < 0:
         message = f"(killed by {signal.Signals(-code).name}: no message, no clean-up)"
-    outcome = Outcome(code, message, lines, seconds, _leftovers(work, case.expect, case.kept))
+    outcome = Outcome(code, message, lines, seconds, _leftovers(work, case.expect, case.kept),
+                      traceback="Traceback" in stderr, info=_info_lines(stderr))
     if note:
         outcome.extra = note
     if case.signum is not None:
@@ -267,12 +281,59 @@ def run_case(case: Case, fixtures: dict[str, Path], work: Path) -> Outcome:
         notes = [line for line in again.stderr.splitlines()
                  if "left by an interrupted run" in line or "resum" in line.lower()]
         left = _leftovers(work, case.expect, case.kept)
+        outcome.traceback |= "Traceback" in again.stderr
+        outcome.rerun_clean = again.returncode == 0 and not _unexpected(left)
         outcome.rerun = (f"rerun: exit {again.returncode}"
                          + (f", {len(notes)} line(s) like '{_short(notes[0])}'" if notes else "")
                          + (f"; left: {', '.join(left)}" if left else "; nothing left"))
     if case.check:
         outcome.extra = "; ".join(x for x in (outcome.extra, case.check(fixtures, work)) if x)
     return outcome
+
+
+def _unexpected(leftovers: list[str]) -> list[str]:
+    return [entry for entry in leftovers if not entry.endswith("kept on purpose)")]
+
+
+def verdict(case: Case, o: Outcome) -> tuple[bool, str]:
+    """Whether a case ended clean, and why not.
+
+    Clean: no traceback and no failed check (a world file, a GeoTIFF named .png, ...); a good
+    input succeeds and leaves only its outputs; a signal ends the run with 128 + its number
+    (kill -9: killed) and the same command then succeeds and leaves nothing but the documented
+    resume state (it removes what kill -9 left); of two runs to one output the second is
+    refused at once (exit 4) and the first succeeds; a bad input exits non-zero with one error
+    line (INFO lines aside; click's usage errors: its three) and leaves nothing."""
+    if o.traceback:
+        return False, "a traceback"
+    if o.extra.startswith(BAD):
+        return False, o.extra
+    code = o.code if isinstance(o.code, int) else -1
+    if case.succeeds:
+        if code != 0:
+            return False, f"a good input failed (exit {code})"
+    elif case.signum is not None:
+        if o.extra.startswith(MISSED):
+            return False, "the run ended before the signal"
+        if code not in (-case.signum, 128 + case.signum):
+            return False, f"exit {code} after {signal.Signals(case.signum).name}"
+        if not o.rerun_clean:
+            return False, "the same command again did not end clean"
+        return True, ""
+    elif case.second is not None:
+        if code != 4 or not o.rerun_clean:
+            return False, f"second run exit {code}, {o.extra}"
+    elif code <= 0:
+        return False, f"exit {code} for a bad input"
+    elif o.lines - o.info != 1 and not (code == 2 and o.lines <= 3):
+        return False, f"{o.lines - o.info} lines besides INFO lines"
+    if _unexpected(o.leftovers):
+        return False, "files left"
+    return True, ""
+
+
+BAD = "NOT CLEAN: "
+MISSED = "NOT SIGNALLED: "
 
 
 def _short(text: str, width: int = 110) -> str:
@@ -288,12 +349,15 @@ def _ab_descriptions(_f: dict[str, Path], work: Path) -> str:
     if not path.exists():
         return "no ab.tif"
     with rasterio.open(path) as src:
-        return f"ab.tif band descriptions {src.descriptions}"
+        text = f"ab.tif band descriptions {src.descriptions}"
+        return text if src.descriptions == ("a_cielab", "b_cielab") else BAD + text
 
 
 def _world_file(_f: dict[str, Path], work: Path) -> str:
     sidecars = sorted(p.name for p in (work / "out").iterdir() if p.name != "c.png")
-    return f"beside c.png: {sidecars or 'nothing'}"
+    text = f"beside c.png: {sidecars or 'nothing'}"
+    world = [name for name in sidecars if name.endswith((".pgw", ".wld"))]
+    return BAD + text + " (a world file placing it at 0, 0)" if world else text
 
 
 def _compression(_f: dict[str, Path], work: Path) -> str:
@@ -301,14 +365,16 @@ def _compression(_f: dict[str, Path], work: Path) -> str:
     if not path.exists():
         return "no c.tif"
     with rasterio.open(path) as src:
-        return f"c.tif compression {src.compression}"
+        return BAD + f"c.tif written, compression {src.compression}"
 
 
 def _driver(path: Path) -> str:
     if not path.exists():
         return f"no {path.name}"
     with rasterio.open(path) as src:
-        return f"{path.name} is a {src.driver} file"
+        text = f"{path.name} is a {src.driver} file"
+    named = {".png": "PNG", ".jpg": "JPEG", ".tif": "GTiff"}.get(path.suffix)
+    return text if src.driver == named else BAD + text
 
 
 def _mount(path: Path, options: str) -> bool:
@@ -364,9 +430,10 @@ def cases() -> list[Case]:
         Case("all-NaN raster", lambda f, w: ["predict", f["all_nan"], "out/c.tif"]),
         Case("all-zero raster", lambda f, w: ["predict", f["all_zero"], "out/c.tif"]),
         Case("1x1 raster", lambda f, w: ["predict", f["one_pixel"], "out/c.tif"],
-             expect=("c.tif",)),
+             expect=("c.tif",), succeeds=True),
         Case("mostly nodata (36 of 160000 px valid)",
-             lambda f, w: ["predict", f["mostly_nodata"], "out/c.tif"], expect=("c.tif",)),
+             lambda f, w: ["predict", f["mostly_nodata"], "out/c.tif"], expect=("c.tif",),
+             succeeds=True),
         Case("a folder as input", lambda f, w: ["predict", w / "out", "out/c.png"]),
         Case("glob matching nothing (--output-dir)",
              lambda f, w: ["predict", "--output-dir", "out", "nothing/*.tif"]),
@@ -375,27 +442,28 @@ def cases() -> list[Case]:
              prepare=_read_only),
         Case("output in a missing folder (created)",
              lambda f, w: ["predict", f["camargue"], "out/new/c.png"],
-             expect=("new/c.png", "new/c.pgw", "new/c.png.aux.xml")),
+             expect=("new/c.png", "new/c.pgw", "new/c.png.aux.xml"), succeeds=True),
         Case("output same as input (--overwrite)",
              lambda f, w: ["predict", f["camargue"], f["camargue"], "--overwrite"]),
         Case("output exists, no --overwrite", lambda f, w: ["predict", f["camargue"], "out/c.png"],
              prepare=_existing, expect=("c.png",)),
         Case("output exists, --overwrite (not written by sarcolor)",
              lambda f, w: ["predict", f["camargue"], "out/c.png", "--overwrite"],
-             prepare=_existing, expect=("c.png", "c.pgw", "c.png.aux.xml")),
+             prepare=_existing, expect=("c.png", "c.pgw", "c.png.aux.xml"), succeeds=True),
         Case("unknown output extension (.xyz)", lambda f, w: ["predict", f["camargue"], "out/c.xyz"]),
         Case("--output-dir is a file",
              lambda f, w: ["predict", "--output-dir", "out/file", f["camargue"]],
              prepare=_file_as_dir, expect=("file",)),
         Case("output is an existing folder (taken as --output-dir)",
              lambda f, w: ["predict", f["camargue"], "out"],
-             expect=tuple(f"{CAMARGUE.stem}{s}" for s in (".png", ".pgw", ".png.aux.xml"))),
+             expect=tuple(f"{CAMARGUE.stem}{s}" for s in (".png", ".pgw", ".png.aux.xml")),
+             succeeds=True),
         Case("no georeference, PNG output (world file?)",
              lambda f, w: ["predict", f["no_georef_png"], "out/c.png", "--pixel-size", "20"],
-             expect=("c.png", "c.png.aux.xml"), check=_world_file),
+             expect=("c.png", "c.png.aux.xml"), check=_world_file, succeeds=True),
         Case("--ab-output band descriptions",
              lambda f, w: ["predict", f["camargue"], "out/c.tif", "--ab-output", "out/ab.tif"],
-             expect=("c.tif", "ab.tif"), check=_ab_descriptions),
+             expect=("c.tif", "ab.tif"), check=_ab_descriptions, succeeds=True),
         # bundles
         Case("--model: missing folder", lambda f, w: ["predict", "--model", "nope", f["camargue"], "out/c.png"]),
         Case("bundle without model.keras",
@@ -434,6 +502,15 @@ def cases() -> list[Case]:
              prepare=_chips, wait_for="backup", extra_wait=2.0, kept="m.work/",
              expect=("m/model.keras", "m/model.onnx", "m/bundle.json", "m/training_log.csv",
                      "m/learning_curves.png")),
+        Case("kill -9 during training, then the same command (resume)",
+             lambda f, w: ["train", f["chips"], "out/m", *TRAIN], signum=signal.SIGKILL,
+             prepare=_chips, wait_for="backup", extra_wait=2.0, kept="m.work/",
+             expect=("m/model.keras", "m/model.onnx", "m/bundle.json", "m/training_log.csv",
+                     "m/learning_curves.png")),
+        Case("SIGTERM during preprocess, then the same command",
+             lambda f, w: ["preprocess", f["ben"], "out/chips", "--val-fraction", "0.34"],
+             signum=signal.SIGTERM, extra_wait=0.2,
+             expect=("chips/",)),
         # pairs
         Case("eval: pairs folder missing", lambda f, w: ["eval", "default", "nope", "--report", "out/r"]),
         Case("eval: empty pairs folder",
@@ -472,6 +549,23 @@ def cases() -> list[Case]:
     return c
 
 
+PREFACE = """# Bad inputs and faults: what each command does
+
+Each case runs `sarcolor` as its own process on the committed samples (and, for pairs, the
+shared BigEarthNet test split), in a temporary folder. Columns: the exit code; the first line
+of the message (the error line, or the last "wrote" line of a run that succeeds); how many lines
+the run printed, progress lines apart; its seconds; what is left in the output folder besides
+the outputs a successful run leaves (temporary files, claims, half-written outputs, stray
+sidecars); for a signal, what the same command does when run again. A case is clean when:
+{rule}
+
+Regenerate (as root: the full-disk and read-only cases mount a small tmpfs; the table is
+printed to standard output):
+
+    {command} > docs/fault_cases.md
+"""
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", help="comma-separated case numbers (1-based)")
@@ -488,8 +582,11 @@ def main() -> None:
     root = args.keep or Path(tempfile.mkdtemp(prefix="sarcolor-faults-"))
     root.mkdir(parents=True, exist_ok=True)
     fixtures = make_fixtures(root)
-    print("| # | case | exit | message (first line) | lines | s | left in out/ | after |")
-    print("|---|---|---|---|---|---|---|---|")
+    print(PREFACE.format(command=shlex.join(["python", *sys.argv]),
+                         rule=" ".join((verdict.__doc__ or "").split()).partition("Clean: ")[2]))
+    print("| # | case | exit | message (first line) | lines | s | left in out/ | after | clean |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    results: list[tuple[int, bool, str]] = []
     try:
         for number in chosen:
             case = all_cases[number - 1]
@@ -497,20 +594,25 @@ def main() -> None:
             try:
                 o = run_case(case, fixtures, work)
             except (RuntimeError, subprocess.TimeoutExpired) as error:
-                print(f"| {number} | {case.name} | - | not run: {_short(str(error))} | | | | |",
+                print(f"| {number} | {case.name} | - | not run: {_short(str(error))} | | | | | no |",
                       flush=True)
+                results.append((number, False, "not run"))
                 continue
             finally:
                 if (work / "out").is_mount():
                     subprocess.run(["umount", str(work / "out")], check=False)
             after = "; ".join(x for x in (o.rerun, o.extra) if x)
+            clean, why = verdict(case, o)
+            results.append((number, clean, why))
             print(f"| {number} | {case.name} | {o.code} | {_short(o.message)} | {o.lines} | "
-                  f"{o.seconds:.1f} | {', '.join(o.leftovers) or 'nothing'} | {_short(after, 160)} |",
-                  flush=True)
+                  f"{o.seconds:.1f} | {', '.join(o.leftovers) or 'nothing'} | {_short(after, 160)} "
+                  f"| {'yes' if clean else 'NO: ' + _short(why, 60)} |", flush=True)
     finally:
         if args.keep is None:
             shutil.rmtree(root, ignore_errors=True)
-    print(f"\ncommand: python {shlex.join(sys.argv)}")
+    not_clean = [f"{n} ({why})" for n, clean, why in results if not clean]
+    print(f"\n{len(results)} cases, {len(results) - len(not_clean)} clean"
+          + (f"; not clean: {', '.join(not_clean)}" if not_clean else ""))
 
 
 if __name__ == "__main__":

@@ -72,7 +72,9 @@ def colorize(
         valid: ``(H, W)`` True where the data are valid; None: finite and not ``nodata``.
         nodata: Value marking missing pixels (when ``valid`` is None).
         settings: Options by name, over ``options`` (``tone="matched"``, ``tile_size=512``,
-            ``batch_size`` for ``tiles_per_call``, ...).
+            ``batch_size`` for ``tiles_per_call``, ``reference="-5dB"`` or
+            ``reference_from="scene.tif"`` for a scene reference shared with other images,
+            ...).
 
     Returns:
         ``(H, W, 4)`` uint8 RGBA; alpha is 0 exactly at invalid pixels.
@@ -111,7 +113,8 @@ def colorize_file(
     ``tile_size``, ``overlap``, ``batch_size``, ``driver``, ``ab_path``, ``quicklook_path``,
     ``overwrite``, ``progress``, ``creation_options``, ``confidence_path``, ``shrink``,
     ``display_filter``, ``colour_upsampling``, ``chroma_limit``, ``pixel_size``,
-    ``product_options``: a :class:`sar_colorizer.io.s1product.ProductOptions`).
+    ``reference`` (``"-5dB"``, ``0.32``) or ``reference_from`` (a raster), ``product_options``:
+    a :class:`sar_colorizer.io.s1product.ProductOptions`).
 
     Returns:
         The :class:`~sar_colorizer.inference.PredictSummary`.

@@ -195,26 +195,41 @@ def test_a_pair_of_mismatched_sizes_is_refused_before_any_work(
     tiny_bundle: Path, write_pairs, tmp_path: Path, monkeypatch
 ):
     """Every pair's header is checked before the model loads: one unusable pair among good ones
-    fails the run in a second, naming it, instead of after scoring the others."""
+    fails the run in a second, naming it, instead of after scoring the others (the bad pair
+    is the last one: a run that scores as it goes would load the model and score two)."""
     import rasterio
 
-    from sar_colorizer import _tf
+    from sar_colorizer import bundle, evaluation
 
     pairs = write_pairs(tmp_path / "pairs", n=3, size=(48, 40)).root
-    with rasterio.open(pairs / "opt" / "001.png") as src:
+    with rasterio.open(pairs / "opt" / "002.png") as src:
         profile, rgb = src.profile, src.read()
     profile.update(width=30)
-    with rasterio.open(pairs / "opt" / "001.png", "w", **profile) as dst:
+    with rasterio.open(pairs / "opt" / "002.png", "w", **profile) as dst:
         dst.write(rgb[:, :, :30])
 
-    def no_model(*_args, **_kwargs):
-        raise AssertionError("the model was loaded before the pairs were checked")
+    work: list[str] = []  # the real functions run; the test only records that they were called
 
-    monkeypatch.setattr(_tf, "import_keras", no_model)
+    def recorded(name, function):
+        def call(*args, **kwargs):
+            work.append(name)
+            return function(*args, **kwargs)
+        return call
+
+    monkeypatch.setattr(bundle, "load_bundle", recorded("load_bundle", bundle.load_bundle))
+    monkeypatch.setattr(evaluation, "evaluate_pair",
+                        recorded("evaluate_pair", evaluation.evaluate_pair))
     report = tmp_path / "report"
     result = CliRunner().invoke(cli, ["eval", str(tiny_bundle), str(pairs), "--report", str(report)])
     assert result.exit_code == 3, result.output  # InputError
+    assert work == [], work  # neither the model loaded nor a pair scored
     lines = [line for line in result.output.splitlines() if line.strip()]
-    assert len(lines) == 1 and "001" in lines[0] and "40" in lines[0] and "30" in lines[0], lines
-    assert "1 of 3 pair(s) cannot be used (nothing was done): pair 001: " in lines[0], lines
+    assert len(lines) == 1 and "002" in lines[0] and "40" in lines[0] and "30" in lines[0], lines
+    assert "1 of 3 pair(s) cannot be used (nothing was done): pair 002: " in lines[0], lines
     assert not report.exists()
+    # the same pairs, made usable, run through the recorded functions
+    for path in pairs.rglob("002.*"):
+        path.unlink()
+    result = CliRunner().invoke(cli, ["eval", str(tiny_bundle), str(pairs), "--report", str(report)])
+    assert result.exit_code == 0, result.output
+    assert work == ["load_bundle", "evaluate_pair", "evaluate_pair"], work

@@ -43,13 +43,14 @@ def test_predict_refuses_an_unknown_creation_option_before_any_work(
     import numpy as np
     from click.testing import CliRunner
 
-    from sar_colorizer import _tf
+    from sar_colorizer import bundle
     from sar_colorizer.cli import cli
 
     def no_model(*_args, **_kwargs):
         raise AssertionError("the model was loaded before the options were checked")
 
-    monkeypatch.setattr(_tf, "import_keras", no_model)
+    # where predict's tasks get their model (Keras or ONNX Runtime alike)
+    monkeypatch.setattr(bundle, "cached_bundle", no_model)
     scene = make_geotiff("scene_VH.tif", np.full((40, 40), -15.0, dtype=np.float32))
     out = tmp_path / "out"
     for target in (["--output-dir", str(out), "--suffix", ".tif"], [str(out / "c.tif")]):
