@@ -31,6 +31,8 @@ from sar_colorizer.inference.tiles import strip_span
 from sar_colorizer.signals import raise_if_interrupted
 
 if TYPE_CHECKING:
+    from rasterio.io import DatasetReader
+
     from sar_colorizer.inference.core import Prepared, SceneColourer
     from sar_colorizer.inference.outputs import OutputWriters, RasterOutputs
     from sar_colorizer.inference.plan import RasterPlan
@@ -64,11 +66,14 @@ class StripReader:
 
     plan: RasterPlan
     stages: dict[str, float]
+    #: The input, open (read from this reader's thread only): GDAL's block cache then holds
+    #: the blocks that consecutive strips share. None: opened for each strip.
+    source: DatasetReader | None = None
 
     def __call__(self, row: int) -> Prepared:
         from rasterio.windows import Window
 
-        from sar_colorizer.io.raster import read_raster
+        from sar_colorizer.io.raster import read_dataset, read_raster
 
         plan, colourer = self.plan, self.plan.colourer
         height, width = plan.info.height, plan.info.width
@@ -77,9 +82,11 @@ class StripReader:
             margin, halo = colourer.margin, colourer.recipe.halo
             top, bottom = max(0, first - margin), min(height, stop + margin)
             lo, hi = max(0, top - halo), min(height, bottom + halo)
-            values, valid = read_raster(
-                plan.in_path, bands=list(plan.band_indexes), window=Window(0, lo, width, hi - lo)
-            )
+            bands, window = list(plan.band_indexes), Window(0, lo, width, hi - lo)
+            if self.source is None:
+                values, valid = read_raster(plan.in_path, bands=bands, window=window)
+            else:
+                values, valid = read_dataset(self.source, plan.in_path, bands, window)
             # Only the columns with data, and what the filters and the L envelope read around
             # them, are prepared (each run of them apart): the rest is nodata, whose prepared
             # values are constants.
@@ -195,10 +202,10 @@ def stream_raster(
     """
     import rasterio
 
+    from sar_colorizer.io.dataset import open_dataset
     from sar_colorizer.progress import progress_bar
 
     info, grid = plan.info, plan.colourer.grid
-    read_strip = StripReader(plan, stages)
     stitcher = plan.colourer.stitcher(runner)
     quicklook = Quicklook(info.height, info.width) if outputs.quicklook is not None else None
     bar = progress_bar(total=len(grid), unit="tiles", desc=Path(plan.in_path).name,
@@ -213,6 +220,7 @@ def stream_raster(
         # this loop reuses, so cap it (rasterio takes bytes here and restores it afterwards).
         cache = gdal_cache_bytes(info, outputs.ab is not None)
         stack.enter_context(rasterio.Env(GDAL_CACHEMAX=cache))
+        read_strip = StripReader(plan, stages, stack.enter_context(open_dataset(plan.in_path)))
         write_block = BlockWriter(outputs.open(stack, info.profile), plan.colourer, quicklook,
                                   stages)
         pending: Future[Prepared] = reader_pool.submit(read_strip, 0)

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 import numpy as np
 from rasterio.enums import Resampling
 from rasterio.errors import RasterioError
+from rasterio.io import DatasetReader
 from rasterio.windows import Window
 
 from sar_colorizer.errors import RasterError
@@ -53,6 +54,7 @@ __all__ = [
     "driver_for_path",
     "input_path",
     "is_virtual_path",
+    "read_dataset",
     "read_info",
     "read_raster",
     "resolve_bands",
@@ -99,23 +101,35 @@ def read_raster(
         RasterError: missing or unreadable file, bad band selection, window outside the raster.
     """
     with open_dataset(path) as src:
-        info = info_from_dataset(src, path)
-        indexes = resolve_bands(info, bands)
-        window = as_window(window)
-        if window is not None:
-            window = check_window(window, info.width, info.height, path)
-        shape = None
-        if out_shape is not None:
-            height, width = (int(n) for n in tuple(out_shape)[-2:])
-            if height <= 0 or width <= 0:
-                raise RasterError(f"{path}: out_shape {tuple(out_shape)} must be positive")
-            shape = (len(indexes), height, width)
-        try:
-            values = src.read(
-                indexes, window=window, out_shape=shape, resampling=Resampling.nearest
-            )
-            valid = valid_mask(src, indexes, values, window, zero_is_nodata)
-        except RasterioError as error:
-            raise RasterError(f"{path}: cannot read pixels ({error})") from None
+        return read_dataset(src, path, bands, window, out_shape, zero_is_nodata)
+
+
+def read_dataset(
+    src: DatasetReader,
+    path: str | os.PathLike[str],
+    bands: str | int | Sequence[str | int] | None = None,
+    window: Window | Sequence[Sequence[int]] | None = None,
+    out_shape: tuple[int, ...] | None = None,
+    zero_is_nodata: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`read_raster` from a dataset that is open already (``path``: its name, for
+    messages). Reading many windows of one dataset, GDAL decompresses each block once while
+    its block cache holds it; a dataset opened for each window starts with an empty one."""
+    info = info_from_dataset(src, path)
+    indexes = resolve_bands(info, bands)
+    window = as_window(window)
+    if window is not None:
+        window = check_window(window, info.width, info.height, path)
+    shape = None
+    if out_shape is not None:
+        height, width = (int(n) for n in tuple(out_shape)[-2:])
+        if height <= 0 or width <= 0:
+            raise RasterError(f"{path}: out_shape {tuple(out_shape)} must be positive")
+        shape = (len(indexes), height, width)
+    try:
+        values = src.read(indexes, window=window, out_shape=shape, resampling=Resampling.nearest)
+        valid = valid_mask(src, indexes, values, window, zero_is_nodata)
+    except RasterioError as error:
+        raise RasterError(f"{path}: cannot read pixels ({error})") from None
     return values, valid
 

@@ -19,6 +19,7 @@ from sar_colorizer.io.raster import (
     atomic_path,
     check_output_path,
     driver_for_path,
+    read_dataset,
     read_info,
     read_raster,
     resolve_bands,
@@ -114,6 +115,13 @@ def test_windowed_read_equals_the_slice_of_the_full_read(make_geotiff, sigma0_db
         np.testing.assert_array_equal(part, full[:, 3:14, 7:32])
         np.testing.assert_array_equal(part_valid, full_valid[3:14, 7:32])
     assert not full_valid[5:9, 12:30].any()
+    with rasterio.open(path) as src:  # windows of one open dataset, as streaming reads them
+        for top in range(0, HEIGHT, 5):
+            window = Window(0, top, WIDTH, min(9, HEIGHT - top))
+            part, part_valid = read_dataset(src, path, window=window)
+            rows = slice(top, top + window.height)
+            np.testing.assert_array_equal(part, full[:, rows])
+            np.testing.assert_array_equal(part_valid, full_valid[rows])
 
 
 def test_window_outside_the_raster_is_refused(make_geotiff, sigma0_db):
