@@ -20,10 +20,13 @@ from sar_colorizer.color.constants import AB_SCALE
 from sar_colorizer.color.gamut import ANGLE_PER_UNIT, ANGLE_STEPS, L_PER_UNIT, L_STEPS
 from sar_colorizer.sar.radiometry import FEATURE_DB_MIN, INTENSITY_FLOOR
 
-__all__ = ["BLOCK", "convert_pixels"]
+__all__ = ["BLOCK", "LANES", "convert_pixels", "lab_to_srgb"]
 
 #: Pixels per block: the float32 temporaries of a block (a few dozen) fit in a core's L2 cache.
 BLOCK = 1 << 14
+#: OpenCV's colour conversion is padded to a multiple of this many pixels (a multiple of any
+#: SIMD width it uses), so that it runs its vector code on every pixel.
+LANES = 64
 
 _DB_PER_NEPER = 10.0 / math.log(10.0)
 
@@ -102,21 +105,37 @@ def _convert_all(
                 index += np.float32(0.5)
                 rows.append(_table_row(lut[index.astype(np.int32)]))
             ab = _limit_chroma(ab, rows, flat_table)
-        shown = np.empty((stop - start, 1, 3), dtype=np.float32)
-        shown[:, 0, 0] = lightness
-        shown[:, 0, 1:] = ab
+        shown = np.empty((stop - start, 3), dtype=np.float32)
+        shown[:, 0] = lightness
+        shown[:, 1:] = ab
         if flat_table is None:
             # As scikit-image (and lab.lab_to_rgb): Z below 0 is taken as 0, i.e. b* at most
             # 200 * fy (in gamut after the chroma cap).
             limit = lightness + np.float32(16.0)
             limit *= np.float32(200.0 / 116.0)
-            np.minimum(shown[:, 0, 2], limit, out=shown[:, 0, 2])
-        colour: np.ndarray = np.asarray(cv2.cvtColor(shown, cv2.COLOR_Lab2RGB), np.float32)
+            np.minimum(shown[:, 2], limit, out=shown[:, 2])
+        colour = lab_to_srgb(shown)
         colour *= np.float32(255.0)
         colour += np.float32(0.5)
         np.clip(colour, 0.0, 255.0, out=colour)
-        rgb[block] = colour.reshape(-1, 3)  # truncation after +0.5: round half up
+        rgb[block] = colour  # truncation after +0.5: round half up
     return lab, rgb
+
+
+def lab_to_srgb(lab: np.ndarray) -> np.ndarray:
+    """``(N, 3)`` float32 CIELAB -> ``(N, 3)`` float32 sRGB (D65; about [0, 1], not clipped)
+    by OpenCV.
+
+    The pixels go to OpenCV as one image row, which it converts with vector instructions (a
+    column of 1-px rows would run its scalar code, 5x slower, for the same values to 1e-5),
+    padded to a multiple of :data:`LANES` pixels so that none falls in the scalar remainder:
+    a pixel's colour is the same bits whichever pixels are converted with it.
+    """
+    count = lab.shape[0]
+    row = np.zeros((1, -(-count // LANES) * LANES, 3), dtype=np.float32)
+    row[0, :count] = lab
+    converted: np.ndarray = np.asarray(cv2.cvtColor(row, cv2.COLOR_Lab2RGB), np.float32)
+    return converted[0, :count]
 
 
 def _lightness(relative: np.ndarray, lut: np.ndarray, steps: np.float32) -> np.ndarray:

@@ -133,6 +133,13 @@ class OutputWriters:
     ab: RasterWriter | None = None
     confidence: RasterWriter | None = None
 
+    @property
+    def colour_only(self) -> bool:
+        """Only the colour raster is written and what it leaves unwritten reads back as
+        nodata (an alpha band: unwritten blocks are 0, transparent): a writer may skip
+        columns and rows without valid pixels (:meth:`write_rows` with ``col0``)."""
+        return self.ab is None and self.confidence is None and self.colour.alpha
+
     def write_rows(
         self,
         top: int,
@@ -140,13 +147,15 @@ class OutputWriters:
         ab_norm: np.ndarray,
         sigma: np.ndarray | None,
         valid: np.ndarray,
+        col0: int = 0,
     ) -> None:
-        """Write scene rows from ``top`` on, full width: ``rgb`` uint8 (h, W, 3), ``ab_norm``
-        (h, W, 2) normalised a*, b*, ``sigma`` (h, W) CIELAB units or None, ``valid`` (h, W)."""
+        """Write scene rows from ``top`` on: ``rgb`` uint8 (h, w, 3) and ``valid`` (h, w) at
+        columns from ``col0`` on (the full width W unless :attr:`colour_only`), ``ab_norm``
+        (h, W, 2) normalised a*, b* and ``sigma`` (h, W) CIELAB units or None, full width."""
         from rasterio.windows import Window
 
         height, width = valid.shape
-        window = Window(0, top, width, height)
+        window = Window(col0, top, width, height)
         self.colour.write(rgb.transpose(2, 0, 1), window, valid=valid)
         if self.ab is not None:
             ab = ab_norm * np.float32(AB_SCALE)

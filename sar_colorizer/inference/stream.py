@@ -36,7 +36,9 @@ if TYPE_CHECKING:
     from sar_colorizer.inference.plan import RasterPlan
     from sar_colorizer.inference.runner import ModelRunner
 
-__all__ = ["BlockWriter", "StripReader", "stream_raster", "timed"]
+__all__ = [
+    "BlockWriter", "StripReader", "data_runs", "stream_raster", "timed", "valid_columns",
+]
 
 #: Rows converted to colour and written per call (bounds the colour step's temporaries).
 WRITE_ROWS = 128
@@ -79,31 +81,54 @@ class StripReader:
                 plan.in_path, bands=list(plan.band_indexes), window=Window(0, lo, width, hi - lo)
             )
             # Only the columns with data, and what the filters and the L envelope read around
-            # them, are prepared: the rest is nodata, whose prepared values are constants.
-            columns = np.flatnonzero(valid.any(axis=0))
-            reach = halo + margin
-            c0 = max(0, int(columns[0]) - reach) if columns.size else 0
-            c1 = min(width, int(columns[-1]) + 1 + reach) if columns.size else 0
+            # them, are prepared (each run of them apart): the rest is nodata, whose prepared
+            # values are constants.
             rows = (first - lo, stop - lo)
-            if (c0, c1) == (0, width):
+            context = (top - lo, bottom - lo)
+            runs = data_runs(valid, halo + colourer.margin)
+            if runs == [(0, width)]:
                 return colourer.prepare(
                     values, valid, origin=(lo, 0), keep=(*rows, 0, width),
-                    context=(top - lo, bottom - lo, 0, width),
+                    context=(*context, 0, width),
                 )
             strip = colourer.nodata_prepared(first, valid[rows[0] : rows[1]], values.shape[0])
-            if c1 > c0:
+            for c0, c1 in runs:
                 part = colourer.prepare(
                     values[:, :, c0:c1], valid[:, c0:c1], origin=(lo, c0),
-                    keep=(*rows, 0, c1 - c0), context=(top - lo, bottom - lo, 0, c1 - c0),
+                    keep=(*rows, 0, c1 - c0), context=(*context, 0, c1 - c0),
                 )
                 strip.paste(part)
             return strip
 
 
+def data_runs(valid: np.ndarray, reach: int) -> list[tuple[int, int]]:
+    """Column ranges ``[c0, c1)`` that hold every column of ``valid`` (h, w) with a valid
+    pixel and ``reach`` columns on each side (cut at the edges), one per run of such columns
+    whose reaches do not touch: what must be prepared of a strip (empty where nothing is
+    valid)."""
+    columns = np.flatnonzero(valid.any(axis=0))
+    if not columns.size:
+        return []
+    width = valid.shape[1]
+    breaks = np.flatnonzero(np.diff(columns) > 2 * reach + 1)
+    starts = np.concatenate([columns[:1], columns[breaks + 1]])
+    ends = np.concatenate([columns[breaks], columns[-1:]])
+    return [
+        (max(0, int(a) - reach), min(width, int(b) + 1 + reach))
+        for a, b in zip(starts, ends, strict=True)
+    ]
+
+
 @dataclass(frozen=True)
 class BlockWriter:
     """Converts finished scene rows to colour and writes them, :data:`WRITE_ROWS` at a time
-    (the colour temporaries stay small), with the quicklook's share."""
+    (the colour temporaries stay small), with the quicklook's share.
+
+    Where the colour raster is the only raster written, only the columns between the first
+    and the last valid pixel of each slice of rows are converted and written, and a slice
+    without one is not written at all: what is left unwritten reads back as nodata (alpha 0,
+    RGB 0; GDAL's sparse blocks), as written nodata does.
+    """
 
     writers: OutputWriters
     colourer: SceneColourer
@@ -116,18 +141,41 @@ class BlockWriter:
         with timed(self.stages, "colour + write", cpu=True):
             parts = self.colourer.split(block)
             ab_norm, sigma = parts["ab"], parts.get("sigma")
+            width = block.shape[1]
+            spans = self.writers.colour_only
             for top in range(start, stop, WRITE_ROWS):
                 bottom = min(stop, top + WRITE_ROWS)
-                display, valid, bounds = strip.colour_source(
-                    slice(top - strip.row0, bottom - strip.row0)
-                )
-                rows = slice(top - start, bottom - start)
-                _, rgb = self.colourer.finish(display, ab_norm[rows], valid, bounds)
+                rows = slice(top - strip.row0, bottom - strip.row0)
+                c0, c1 = valid_columns(strip.valid[rows]) if spans else (0, width)
+                if c1 <= c0:  # no valid pixel: nothing to write
+                    if self.quicklook is not None:
+                        display, valid, _ = strip.colour_source(rows)
+                        rgb = np.zeros((*valid.shape, 3), np.uint8)
+                        self.quicklook.add(top, db_feature(display), rgb, valid)
+                    continue
+                display, valid, bounds = strip.colour_source(rows, slice(c0, c1))
+                done = slice(top - start, bottom - start)
+                _, rgb = self.colourer.finish(display, ab_norm[done, c0:c1], valid, bounds)
                 self.writers.write_rows(
-                    top, rgb, ab_norm[rows], None if sigma is None else sigma[rows], valid
+                    top, rgb, ab_norm[done], None if sigma is None else sigma[done], valid,
+                    col0=c0,
                 )
                 if self.quicklook is not None:
+                    display, valid, _ = strip.colour_source(rows)
+                    if (c0, c1) != (0, width):
+                        whole = np.zeros((*valid.shape, 3), np.uint8)
+                        whole[:, c0:c1] = rgb
+                        rgb = whole
                     self.quicklook.add(top, db_feature(display), rgb, valid)
+
+
+def valid_columns(valid: np.ndarray) -> tuple[int, int]:
+    """``(first, stop)``: the columns from the first to the last one holding a valid pixel of
+    ``valid`` (h, w); ``(0, 0)`` where none does."""
+    columns = np.flatnonzero(valid.any(axis=0))
+    if not columns.size:
+        return 0, 0
+    return int(columns[0]), int(columns[-1]) + 1
 
 
 def stream_raster(

@@ -142,8 +142,8 @@ def run_tile_row(
     """Run the tiles of one row through the model, batch by batch, into the blender.
 
     Tiles without a valid pixel (with ``valid``) never reach the network: the tiles with data
-    are packed into full batches, and the blender gets zeros for the others (nodata, whose
-    colour is never shown).
+    are packed into full batches, and the blender skips the others (nodata, whose colour is
+    never shown).
 
     Args:
         runner: The model.
@@ -180,7 +180,7 @@ def run_tile_row(
     )
     added = wanted.start  # the next column the blender expects
     if not with_data:
-        _add_zeros(blender, row, added, wanted.stop)
+        _skip(blender, row, added, wanted.stop)
         return
     tiles = np.empty((batch_size, net_tile, net_tile, relative.shape[2]), dtype=np.float32)
     guides = None if guide is None else np.empty((batch_size, size, size), dtype=np.float32)
@@ -211,30 +211,24 @@ def run_tile_row(
             guide=None if guides is None else guides[:shape], size=(size, size),
             transform=transform,
         )
-        # In column order, zeros for the tiles without data between them.
+        # In column order, skipping the tiles without data between them.
         k = 0
         while k < len(batch):
             run = 1
             while k + run < len(batch) and batch[k + run] == batch[k] + run:
                 run += 1
-            _add_zeros(blender, row, added, batch[k], outputs.shape[3])
+            _skip(blender, row, added, batch[k])
             blender.add_tiles(row, batch[k], outputs[k : k + run], weighted=True)
             added = batch[k] + run
             k += run
-    _add_zeros(blender, row, added, wanted.stop)
+    _skip(blender, row, added, wanted.stop)
 
 
-def _add_zeros(
-    blender: TileSink, row: int, start: int, stop: int, channels: int | None = None
-) -> None:
-    """Tiles ``[start, stop)`` of ``row`` contribute nothing (they hold no valid pixel)."""
-    if stop <= start:
-        return
-    size = blender.grid.tile_size
-    channels = channels if channels is not None else blender.channels
-    blender.add_tiles(
-        row, start, np.zeros((stop - start, size, size, channels), np.float32), weighted=True
-    )
+def _skip(blender: TileSink, row: int, start: int, stop: int) -> None:
+    """Tiles ``[start, stop)`` of ``row`` contribute nothing (they hold no valid pixel): the
+    blender skips them (adding zeros would change no sum)."""
+    if stop > start:
+        blender.skip_tiles(row, start, stop)
 
 
 class TileStitcher:

@@ -398,6 +398,20 @@ class StripBlender:
                 target += output * (wy[k][:, None, None] * wx[k][None, :, None])
         self._cols_added += len(outputs)
 
+    def skip_tiles(self, row: int, col_start: int, col_stop: int) -> None:
+        """Tiles ``(row, col_start ... col_stop - 1)`` add nothing (outputs of zeros, as
+        where a tile holds no valid pixel); they count as added.
+
+        Raises:
+            ValueError: Tiles out of order.
+        """
+        if row != self._row or col_start != self._cols_added or col_stop > self.grid.n_cols:
+            raise ValueError(
+                f"tiles must be added in order: expected row {self._row} column "
+                f"{self._cols_added}, got row {row} columns {col_start} to {col_stop}"
+            )
+        self._cols_added = max(col_start, col_stop)
+
     def finish_row(self, row: int) -> tuple[int, int, np.ndarray]:
         """Close row ``row`` (all its tiles added) and return the rows that are now final.
 
@@ -440,6 +454,8 @@ class TileSink(Protocol):
         self, row: int, col_start: int, outputs: np.ndarray, weighted: bool = False
     ) -> None: ...
 
+    def skip_tiles(self, row: int, col_start: int, col_stop: int) -> None: ...
+
 
 class WindowBlender:
     """Blends weighted tile outputs into one window of the scene, ``core`` only.
@@ -481,3 +497,6 @@ class WindowBlender:
                 self.values[ty0 - r0 : ty1 - r0, tx0 - c0 : tx1 - c0] += output[
                     ty0 - top : ty1 - top, tx0 - left : tx1 - left
                 ]
+
+    def skip_tiles(self, row: int, col_start: int, col_stop: int) -> None:
+        """Tiles ``(row, col_start ... col_stop - 1)`` add nothing (outputs of zeros)."""

@@ -94,3 +94,78 @@ def test_options_are_resolved_once_and_refuse_unknown_names():
     recipe = ColourOptions(display_filter="network", colour_upsampling="bilinear").resolve(bundle)
     assert recipe.display_filter == "network" and not recipe.guided
     assert recipe.tile_size == bundle.tile_size  # None: the size the network was trained on
+
+
+def test_columns_and_rows_without_data_are_left_unwritten_with_the_same_pixels(
+    tmp_path: Path,
+):
+    """A diagonal swath with nodata borders and rows of nodata: the colour raster alone is
+    converted and written over each slice's columns with data only (unwritten blocks read back
+    transparent), and equals, pixel for pixel, the full-width rows written when an AB raster
+    is asked for too; so does the quicklook made from it, and a PNG."""
+    from sar_colorizer.inference.stream import WRITE_ROWS, valid_columns
+
+    rng = np.random.default_rng(6)
+    height, width = 2 * WRITE_ROWS + 40, 300
+    yy, xx = np.mgrid[0:height, 0:width]
+    db = (-16 + 5 * np.sin(yy / 19.0) + rng.normal(0, 2, yy.shape)).astype(np.float32)
+    swath = np.abs(xx / width - (yy - WRITE_ROWS) / (height - WRITE_ROWS)) < 0.2
+    db[~swath | (yy < WRITE_ROWS + 5)] = np.nan  # the first slice of rows has no data
+    path = tmp_path / "swath_VH.tif"
+    with rasterio.open(
+        path, "w", driver="GTiff", width=width, height=height, count=1, dtype="float32",
+        nodata=float("nan"), crs="EPSG:32631", transform=Affine(10, 0, 600000, 0, -10, 4800000),
+    ) as dst:
+        dst.write(db[None])
+    valid = np.isfinite(db)
+    spans = [valid_columns(valid[top : top + WRITE_ROWS]) for top in range(0, height, WRITE_ROWS)]
+    assert spans[0] == (0, 0) and all(0 < c1 - c0 < width for c0, c1 in spans[1:])
+
+    bundle = cached_bundle()
+    colorize_raster(bundle, path, tmp_path / "full.tif", OPTIONS, progress=False,
+                    ab_path=tmp_path / "ab.tif", quicklook_path=tmp_path / "full.png")
+    colorize_raster(bundle, path, tmp_path / "spans.tif", OPTIONS, progress=False,
+                    quicklook_path=tmp_path / "spans.png")
+    colorize_raster(bundle, path, tmp_path / "spans_image.png", OPTIONS, progress=False)
+    with rasterio.open(tmp_path / "full.tif") as full:
+        expected = full.read()
+    assert (expected[3] > 0).tolist() == valid.tolist()
+    for name in ("spans.tif", "spans_image.png"):
+        with rasterio.open(tmp_path / name) as written:
+            np.testing.assert_array_equal(written.read(), expected)
+    with rasterio.open(tmp_path / "full.png") as a, rasterio.open(tmp_path / "spans.png") as b:
+        np.testing.assert_array_equal(a.read(), b.read())
+
+
+def test_strips_prepare_each_run_of_columns_with_data_apart_with_predicts_bytes(
+    tmp_path: Path,
+):
+    """Two fields of data side by side, a wide nodata gap between them and nodata around:
+    the streamed strips prepare each field (with the filters' reach) apart, and predict's
+    colours equal those of the whole image prepared at once (the in-memory scheduler)."""
+    from sar_colorizer.inference.stream import data_runs
+
+    rng = np.random.default_rng(12)
+    height, width = 150, 260
+    yy, xx = np.mgrid[0:height, 0:width]
+    db = (-17 + 4 * np.cos(xx / 13.0) + rng.normal(0, 2, yy.shape)).astype(np.float32)
+    valid = ((xx > 20) & (xx < 90) | (xx > 170) & (xx < 240 - yy // 10)) & (yy > 12)
+    db[~valid] = np.nan
+    path = tmp_path / "fields_VH.tif"
+    with rasterio.open(
+        path, "w", driver="GTiff", width=width, height=height, count=1, dtype="float32",
+        nodata=float("nan"), crs="EPSG:32631", transform=Affine(10, 0, 600000, 0, -10, 4800000),
+    ) as dst:
+        dst.write(db[None])
+    recipe = OPTIONS.resolve(cached_bundle())
+    reach = recipe.halo + int(recipe.converter.margin)
+    runs = data_runs(valid, reach)
+    assert len(runs) == 2 and runs[0][0] > 0 and runs[1][1] < width
+    assert runs[0] == (21 - reach, 90 + reach)
+
+    colorize_raster(cached_bundle(), path, tmp_path / "out.tif", OPTIONS, progress=False)
+    with rasterio.open(tmp_path / "out.tif") as src:
+        predicted = src.read()
+    whole = colorize_array(cached_bundle(), db, valid, OPTIONS)
+    np.testing.assert_array_equal(predicted[:3].transpose(1, 2, 0), whole["rgb"])
+    np.testing.assert_array_equal(predicted[3] > 0, valid)

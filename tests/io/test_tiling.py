@@ -112,3 +112,26 @@ def test_blender_refuses_rows_out_of_order():
     blender.add_tiles(0, 0, np.zeros((2, 32, 32, 1), np.float32))
     with pytest.raises(ValueError, match="not complete"):
         blender.finish_row(0)
+
+
+def test_skipped_tiles_blend_as_tiles_of_zeros():
+    """Tiles without data are skipped, not added as zeros: the blended rows are the same, and
+    skips keep the order checks."""
+    rng = np.random.default_rng(11)
+    grid = TileGrid.for_shape(90, 130, 32, 8)
+    adding, skipping = StripBlender(grid, channels=2), StripBlender(grid, channels=2)
+    for row in range(grid.n_rows):
+        skipped = [(row + col) % 3 == 0 for col in range(grid.n_cols)]
+        for col in range(grid.n_cols):
+            output = rng.normal(size=(1, 32, 32, 2)).astype(np.float32)
+            if skipped[col]:
+                adding.add_tiles(row, col, np.zeros_like(output))
+                skipping.skip_tiles(row, col, col + 1)
+            else:
+                adding.add_tiles(row, col, output)
+                skipping.add_tiles(row, col, output)
+        expected, got = adding.finish_row(row), skipping.finish_row(row)
+        assert expected[:2] == got[:2]
+        np.testing.assert_array_equal(got[2], expected[2])
+    with pytest.raises(ValueError, match="in order"):
+        StripBlender(grid, channels=2).skip_tiles(0, 1, 2)
