@@ -255,10 +255,11 @@ def _predict_one(
         raise click.UsageError(
             f"{paths[0]} matches {len(inputs)} files; use --output-dir DIR for many inputs"
         )
-    extra = {key: Path(flags[flag]) if flags[flag] else None for key, flag in
-             (("ab_output", "ab_output"), ("quicklook", "quicklook"),
-              ("confidence", "confidence_output"))}
-    job = Job(input=inputs[0], output=Path(paths[1]), **extra)
+    def optional_path(flag: str) -> Path | None:
+        return Path(flags[flag]) if flags[flag] else None
+
+    job = Job(input=inputs[0], output=Path(paths[1]), ab_output=optional_path("ab_output"),
+              quicklook=optional_path("quicklook"), confidence=optional_path("confidence_output"))
     if flags["skip_existing"] and job.output.exists():
         click.echo(f"{job.output} exists; skipped")
         return

@@ -253,7 +253,7 @@ def _raster_tags(path: Path) -> dict[str, str]:
 
 def read_pair(
     pair: Pair,
-    bands: str | Sequence[str | int] | None = None,
+    bands: str | int | Sequence[str | int] | None = None,
     input_scale: str = "auto",
     band_names: Sequence[str] | None = None,
     optical_convention: str = "as-is",
@@ -306,7 +306,7 @@ def read_pair(
 
 def _read_pair(
     pair: Pair,
-    bands: str | Sequence[str | int] | None,
+    bands: str | int | Sequence[str | int] | None,
     input_scale: str,
     band_names: Sequence[str] | None,
     optical_convention: str,

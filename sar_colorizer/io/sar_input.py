@@ -169,7 +169,7 @@ def open_sar_input(
     path: str | os.PathLike[str],
     product_options: object | None = None,
     *,
-    bands: str | Sequence[str | int] | None = None,
+    bands: str | int | Sequence[str | int] | None = None,
     progress: bool = True,
     workdir: str | os.PathLike[str] | None = None,
 ) -> Iterator[SarInput]:
@@ -202,8 +202,8 @@ def open_sar_input(
         if product_options is not None and not isinstance(product_options, ProductOptions):
             raise InputError(f"product options must be ProductOptions, not {product_options!r}")
         options = product_options or ProductOptions()
-        wanted = polarisations_in(",".join(map(str, bands)) if not isinstance(bands, str | None)
-                                  else bands)
+        wanted = polarisations_in(bands if isinstance(bands, str | None) else str(bands)
+                                  if isinstance(bands, int) else ",".join(map(str, bands)))
         if options.polarisations is None and wanted:
             options = dataclasses.replace(options, polarisations=wanted)
         with backscatter_raster(path, options, progress=progress,

@@ -166,7 +166,8 @@ def test_every_path_gives_the_same_colours_for_one_fixed_reference(
     runner = CliRunner()
     single = tmp_path / "single.tif"
     result = runner.invoke(cli, ["predict", str(scene), str(single), "--model", str(tiny_bundle),
-                                 "--reference", reference])
+                                 "--reference", reference, "--ab-output",
+                                 str(tmp_path / "single_ab.tif")])
     assert result.exit_code == 0, result.output
     own = tmp_path / "own.tif"
     assert runner.invoke(cli, ["predict", str(scene), str(own), "--model",
@@ -189,7 +190,8 @@ def test_every_path_gives_the_same_colours_for_one_fixed_reference(
     np.testing.assert_array_equal(rgba_numpy.transpose(2, 0, 1), expected)
 
     linear = 10 ** -0.9
-    for path in (single, tmp_path / "batch" / "scene_VH.tif", tmp_path / "batch" / "other_VH.tif"):
+    for path in (single, tmp_path / "single_ab.tif", tmp_path / "batch" / "scene_VH.tif",
+                 tmp_path / "batch" / "other_VH.tif"):
         tags = _tags(path)
         assert float(tags["SARCOLOR_INPUT_REFERENCE"]) == pytest.approx(linear, rel=1e-5)
         assert float(tags["SARCOLOR_INPUT_REFERENCE_DB"]) == pytest.approx(-9.0, abs=1e-4)
