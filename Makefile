@@ -5,7 +5,7 @@ BEN ?= ../shared/data/bigearthnet-configilm
 RUNS ?= runs
 TRAIN_FLAGS ?=
 
-.PHONY: install test test-all lint bench train-default eval-default
+.PHONY: install test test-all lint bench train-default eval-default train-multipol
 
 install:
 	python3 -m venv .venv
@@ -41,3 +41,10 @@ train-default:
 eval-default:
 	$(SARCOLOR) eval $(RUNS)/default $(DATA) --split test --report $(RUNS)/eval_test --overwrite
 	$(SARCOLOR) eval $(RUNS)/default $(BEN) --split test --report $(RUNS)/eval_ben_test --overwrite
+
+# The candidate for every polarisation (models/README.md, "A candidate for every polarisation"):
+# the default recipe with a network that takes VH, VV or both; BigEarthNet with both bands.
+train-multipol:
+	$(SARCOLOR) preprocess $(DATA) $(RUNS)/chips_la --band-names VH --optical-convention dos --overwrite
+	$(SARCOLOR) preprocess $(BEN) $(RUNS)/chips_ben_dual --bands VV,VH --optical-convention dos --overwrite
+	$(SARCOLOR) train $(RUNS)/chips_la $(RUNS)/chips_ben_dual $(RUNS)/multipol --config models/variants/multipol.toml --overwrite $(TRAIN_FLAGS)

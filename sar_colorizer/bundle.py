@@ -154,6 +154,59 @@ class Bundle:
         return [f"band{index + 1}" for index in range(self.input_channels)]
 
     @property
+    def optional_bands(self) -> bool:
+        """The model takes any of its :attr:`bands` (polarisations), each optional: its input
+        holds one SAR channel per band (0 where the input lacks it) and then one 0/1 presence
+        channel per band (bundle.json ``optional_bands``; older bundles need every band)."""
+        return bool(self.metadata.get("optional_bands"))
+
+    def input_layout(
+        self, n_channels: int, band_names: Sequence[str | None] | None = None
+    ) -> tuple[tuple[int, ...], tuple[bool, ...] | None]:
+        """Which of an input's bands feed the model, checked against what it was trained on.
+
+        A model of :attr:`optional_bands` takes every band of the input that holds one of its
+        polarisations (:func:`~sar_colorizer.sar.polarisation.input_layout`; one band that
+        names none is taken as its first, with a warning); other models need their bands
+        (:meth:`check_input`).
+
+        Args:
+            n_channels: Number of bands of the input.
+            band_names: The input's band names (descriptions or file suffixes), if known.
+
+        Returns:
+            ``(positions, present)``: the input bands to use, in the model's order, and for a
+            model of optional bands whether each of its bands is present (else None).
+
+        Raises:
+            ModelMismatchError: As :meth:`check_input`, or (optional bands) the input holds
+                none of the model's polarisations.
+        """
+        if not self.optional_bands:
+            self.check_input(n_channels, band_names)
+            return tuple(range(n_channels)), None
+        from sar_colorizer.sar.polarisation import input_layout
+
+        names = list(band_names) if band_names is not None else [None] * n_channels
+        if n_channels > 1 and not any(names):
+            if n_channels == len(self.bands):  # unnamed bands in the model's order
+                return tuple(range(n_channels)), (True,) * n_channels
+            raise ModelMismatchError(
+                f"model takes {', '.join(self.bands)}; input has {n_channels} unnamed bands: "
+                "choose them with --bands (names or 1-based numbers)"
+            )
+        positions, present = input_layout(self.bands, names)
+        if len(names) == 1 and polarisation(names[0]) is None:
+            logger.warning(
+                "input band %s names no polarisation: taken as %s; if it is %s, say so in its "
+                "band description or the file name (e.g. scene_%s.tif), or choose a named band "
+                "with --bands",
+                names[0] or 1, self.bands[0], " or ".join(self.bands[1:]) or "another",
+                (self.bands[1:] or self.bands)[0],
+            )
+        return positions, present
+
+    @property
     def output_channels(self) -> list[str]:
         """What each output channel of the network is: ``["a", "b"]`` (normalised AB), or
         ``["a", "b", "log_var_a", "log_var_b"]`` with a confidence head (bundle.json's
@@ -569,7 +622,8 @@ def save_bundle(
             f"metadata says {meta['input_channels']} input channels but the model takes "
             f"{model_channels}"
         )
-    if meta.get("bands") is not None and len(meta["bands"]) != model_channels:
+    per_band = 2 if meta.get("optional_bands") else 1  # SAR and presence channel per band
+    if meta.get("bands") is not None and per_band * len(meta["bands"]) != model_channels:
         raise InputError(
             f"metadata lists {len(meta['bands'])} bands ({', '.join(map(str, meta['bands']))}) "
             f"but the model takes {model_channels}"

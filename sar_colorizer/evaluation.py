@@ -238,7 +238,8 @@ def evaluate_pair(
         options, input_scale=getattr(arrays, "input_scale", None) or options.input_scale,
         pixel_size=options.pixel_size or _pixel_size(pair.sar),
     )
-    result = colorize_array(bundle, arrays.sar, arrays.valid, options)
+    result = colorize_array(bundle, arrays.sar, arrays.valid, options,
+                            band_names=arrays.band_names or None)
     valid = np.asarray(arrays.valid, dtype=bool) & np.asarray(result["valid"], dtype=bool)
     if not valid.any():
         raise InputError(f"pair {pair.name}: no pixel is valid in both images; check the pair")
@@ -392,12 +393,15 @@ def bundle_baselines(bundle: Bundle) -> Baselines:
 
 def model_bands_for(bundle: Bundle, sar_path: str | Path) -> list[str] | None:
     """The model's bands, by name, when a SAR file has more bands than the model takes and
-    names them (a VV + VH file for a VH model); None (every band) otherwise."""
+    names them (a VV + VH file for a VH model); None (every band) otherwise, and for a model
+    of optional bands (which uses those of the file's bands it takes)."""
     from sar_colorizer.data.bandfiles import stack_info
     from sar_colorizer.errors import SarColorError
     from sar_colorizer.io.bands import resolve_bands
 
     names = bundle.bands
+    if bundle.optional_bands:
+        return None  # every band; the model takes those of its polarisations
     try:
         info = stack_info(sar_path, "sar")
         if len(info.data_bands) <= bundle.input_channels:

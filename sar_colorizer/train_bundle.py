@@ -80,11 +80,15 @@ def bundle_metadata(
 
     speckle = SpeckleFilter(config.speckle_filter, config.speckle_window, config.speckle_looks)
     bands = list(stats.get("bands") or ["band1"])
+    optional = bool(getattr(model, "presence", False))
     return {
         "format_version": 1,
         "package_version": __version__,
         "bands": bands,
-        "input_channels": len(bands),
+        # With optional bands the network takes one SAR channel per band (0 where the input
+        # lacks it), then one 0/1 presence channel per band (Bundle.optional_bands).
+        **({"optional_bands": True} if optional else {}),
+        "input_channels": 2 * len(bands) if optional else len(bands),
         "input_scale_trained": stats.get("input_scale"),
         # How optical images were rendered as the RGB the model learned (and eval scores against).
         "optical_convention": stats.get("optical_convention", "as-is"),

@@ -60,6 +60,14 @@ class TrainConfig:
             small for it are mirrored at their edges, without loss there), so every pixel phase
             of the network's pooling is seen (:func:`~sar_colorizer.data.pipeline.make_dataset`).
         gain_jitter_db: Random gain of the training SAR, uniform in +- this many dB.
+        polarisations: The polarisations the network takes, each optional (e.g.
+            ``["VH", "VV"]``): its input holds, per polarisation, the SAR channel (0 where the
+            polarisation is absent) and then, per polarisation, a 0/1 presence channel. Chips
+            of a folder that lacks a polarisation have it absent. None: the chips' bands, all
+            required (no presence channels).
+        pol_dropout: With ``polarisations``, the probability that a training chip holding
+            several of them has one of them hidden (never all): the network learns to colour
+            from each polarisation alone.
     """
 
     epochs: int = 30
@@ -89,6 +97,8 @@ class TrainConfig:
     antialias: bool = False
     phase_jitter: int = 0
     gain_jitter_db: float = 0.0
+    polarisations: list[str] | None = None
+    pol_dropout: float = 0.0
 
     def validate(self) -> None:
         """Raise :class:`InputError` for settings that cannot work."""
@@ -111,6 +121,23 @@ class TrainConfig:
                 f"phase_jitter and gain_jitter_db must not be negative (got {self.phase_jitter}, "
                 f"{self.gain_jitter_db})"
             )
+
+        self._validate_polarisations()
+
+    def _validate_polarisations(self) -> None:
+        from sar_colorizer.sar.polarisation import POLARISATIONS
+
+        pols = self.polarisations
+        if pols is not None:
+            unknown = [p for p in pols if p not in POLARISATIONS]
+            if not pols or unknown or len(set(pols)) != len(pols):
+                raise InputError(
+                    f"polarisations {pols} must be distinct names among {', '.join(POLARISATIONS)}"
+                )
+        if not 0 <= self.pol_dropout < 1:
+            raise InputError(f"pol_dropout must be in [0, 1), got {self.pol_dropout}")
+        if self.pol_dropout and not (pols and len(pols) > 1):
+            raise InputError("pol_dropout needs at least two polarisations (polarisations = [...])")
 
     @classmethod
     def from_toml(cls, path: str | Path, **overrides: Any) -> TrainConfig:

@@ -125,6 +125,7 @@ def build_model(
         confidence_head=config.confidence_head,
         novelty=config.novelty,
         antialias=config.antialias,
+        presence=config.polarisations is not None,
     )
 
 
@@ -224,12 +225,15 @@ class ChipFolders:
         folder_stats: Each folder's ``stats.json``.
         stats: Statistics of the weighted mixture of the folders
             (:func:`~sar_colorizer.data.sources.combine_stats`).
+        presence: The network takes each polarisation of ``stats["bands"]`` optionally: one
+            SAR and one presence channel per polarisation.
     """
 
     folders: list[Path]
     weights: list[float]
     folder_stats: list[dict[str, Any]]
     stats: dict[str, Any]
+    presence: bool = False
 
     @property
     def label(self) -> Path:
@@ -245,8 +249,10 @@ class ChipFolders:
 
     @property
     def input_channels(self) -> int:
-        """Number of SAR bands in the chips."""
-        return len(self.stats.get("bands") or ["band1"])
+        """Number of network input channels: the chips' SAR bands (with presence flags, two
+        per polarisation)."""
+        bands = len(self.stats.get("bands") or ["band1"])
+        return 2 * bands if self.presence else bands
 
 
 @dataclass(frozen=True)
@@ -307,7 +313,7 @@ def train(
     model_out = Path(model_out)
     if model_out.exists() and not overwrite:
         raise OutputExistsError(f"{model_out} exists; pass --overwrite to replace it")
-    chips = read_chip_folders(folders, config.source_weights)
+    chips = read_chip_folders(folders, config.source_weights, config.polarisations)
     seed_run(config.seed, deterministic=config.deterministic)
 
     speckle = SpeckleFilter(config.speckle_filter, config.speckle_window, config.speckle_looks)
@@ -340,13 +346,18 @@ def train(
             "epochs": metadata["training"]["epochs_run"]}
 
 
-def read_chip_folders(folders: list[Path], weights: Sequence[float] | None) -> ChipFolders:
-    """Read each folder's ``stats.json`` and combine them with the normalised ``weights``.
+def read_chip_folders(
+    folders: list[Path], weights: Sequence[float] | None, polarisations: Sequence[str] | None = None
+) -> ChipFolders:
+    """Read each folder's ``stats.json`` and combine them with the normalised ``weights``
+    (for a network of optional ``polarisations``, folders of different polarisations).
 
     Raises:
-        InputError: A folder has no training chips, the weights do not fit the folders, or
-            the folders disagree on bands or optical convention.
+        InputError: A folder has no training chips, the weights do not fit the folders, the
+            folders disagree on bands or optical convention, or a folder's band is none of
+            ``polarisations``.
     """
+    from sar_colorizer.data.pipeline import polarisation_channels
     from sar_colorizer.data.sources import combine_stats, source_weights
 
     normalised = source_weights(weights, len(folders))
@@ -354,7 +365,11 @@ def read_chip_folders(folders: list[Path], weights: Sequence[float] | None) -> C
     for folder, stats in zip(folders, folder_stats, strict=True):
         if int(stats["n_chips"].get("train", 0)) == 0:
             raise InputError(f"{folder}: no training chips; check the preprocess settings")
-    return ChipFolders(folders, normalised, folder_stats, combine_stats(folder_stats, normalised))
+        if polarisations is not None:
+            polarisation_channels(stats.get("bands") or [], polarisations, folder)
+    combined = combine_stats(folder_stats, normalised, polarisations)
+    return ChipFolders(folders, normalised, folder_stats, combined,
+                       presence=polarisations is not None)
 
 
 def seed_run(seed: int, *, deterministic: bool) -> None:
@@ -401,6 +416,7 @@ def training_dataset(
                 speckle_filter=speckle, augment=True, shuffle=True,
                 deterministic=config.deterministic, seed=config.seed, repeat=True,
                 phase_jitter=config.phase_jitter, gain_jitter_db=config.gain_jitter_db,
+                polarisations=config.polarisations, pol_dropout=config.pol_dropout,
             )
             for folder, crop in zip(chips.folders, crops, strict=True)
         ],
@@ -439,6 +455,7 @@ def validation_dataset(
             folder, split="val", batch_size=config.batch_size, crop_size=None,
             speckle_filter=speckle, augment=False, shuffle=False,
             deterministic=config.deterministic, seed=config.seed,
+            polarisations=config.polarisations,
         )
         if repeat > 1:
             # full batches of the repeated chips (few small sources: few model calls)
@@ -643,7 +660,8 @@ def fit_novelty(
         return None
     datasets = [
         make_dataset(folder, split="train", batch_size=config.batch_size, crop_size=crop,
-                     speckle_filter=speckle, augment=False, shuffle=False, cache=False)
+                     speckle_filter=speckle, augment=False, shuffle=False, cache=False,
+                     polarisations=config.polarisations)
         for folder, crop in zip(chips.folders, crops, strict=True)
     ]
     return fit_feature_density(model, datasets, chips.weights, seed=config.seed)

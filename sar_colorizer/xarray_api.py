@@ -319,8 +319,12 @@ def colorize_dataarray(
     options = ColourOptions.of(options, **settings)
     bundle = cached_bundle(model)
     selected, names, positions = _selection(sar, options.bands)
-    bundle.check_input(len(names), names)
-    recipe = options.resolve(bundle)  # bad options fail here, before any work
+    use, present = bundle.input_layout(len(names), names)
+    if list(use) != list(range(len(names))):  # a model of optional bands takes some of them
+        selected = selected.isel({selected.dims[0]: list(use)})
+        positions = [positions[i] for i in use]
+    # bad options fail here, before any work
+    recipe = options.resolve(bundle).for_input(present)
     valid_of = ValidMask(_nodata(sar), source_masks(sar, positions))
     data = selected.data
     height, width = data.shape[1:]

@@ -26,7 +26,7 @@ Each chip's random draws come from a stateless seed ``(seed, position in the str
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -92,6 +92,8 @@ def make_dataset(
     drop_remainder: bool = False,
     phase_jitter: int = 0,
     gain_jitter_db: float = 0.0,
+    polarisations: Sequence[str] | None = None,
+    pol_dropout: float = 0.0,
 ) -> Dataset:
     """Build the training / validation input pipeline.
 
@@ -119,6 +121,12 @@ def make_dataset(
             axis (chips are mirrored at their edges where they are too small; no loss there).
         gain_jitter_db: With ``augment``, the SAR is scaled by a gain uniform in
             ``[-gain_jitter_db, gain_jitter_db]`` dB per chip (clipped to [0, 1] again).
+        polarisations: The network's polarisations, each optional: ``x`` then holds one SAR
+            channel per polarisation (0 where the chips lack it) followed by one 0/1 presence
+            channel per polarisation (:func:`polarisation_channels`). None: the chips' bands.
+        pol_dropout: With ``augment`` and ``polarisations``, the probability that a chip with
+            several polarisations has one of them, drawn at random, hidden (SAR and presence
+            0); never all of them.
 
     Returns:
         A ``tf.data.Dataset`` of ``(x, y)``: ``x`` (B, h, w, C) float32, the speckle-filtered
@@ -141,6 +149,9 @@ def make_dataset(
     stats = read_stats(data_dir) if (data_dir / STATS_FILE).is_file() else {}
     chip_size = stats.get("chip_size")
     channels = len(stats["bands"]) if stats.get("bands") else None
+    layout = None
+    if polarisations is not None:
+        layout = polarisation_channels(stats.get("bands") or [], polarisations, data_dir)
     if crop_size is not None and (crop_size < 1 or (chip_size and crop_size > chip_size)):
         raise InputError(f"crop size {crop_size} must be between 1 and the chip size {chip_size}")
     spec = resolve_speckle_filter(speckle_filter, stats)
@@ -160,10 +171,14 @@ def make_dataset(
         dataset = dataset.shuffle(max(1, shuffle_buffer), seed=seed, reshuffle_each_iteration=True)
     if repeat:
         dataset = dataset.repeat()
+    n_pols = len(polarisations) if polarisations is not None else None
     augmentation = _augmentation(
-        seed, augment, crop_size, crop_size or chip_size, channels,
+        seed, augment, crop_size, crop_size or chip_size,
+        2 * n_pols if n_pols is not None else channels,
         phase_jitter=phase_jitter if augment else 0,
         gain_jitter_db=gain_jitter_db if augment else 0.0,
+        layout=layout,
+        pol_dropout=pol_dropout if augment else 0.0,
     )
     dataset = dataset.enumerate().map(
         augmentation, num_parallel_calls=autotune, deterministic=deterministic
@@ -234,14 +249,23 @@ def _augmentation(
     *,
     phase_jitter: int = 0,
     gain_jitter_db: float = 0.0,
+    layout: list[int | None] | None = None,
+    pol_dropout: float = 0.0,
 ) -> Callable[[Tensor, _Example], _Example]:
     """Per chip, from a stateless seed ``(seed, position in the stream)``: random flips and
     quarter turns of SAR, target and mask together (with ``augment``), mirrored margins for
-    ``phase_jitter``, the crop, then the gain."""
+    ``phase_jitter``, the crop, then the gain and the polarisation dropout. With a
+    polarisation ``layout`` the chip's bands are first spread to the network's polarisations
+    with presence flags (:func:`_with_presence`; after the cache and the shuffle buffer, which
+    then hold the chips' own bands); the gain leaves the flags alone."""
     tf = import_tensorflow()
+    spread = _with_presence(layout) if layout is not None else None
+    presence = len(layout) if layout is not None else None
 
     def augmented(index: Tensor, element: _Example) -> _Example:
         sar, target = element
+        if spread is not None:
+            sar = spread(sar)
         stacked = tf.concat([sar, target], axis=-1)
         seeds = tf.random.experimental.stateless_split(
             tf.stack([tf.constant(seed, tf.int64), index]), num=5
@@ -256,9 +280,17 @@ def _augmentation(
                 stacked = _mirror_margins(stacked, crop_size, phase_jitter)
             stacked = _crop(stacked, crop_size, seeds[3], augment)
         sar, target = stacked[..., :-3], stacked[..., -3:]
+        flags = None
+        if presence is not None:
+            sar, flags = sar[..., :presence], sar[..., presence:]
         if gain_jitter_db > 0:
             gain_db = tf.random.stateless_uniform([], seeds[4], -gain_jitter_db, gain_jitter_db)
             sar = tf.clip_by_value(sar * tf.pow(10.0, gain_db / 10.0), 0.0, 1.0)
+        if flags is not None:
+            if pol_dropout > 0:
+                keep = _dropout_keep(flags[0, 0], pol_dropout, seeds[4])
+                sar, flags = sar * keep, flags * keep
+            sar = tf.concat([sar, flags], axis=-1)
         if out_size:
             # rot90 and tensor-offset crops lose the static shape; Keras likes it known.
             sar = tf.ensure_shape(sar, [out_size, out_size, channels])
@@ -266,6 +298,59 @@ def _augmentation(
         return sar, target
 
     return augmented
+
+
+def polarisation_channels(
+    bands: Sequence[str], polarisations: Sequence[str], where: Path | str = "the chips"
+) -> list[int | None]:
+    """For each of the network's ``polarisations``, the chip band that holds it (None: the
+    chips lack it), matched by the polarisation in the chips' band names.
+
+    >>> polarisation_channels(["VV", "VH"], ["VH", "VV"]), polarisation_channels(["VH"], ["VH", "VV"])
+    ([1, 0], [0, None])
+
+    Raises:
+        InputError: A chip band names no polarisation or one the network does not take.
+    """
+    from sar_colorizer.sar.polarisation import polarisation
+
+    found = [polarisation(name) for name in bands]
+    unused = [name for name, pol in zip(bands, found, strict=True) if pol not in polarisations]
+    if unused or not bands:
+        raise InputError(
+            f"{where}: band(s) {', '.join(unused) or '(none recorded)'} are none of the "
+            f"polarisations {', '.join(polarisations)}; preprocess with --bands or --band-names "
+            "naming them"
+        )
+    return [found.index(pol) if pol in found else None for pol in polarisations]
+
+
+def _with_presence(layout: list[int | None]) -> Callable[[Tensor], Tensor]:
+    """A chip's SAR bands -> one channel per polarisation (0 where absent), then one 0/1
+    presence channel per polarisation."""
+    tf = import_tensorflow()
+
+    def spread(sar: Tensor) -> Tensor:
+        zeros = tf.zeros_like(sar[..., :1])
+        channels = [sar[..., i : i + 1] if i is not None else zeros for i in layout]
+        flags = [zeros + (1.0 if i is not None else 0.0) for i in layout]
+        return tf.concat(channels + flags, axis=-1)
+
+    return spread
+
+
+def _dropout_keep(present: Tensor, rate: float, seed: Tensor) -> Tensor:
+    """``(n,)`` 0/1: ``present`` with, at probability ``rate`` and when more than one is
+    present, one present polarisation (drawn uniformly) set to 0."""
+    tf = import_tensorflow()
+    drop_seed, pick_seed = tf.unstack(tf.random.experimental.stateless_split(
+        tf.random.experimental.stateless_fold_in(seed, 1), num=2))
+    several = tf.reduce_sum(present) > 1.5
+    drop = tf.logical_and(several, tf.random.stateless_uniform([], drop_seed) < rate)
+    # one of the present ones, uniformly: present ones score in [2, 3), absent ones in [0, 1)
+    scores = tf.random.stateless_uniform(tf.shape(present), pick_seed) + present * 2.0
+    hidden = tf.one_hot(tf.argmax(scores), tf.shape(present)[0], dtype=present.dtype)
+    return present * (1.0 - tf.cast(drop, present.dtype) * hidden)
 
 
 def _mirror_margins(stacked: Tensor, crop_size: int, phase_jitter: int) -> Tensor:

@@ -61,7 +61,11 @@ def source_weights(weights: Sequence[float] | None, n_sources: int) -> list[floa
     return [w / total for w in values]
 
 
-def combine_stats(stats: Sequence[dict[str, Any]], weights: Sequence[float]) -> dict[str, Any]:
+def combine_stats(
+    stats: Sequence[dict[str, Any]],
+    weights: Sequence[float],
+    polarisations: Sequence[str] | None = None,
+) -> dict[str, Any]:
     """Statistics of a weighted mixture of sources, in the layout of one ``stats.json``.
 
     Every source contributes in proportion to its weight, whatever its pixel count: the AB
@@ -69,9 +73,17 @@ def combine_stats(stats: Sequence[dict[str, Any]], weights: Sequence[float]) -> 
     quantiles averaged (the quantile function of the mixture of the sources' training sets is
     approximated by their weighted mean). Counts (chips, images) are summed.
 
+    With ``polarisations`` (a network whose polarisations are each optional) the sources may
+    hold different ones; the combined ``bands`` are ``polarisations``.
+
     Raises:
-        InputError: The sources disagree on bands or optical colour convention.
+        InputError: The sources disagree on bands (without ``polarisations``) or optical
+            colour convention.
     """
+    if polarisations is not None:
+        return {**combine_stats(
+            [{**s, "bands": list(polarisations)} for s in stats], weights
+        ), "bands": list(polarisations)}
     if len(stats) == 1:
         return dict(stats[0])
     bands = {tuple(s.get("bands") or ()) for s in stats}

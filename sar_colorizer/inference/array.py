@@ -3,7 +3,7 @@ is one window of :class:`~sar_colorizer.inference.core.SceneColourer`."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
@@ -61,6 +61,7 @@ def colorize_array(
     *,
     stats: SceneStatistics | None = None,
     tile_size: int | str | None = "model",
+    band_names: Sequence[str | None] | None = None,
     **settings: Any,
 ) -> dict[str, np.ndarray]:
     """Colorize a SAR image held in memory (evaluation, notebooks, small images).
@@ -73,7 +74,9 @@ def colorize_array(
 
     Args:
         bundle: A loaded :class:`~sar_colorizer.bundle.Bundle`.
-        values: ``(C, H, W)`` raw SAR values, bands in the model's order.
+        values: ``(C, H, W)`` raw SAR values, bands in the model's order (for a model of
+            optional bands, :attr:`~sar_colorizer.bundle.Bundle.optional_bands`, any of its
+            bands, named by ``band_names``).
         valid: ``(H, W)`` True where the data are valid.
         options: The :class:`~sar_colorizer.inference.options.ColourOptions` (their defaults
             are ``predict``'s); ``bands`` does not apply.
@@ -85,6 +88,10 @@ def colorize_array(
             multiple), which on images larger than the training tiles gives other colours.
         settings: Options by name, over ``options`` (e.g. ``tone="matched"``, ``overlap=16``,
             ``batch_size`` for ``tiles_per_call``).
+        band_names: The polarisation of each band of ``values`` (``["VV", "VH"]``), for a
+            model of optional bands: those it takes are used, in its order
+            (:meth:`~sar_colorizer.bundle.Bundle.input_layout`). None: the model's bands in
+            its order (one unnamed band: its first, with a warning).
 
     Returns:
         ``{"rgb": uint8 (H, W, 3) (0 at nodata), "lab": float32 (H, W, 3), "ab": float32
@@ -105,8 +112,12 @@ def colorize_array(
         settings["tile_size"] = tile_size
     options = ColourOptions.of(options, **settings)
     values, valid = check_values(values, valid)
-    bundle.check_input(values.shape[0])
-    recipe = options.resolve(bundle, sigma=True, mean=True)
+    positions, present = bundle.input_layout(
+        values.shape[0], band_names if bundle.optional_bands else None
+    )
+    if list(positions) != list(range(values.shape[0])):
+        values = values[list(positions)]
+    recipe = options.resolve(bundle, sigma=True, mean=True).for_input(present)
     if stats is None:
         stats = recipe.statistics(values, valid)
     height, width = valid.shape
@@ -136,7 +147,9 @@ def _results(
         prepared.display, parts["ab"], valid, prepared.bounds, with_lab=True
     )
     lab = cast(np.ndarray, converted)  # with_lab=True: never None
-    feature = db_feature(prepared.model_input[..., 0])
+    present = colourer.recipe.input_spec.present
+    first = 0 if present is None else list(present).index(True)  # the first band it has
+    feature = db_feature(prepared.model_input[..., first])
     feature[~valid] = 0.0
     result = {
         "rgb": rgb,

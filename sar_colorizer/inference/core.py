@@ -217,19 +217,22 @@ class SceneColourer:
         return Prepared(
             row0=origin[0] + keep[0],
             col0=origin[1] + keep[2],
-            model_input=to_model_input(relative[(slice(None), *kept)]),
+            model_input=to_model_input(relative[(slice(None), *kept)],
+                                       recipe.input_spec.present),
             valid=valid[kept],
             display=np.ascontiguousarray(display[inner]),
             guide=guide,
             bounds=bounds,
         )
 
-    def nodata_prepared(self, row0: int, valid: np.ndarray, channels: int) -> Prepared:
+    def nodata_prepared(self, row0: int, valid: np.ndarray, bands: int) -> Prepared:
         """What :meth:`prepare` gives pixels far from any data (beyond the filters' and the L
-        envelope's reach), for scene rows from ``row0`` and full width: network input and
-        display 0, guide and L envelope the dB feature of 0. ``valid``: their mask (a
-        scheduler pastes the prepared columns with data over them: :meth:`Prepared.paste`)."""
+        envelope's reach), for scene rows from ``row0`` and full width: network input (from
+        ``bands`` input bands) 0 but for presence flags, display 0, guide and L envelope the
+        dB feature of 0. ``valid``: their mask (a scheduler pastes the prepared columns with
+        data over them: :meth:`Prepared.paste`)."""
         rows, width = valid.shape
+        present = self.recipe.input_spec.present
         empty = db_feature(np.zeros((1, 1), np.float32))[0, 0]
         guide = np.full((rows, width), empty, np.float32) if self.recipe.guided else None
         bounds: tuple[np.ndarray, ...] = ()
@@ -238,7 +241,7 @@ class SceneColourer:
         return Prepared(
             row0=row0,
             col0=0,
-            model_input=np.zeros((rows, width, channels), np.float32),
+            model_input=to_model_input(np.zeros((bands, rows, width), np.float32), present),
             valid=valid,
             display=np.zeros((rows, width), np.float32),
             guide=guide,

@@ -214,6 +214,14 @@ class Recipe:
     halo: int
     reference: SceneReference | None = None
 
+    def for_input(self, present: Sequence[bool] | None) -> Recipe:
+        """This recipe for an input that holds the ``present`` bands of a model of optional
+        bands (:meth:`~sar_colorizer.bundle.Bundle.input_layout`); itself for None."""
+        if present is None:
+            return self
+        spec = dataclasses.replace(self.input_spec, present=tuple(bool(p) for p in present))
+        return dataclasses.replace(self, input_spec=spec)
+
     @property
     def converter(self) -> ColourConverter:
         """The process's colour conversion for these options (compiled once per process)."""

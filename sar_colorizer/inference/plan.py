@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["RasterPlan", "plan_raster", "read_statistics", "resolve_reference"]
+__all__ = ["RasterPlan", "matched_bands", "plan_raster", "read_statistics", "resolve_reference"]
 
 
 @dataclass(frozen=True)
@@ -84,7 +84,8 @@ def plan_raster(
     outputs.check(in_path)
     info = read_info(in_path)
     band_indexes = list(resolve_bands(info, options.bands))  # None: every band but alpha
-    bundle.check_input(len(band_indexes), sar_band_names(info, band_indexes))
+    band_indexes, recipe = matched_bands(bundle, recipe, band_indexes,
+                                         sar_band_names(info, band_indexes))
     pixel_size = pixel_size_metres(info.crs, info.transform, info.width, info.height)
     stats = read_statistics(in_path, info, band_indexes, recipe)
     colourer = SceneColourer.for_scene(recipe, stats, info.height, info.width, pixel_size)
@@ -94,6 +95,20 @@ def plan_raster(
             in_path, options.pixel_size or pixel_size, recipe.model_pixel_size,
         )
     return RasterPlan(in_path, info, tuple(band_indexes), colourer)
+
+
+def matched_bands(
+    bundle: Bundle, recipe: Recipe, band_indexes: list[int], names: tuple[str, ...]
+) -> tuple[list[int], Recipe]:
+    """The bands (1-based) of an input that feed the model, in its order, and the recipe for
+    them (:meth:`~sar_colorizer.bundle.Bundle.input_layout`: a model of optional bands takes
+    those of its polarisations the input has).
+
+    Raises:
+        ModelMismatchError: The bands do not match the model's.
+    """
+    positions, present = bundle.input_layout(len(band_indexes), names)
+    return [band_indexes[p] for p in positions], recipe.for_input(present)
 
 
 def read_statistics(
@@ -178,7 +193,8 @@ def _raster_reference(path: str, bundle: Bundle, options: ColourOptions) -> Scen
         raster = input_path(sar.path)
         info = read_info(raster)
         band_indexes = list(resolve_bands(info, own.bands))
-        bundle.check_input(len(band_indexes), sar_band_names(info, band_indexes))
+        band_indexes, recipe = matched_bands(bundle, recipe, band_indexes,
+                                             sar_band_names(info, band_indexes))
         stats = read_statistics(raster, info, band_indexes, recipe)
     check_calibrated(stats.input_scale, f"--reference-from {path}")
     return SceneReference(

@@ -169,7 +169,7 @@ def colorize_raster(
     if options.bands is None and is_product_path(in_path) and all(
         band.upper() in POLARISATIONS for band in bundle.bands
     ):  # a product holds every polarisation: read (and calibrate) the model's
-        options = ColourOptions.of(options, bands=",".join(bundle.bands))
+        options = ColourOptions.of(options, bands=",".join(_product_bands(bundle, in_path)))
     # A product becomes a temporary backscatter raster; an RTC GeoTIFF brings its own scale.
     with open_sar_input(in_path, product_options, bands=options.bands, progress=progress,
                         workdir=outputs.colour.parent) as sar:
@@ -192,6 +192,18 @@ def colorize_raster(
     if quicklook is not None and outputs.quicklook is not None:
         write_png(outputs.quicklook, quicklook.image(), overwrite)
     return _summary(plan, outputs, time.perf_counter() - started, stages)
+
+
+def _product_bands(bundle: Bundle, in_path: str | os.PathLike[str]) -> list[str]:
+    """The polarisations to calibrate of a Sentinel-1 product: the model's, and for a model of
+    optional bands those of them the product has (all of them when it has none: the error
+    then names what is missing)."""
+    if not bundle.optional_bands:
+        return bundle.bands
+    from sar_colorizer.sar.product import open_product
+
+    held = open_product(in_path).polarisations
+    return [band for band in bundle.bands if band.upper() in held] or bundle.bands
 
 
 def _summary(

@@ -69,15 +69,24 @@ class InputSpec:
     Attributes:
         normalization: How linear power becomes relative intensity.
         speckle_filter: The filter the network's input was trained with.
+        present: For a model of optional bands (:attr:`~sar_colorizer.bundle.Bundle.
+            optional_bands`), which of its bands the input has (the input's bands are those,
+            in the model's order; :meth:`~sar_colorizer.bundle.Bundle.input_layout`); None:
+            the input's bands are the model's input.
     """
 
     normalization: Normalization
     speckle_filter: SpeckleFilter
+    present: tuple[bool, ...] | None = None
 
     @classmethod
     def from_bundle(cls, bundle: Bundle) -> InputSpec:
         """What a :class:`~sar_colorizer.bundle.Bundle`'s metadata says its model expects."""
         return cls(normalization=bundle.normalization, speckle_filter=bundle.speckle_filter)
+
+    def channels(self, n_bands: int) -> int:
+        """Network input channels for ``n_bands`` input bands."""
+        return n_bands if self.present is None else 2 * len(self.present)
 
     @property
     def halo(self) -> int:
@@ -194,9 +203,26 @@ def check_values(values: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.
     return values, valid
 
 
-def to_model_input(relative: np.ndarray) -> np.ndarray:
-    """(C, H, W) with NaN nodata -> (H, W, C) contiguous float32 with 0 at nodata."""
-    return np.ascontiguousarray(np.nan_to_num(relative, nan=0.0).transpose(1, 2, 0))
+def to_model_input(
+    relative: np.ndarray, present: Sequence[bool] | None = None
+) -> np.ndarray:
+    """(C, H, W) with NaN nodata -> (H, W, C) contiguous float32 with 0 at nodata.
+
+    With ``present`` (a model of optional bands; the C bands are its present ones, in its
+    order): ``(H, W, 2 n)`` for its ``n`` bands, one SAR channel per band (0 where absent),
+    then one presence channel per band (1 present, 0 absent).
+    """
+    if present is None:
+        return np.ascontiguousarray(np.nan_to_num(relative, nan=0.0).transpose(1, 2, 0))
+    slots = [index for index, here in enumerate(present) if here]
+    if len(slots) != relative.shape[0]:
+        raise InputError(f"{relative.shape[0]} band(s) given for {len(slots)} present band(s)")
+    n = len(present)
+    out = np.zeros((*relative.shape[1:], 2 * n), np.float32)
+    for band, slot in enumerate(slots):
+        out[..., slot] = np.nan_to_num(relative[band], nan=0.0)
+        out[..., n + slot] = 1.0
+    return out
 
 
 def db_feature(relative: np.ndarray) -> np.ndarray:

@@ -40,21 +40,33 @@ class LogIntensity(keras.layers.Layer):
 
     Args:
         db_min: dB value mapped to feature 0 (relative intensity 1.0 = 0 dB maps to 1).
+        channels: Only the first ``channels`` input channels are SAR intensity; the rest (the
+            0/1 presence flags of a network whose polarisations are optional) pass unchanged.
+            None: every channel is SAR intensity.
         **kwargs: Standard layer arguments (``name``, ``dtype``...).
     """
 
-    def __init__(self, db_min: float = FEATURE_DB_MIN, **kwargs: Any) -> None:
+    def __init__(
+        self, db_min: float = FEATURE_DB_MIN, channels: int | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         if not db_min < 0:
             raise InputError(f"db_min must be negative (got {db_min})")
+        if channels is not None and int(channels) < 1:
+            raise InputError(f"channels must be at least 1 (got {channels})")
         self.db_min = float(db_min)
+        self.channels = None if channels is None else int(channels)
 
     def call(self, inputs: Any) -> Any:
         ops = keras.ops
         x = ops.cast(inputs, self.compute_dtype)
+        flags = None
+        if self.channels is not None:
+            x, flags = x[..., : self.channels], x[..., self.channels :]
         # NaN (should not reach the model, but a tile edge might carry one) -> floor -> feature 0.
         x = ops.where(ops.isnan(x), ops.zeros_like(x), x)
-        return relative_to_feature_tf(x, self.db_min)
+        feature = relative_to_feature_tf(x, self.db_min)
+        return feature if flags is None else ops.concatenate([feature, flags], axis=-1)
 
     def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
         return tuple(input_shape)
@@ -62,6 +74,8 @@ class LogIntensity(keras.layers.Layer):
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update({"db_min": self.db_min})
+        if self.channels is not None:  # older models' configs stay as they were
+            config["channels"] = self.channels
         return config
 
 

@@ -65,7 +65,8 @@ class ColorizationUNet(keras.Model):
     multiple of :attr:`tile_multiple` (the tiling code pads to it).
 
     Args:
-        input_channels: Number of SAR bands: 1 for one polarisation (e.g. VH), 2 for VV+VH.
+        input_channels: Number of input channels: 1 for one polarisation (e.g. VH), 2 for
+            VV+VH; with ``presence``, twice the number of polarisations.
         depth: Number of 2x down-samplings inside the U-Net.
         base_filters: Filters of the first level; level ``i`` has
             ``round(base_filters * filter_growth**i)``.
@@ -86,6 +87,10 @@ class ColorizationUNet(keras.Model):
             the decoder upsamples bilinearly after a 1x1 convolution instead of with a
             transposed convolution. A shift of the input then moves the colours with it instead
             of changing them with the pixel phase modulo :attr:`tile_multiple`.
+        presence: The polarisations are each optional: the input holds ``input_channels / 2``
+            SAR channels (one per polarisation, 0 where absent) and then as many 0/1 presence
+            channels, which skip the dB transform
+            (:class:`~sar_colorizer.nets.layers.LogIntensity` ``channels``).
         name: Model name.
 
     Raises:
@@ -105,11 +110,17 @@ class ColorizationUNet(keras.Model):
         confidence_head: bool = False,
         novelty: bool = False,
         antialias: bool = False,
+        presence: bool = False,
         name: str = "colorization_unet",
     ) -> None:
         _validate(input_channels, depth, base_filters, downsample, filter_growth, dropout)
+        if presence and int(input_channels) % 2:
+            raise InputError(
+                f"with presence channels input_channels must be even (got {input_channels})"
+            )
         inputs = keras.Input(shape=(None, None, input_channels), name="sar_relative_intensity")
-        features = LogIntensity(name="log_intensity")(inputs)
+        sar_channels = int(input_channels) // 2 if presence else None
+        features = LogIntensity(channels=sar_channels, name="log_intensity")(inputs)
         if downsample > 1:
             if antialias:
                 features = BlurPool2D(downsample, "average", name="downsample")(features)
@@ -174,6 +185,7 @@ class ColorizationUNet(keras.Model):
         self.confidence_head = bool(confidence_head)
         self.novelty = bool(novelty and confidence_head)
         self.antialias = bool(antialias)
+        self.presence = bool(presence)
 
     @property
     def output_names_by_channel(self) -> tuple[str, ...]:
@@ -199,6 +211,7 @@ class ColorizationUNet(keras.Model):
             "confidence_head": self.confidence_head,
             "novelty": self.novelty,
             "antialias": self.antialias,
+            **({"presence": True} if self.presence else {}),
             "name": self.name,
         }
 

@@ -13,6 +13,7 @@ polarisations with the functions here.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 POLARISATIONS: tuple[str, ...] = ("VV", "VH", "HH", "HV")
 """Polarisation names, transmit then receive (V vertical, H horizontal)."""
@@ -42,3 +43,55 @@ def polarisation(name: str | None) -> str | None:
     """
     found = polarisations_in(name)
     return found[0] if len(found) == 1 else None
+
+
+def input_layout(
+    model_pols: Sequence[str], input_names: Sequence[str | None]
+) -> tuple[tuple[int, ...], tuple[bool, ...]]:
+    """Which bands of an input feed a model whose polarisations are each optional.
+
+    Args:
+        model_pols: The model's polarisations in its channel order (e.g. ``("VH", "VV")``).
+        input_names: One name per band of the input (descriptions, a file-name polarisation;
+            None or "" where unknown).
+
+    Returns:
+        ``(positions, present)``: the positions in ``input_names`` of the bands to use, in the
+        model's order, and for each model polarisation whether the input has it. A single band
+        that names no polarisation is taken as the model's first polarisation (the caller
+        warns). Bands of other polarisations are left out.
+
+    Raises:
+        ModelMismatchError: The input has none of the model's polarisations, several bands
+            without a polarisation name, or one polarisation twice.
+
+    >>> input_layout(("VH", "VV"), ["VV", "VH"])
+    ((1, 0), (True, True))
+    >>> input_layout(("VH", "VV"), ["Sigma0_VV_db"]), input_layout(("VH", "VV"), [None])
+    (((0,), (False, True)), ((0,), (True, False)))
+    """
+    from sar_colorizer.errors import ModelMismatchError
+
+    wanted = ", ".join(model_pols)
+    found = [polarisation(name) for name in input_names]
+    if len(found) == 1 and found[0] is None and not polarisations_in(input_names[0]):
+        return (0,), tuple(index == 0 for index in range(len(model_pols)))
+    if None in found:
+        unnamed = ", ".join(str(name or index + 1) for index, (name, pol)
+                            in enumerate(zip(input_names, found, strict=True)) if pol is None)
+        raise ModelMismatchError(
+            f"input band(s) {unnamed} name no polarisation; the model takes {wanted}: "
+            "choose bands with --bands (names or 1-based numbers)"
+        )
+    twice = sorted({pol for pol in found if found.count(pol) > 1 and pol is not None})
+    if twice:
+        raise ModelMismatchError(
+            f"the input has {', '.join(twice)} more than once; choose one with --bands"
+        )
+    positions = tuple(found.index(pol) for pol in model_pols if pol in found)
+    if not positions:
+        raise ModelMismatchError(
+            f"the input's bands ({', '.join(p or '?' for p in found)}) hold none of the "
+            f"model's polarisations {wanted}: give a raster with {' or '.join(model_pols)}"
+        )
+    return positions, tuple(pol in found for pol in model_pols)
