@@ -231,10 +231,18 @@ class SceneColourer:
         scheduler pastes the prepared columns with data over them: :meth:`Prepared.paste`)."""
         rows, width = valid.shape
         empty = db_feature(np.zeros((1, 1), np.float32))[0, 0]
-        guide = np.full((rows, width), empty, np.float32) if self.recipe.guided else None
+
+        def constant() -> np.ndarray:
+            # Zeros come from the OS as pages it maps on first write: the nodata of a strip
+            # costs nothing to fill (and the dB feature of 0 is 0).
+            if empty == 0 and not np.signbit(empty):
+                return np.zeros((rows, width), np.float32)
+            return np.full((rows, width), empty, np.float32)
+
+        guide = constant() if self.recipe.guided else None
         bounds: tuple[np.ndarray, ...] = ()
         if self.margin:
-            bounds = tuple(np.full((rows, width), empty, np.float32) for _ in range(2))
+            bounds = (constant(), constant())
         return Prepared(
             row0=row0,
             col0=0,
