@@ -280,11 +280,11 @@ def test_the_xarray_path_takes_the_polarisations_the_model_takes(mixed_model, sc
                                                                  tmp_path) -> None:
     xr = pytest.importorskip("xarray", reason="needs the xarray extra: pip install '.[xarray]'")
     rioxarray = pytest.importorskip("rioxarray", reason="needs the xarray extra")
+    from affine import Affine
+
     import sar_colorizer as sc
     from sar_colorizer.bundle import load_bundle
     from sar_colorizer.inference import colorize_raster
-
-    from affine import Affine
 
     path = tmp_path / "hh_vh.tif"
     profile = {"driver": "GTiff", "count": 2, "height": 96, "width": 80, "dtype": "float32",

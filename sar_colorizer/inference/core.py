@@ -234,14 +234,23 @@ class SceneColourer:
         rows, width = valid.shape
         present = self.recipe.input_spec.present
         empty = db_feature(np.zeros((1, 1), np.float32))[0, 0]
-        guide = np.full((rows, width), empty, np.float32) if self.recipe.guided else None
+
+        def constant() -> np.ndarray:
+            # Zeros come from the OS as pages it maps on first write: the nodata of a strip
+            # costs nothing to fill (and the dB feature of 0 is 0).
+            if empty == 0 and not np.signbit(empty):
+                return np.zeros((rows, width), np.float32)
+            return np.full((rows, width), empty, np.float32)
+
+        guide = constant() if self.recipe.guided else None
         bounds: tuple[np.ndarray, ...] = ()
         if self.margin:
-            bounds = tuple(np.full((rows, width), empty, np.float32) for _ in range(2))
+            bounds = (constant(), constant())
         return Prepared(
             row0=row0,
             col0=0,
-            model_input=to_model_input(np.zeros((bands, rows, width), np.float32), present),
+            model_input=np.zeros((rows, width, bands), np.float32) if present is None
+            else to_model_input(np.zeros((bands, rows, width), np.float32), present),
             valid=valid,
             display=np.zeros((rows, width), np.float32),
             guide=guide,
