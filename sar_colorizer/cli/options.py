@@ -65,7 +65,8 @@ bands_option = click.option(
     default=None,
     metavar="BANDS",
     help="SAR band(s) to use: names (VH, or VV,VH; matched against band descriptions or the "
-    "file name) or 1-based numbers (1 or 1,2).  [default: all bands]",
+    "file name) or 1-based numbers (1 or 1,2).  [default: all bands; for a model of "
+    "optional polarisations, every band that names one it takes]",
 )
 
 input_scale_option = click.option(
