@@ -11,6 +11,13 @@ made from a known backscatter image through the inverse calibration,
 where ``A_sigma`` and ``noise`` are interpolated here independently of the package
 (scipy's bilinear ``RegularGridInterpolator`` on the LUT grid, and a loop over the azimuth
 noise blocks). A VH image is a copy of the VV files under the VH names the manifest lists.
+
+``mode="EW"`` makes an Extra Wide dual HH/HV product of the same metadata, named as real EW
+GRDM products are: ``S1B_EW_GRDM_1SDH_...``, files ``s1b-ew-grd-hh-...-001`` and
+``s1b-ew-grd-hv-...-002``, manifest version ``.../grd/standard/ewdp``, mode and swath ``EW``
+in the manifest and every annotation header, sub-swaths ``EW1``... and polarisation fields
+``HH``/``HV``; HH is the real VV metadata, HV its twin (the geometry, LUTs and footprint are the
+real IW ones: an EW product's layout, not an EW acquisition).
 """
 
 from __future__ import annotations
@@ -31,7 +38,18 @@ from scipy.interpolate import RegularGridInterpolator
 REPO = Path(__file__).resolve().parents[1]
 SAFE_DATA = REPO.parent / "shared" / "data" / "s1-grd-safe"
 NAME = "S1B_IW_GRDH_1SDV_20211223T051122_20211223T051147_030148_039993_5371"
+EW_NAME = NAME.replace("_IW_GRDH_1SDV_", "_EW_GRDM_1SDH_")
 FULL_SIZE = (16705, 26102)  # lines, samples
+# What each mode's products call the shared product's two images (co-, cross-polarisation).
+POLARISATIONS = {"IW": ("VV", "VH"), "EW": ("HH", "HV")}
+# IW names -> EW names, in file names and in the manifest's and annotations' text.
+_EW_TEXT = (
+    ("S1B_IW_GRDH_1SDV", "S1B_EW_GRDM_1SDH"), ("S1B_IW_SL1__1_DV", "S1B_EW_SL1__1_DH"),
+    ("S1B_IW_RAW__0SDV", "S1B_EW_RAW__0SDH"), ("-iw-grd-vv-", "-ew-grd-hh-"),
+    ("-iw-grd-vh-", "-ew-grd-hv-"), ("s1biwgrdvv", "s1bewgrdhh"), ("s1biwgrdvh", "s1bewgrdhv"),
+    ("/iwdp\"", "/ewdp\""), (">IW<", ">EW<"), (">IW1<", ">EW1<"), (">IW2<", ">EW2<"),
+    (">IW3<", ">EW3<"), ("IW_Default", "EW_Default"), ("Sentinel-1 IW ", "Sentinel-1 EW "),
+)
 
 
 def source_safe() -> Path:
@@ -140,9 +158,10 @@ class Product:
     shape: tuple[int, int]  # lines, samples
     backscatter: dict[str, np.ndarray]  # sigma0 (linear) per polarisation, NaN = no data
     factor: int
+    co_pol: str = "vv"  # the polarisation whose files hold the real metadata
 
-    def file(self, pattern: str, pol: str = "vv") -> Path:
-        return next(self.safe.glob(pattern.replace("{pol}", pol)))
+    def file(self, pattern: str, pol: str | None = None) -> Path:
+        return next(self.safe.glob(pattern.replace("{pol}", pol or self.co_pol)))
 
     @property
     def calibration(self) -> Path:
@@ -172,6 +191,27 @@ class Product:
         return path
 
 
+def _as_ew(safe: Path) -> Path:
+    """Rename the IW product at ``safe`` (measurement not yet written) as an EW GRDM dual HH/HV
+    product; returns its new .SAFE folder."""
+    for path in sorted(safe.rglob("*")):
+        if not path.is_file():
+            continue
+        text = path.read_text(encoding="utf-8")
+        for old, new in _EW_TEXT:
+            text = text.replace(old, new)
+        if path.name == "manifest.safe":
+            text = text.replace(">VV<", ">HH<").replace(">VH<", ">HV<")
+        else:  # the VH twin's headers still say VV
+            text = text.replace(">VV<", ">HV<" if "-vh-" in path.name else ">HH<")
+        path.write_text(text, encoding="utf-8")
+        name = path.name
+        for old, new in _EW_TEXT:
+            name = name.replace(old, new)
+        path.rename(path.with_name(name))
+    return safe.rename(safe.with_name(safe.name.replace(NAME, EW_NAME)))
+
+
 Backscatter = Callable[[tuple[int, int], str], np.ndarray]
 
 
@@ -179,9 +219,10 @@ def make_product(
     folder: Path,
     backscatter: Backscatter,
     factor: int = 16,
-    polarisations: Sequence[str] = ("VV", "VH"),
+    polarisations: Sequence[str] | None = None,
     dn_dtype: str = "uint16",
     with_noise: bool = True,
+    mode: str = "IW",
 ) -> Product:
     """Copy the shared product's metadata into ``folder``, cut down by ``factor``, and write
     measurement TIFFs from ``backscatter(shape, pol)`` (sigma0, linear; NaN or 0 -> DN 0, the
@@ -191,10 +232,15 @@ def make_product(
         folder: Where NAME.SAFE is made.
         backscatter: Known sigma0 per polarisation over the (cut-down) image.
         factor: Integer reduction of the image size (1 keeps the full 26102 x 16705 px).
-        polarisations: VV, and VH as a copy of VV's metadata under the VH names.
+        polarisations: VV, and VH as a copy of VV's metadata under the VH names (HH and HV
+            for ``mode="EW"``); both by default.
         dn_dtype: ``"uint16"`` as in real products (DN rounded), or ``"float32"`` (exact).
         with_noise: Add the thermal noise LUT's power to DN**2 (what noise removal subtracts).
+        mode: ``"IW"`` (the shared product as it is) or ``"EW"`` (renamed as an EW GRDM dual
+            HH/HV product).
     """
+    co_pol, cross_pol = POLARISATIONS[mode]
+    polarisations = polarisations or (co_pol, cross_pol)
     source = source_safe()
     safe = folder / f"{NAME}.SAFE"
     for file in source.rglob("*"):
@@ -208,12 +254,14 @@ def make_product(
             if factor != 1:
                 kind = "annotation" if path.parent.name == "annotation" else "lut"
                 _scale_xml(path, factor, kind)
-    if "VH" in polarisations:  # the VV files under the VH names of the manifest (image 002)
+    if cross_pol in polarisations:  # the VV files under the VH names of the manifest (002)
         for path in list(safe.rglob("*-vv-*-001.xml")):
             twin = path.with_name(path.name.replace("-vv-", "-vh-").replace("-001.", "-002."))
             shutil.copyfile(path, twin)
+    if mode == "EW":
+        safe = _as_ew(safe)
     shape = (math.ceil(FULL_SIZE[0] / factor), math.ceil(FULL_SIZE[1] / factor))
-    product = Product(safe, shape, {}, factor)
+    product = Product(safe, shape, {}, factor, co_pol.lower())
     for pol in polarisations:
         sigma0 = np.asarray(backscatter(shape, pol), dtype=np.float64)
         power = sigma0 * calibration_lut(product.calibration, shape) ** 2
@@ -224,8 +272,9 @@ def make_product(
         if dn_dtype == "uint16":
             dn = np.clip(np.round(dn), 1, 65534)
         dn[empty] = 0
-        number = "001" if pol == "VV" else "002"
-        name = f"s1b-iw-grd-{pol.lower()}-20211223t051122-20211223t051147-030148-039993-{number}.tiff"
+        number = "001" if pol == co_pol else "002"
+        name = (f"s1b-{mode.lower()}-grd-{pol.lower()}-20211223t051122-20211223t051147-030148-"
+                f"039993-{number}.tiff")
         with rasterio.open(safe / "measurement" / name, "w", driver="GTiff", width=shape[1],
                            height=shape[0], count=1, dtype=dn_dtype) as dst:
             dst.write(dn.astype(dn_dtype), 1)

@@ -196,14 +196,26 @@ def colorize_raster(
 
 def _product_bands(bundle: Bundle, in_path: str | os.PathLike[str]) -> list[str]:
     """The polarisations to calibrate of a Sentinel-1 product: the model's, and for a model of
-    optional bands those of them the product has (all of them when it has none: the error
-    then names what is missing)."""
-    if not bundle.optional_bands:
-        return bundle.bands
+    optional bands those of them the product has.
+
+    Raises:
+        ModelMismatchError: The product lacks a polarisation the model needs (any of them, for
+            a model of optional bands), as an HH/HV product (EW or IW 1SDH) does for a VH model;
+            raised before anything is calibrated or written.
+    """
+    from sar_colorizer.errors import ModelMismatchError
     from sar_colorizer.sar.product import open_product
 
     held = open_product(in_path).polarisations
-    return [band for band in bundle.bands if band.upper() in held] or bundle.bands
+    present = [band for band in bundle.bands if band.upper() in held]
+    if present and (bundle.optional_bands or len(present) == len(bundle.bands)):
+        return present
+    needed = (" or " if bundle.optional_bands else " and ").join(bundle.bands)
+    raise ModelMismatchError(
+        f"{in_path}: the product holds {', '.join(held)}, the model reads {needed}: colorize a "
+        f"product that holds {needed} (a VV/VH product, 1SDV), or pass --model a model "
+        f"trained on {' or '.join(held)}"
+    )
 
 
 def _summary(
