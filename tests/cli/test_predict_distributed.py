@@ -38,6 +38,17 @@ def _write_scene(path: Path, height: int, width: int, seed: int) -> Path:
     return path
 
 
+def _two_scenes(tmp_path: Path) -> tuple[Path, Path]:
+    """Two small scenes in ``scenes/`` and an empty ``out/`` beside them."""
+    scenes = tmp_path / "scenes"
+    scenes.mkdir()
+    for seed in range(2):
+        _write_scene(scenes / f"scene{seed}_VH.tif", 120, 100, seed)
+    out = tmp_path / "out"
+    out.mkdir()
+    return scenes, out
+
+
 @pytest.fixture(autouse=True)
 def _workers_import_this_checkout(monkeypatch):
     # Worker processes import sar_colorizer from PYTHONPATH: this checkout, as the test does.
@@ -133,12 +144,7 @@ def test_a_worker_killed_mid_scene_has_its_scene_rerun_and_nothing_half_written(
 def test_workers_refuse_a_raster_sarcolor_did_not_write(tmp_path):
     """--overwrite on workers refuses a raster sarcolor did not write (without --force), as the
     sequential batch does: the foreign file keeps its bytes, the other scene is coloured."""
-    scenes = tmp_path / "scenes"
-    scenes.mkdir()
-    for seed in range(2):
-        _write_scene(scenes / f"scene{seed}_VH.tif", 120, 100, seed)
-    out = tmp_path / "out"
-    out.mkdir()
+    scenes, out = _two_scenes(tmp_path)
     foreign = _write_scene(out / "scene0_VH.tif", 50, 40, seed=9)  # not written by sarcolor
     foreign_bytes = foreign.read_bytes()
     result = CliRunner().invoke(
@@ -161,12 +167,7 @@ def test_workers_clean_up_only_dead_runs_temporaries(tmp_path):
 
     from sar_colorizer.io.atomic import temporary_path
 
-    scenes = tmp_path / "scenes"
-    scenes.mkdir()
-    for seed in range(2):
-        _write_scene(scenes / f"scene{seed}_VH.tif", 120, 100, seed)
-    out = tmp_path / "out"
-    out.mkdir()
+    scenes, out = _two_scenes(tmp_path)
 
     def temporary_of(pid: int) -> Path:
         return Path(str(temporary_path(out / "scene1_VH.tif")).replace(

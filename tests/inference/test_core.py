@@ -97,7 +97,7 @@ def test_options_are_resolved_once_and_refuse_unknown_names():
 
 
 def test_columns_and_rows_without_data_are_left_unwritten_with_the_same_pixels(
-    tmp_path: Path,
+    tmp_path: Path, make_geotiff,
 ):
     """A diagonal swath with nodata borders and rows of nodata: the colour raster alone is
     converted and written over each slice's columns with data only (unwritten blocks read back
@@ -111,12 +111,7 @@ def test_columns_and_rows_without_data_are_left_unwritten_with_the_same_pixels(
     db = (-16 + 5 * np.sin(yy / 19.0) + rng.normal(0, 2, yy.shape)).astype(np.float32)
     swath = np.abs(xx / width - (yy - WRITE_ROWS) / (height - WRITE_ROWS)) < 0.2
     db[~swath | (yy < WRITE_ROWS + 5)] = np.nan  # the first slice of rows has no data
-    path = tmp_path / "swath_VH.tif"
-    with rasterio.open(
-        path, "w", driver="GTiff", width=width, height=height, count=1, dtype="float32",
-        nodata=float("nan"), crs="EPSG:32631", transform=Affine(10, 0, 600000, 0, -10, 4800000),
-    ) as dst:
-        dst.write(db[None])
+    path = make_geotiff("swath_VH.tif", db, nodata=float("nan"))
     valid = np.isfinite(db)
     spans = [valid_columns(valid[top : top + WRITE_ROWS]) for top in range(0, height, WRITE_ROWS)]
     assert spans[0] == (0, 0) and all(0 < c1 - c0 < width for c0, c1 in spans[1:])
@@ -138,7 +133,7 @@ def test_columns_and_rows_without_data_are_left_unwritten_with_the_same_pixels(
 
 
 def test_strips_prepare_each_run_of_columns_with_data_apart_with_predicts_bytes(
-    tmp_path: Path,
+    tmp_path: Path, make_geotiff,
 ):
     """Two fields of data side by side, a wide nodata gap between them and nodata around:
     the streamed strips prepare each field (with the filters' reach) apart, and predict's
@@ -151,12 +146,7 @@ def test_strips_prepare_each_run_of_columns_with_data_apart_with_predicts_bytes(
     db = (-17 + 4 * np.cos(xx / 13.0) + rng.normal(0, 2, yy.shape)).astype(np.float32)
     valid = ((xx > 20) & (xx < 90) | (xx > 170) & (xx < 240 - yy // 10)) & (yy > 12)
     db[~valid] = np.nan
-    path = tmp_path / "fields_VH.tif"
-    with rasterio.open(
-        path, "w", driver="GTiff", width=width, height=height, count=1, dtype="float32",
-        nodata=float("nan"), crs="EPSG:32631", transform=Affine(10, 0, 600000, 0, -10, 4800000),
-    ) as dst:
-        dst.write(db[None])
+    path = make_geotiff("fields_VH.tif", db, nodata=float("nan"))
     recipe = OPTIONS.resolve(cached_bundle())
     reach = recipe.halo + int(recipe.converter.margin)
     runs = data_runs(valid, reach)
