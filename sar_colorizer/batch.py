@@ -333,13 +333,6 @@ def check_job(
             check_replaceable(path, overwrite, force, inputs or [job.input])
 
 
-def load_bundle(model: str | os.PathLike[str]) -> Bundle:
-    """The model bundle at ``model`` (a folder, or ``"default"``); imports TensorFlow."""
-    from sar_colorizer.bundle import load_bundle as load
-
-    return load(model)
-
-
 def colour_job(
     bundle: Bundle, job: Job, options: PredictOptions, progress: bool = True
 ) -> PredictSummary:
@@ -453,7 +446,8 @@ def colour_batch(
     model = os.fspath(model) if isinstance(model, str | os.PathLike) else model
     # A reference taken from another raster is computed once, here: every scene of the batch
     # gets the same values, and workers never read that raster.
-    options = options.with_reference(_model_metadata(model))
+    if options.reference is not None:
+        options = options.with_reference(_model_metadata(model))
     _load_where_tasks_run(executor, model)
     try:
         _run_jobs(plan, model, options, executor, force=force, progress=progress, serial=serial)

@@ -236,7 +236,7 @@ def evaluate_pair(
     # the pixel size comes from the SAR's georeference, as in predict.
     options = ColourOptions.of(
         options, input_scale=getattr(arrays, "input_scale", None) or options.input_scale,
-        pixel_size=options.pixel_size or _pixel_size(pair.sar),
+        pixel_size=options.pixel_size or _pixel_size(arrays.profile),
     )
     result = colorize_array(bundle, arrays.sar, arrays.valid, options,
                             band_names=arrays.band_names or None)
@@ -270,13 +270,13 @@ def evaluate_pair(
                         cloud_or_snow=is_flagged(pair))
 
 
-def _pixel_size(sar_path: str | Path) -> float | None:
-    """Ground pixel size of a pair's SAR from its georeference; None without one."""
-    from sar_colorizer.data.bandfiles import stack_info
+def _pixel_size(profile: dict[str, Any]) -> float | None:
+    """Ground pixel size of a pair's SAR from the profile it was read with (its georeference);
+    None without one."""
     from sar_colorizer.io.pixel_size import pixel_size_metres
 
-    info = stack_info(sar_path, "sar")
-    return pixel_size_metres(info.crs, info.transform, info.width, info.height)
+    return pixel_size_metres(profile.get("crs"), profile["transform"], profile["width"],
+                             profile["height"])
 
 
 def _tile_used(bundle: Bundle, options: ColourOptions, shape: tuple[int, ...]) -> int:

@@ -48,7 +48,7 @@ from __future__ import annotations
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
 
@@ -65,6 +65,9 @@ if TYPE_CHECKING:
     from sar_colorizer.inference.options import Recipe
     from sar_colorizer.inference.scene import SceneStatistics
     from sar_colorizer.io.dataset import RasterInfo
+
+    #: The raster an array was read from, the file band of each band position, its first pixel.
+    FileBands: TypeAlias = tuple[RasterInfo, list[int], tuple[int, int]]
 
 RGBA_BANDS = ("R", "G", "B", "A")
 
@@ -198,7 +201,7 @@ class ValidMask:
         return valid
 
 
-def _file_bands(sar: xr.DataArray) -> tuple[RasterInfo, list[int], tuple[int, int]] | None:
+def _file_bands(sar: xr.DataArray) -> FileBands | None:
     """The raster ``sar`` was read from (``encoding["source"]``), the file's band number of
     each position of its band dimension, and the file pixel of its first pixel; None when it
     was not read from a raster or no longer matches it (other bands, names or grid)."""
@@ -230,21 +233,19 @@ def _file_bands(sar: xr.DataArray) -> tuple[RasterInfo, list[int], tuple[int, in
     return info, numbers, (int(round(row)), int(round(col)))
 
 
-def source_masks(sar: xr.DataArray, positions: list[int]) -> SourceMasks | None:
-    """The dataset masks (alpha band, internal mask) of the raster ``sar`` was read from, for
-    the bands at ``positions`` of its band dimension; None when it was not read from a raster
-    (:func:`_file_bands`)."""
-    found = _file_bands(sar)
+def source_masks(found: FileBands | None, positions: list[int]) -> SourceMasks | None:
+    """The dataset masks (alpha band, internal mask) of the raster an array was read from
+    (``found``: :func:`_file_bands`), for the bands at ``positions`` of its band dimension;
+    None when it was not read from a raster."""
     if found is None:
         return None
     info, numbers, (row, col) = found
     return SourceMasks(str(info.path), tuple(numbers[p] for p in positions), row, col)
 
 
-def _data_positions(sar: xr.DataArray) -> list[int] | None:
+def _data_positions(found: FileBands | None) -> list[int] | None:
     """Positions of the bands that are not the file's alpha bands; None when not read from a
-    raster (:func:`_file_bands`)."""
-    found = _file_bands(sar)
+    raster (``found``: :func:`_file_bands`)."""
     if found is None:
         return None
     info, numbers, _ = found
@@ -318,14 +319,15 @@ def colorize_dataarray(
 
     options = ColourOptions.of(options, **settings)
     bundle = cached_bundle(model)
-    selected, names, positions = _selection(sar, options.bands)
+    found = _file_bands(sar)  # opens the source raster once
+    selected, names, positions = _selection(sar, options.bands, found)
     use, present = bundle.input_layout(len(names), names)
     if list(use) != list(range(len(names))):  # a model of optional bands takes some of them
         selected = selected.isel({selected.dims[0]: list(use)})
         positions = [positions[i] for i in use]
     # bad options fail here, before any work
     recipe = options.resolve(bundle).for_input(present)
-    valid_of = ValidMask(_nodata(sar), source_masks(sar, positions))
+    valid_of = ValidMask(_nodata(sar), source_masks(found, positions))
     data = selected.data
     height, width = data.shape[1:]
     if stats is None:
@@ -344,12 +346,12 @@ def colorize_dataarray(
 
 
 def _selection(
-    sar: xr.DataArray, bands: str | int | Sequence[str | int] | None
+    sar: xr.DataArray, bands: str | int | Sequence[str | int] | None, found: FileBands | None
 ) -> tuple[xr.DataArray, list[str | None], list[int]]:
     """:func:`select_bands` (without the file's alpha bands when no bands are named) and the
     positions of the selected bands."""
     if bands is None:
-        bands = [p + 1 for p in _data_positions(sar) or []] or None
+        bands = [p + 1 for p in _data_positions(found) or []] or None
     selected, names = select_bands(sar, bands)
     with_dim, band_dim = _with_band_dim(sar)
     return selected, names, _positions(_band_names(with_dim, band_dim), bands)
@@ -404,9 +406,7 @@ def chunk_margin(colourer: SceneColourer) -> int:
     network's speckle filter and the display filter that L is made from need their halo around
     that.
     """
-    from sar_colorizer.color.gamut import envelope_reach
-
-    return max(int(colourer.grid.tile_size), envelope_reach()) + colourer.recipe.halo
+    return max(int(colourer.grid.tile_size), colourer.margin) + colourer.recipe.halo
 
 
 def _lazy_rgba(

@@ -81,9 +81,7 @@ def combine_stats(
             colour convention.
     """
     if polarisations is not None:
-        return {**combine_stats(
-            [{**s, "bands": list(polarisations)} for s in stats], weights
-        ), "bands": list(polarisations)}
+        return combine_stats([{**s, "bands": list(polarisations)} for s in stats], weights)
     if len(stats) == 1:
         return dict(stats[0])
     bands = {tuple(s.get("bands") or ()) for s in stats}

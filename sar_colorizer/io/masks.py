@@ -33,16 +33,23 @@ def values_valid(
     values = np.asarray(values)
     if values.ndim == 2:
         values = values[None]
+    valid = not_nodata(values, nodata)
+    if np.issubdtype(values.dtype, np.floating) or np.issubdtype(values.dtype, np.complexfloating):
+        valid &= np.isfinite(values).all(axis=0)
+    if zero_is_nodata:
+        valid &= (values != 0).any(axis=0)
+    return valid
+
+
+def not_nodata(values: np.ndarray, nodata: float | None) -> np.ndarray:
+    """``(H, W)`` True where no band of ``(C, H, W)`` values equals ``nodata`` (all True for
+    None or NaN nodata: NaN is caught as not finite)."""
     valid = np.ones(values.shape[1:], dtype=bool)
     if nodata is not None and not math.isnan(nodata):
         fill = np.asarray(nodata).astype(values.dtype)
         # An integer nodata value the data type cannot hold matches no pixel.
         if fill == nodata or not np.issubdtype(values.dtype, np.integer):
             valid &= (values != fill).all(axis=0)
-    if np.issubdtype(values.dtype, np.floating) or np.issubdtype(values.dtype, np.complexfloating):
-        valid &= np.isfinite(values).all(axis=0)
-    if zero_is_nodata:
-        valid &= (values != 0).any(axis=0)
     return valid
 
 
@@ -81,7 +88,7 @@ def valid_mask(
         # Nodata is compared here rather than read with read_masks, which would read the
         # pixels again.
         if MaskFlags.nodata in src.mask_flag_enums[index - 1]:
-            valid &= values_valid(values[k], src.nodatavals[index - 1])
+            valid &= not_nodata(values[k : k + 1], src.nodatavals[index - 1])
     masks = dataset_masks(src, indexes, window, values.shape[1:])
     if masks is not None:
         valid &= masks
