@@ -266,10 +266,10 @@ def _scene_statistics(
         values = values[:, :, cols]
     sample = np.asarray(values)
     valid = values_valid(sample, valid_of.nodata)
-    if valid_of.source is not None:
-        full = valid_of.source.read(0, 0, height, width)
-        if full is not None:
-            valid &= full[np.ix_(rows, cols)] if (out_h, out_w) != (height, width) else full
+    if valid_of.source is not None:  # the file's masks read decimated, as predict reads them
+        masks = valid_of.source.read(0, 0, height, width, out_shape=(out_h, out_w))
+        if masks is not None:
+            valid &= masks
     if not valid.any():
         raise InputError("the SAR DataArray has no valid pixels (everything is nodata)")
     return recipe.statistics(sample, valid)

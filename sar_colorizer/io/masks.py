@@ -110,9 +110,13 @@ class SourceMasks:
     row_off: int = 0
     col_off: int = 0
 
-    def read(self, row: int, col: int, height: int, width: int) -> np.ndarray | None:
+    def read(
+        self, row: int, col: int, height: int, width: int,
+        out_shape: tuple[int, int] | None = None,
+    ) -> np.ndarray | None:
         """:func:`dataset_masks` of array rows ``[row, row + height)`` and columns
-        ``[col, col + width)``; None where the bands have no such mask."""
+        ``[col, col + width)``, decimated to ``out_shape`` if given (as predict reads its
+        statistics sample); None where the bands have no such mask."""
         import rasterio
         from rasterio.errors import NotGeoreferencedWarning
 
@@ -120,4 +124,4 @@ class SourceMasks:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
             with rasterio.open(self.path) as src:
-                return dataset_masks(src, list(self.indexes), window, (height, width))
+                return dataset_masks(src, list(self.indexes), window, out_shape or (height, width))
