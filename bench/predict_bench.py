@@ -9,9 +9,11 @@ it; ``os.wait4`` gives that process's CPU seconds and peak resident memory):
   (the time predict logs, from the bundle loaded to the outputs renamed into place);
 * crops of 1/4 and 1/2 of its rows (full width): peak memory must stay flat in scene size
   (streaming holds a few strips of ``tile x width`` pixels);
-* the same scene with 90 % of its pixels nodata (a diagonal swath of it kept, like the corner
-  of a GRD footprint in a tile; the mosaic itself is 60 % nodata), against the full scene, in
-  the same repeat;
+* the 90 %-nodata ratio: a fully valid scene of the same size (the mosaic's gaps filled with
+  copies of its own fragments) against the same with 90 % of its pixels nodata (a diagonal
+  swath of it kept, like the corner of a GRD footprint in a tile), in the same repeat; and the
+  mosaic (itself 60 % nodata) against its own 90 %-nodata variant, whose ratio cannot exceed
+  that of their valid pixels (about 3.7);
 * the README quick start (the Camargue sample, 0.06 Mpx) as a cold process, median of
   ``--repeats``;
 * the outputs on ONNX Runtime (the default) against the TensorFlow path
@@ -34,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import multiprocessing
 import os
 import platform
 import re
@@ -164,6 +167,51 @@ def ensure_sparse(scene: Path, valid_share: float = 0.10) -> Path:
 
     name = f"{scene.stem}_{round(100 * (1 - valid_share))}pct_nodata.tif"
     return _copy(scene, scene.with_name(name), (0, height), mask)
+
+
+def ensure_filled(scene: Path) -> Path:
+    """The scene with every nodata pixel filled, the same size and georeference: a fully
+    valid scene for the 90 %-nodata ratio. A gap pixel takes its value from the mosaic moved
+    by whole fragments (1024 px), first along its rows, then its columns too (the first move
+    with data there wins): the filled scene is the same radar texture; a gap left after every
+    move takes the median dB."""
+    target = scene.with_name(f"{scene.stem}_filled.tif")
+    if target.exists():
+        return target
+    # In a process of its own: a child of this one would inherit its peak resident memory
+    # (Linux keeps it across exec), and every predict's peak would read as this one's.
+    process = multiprocessing.get_context("spawn").Process(
+        target=_write_filled, args=(scene, target)
+    )
+    process.start()
+    process.join()
+    if process.exitcode != 0:
+        sys.exit(f"could not write {target}")
+    return target
+
+
+def _write_filled(scene: Path, target: Path) -> None:
+    import rasterio
+
+    with rasterio.open(scene) as src:
+        profile = src.profile.copy()
+        data = src.read(1)
+    filled = data.copy()
+    step = 1024
+    moves = [(0, k * step) for k in range(1, data.shape[1] // step)]
+    moves += [(k * step, c) for k in range(1, data.shape[0] // step) for c in (0, *(m[1] for m in moves))]
+    for move in moves:
+        gaps = ~np.isfinite(filled)
+        if not gaps.any():
+            break
+        source = np.roll(data, move, axis=(0, 1))
+        filled[gaps] = source[gaps]
+    gaps = ~np.isfinite(filled)
+    filled[gaps] = np.nanmedian(data)
+    partial = target.with_name(f".{target.name}.partial")
+    with rasterio.open(partial, "w", **profile) as dst:
+        dst.write(filled, 1)
+    partial.rename(target)
 
 
 def valid_fraction(path: Path) -> float:
@@ -345,15 +393,19 @@ def main() -> None:
     scene = ensure_scene(scene_dir, args.make_scene)
     quarter, half = ensure_crop(scene, 4), ensure_crop(scene, 2)
     sparse = ensure_sparse(scene)
+    filled = ensure_filled(scene)
+    filled_sparse = ensure_sparse(filled)
     out = scene_dir / "out"
     out.mkdir(exist_ok=True)
 
     quick = [run_predict(args, QUICK_START, out / "camargue.png") for _ in range(args.repeats)]
     scaling = [run_predict(args, path, out / f"{path.stem}.tif") for path in (quarter, half)]
-    whole, nodata = [], []
+    whole, nodata, full, full_nodata = [], [], [], []
     for _ in range(args.repeats):  # full and sparse in the same repeat, for their ratio
         whole.append(run_predict(args, scene, out / "whole.tif"))
         nodata.append(run_predict(args, sparse, out / "sparse.tif"))
+        full.append(run_predict(args, filled, out / "filled.tif"))
+        full_nodata.append(run_predict(args, filled_sparse, out / "filled_sparse.tif"))
     reference_env, tree = {"SARCOLOR_RUNTIME": "tensorflow"}, REPO
     if args.reference_tree is not None:
         tree = args.reference_tree.resolve()
@@ -375,8 +427,10 @@ def main() -> None:
         "share the cores; ratios compare runs of the same repeat)"
     )
     print(f"- per-run command: `{shlex.join(whole[0]['command'])}`")
-    print(f"- scenes in {scene_dir}; 90 %-nodata scene: {valid_fraction(sparse):.1%} valid "
-          f"(full scene {valid_fraction(scene):.1%})\n")
+    mosaic_share, sparse_share = valid_fraction(scene), valid_fraction(sparse)
+    print(f"- scenes in {scene_dir}; the mosaic is {mosaic_share:.1%} valid, its 90 %-nodata "
+          f"variant {sparse_share:.1%}; the filled scene (the mosaic's gaps filled with its own "
+          f"fragments) 100 %, its 90 %-nodata variant {valid_fraction(filled_sparse):.1%}\n")
 
     print("| run | Mpx | tiles | inside predict s | process wall s | Mpx/s inside | "
           "Mpx/s process | CPU s | peak RSS MB |")
@@ -386,6 +440,8 @@ def main() -> None:
         ("1/4 scene", scaling[0]), ("1/2 scene", scaling[1]),
         *(("whole scene", run) for run in whole),
         *(("90 % nodata", run) for run in nodata),
+        *(("filled scene (100 % valid)", run) for run in full),
+        *(("filled scene, 90 % nodata", run) for run in full_nodata),
         ("1/4 scene, TensorFlow path" + (
             f" ({args.reference_tree})" if args.reference_tree else ""), tensorflow),
     ]
@@ -400,7 +456,8 @@ def main() -> None:
     inside = _median([run["mpx"] / run["seconds"] for run in whole])
     process = _median([run["mpx"] / run["wall"] for run in whole])
     speed_ups = [w["wall"] / n["wall"] for w, n in zip(whole, nodata, strict=True)]
-    peak = max(run["rss_mb"] for run in (*scaling, *whole, *nodata, *quick))
+    full_speed_ups = [w["wall"] / n["wall"] for w, n in zip(full, full_nodata, strict=True)]
+    peak = max(run["rss_mb"] for run in (*scaling, *whole, *nodata, *full, *full_nodata, *quick))
     flat = max(run["rss_mb"] for run in whole) / scaling[0]["rss_mb"]
     yardstick = pix2pix["best_mpx_s"]
     print("\n| quantity | value | target |\n|---|---|---|")
@@ -416,9 +473,16 @@ def main() -> None:
     print(f"| README quick start, cold process (s, median of {len(quick)}) | {quick_median:.2f} "
           f"({quick_walls}) | <= {TARGET_QUICK_START_S}: "
           f"{_mark(quick_median <= TARGET_QUICK_START_S)} |")
-    print(f"| 90 %-nodata scene: whole-scene wall / its wall (each repeat) | "
+    print(f"| 90 %-nodata scene: the filled (100 % valid) scene's wall / its wall (each "
+          f"repeat) | {', '.join(f'{v:.1f}' for v in full_speed_ups)} x (median "
+          f"{_median(full_speed_ups):.1f} x) | >= {TARGET_SPARSE_SPEED_UP:.0f} x: "
+          f"{_mark(_median(full_speed_ups) >= TARGET_SPARSE_SPEED_UP)} |")
+    # The mosaic is itself mostly nodata: even a run whose every second followed the valid
+    # pixels could be no more than (its valid share / the variant's) faster.
+    print(f"| the same for the mosaic ({mosaic_share:.0%} valid) and its variant "
+          f"({sparse_share:.1%}): wall ratio (each repeat) | "
           f"{', '.join(f'{v:.1f}' for v in speed_ups)} x (median {_median(speed_ups):.1f} x) | "
-          f">= {TARGET_SPARSE_SPEED_UP:.0f} x: {_mark(_median(speed_ups) >= TARGET_SPARSE_SPEED_UP)} |")
+          f"at most {mosaic_share / sparse_share:.2f} x: the ratio of valid pixels |")
     print(f"| peak RSS, any run (MB); whole scene / 1/4 scene | {peak:.0f}; {flat:.2f} | < "
           f"{TARGET_PEAK_MB:.0f} and flat: {_mark(peak < TARGET_PEAK_MB and flat < 1.3)} |")
     print(f"| 1/4 scene: ONNX Runtime output vs TensorFlow path (largest difference, 8-bit "

@@ -8,7 +8,8 @@ runs on the previous strip; the colourer's
 :class:`~sar_colorizer.inference.tiles.TileStitcher` cuts reflect-padded tiles from it, runs
 them through the model in fixed-shape batches and blends them with raised-cosine weights
 (:mod:`sar_colorizer.io.tiling`); :class:`BlockWriter` finishes the rows that are final to
-colour and writes them, in a second background thread. Peak memory is a few strips of
+colour and writes them, in a second background thread (:data:`READ_AHEAD` strips ahead of the
+network, :data:`WRITES_IN_FLIGHT` blocks behind it). Peak memory is a few strips of
 ``tile_size x width`` pixels whatever the scene's height.
 """
 
@@ -44,6 +45,12 @@ __all__ = [
 
 #: Rows converted to colour and written per call (bounds the colour step's temporaries).
 WRITE_ROWS = 128
+#: Strips read and prepared ahead of the network, and finished blocks the writer may hold:
+#: two of each let a strip heavy in one stage (data across the whole width) overlap with light
+#: ones in the others, where one of each made every stage wait for the slowest of its
+#: neighbours (``bench/predict_bench.py``). Each is a strip of ``tile_size x width`` pixels.
+READ_AHEAD = 2
+WRITES_IN_FLIGHT = 2
 
 
 @contextmanager
@@ -223,19 +230,22 @@ def stream_raster(
         read_strip = StripReader(plan, stages, stack.enter_context(open_dataset(plan.in_path)))
         write_block = BlockWriter(outputs.open(stack, info.profile), plan.colourer, quicklook,
                                   stages)
-        pending: Future[Prepared] = reader_pool.submit(read_strip, 0)
+        ahead = READ_AHEAD
+        pending: list[Future[Prepared]] = [
+            reader_pool.submit(read_strip, row) for row in range(min(ahead, grid.n_rows))
+        ]
         written: list[Future[None]] = []
         for row in range(grid.n_rows):
             raise_if_interrupted()
-            strip = pending.result()
-            if row + 1 < grid.n_rows:
-                pending = reader_pool.submit(read_strip, row + 1)
+            strip = pending.pop(0).result()
+            if row + ahead < grid.n_rows:
+                pending.append(reader_pool.submit(read_strip, row + ahead))
             with timed(stages, "model + blend"):
                 start, stop, block = stitcher.row(
                     row, strip.model_input, strip.row0, strip.guide, strip.valid
                 )
-            # Keep at most one block in flight: bounded memory, errors surface promptly.
-            while written:
+            # A bounded number of blocks in flight: bounded memory, errors surface promptly.
+            while len(written) >= WRITES_IN_FLIGHT:
                 written.pop(0).result()
             written.append(writer_pool.submit(write_block, strip, start, stop, block))
             bar.update(grid.n_cols)
