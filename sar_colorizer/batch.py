@@ -251,6 +251,25 @@ def plan_batch(
         input already claims are failures of its summary (logged); skipped inputs are logged.
     """
     inputs, unmatched = expand_inputs(list(patterns))
+    return plan_inputs(
+        inputs, unmatched, output_dir, suffix=suffix, ab_dir=ab_dir,
+        quicklook_dir=quicklook_dir, confidence_dir=confidence_dir, skip_existing=skip_existing,
+    )
+
+
+def plan_inputs(
+    inputs: Sequence[Path | str],
+    unmatched: Sequence[str],
+    output_dir: str | os.PathLike[str],
+    *,
+    suffix: str = ".png",
+    ab_dir: str | os.PathLike[str] | None = None,
+    quicklook_dir: str | os.PathLike[str] | None = None,
+    confidence_dir: str | os.PathLike[str] | None = None,
+    skip_existing: bool = False,
+) -> BatchPlan:
+    """:func:`plan_batch` of inputs :func:`expand_inputs` gave already (``inputs``,
+    ``unmatched``): a caller that looked at them first plans the very files it saw."""
     summary = BatchSummary()
     for pattern in unmatched:
         summary.fail(f"{pattern}: no such file (no file matches the pattern)")
@@ -284,7 +303,7 @@ def plan_batch(
             summary.skipped += 1
         else:
             runnable.append(job)
-    return BatchPlan(inputs=inputs, jobs=runnable, summary=summary)
+    return BatchPlan(inputs=list(inputs), jobs=runnable, summary=summary)
 
 
 def check_job(

@@ -18,6 +18,7 @@ from sar_colorizer.batch import (
     colour_batch,
     expand_inputs,
     plan_batch,
+    plan_inputs,
 )
 from sar_colorizer.errors import InputError, OutputExistsError
 
@@ -75,6 +76,19 @@ def test_plan_names_outputs_and_counts_what_cannot_run(scenes, tmp_path, caplog)
     assert "would also be written for" in plan.summary.errors[1]
     assert caplog.text.count("ERROR") == 2
     assert len(plan.inputs) == 4 and not out.exists()
+
+
+def test_a_plan_of_expanded_inputs_runs_the_files_seen(scenes, tmp_path, make_geotiff):
+    """The command line expands its patterns once: what it checked is what runs, even when a
+    matching file appears before the plan is made."""
+    pattern = str(scenes / "s*.tif")
+    seen, unmatched = expand_inputs([pattern, str(tmp_path / "nothing*.tif")])
+    make_geotiff("scenes/s9_VH.tif", _db((40, 50), 9))  # matches the pattern from now on
+    plan = plan_inputs(seen, unmatched, tmp_path / "out", suffix=".tif")
+    assert [Path(job.input).name for job in plan.jobs] == ["s0_VH.tif", "s1_VH.tif", "s2_VH.tif"]
+    assert plan.inputs == seen and plan.summary.failed == 1
+    assert "nothing*.tif: no such file" in plan.summary.errors[0]
+    assert len(plan_batch([pattern], tmp_path / "out").jobs) == 4  # a new expansion sees it
 
 
 def test_skip_existing_skips_only_existing_outputs(scenes, tmp_path):

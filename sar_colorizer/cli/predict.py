@@ -22,7 +22,7 @@ from sar_colorizer.batch import (
     colour_batch,
     colour_scene,
     expand_inputs,
-    plan_batch,
+    plan_inputs,
 )
 from sar_colorizer.cli.options import (
     bands_option,
@@ -277,11 +277,13 @@ def _predict_many(
 ) -> None:
     """``predict INPUT... --output-dir DIR``: a batch, on this machine or a Dask cluster."""
     suffix = flags["suffix"]
-    if not expand_inputs(list(paths))[0]:  # nothing to do: a bad input, not a batch that failed
+    inputs, unmatched = expand_inputs(list(paths))  # once: the files checked are those run
+    if not inputs:  # nothing to do: a bad input, not a batch that failed
         raise InputError(f"{', '.join(paths)}: no file matches (nothing was done); check the "
                          "path, or quote a pattern the shell should leave to sarcolor")
-    plan = plan_batch(
-        paths,
+    plan = plan_inputs(
+        inputs,
+        unmatched,
         output_dir,
         suffix=suffix if suffix is not None else FORMATS[output_format or "png"][1],
         ab_dir=flags["ab_output"],
