@@ -202,7 +202,7 @@ def prepare_inputs(args: argparse.Namespace, work: Path) -> dict[str, Path]:
             with rasterio.open(scene) as src:
                 side = min(args.scene_window, src.height, src.width)
                 row, col = (src.height - side) // 2, (src.width - side) // 2
-            window = work / f"T14RNT_db_{side}.tif"
+            window = work / f"T14RNT_VH_db_{side}.tif"  # the polarisation in the name
             inputs[f"T14RNT window {side} px (10 m, VH dB)"] = write_window(
                 scene, window, row, col, side, side
             )
