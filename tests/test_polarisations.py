@@ -323,3 +323,29 @@ def test_eval_scores_each_polarisation_combination(mixed_model, tmp_path) -> Non
     # the baselines see VH when the input has it, VV alone otherwise
     regression = {b: r["baselines"]["linear_regression"]["ab_rmse"] for b, r in reports.items()}
     assert regression[None] == regression["VH"] != regression["VV"]
+
+
+def test_eval_band_names_names_unnamed_bands(mixed_model, tmp_path) -> None:
+    """Pairs whose SAR band names no polarisation (the s1s2-la-texas PNGs): ``eval`` takes it as
+    the model's first polarisation with a warning; ``--band-names`` says what it is, without
+    one, and names it VV or VH as told."""
+    from click.testing import CliRunner
+
+    from sar_colorizer.cli import cli
+
+    pairs = mixed_model.parent / "vh_pairs"  # one unnamed band per SAR image
+    rmse, warned = {}, {}
+    for names in (None, "VH", "VV"):
+        report = tmp_path / f"report_{names}"
+        result = CliRunner().invoke(cli, [
+            "eval", str(mixed_model), str(pairs), "--report", str(report),
+            "--grid", "0", *(["--band-names", names] if names else []),
+        ])
+        assert result.exit_code == 0, result.output
+        rmse[names] = json.loads((report / "report.json").read_text())["model"]["ab_rmse"]
+        warned[names] = "names no polarisation: taken as VH" in result.output
+    assert warned == {None: True, "VH": False, "VV": False}
+    assert rmse[None] == rmse["VH"] != rmse["VV"]
+    result = CliRunner().invoke(cli, ["eval", str(mixed_model), str(pairs), "--report",
+                                      str(tmp_path / "bad"), "--band-names", "VV,"])
+    assert result.exit_code == 2 and "comma-separated list of names" in result.output

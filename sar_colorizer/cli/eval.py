@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from sar_colorizer.cli.options import (
+    band_names_option,
     bands_option,
     flagged_option,
     input_scale_option,
@@ -55,6 +56,7 @@ from sar_colorizer.inference.options import ColourOptions
                 "clear pairs alone) or exclude them.")
 @tile_size_option
 @bands_option
+@band_names_option
 @input_scale_option
 @tone_option
 @mute_unsure_option

@@ -69,6 +69,24 @@ bands_option = click.option(
     "optional polarisations, every band that names one it takes]",
 )
 
+def _split_names(ctx: click.Context, param: click.Parameter, value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    names = [name.strip() for name in value.split(",")]
+    if not all(names):
+        raise click.BadParameter(f"{value!r} is not a comma-separated list of names (e.g. VV,VH)")
+    return names
+
+
+band_names_option = click.option(
+    "--band-names",
+    default=None,
+    metavar="NAMES",
+    callback=_split_names,
+    help="Names of the selected SAR bands, e.g. VH for the s1s2-la-texas PNGs  "
+    "[default: band descriptions, a polarisation in the file name, else band1...].",
+)
+
 input_scale_option = click.option(
     "--input-scale",
     type=click.Choice(["auto", *INPUT_SCALES]),

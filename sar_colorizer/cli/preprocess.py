@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from sar_colorizer.cli.options import (
+    band_names_option,
     bands_option,
     flagged_option,
     input_scale_option,
@@ -19,15 +20,6 @@ from sar_colorizer.cli.options import (
 
 # Spelled out here (not imported) so that ``sarcolor --help`` stays cheap; the library validates.
 _NORMALIZATIONS = ("percentile", "db_range")
-
-
-def _split_names(ctx: click.Context, param: click.Parameter, value: str | None) -> list[str] | None:
-    if value is None:
-        return None
-    names = [name.strip() for name in value.split(",")]
-    if not all(names):
-        raise click.BadParameter(f"{value!r} is not a comma-separated list of names (e.g. VV,VH)")
-    return names
 
 
 @click.command("preprocess")
@@ -70,14 +62,7 @@ def _split_names(ctx: click.Context, param: click.Parameter, value: str | None) 
     help="Drop chips whose optical RGB (0-1) is flatter than this in every channel.",
 )
 @bands_option
-@click.option(
-    "--band-names",
-    default=None,
-    metavar="NAMES",
-    callback=_split_names,
-    help="Names of the selected SAR bands, e.g. VH for the s1s2-la-texas PNGs  "
-    "[default: band descriptions, a polarisation in the file name, else band1...].",
-)
+@band_names_option
 @input_scale_option
 @click.option(
     "--normalization",
