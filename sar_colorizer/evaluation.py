@@ -193,7 +193,6 @@ def evaluate_pair(
     keep_thumbnails: bool = False,
     optical_convention: str | None = None,
     optical_offset: float | None = None,
-    band_names: Sequence[str] | None = None,
     **settings: Any,
 ) -> ImageOutputs:
     """Colorize one pair with the model and every baseline and score them.
@@ -214,8 +213,6 @@ def evaluate_pair(
             ``"as-is"``); None: the convention the model was trained in (its bundle's).
         optical_offset: added to integer reflectance before dividing by 10000 (-1000 for
             Level-2A from processing baseline 04.00); None: from the file's metadata, else 0.
-        band_names: the polarisation of each SAR band read (``["VH"]`` for the s1s2-la-texas
-            PNGs), over their descriptions and file names; None: from those.
         settings: options by name, over ``options`` (``tone``, ``tile_size``, ``bands``, ...).
 
     Returns:
@@ -232,7 +229,7 @@ def evaluate_pair(
         pair,
         bands=options.bands if options.bands is not None else model_bands_for(bundle, pair.sar),
         input_scale=options.input_scale,
-        band_names=band_names,
+        band_names=options.band_names,
         optical_convention=optical_convention or bundle.optical_convention,
         optical_offset=optical_offset,
     )
@@ -432,7 +429,6 @@ def evaluate(
     optical_offset: float | None = None,
     html: bool = True,
     flagged: str = "include",
-    band_names: Sequence[str] | None = None,
     **settings: Any,
 ) -> dict[str, Any]:
     """Evaluate a model and the three baselines on the same image pairs and write a report.
@@ -459,7 +455,6 @@ def evaluate(
         flagged: pairs whose optical reference is flagged ``cloud_or_snow``: ``"include"``
             scores them with the rest and adds ``"clear"``, the scores without them;
             ``"exclude"`` leaves them out (named in ``"left_out"``).
-        band_names: see :func:`evaluate_pair`.
         settings: options by name, over ``options`` (``tone``, ``tile_size``, ``bands``,
             ``input_scale``, ``shrink``, ...).
 
@@ -495,7 +490,6 @@ def evaluate(
             bundle, baselines, pair, options,
             keep_thumbnails=index in in_grid or page is not None,
             optical_convention=convention, optical_offset=optical_offset,
-            band_names=band_names,
         )
         if page is not None:
             page.add(outputs)  # small PNGs; the arrays are kept only for the grid

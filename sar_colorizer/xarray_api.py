@@ -321,6 +321,7 @@ def colorize_dataarray(
     bundle = cached_bundle(model)
     found = _file_bands(sar)  # opens the source raster once
     selected, names, positions = _selection(sar, options.bands, found)
+    names = options.names_of(names, "the DataArray")
     use, present = bundle.input_layout(len(names), names)
     if list(use) != list(range(len(names))):  # a model of optional bands takes some of them
         selected = selected.isel({selected.dims[0]: list(use)})

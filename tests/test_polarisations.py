@@ -349,3 +349,57 @@ def test_eval_band_names_names_unnamed_bands(mixed_model, tmp_path) -> None:
     result = CliRunner().invoke(cli, ["eval", str(mixed_model), str(pairs), "--report",
                                       str(tmp_path / "bad"), "--band-names", "VV,"])
     assert result.exit_code == 2 and "comma-separated list of names" in result.output
+
+
+def test_band_names_name_unnamed_bands_on_every_path(mixed_model, scene, tmp_path) -> None:
+    """``--band-names`` (the ``band_names`` option) names bands that say nothing of their
+    polarisation: predict, the numpy and xarray paths colour them as bands described so, and
+    the output records the names; a count that does not match the bands is refused."""
+    from click.testing import CliRunner
+
+    import sar_colorizer as sc
+    from sar_colorizer.bundle import load_bundle
+    from sar_colorizer.cli import cli
+    from sar_colorizer.inference import colorize_array
+    from sar_colorizer.inference.options import ColourOptions
+
+    two = np.stack([scene["VV"], scene["VH"]])
+    named = _raster(tmp_path / "in_named.tif", {"VV": two[0], "VH": two[1]})
+    unnamed = _raster(tmp_path / "in_unnamed.tif", {"": two[0], None: two[1]})
+    with rasterio.open(unnamed) as src:
+        assert src.descriptions == (None, None)
+
+    def predict(source: Path, name: str, *extra: str) -> tuple[np.ndarray, dict]:
+        out = tmp_path / name
+        result = CliRunner().invoke(cli, ["predict", "--model", str(mixed_model), str(source),
+                                          str(out), "--input-scale", "linear", *extra])
+        assert result.exit_code == 0, result.output
+        with rasterio.open(out) as src:
+            return src.read(), src.tags()
+
+    expected, tags = predict(named, "named.tif")
+    got, got_tags = predict(unnamed, "unnamed.tif", "--band-names", "VV,VH")
+    np.testing.assert_array_equal(got, expected)
+    assert got_tags["SARCOLOR_INPUT_BANDS"] == tags["SARCOLOR_INPUT_BANDS"] == "VH,VV"
+    swapped, swapped_tags = predict(unnamed, "swapped.tif", "--band-names", "VH,VV")
+    # the tag lists the bands in the model's order; the swapped names fed VV's values as VH
+    assert not np.array_equal(swapped, expected) and swapped_tags["SARCOLOR_INPUT_BANDS"] == "VH,VV"
+    # numpy: the option, or the keyword
+    bundle, valid = load_bundle(mixed_model), np.ones((96, 80), bool)
+    by_option = colorize_array(bundle, two, valid, ColourOptions(band_names="VV,VH"),
+                               input_scale="linear")["rgb"]
+    by_keyword = colorize_array(bundle, two, valid, band_names=["VV", "VH"],
+                                input_scale="linear")["rgb"]
+    np.testing.assert_array_equal(by_option, by_keyword)
+    np.testing.assert_array_equal(by_option, np.moveaxis(expected[:3], 0, -1))
+    # one name for two bands: one line, exit 3, nothing written
+    result = CliRunner().invoke(cli, ["predict", "--model", str(mixed_model), str(unnamed),
+                                      str(tmp_path / "bad.tif"), "--band-names", "VV"])
+    assert result.exit_code == 3, result.output
+    assert "1 band name(s) (VV) for 2 selected band(s)" in result.output
+    assert not (tmp_path / "bad.tif").exists()
+    rioxarray = pytest.importorskip("rioxarray", reason="needs the xarray extra")
+    array = rioxarray.open_rasterio(unnamed)
+    got_xr = sc.colorize_dataarray(array, model=str(mixed_model), input_scale="linear",
+                                   band_names=("VV", "VH"))
+    np.testing.assert_array_equal(got_xr.values, expected)

@@ -83,8 +83,9 @@ band_names_option = click.option(
     default=None,
     metavar="NAMES",
     callback=_split_names,
-    help="Names of the selected SAR bands, e.g. VH for the s1s2-la-texas PNGs  "
-    "[default: band descriptions, a polarisation in the file name, else band1...].",
+    help="Polarisation of each selected SAR band, in order (VH, or VV,VH), e.g. for files "
+    "whose band descriptions and name do not say  [default: band descriptions, a "
+    "polarisation in the file name, else band1...].",
 )
 
 input_scale_option = click.option(

@@ -25,6 +25,7 @@ from sar_colorizer.batch import (
     plan_inputs,
 )
 from sar_colorizer.cli.options import (
+    band_names_option,
     bands_option,
     creation_options,
     input_scale_option,
@@ -55,6 +56,7 @@ from sar_colorizer.sar.display import DISPLAY_FILTERS
     "input (stem + --suffix).",
 )
 @bands_option
+@band_names_option
 @input_scale_option
 @tone_option
 @tile_size_option

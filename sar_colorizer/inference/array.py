@@ -91,7 +91,8 @@ def colorize_array(
         band_names: The polarisation of each band of ``values`` (``["VV", "VH"]``), for a
             model of optional bands: those it takes are used, in its order
             (:meth:`~sar_colorizer.bundle.Bundle.input_layout`). None: the model's bands in
-            its order (one unnamed band: its first, with a warning).
+            its order (one unnamed band: its first, with a warning); the options'
+            ``band_names`` where given.
 
     Returns:
         ``{"rgb": uint8 (H, W, 3) (0 at nodata), "lab": float32 (H, W, 3), "ab": float32
@@ -112,6 +113,8 @@ def colorize_array(
         settings["tile_size"] = tile_size
     options = ColourOptions.of(options, **settings)
     values, valid = check_values(values, valid)
+    if band_names is None and options.band_names is not None:
+        band_names = options.names_of([None] * values.shape[0], "values")
     positions, present = bundle.input_layout(
         values.shape[0], band_names if bundle.optional_bands else None
     )

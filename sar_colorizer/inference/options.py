@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Self, TypeVar, cast
 
 import numpy as np
 
@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 
 __all__ = ["ColourOptions", "Recipe"]
 
+_Name = TypeVar("_Name", bound=str | None)
+
 # Older keyword names still accepted by the functions that take options as keywords.
 _ALIASES = {"batch_size": "tiles_per_call"}
 
@@ -41,6 +43,8 @@ class ColourOptions:
     Attributes:
         bands: SAR bands fed to the model: names (``"VH"``, ``"VV,VH"``, matched against band
             descriptions or the file name) or 1-based numbers; None: every band but alpha.
+        band_names: The polarisation of each selected band (``("VH",)``; ``"VV,VH"`` is
+            split), over their descriptions and the file name; None: from those.
         input_scale: ``"auto"`` (detected) or one of
             :data:`~sar_colorizer.sar.radiometry.INPUT_SCALES`.
         tone: How L is made from the SAR (:data:`~sar_colorizer.inference.tone.TONES`).
@@ -73,6 +77,7 @@ class ColourOptions:
     """
 
     bands: str | int | Sequence[str | int] | None = None
+    band_names: tuple[str, ...] | None = None
     input_scale: str = "auto"
     tone: str = "balanced"
     tile_size: int | None = None
@@ -87,6 +92,15 @@ class ColourOptions:
     reference: SceneReference | None = None
 
     def __post_init__(self) -> None:
+        if self.band_names is not None:
+            given = self.band_names
+            names = tuple(n.strip() for n in (given.split(",") if isinstance(given, str)
+                                              else map(str, given)))
+            if not names or not all(names):
+                from sar_colorizer.errors import InputError
+
+                raise InputError(f"band names {given!r}: give one name per band, e.g. VV,VH")
+            object.__setattr__(self, "band_names", names)
         if self.reference is not None and not isinstance(self.reference, SceneReference):
             object.__setattr__(self, "reference", SceneReference.parse(self.reference))
 
@@ -122,6 +136,25 @@ class ColourOptions:
             )
         base = options if options is not None else cls()
         return dataclasses.replace(base, **settings) if settings else base
+
+    def names_of(self, found: Sequence[_Name], where: object = "the input") -> list[_Name]:
+        """The names of the selected bands: :attr:`band_names` where given (one per band),
+        else ``found`` (their descriptions or the file name's polarisation).
+
+        Raises:
+            InputError: :attr:`band_names` has another number of names than there are bands.
+        """
+        if self.band_names is None:
+            return list(found)
+        if len(self.band_names) != len(found):
+            from sar_colorizer.errors import InputError
+
+            raise InputError(
+                f"{where}: {len(self.band_names)} band name(s) ({','.join(self.band_names)}) "
+                f"for {len(found)} selected band(s); give one per band, in order (choose bands "
+                "with --bands)"
+            )
+        return [cast(_Name, name) for name in self.band_names]
 
     def resolve(self, bundle: Bundle, *, sigma: bool = False, mean: bool = False) -> Recipe:
         """Check these options against ``bundle`` and fix what follows from them.

@@ -24,6 +24,8 @@ from sar_colorizer.inference.reference import SceneReference, check_calibrated
 from sar_colorizer.inference.scene import stats_shape
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from sar_colorizer.bundle import Bundle
     from sar_colorizer.inference.options import ColourOptions, Recipe
     from sar_colorizer.inference.outputs import RasterOutputs
@@ -44,12 +46,15 @@ class RasterPlan:
         info: Its header.
         band_indexes: 1-based bands fed to the model, in the model's order.
         colourer: The scene's colourer (recipe, statistics, tile grid, tone table).
+        band_names: The name of each of those bands (the options' ``band_names``, else their
+            descriptions or the file name's polarisation, else ``band<i>``).
     """
 
     in_path: Path | str
     info: RasterInfo
     band_indexes: tuple[int, ...]
     colourer: SceneColourer
+    band_names: tuple[str, ...] = ()
 
     @property
     def stats(self) -> SceneStatistics:
@@ -84,8 +89,9 @@ def plan_raster(
     outputs.check(in_path)
     info = read_info(in_path)
     band_indexes = list(resolve_bands(info, options.bands))  # None: every band but alpha
-    band_indexes, recipe = matched_bands(bundle, recipe, band_indexes,
-                                         sar_band_names(info, band_indexes))
+    names = dict(zip(band_indexes, options.names_of(sar_band_names(info, band_indexes), in_path),
+                     strict=True))
+    band_indexes, recipe = matched_bands(bundle, recipe, band_indexes, list(names.values()))
     pixel_size = pixel_size_metres(info.crs, info.transform, info.width, info.height)
     stats = read_statistics(in_path, info, band_indexes, recipe)
     colourer = SceneColourer.for_scene(recipe, stats, info.height, info.width, pixel_size)
@@ -94,11 +100,12 @@ def plan_raster(
             "%s: %.4g m pixels; the network sees them resampled to its %.4g m training pixels",
             in_path, options.pixel_size or pixel_size, recipe.model_pixel_size,
         )
-    return RasterPlan(in_path, info, tuple(band_indexes), colourer)
+    return RasterPlan(in_path, info, tuple(band_indexes), colourer,
+                      tuple(names[b] for b in band_indexes))
 
 
 def matched_bands(
-    bundle: Bundle, recipe: Recipe, band_indexes: list[int], names: tuple[str, ...]
+    bundle: Bundle, recipe: Recipe, band_indexes: list[int], names: Sequence[str | None]
 ) -> tuple[list[int], Recipe]:
     """The bands (1-based) of an input that feed the model, in its order, and the recipe for
     them (:meth:`~sar_colorizer.bundle.Bundle.input_layout`: a model of optional bands takes
@@ -193,8 +200,9 @@ def _raster_reference(path: str, bundle: Bundle, options: ColourOptions) -> Scen
         raster = input_path(sar.path)
         info = read_info(raster)
         band_indexes = list(resolve_bands(info, own.bands))
-        band_indexes, recipe = matched_bands(bundle, recipe, band_indexes,
-                                             sar_band_names(info, band_indexes))
+        band_indexes, recipe = matched_bands(
+            bundle, recipe, band_indexes, own.names_of(sar_band_names(info, band_indexes), path)
+        )
         stats = read_statistics(raster, info, band_indexes, recipe)
     check_calibrated(stats.input_scale, f"--reference-from {path}")
     return SceneReference(

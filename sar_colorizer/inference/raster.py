@@ -145,7 +145,6 @@ def colorize_raster(
         InputError: Bad options (tile size, overlap, scale, tone), an all-nodata input, or
             ``confidence_path`` / ``shrink=True`` for a model without a confidence head.
     """
-    from sar_colorizer.io.bands import sar_band_names
     from sar_colorizer.io.dataset import input_path
     from sar_colorizer.io.sar_input import open_sar_input
     from sar_colorizer.sar.polarisation import POLARISATIONS
@@ -177,7 +176,7 @@ def colorize_raster(
         options = ColourOptions.of(options, input_scale=sar.input_scale(requested))
         plan = plan_raster(bundle, input_path(sar.path), outputs, options)  # strings: GDAL's
         outputs = dataclasses.replace(outputs, tags=sar.output_tags(
-            plan.stats.input_scale, requested, sar_band_names(plan.info, plan.band_indexes),
+            plan.stats.input_scale, requested, plan.band_names,
             plan.stats.references, plan.stats.reference_source))
         stages = dict.fromkeys(
             ("statistics", "read + preprocess", "model + blend", "colour + write",
