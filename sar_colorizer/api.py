@@ -109,7 +109,7 @@ def colorize_file(
     removed and geocoded first), into a file.
 
     The scene is streamed tile row by tile row (any size); ``options`` are those of
-    :func:`sar_colorizer.inference.colorize_raster` (``bands``, ``input_scale``, ``tone``,
+    :func:`sar_colorizer.inference.colorize_raster` (``bands``, ``band_names``, ``input_scale``, ``tone``,
     ``tile_size``, ``overlap``, ``batch_size``, ``driver``, ``ab_path``, ``quicklook_path``,
     ``overwrite``, ``progress``, ``creation_options``, ``confidence_path``, ``shrink``,
     ``display_filter``, ``colour_upsampling``, ``chroma_limit``, ``pixel_size``,
