@@ -403,3 +403,24 @@ def test_band_names_name_unnamed_bands_on_every_path(mixed_model, scene, tmp_pat
     got_xr = sc.colorize_dataarray(array, model=str(mixed_model), input_scale="linear",
                                    band_names=("VV", "VH"))
     np.testing.assert_array_equal(got_xr.values, expected)
+
+
+def test_a_reference_raster_is_read_with_the_band_names_given(mixed_model, scene,
+                                                              tmp_path) -> None:
+    """``--reference-from`` an unnamed raster with ``--band-names``: its per-band references
+    follow the names (in the model's order), and one process keeps one per naming."""
+    from sar_colorizer.bundle import load_bundle
+    from sar_colorizer.inference.options import ColourOptions
+    from sar_colorizer.inference.plan import resolve_reference
+    from sar_colorizer.inference.reference import SceneReference
+
+    path = _raster(tmp_path / "ref_unnamed.tif", {"": scene["VV"], None: scene["VH"]})
+    bundle = load_bundle(mixed_model)
+    values = {}
+    for names in ("VV,VH", "VH,VV"):
+        options = ColourOptions(band_names=names, input_scale="linear")
+        found = resolve_reference(SceneReference.from_raster(path), bundle, options)
+        assert found is not None
+        values[names] = found.values
+    assert values["VV,VH"] == tuple(reversed(values["VH,VV"]))  # the model's order: VH, VV
+    assert values["VV,VH"][0] < values["VV,VH"][1]  # VH is the darker band

@@ -175,7 +175,8 @@ def resolve_reference(
         version = ()
     bands = options.bands if isinstance(options.bands, str | int | None) else tuple(options.bands)
     key = (path, version, repr(bundle.normalization), repr(bundle.speckle_filter), bands,
-           options.input_scale, options.display_filter, tuple(bundle.bands))
+           options.band_names, options.input_scale, options.display_filter,
+           tuple(bundle.bands))
     with _CACHE_LOCK:
         found = _CACHE.get(key)
     if found is None:
