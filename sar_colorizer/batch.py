@@ -225,7 +225,18 @@ def expand_inputs(
 
 
 def plan_batch(
-    patterns: Sequence[str],
+    patterns: Sequence[str], output_dir: str | os.PathLike[str], **naming: Any
+) -> BatchPlan:
+    """Expand ``patterns`` (input paths, glob patterns or GDAL virtual paths:
+    :func:`expand_inputs`), then :func:`plan_inputs` them into ``output_dir`` with
+    ``naming`` (``suffix``, ``ab_dir``, ``quicklook_dir``, ``confidence_dir``,
+    ``skip_existing``)."""
+    return plan_inputs(*expand_inputs(list(patterns)), output_dir, **naming)
+
+
+def plan_inputs(
+    inputs: Sequence[Path | str],
+    unmatched: Sequence[str],
     output_dir: str | os.PathLike[str],
     *,
     suffix: str = ".png",
@@ -240,7 +251,8 @@ def plan_batch(
     own folders, ``<stem>_ab.tif``, ``<stem>_quicklook.png`` and ``<stem>_confidence.tif``.
 
     Args:
-        patterns: Input paths, glob patterns or GDAL virtual paths (:func:`expand_inputs`).
+        inputs, unmatched: What :func:`expand_inputs` gave (a caller that looked at the
+            inputs first plans the very files it saw).
         output_dir: Folder of the colour outputs.
         suffix: Appended to each input's stem (``".png"``, ``"_colour.tif"``).
         ab_dir, quicklook_dir, confidence_dir: Folders for the optional outputs; None: none.
@@ -250,26 +262,6 @@ def plan_batch(
         The :class:`BatchPlan`. Patterns that match nothing and inputs whose output another
         input already claims are failures of its summary (logged); skipped inputs are logged.
     """
-    inputs, unmatched = expand_inputs(list(patterns))
-    return plan_inputs(
-        inputs, unmatched, output_dir, suffix=suffix, ab_dir=ab_dir,
-        quicklook_dir=quicklook_dir, confidence_dir=confidence_dir, skip_existing=skip_existing,
-    )
-
-
-def plan_inputs(
-    inputs: Sequence[Path | str],
-    unmatched: Sequence[str],
-    output_dir: str | os.PathLike[str],
-    *,
-    suffix: str = ".png",
-    ab_dir: str | os.PathLike[str] | None = None,
-    quicklook_dir: str | os.PathLike[str] | None = None,
-    confidence_dir: str | os.PathLike[str] | None = None,
-    skip_existing: bool = False,
-) -> BatchPlan:
-    """:func:`plan_batch` of inputs :func:`expand_inputs` gave already (``inputs``,
-    ``unmatched``): a caller that looked at them first plans the very files it saw."""
     summary = BatchSummary()
     for pattern in unmatched:
         summary.fail(f"{pattern}: no such file (no file matches the pattern)")

@@ -230,16 +230,15 @@ def stream_raster(
         read_strip = StripReader(plan, stages, stack.enter_context(open_dataset(plan.in_path)))
         write_block = BlockWriter(outputs.open(stack, info.profile), plan.colourer, quicklook,
                                   stages)
-        ahead = READ_AHEAD
         pending: list[Future[Prepared]] = [
-            reader_pool.submit(read_strip, row) for row in range(min(ahead, grid.n_rows))
+            reader_pool.submit(read_strip, row) for row in range(min(READ_AHEAD, grid.n_rows))
         ]
         written: list[Future[None]] = []
         for row in range(grid.n_rows):
             raise_if_interrupted()
             strip = pending.pop(0).result()
-            if row + ahead < grid.n_rows:
-                pending.append(reader_pool.submit(read_strip, row + ahead))
+            if row + READ_AHEAD < grid.n_rows:
+                pending.append(reader_pool.submit(read_strip, row + READ_AHEAD))
             with timed(stages, "model + blend"):
                 start, stop, block = stitcher.row(
                     row, strip.model_input, strip.row0, strip.guide, strip.valid
